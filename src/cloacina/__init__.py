@@ -1,0 +1,61 @@
+"""Cloacina: embedded-first, durable workflow orchestration for Python.
+
+Define a DAG of tasks with ``@workflow``/``@task``, run it with ``DefaultRunner``; every state
+change is stored (SQLite by default), so a run survives a crash and resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from cloacina.errors import (
+    CloacinaError,
+    ContextError,
+    CycleError,
+    ExecutionNotFoundError,
+    ExecutionTimeoutError,
+    InvalidStateError,
+    StoreError,
+    TaskError,
+    TaskTimeoutError,
+    WorkflowDefinitionError,
+    WorkflowNotFoundError,
+)
+from cloacina.model.context import Context
+from cloacina.model.namespace import TaskNamespace
+from cloacina.model.retry import RetryPolicy
+from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
+from cloacina.model.task import Task, task
+from cloacina.model.workflow import Workflow, packaged_workflow, workflow
+from cloacina.runner import DefaultRunner
+from cloacina.taskinfo import TaskInfo, current_task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CloacinaError",
+    "Context",
+    "ContextError",
+    "CycleError",
+    "DefaultRunner",
+    "ExecutionNotFoundError",
+    "ExecutionStatus",
+    "ExecutionTimeoutError",
+    "InvalidStateError",
+    "RetryPolicy",
+    "StoreError",
+    "Task",
+    "TaskError",
+    "TaskInfo",
+    "TaskNamespace",
+    "TaskResult",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "Workflow",
+    "WorkflowDefinitionError",
+    "WorkflowNotFoundError",
+    "WorkflowResult",
+    "__version__",
+    "current_task",
+    "packaged_workflow",
+    "task",
+    "workflow",
+]

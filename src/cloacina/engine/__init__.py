@@ -1,0 +1,1 @@
+"""The engine: scheduling (readiness, completion), executing task bodies, recovery."""

@@ -1,0 +1,423 @@
+"""The engine loop: one thread with an asyncio loop that claims, dispatches and completes.
+
+Push-based: when a task finishes, its outcome is recorded and its ready dependents are claimed
+in the same transaction and dispatched at once. Outcomes that arrive together are committed
+together (group commit). A short poll, heartbeats and stale-claim recovery run on timers.
+``def`` tasks run on a thread pool, ``async def`` tasks on this loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from cloacina.engine.executor import FAILED, Job, Outcome, run_async, run_sync, timeout_outcome
+from cloacina.engine.scheduler import INPUT_KEY, Effects, RunCache, Scheduler
+from cloacina.errors import StoreError
+from cloacina.model.namespace import DEFAULT_TENANT
+from cloacina.model.workflow import Workflow, WorkflowCatalog
+from cloacina.store.base import Store, WriteTx
+from cloacina.store.records import Claim
+from cloacina.taskinfo import TaskInfo
+
+log = logging.getLogger("cloacina.engine")
+
+
+@dataclass
+class EngineSettings:
+    """Timing and capacity settings of an engine (all times in seconds)."""
+
+    max_concurrent_tasks: int = 8
+    poll_interval: float = 0.5
+    heartbeat_interval: float = 1.0
+    stale_claim_threshold: float = 5.0
+    max_recoveries: int = 3
+    shutdown_grace: float = 30.0
+
+
+@dataclass
+class _Running:
+    job: Job
+    timer: asyncio.TimerHandle | None = None
+    task: asyncio.Task[Outcome] | None = None
+    done: bool = False
+
+
+@dataclass
+class _Waiters:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    by_run: dict[str, list[threading.Event]] = field(default_factory=dict)
+
+
+class Engine:
+    """Runs the tasks of workflow executions stored in ``store``."""
+
+    def __init__(
+        self,
+        store: Store,
+        catalog: WorkflowCatalog,
+        runner_id: str,
+        settings: EngineSettings,
+        tenant: str = DEFAULT_TENANT,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.runner_id = runner_id
+        self.settings = settings
+        self.tenant = tenant
+        self.cache = RunCache()
+        self.scheduler = Scheduler(self.cache)
+        self.free = settings.max_concurrent_tasks
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.max_concurrent_tasks, thread_name_prefix="cloacina-task"
+        )
+        self._running: dict[str, _Running] = {}
+        self._outcomes: list[Outcome] = []
+        self._cycle_scheduled = False
+        self._waiters = _Waiters()
+        self._stopping = False
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="cloacina-engine", daemon=True)
+        self._started = threading.Event()
+        self._stopped = threading.Event()
+        self.last_error: BaseException | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        loop = self._loop
+        loop.call_soon(self._started.set)
+        loop.call_soon(self._request_cycle)
+        loop.call_later(self.settings.poll_interval, self._poll_tick)
+        loop.call_later(self.settings.heartbeat_interval, self._heartbeat_tick)
+        loop.call_later(self._recovery_interval(), self._recovery_tick)
+        try:
+            loop.run_forever()
+        finally:
+            self._stopped.set()
+
+    def _recovery_interval(self) -> float:
+        return max(0.05, min(self.settings.stale_claim_threshold / 2, 2.0))
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop claiming; let running tasks finish (up to the grace period) and record them."""
+        if not self._thread.is_alive():
+            self._pool.shutdown(wait=False)
+            return
+        done = threading.Event()
+        self._loop.call_soon_threadsafe(self._begin_stop, done, wait)
+        done.wait()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._loop.close()
+
+    def _begin_stop(self, done: threading.Event, wait: bool) -> None:
+        self._stopping = True
+        deadline = time.monotonic() + (self.settings.shutdown_grace if wait else 0.0)
+
+        def check() -> None:
+            if self._outcomes:
+                self._cycle()
+            if not self._running or time.monotonic() >= deadline:
+                for running in self._running.values():
+                    if running.task is not None:
+                        running.task.cancel()
+                done.set()
+            else:
+                self._loop.call_later(0.01, check)
+
+        check()
+
+    # ---- wake-ups --------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Ask the engine to look for ready tasks (thread-safe)."""
+        try:
+            self._loop.call_soon_threadsafe(self._request_cycle)
+        except RuntimeError:  # loop closed: the runner is shutting down
+            pass
+
+    def _request_cycle(self) -> None:
+        if not self._cycle_scheduled:
+            self._cycle_scheduled = True
+            self._loop.call_soon(self._cycle)
+
+    def _poll_tick(self) -> None:
+        if self._stopping:
+            return
+        self._request_cycle()
+        self._loop.call_later(self.settings.poll_interval, self._poll_tick)
+
+    def _heartbeat_tick(self) -> None:
+        if self._stopping:
+            return
+        if self._running:
+            try:
+                self.store.heartbeat(self.runner_id, time.time())
+            except Exception as exc:  # the database may be briefly unavailable
+                log.warning("heartbeat failed: %s", exc)
+        self._loop.call_later(self.settings.heartbeat_interval, self._heartbeat_tick)
+
+    def _recovery_tick(self) -> None:
+        if self._stopping:
+            return
+        try:
+            self._recover_stale()
+        except Exception as exc:
+            log.warning("stale-claim recovery failed: %s", exc)
+        self._loop.call_later(self._recovery_interval(), self._recovery_tick)
+
+    # ---- the cycle: complete outcomes, claim, dispatch ---------------------------------------
+    def _workflow_keys(self) -> list[str]:
+        return [f"{wf.name}:{wf.version}" for wf in self.catalog.all_versions()]
+
+    def _cycle(self) -> None:
+        self._cycle_scheduled = False
+        outcomes, self._outcomes = self._outcomes, []
+        want = 0 if self._stopping else self.free
+        if not outcomes and want <= 0:
+            return
+        now = time.time()
+        fx = Effects()
+        claims: list[Claim] = []
+        jobs: list[Job] = []
+        try:
+            with self.store.write() as tx:
+                for outcome in outcomes:
+                    wf = self._workflow(outcome.claim)
+                    if wf is not None:
+                        self.scheduler.apply(tx, wf, outcome, now, fx)
+                if want > 0:
+                    claims = tx.claim_ready(want, self._workflow_keys(), self.runner_id, now)
+                    for claim in claims:
+                        fx.events.append(
+                            (claim.execution_id, claim.task_id, "task_started", claim.attempt,
+                             None, now)
+                        )
+                    jobs = self._jobs_for(tx, claims)
+                tx.add_events(fx.events)
+        except Exception as exc:
+            self._on_store_error(exc, outcomes)
+            return
+        self.free -= len(jobs)
+        for job in jobs:
+            self._dispatch(job)
+        for retry_at in fx.retry_at:
+            self._loop.call_later(max(0.0, retry_at - time.time()) + 0.001, self._request_cycle)
+        if fx.finished_runs:
+            self._notify_finished(fx.finished_runs)
+        if len(claims) == want and want > 0:
+            self._request_cycle()  # there may be more ready work than free slots took
+
+    def _on_store_error(self, exc: BaseException, outcomes: list[Outcome]) -> None:
+        """Keep the outcomes and try again shortly: the database may come back."""
+        self.last_error = exc
+        log.error("database error, retrying shortly: %s", exc)
+        self._outcomes[:0] = outcomes
+        self._loop.call_later(min(1.0, self.settings.poll_interval), self._request_cycle)
+
+    def _workflow(self, claim: Claim) -> Workflow | None:
+        return self.catalog.find(claim.workflow_name, claim.workflow_version)
+
+    def _jobs_for(self, tx: WriteTx, claims: list[Claim]) -> list[Job]:
+        jobs: list[Job] = []
+        for claim in claims:
+            wf = self._workflow(claim)
+            if wf is None:  # pragma: no cover - claims are filtered by known versions
+                continue
+            task = wf.tasks[claim.task_id]
+            eid = claim.execution_id
+            if task.dependencies:
+                inputs: list[str] = []
+                missing = [d for d in task.dependencies if self.cache.get(eid, d) is None]
+                loaded = tx.get_outputs(eid, missing) if missing else {}
+                for dep in task.dependencies:
+                    text = self.cache.get(eid, dep) or loaded.get(dep)
+                    if text is not None:  # a skipped or failed dependency has no output
+                        inputs.append(text)
+            else:
+                text = self.cache.get(eid, INPUT_KEY)
+                if text is None:
+                    text = tx.get_input(eid)
+                    self.cache.put(eid, INPUT_KEY, text)
+                inputs = [text]
+            info = TaskInfo(
+                execution_id=eid,
+                task_id=claim.task_id,
+                workflow_name=wf.name,
+                namespace=str(wf.namespace(claim.task_id, self.tenant)),
+                attempt=claim.attempt,
+                recovery=claim.recovery_count,
+            )
+            jobs.append(Job(claim, task, inputs or ["{}"], info))
+        return jobs
+
+    def _dispatch(self, job: Job) -> None:
+        running = _Running(job)
+        self._running[job.claim.claim_token] = running
+        task = job.task
+        if task.is_async:
+            running.task = self._loop.create_task(run_async(job))
+            running.task.add_done_callback(lambda t, r=running: self._async_done(r, t))
+        else:
+            future = self._pool.submit(run_sync, job)
+            future.add_done_callback(lambda f, r=running: self._thread_done(r, f))
+            if task.timeout is not None:
+                running.timer = self._loop.call_later(
+                    task.timeout, self._sync_timed_out, running
+                )
+
+    def _thread_done(self, running: _Running, future: Future[Outcome]) -> None:
+        # Runs on the worker thread: hand the outcome to the loop.
+        try:
+            outcome = future.result()
+        except BaseException as exc:  # pragma: no cover - run_sync catches Exception
+            outcome = Outcome(running.job.claim, FAILED, error=repr(exc), exc=exc)
+        try:
+            self._loop.call_soon_threadsafe(self._record, running, outcome)
+        except RuntimeError:  # loop closed during shutdown; the task will be recovered
+            pass
+
+    def _async_done(self, running: _Running, task: asyncio.Task[Outcome]) -> None:
+        if task.cancelled():
+            self._release(running)
+            return
+        self._record(running, task.result())
+
+    def _sync_timed_out(self, running: _Running) -> None:
+        # A thread cannot be killed: record the timeout, and ignore the body's late result.
+        self._record(running, timeout_outcome(running.job))
+
+    def _release(self, running: _Running) -> bool:
+        if running.done:
+            return False
+        running.done = True
+        if running.timer is not None:
+            running.timer.cancel()
+        self._running.pop(running.job.claim.claim_token, None)
+        self.free += 1
+        return True
+
+    def _record(self, running: _Running, outcome: Outcome) -> None:
+        if not self._release(running):
+            return
+        if not outcome.finished_at:
+            outcome.finished_at = time.time()
+        self._outcomes.append(outcome)
+        self._request_cycle()
+
+    # ---- runs cancelled from outside -------------------------------------------------------
+    def abandon_run(self, execution_id: str) -> None:
+        """Stop caring about a cancelled run's running tasks (thread-safe)."""
+
+        def abandon() -> None:
+            for running in list(self._running.values()):
+                if running.job.claim.execution_id == execution_id:
+                    if running.task is not None:
+                        running.task.cancel()
+                    self._release(running)
+            self.cache.drop(execution_id)
+            self._request_cycle()
+
+        self._loop.call_soon_threadsafe(abandon)
+
+    # ---- recovery --------------------------------------------------------------------------
+    def _recover_stale(self) -> None:
+        now = time.time()
+        older_than = now - self.settings.stale_claim_threshold
+        stale = self.store.find_stale(older_than)
+        if not stale:
+            return
+        fx = Effects()
+        with self.store.write() as tx:
+            for item in stale:
+                wf = self.catalog.find(item.workflow_name, item.workflow_version)
+                if wf is None:
+                    continue  # a runner that knows this workflow will recover it
+                if item.recovery_count >= self.settings.max_recoveries:
+                    error = (
+                        f"task {item.task_id!r} was abandoned: its runner stopped responding "
+                        f"{item.recovery_count + 1} times (max_recoveries="
+                        f"{self.settings.max_recoveries})"
+                    )
+                    if tx.fail_stale(item, error, now, older_than):
+                        fx.events.append(
+                            (item.execution_id, item.task_id, "task_abandoned", item.attempt,
+                             json.dumps({"error": error}), now)
+                        )
+                        self.scheduler.settle(
+                            tx, wf, item.execution_id, [(item.task_id, FAILED)], now, fx
+                        )
+                elif tx.requeue_stale(item, older_than):
+                    log.warning(
+                        "recovered task %s of execution %s from a runner that stopped responding",
+                        item.task_id, item.execution_id,
+                    )
+                    fx.events.append(
+                        (item.execution_id, item.task_id, "task_recovered", item.attempt,
+                         json.dumps({"recovery": item.recovery_count + 1}), now)
+                    )
+            tx.add_events(fx.events)
+        if fx.finished_runs:
+            self._notify_finished(fx.finished_runs)
+        self._request_cycle()
+
+    # ---- waiting for runs ------------------------------------------------------------------
+    def add_waiter(self, execution_id: str) -> threading.Event:
+        event = threading.Event()
+        with self._waiters.lock:
+            self._waiters.by_run.setdefault(execution_id, []).append(event)
+        return event
+
+    def remove_waiter(self, execution_id: str, event: threading.Event) -> None:
+        with self._waiters.lock:
+            events = self._waiters.by_run.get(execution_id)
+            if events and event in events:
+                events.remove(event)
+                if not events:
+                    del self._waiters.by_run[execution_id]
+
+    def _notify_finished(self, finished: list[tuple[str, str]]) -> None:
+        with self._waiters.lock:
+            for execution_id, _status in finished:
+                for event in self._waiters.by_run.pop(execution_id, []):
+                    event.set()
+        for execution_id, _status in finished:
+            self.cache.drop(execution_id)
+
+    def notify_external(self, execution_id: str) -> None:
+        """A run finished outside the loop (cancelled): wake its waiters."""
+        self._notify_finished([(execution_id, "cancelled")])
+
+    def new_run(self, execution_id: str, input_json: str) -> None:
+        """A run was scheduled: cache its input (so its roots need no query) and wake up."""
+
+        def arrive() -> None:
+            self.cache.put(execution_id, INPUT_KEY, input_json)
+            self._request_cycle()
+
+        try:
+            self._loop.call_soon_threadsafe(arrive)
+        except RuntimeError:  # the loop is closed: another runner will run it
+            pass
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def check_alive(self) -> None:
+        if not self._thread.is_alive():
+            raise StoreError("the runner's engine thread has stopped")
+
+    def call(self, fn: Callable[[], None]) -> None:
+        self._loop.call_soon_threadsafe(fn)

@@ -1,0 +1,150 @@
+"""Running one task body: build its input context, call it, turn the result into an outcome.
+
+These functions run on a worker thread (``def`` tasks) or on the engine's event loop
+(``async def`` tasks). They never touch the database: the engine records the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from cloacina.errors import TaskError, TaskTimeoutError
+from cloacina.model.context import Context, deep_merge_into, dumps_context
+from cloacina.model.rules import DepCounts, Verdict
+from cloacina.model.task import Task
+from cloacina.store.records import Claim
+from cloacina.taskinfo import TaskInfo, reset_current, set_current
+
+COMPLETED, FAILED, SKIPPED = "completed", "failed", "skipped"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened when a claimed task ran."""
+
+    claim: Claim
+    kind: str  # completed | failed | skipped
+    output_json: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    exc: BaseException | None = None
+    skip_reason: str | None = None
+    finished_at: float = 0.0
+
+
+@dataclass(slots=True)
+class Job:
+    """Everything a worker needs to run one claimed task."""
+
+    claim: Claim
+    task: Task
+    inputs: list[str]  # JSON of the dependencies' outputs in declared order (or the run input)
+    info: TaskInfo
+
+
+def build_context(inputs: list[str]) -> Context:
+    """The task's input: the deep merge of its dependencies' outputs, in declared order."""
+    ctx = Context()
+    if len(inputs) == 1:
+        data = json.loads(inputs[0])
+        ctx._data = data if isinstance(data, dict) else {}
+        return ctx
+    merged: dict[str, Any] = {}
+    for text in inputs:
+        part = json.loads(text)
+        if isinstance(part, dict):
+            deep_merge_into(merged, part)
+    ctx._data = merged
+    return ctx
+
+
+def _condition_skip(job: Job, ctx: Context) -> str | None:
+    rule = job.task.trigger_rule
+    if not rule.has_condition():
+        return None
+    c = job.claim
+    deps = DepCounts(c.deps_total, 0, c.deps_failed, c.deps_skipped)
+    if rule.evaluate(deps, ctx._data) is Verdict.SKIP:
+        return f"trigger rule not met: {rule.describe()}"
+    return None
+
+
+def _finish(job: Job, ctx: Context, result: Any) -> Outcome:
+    if isinstance(result, dict):
+        ctx.merge(result)
+    elif result is not None and not isinstance(result, Context):
+        err = TaskError(
+            f"task {job.task.id!r} returned {type(result).__name__}; a task returns None or a "
+            "dict of context updates",
+            retryable=False,
+        )
+        return _failure(job, err)
+    try:
+        output = dumps_context(ctx._data)
+    except TaskError as exc:  # pragma: no cover - dumps raises ContextSerializationError
+        return _failure(job, exc)
+    except Exception as exc:
+        return _failure(job, exc, f"task {job.task.id!r} produced an unstorable context: {exc}")
+    return Outcome(job.claim, COMPLETED, output_json=output, finished_at=time.time())
+
+
+def _failure(job: Job, exc: BaseException, message: str | None = None) -> Outcome:
+    if message is None:
+        detail = str(exc) or type(exc).__name__
+        message = detail if isinstance(exc, TaskError) else f"{type(exc).__name__}: {detail}"
+    tb = "".join(traceback.format_exception(exc))
+    return Outcome(
+        job.claim, FAILED, error=message, traceback=tb, exc=exc, finished_at=time.time()
+    )
+
+
+def run_sync(job: Job) -> Outcome:
+    """Run a ``def`` task (on a worker thread)."""
+    try:
+        ctx = build_context(job.inputs)
+        reason = _condition_skip(job, ctx)
+        if reason is not None:
+            return Outcome(job.claim, SKIPPED, skip_reason=reason, finished_at=time.time())
+        token = set_current(job.info)
+        try:
+            result = job.task.func(ctx)
+        finally:
+            reset_current(token)
+        return _finish(job, ctx, result)
+    except Exception as exc:
+        return _failure(job, exc)
+
+
+async def run_async(job: Job) -> Outcome:
+    """Run an ``async def`` task on the engine's loop, cancelled at its timeout."""
+    try:
+        ctx = build_context(job.inputs)
+        reason = _condition_skip(job, ctx)
+        if reason is not None:
+            return Outcome(job.claim, SKIPPED, skip_reason=reason, finished_at=time.time())
+        set_current(job.info)  # this coroutine runs in its own copy of the context
+        coro = job.task.func(ctx)
+        if job.task.timeout is not None:
+            try:
+                result = await asyncio.wait_for(coro, job.task.timeout)
+            except TimeoutError:
+                return timeout_outcome(job)
+        else:
+            result = await coro
+        return _finish(job, ctx, result)
+    except Exception as exc:
+        return _failure(job, exc)
+
+
+def timeout_outcome(job: Job) -> Outcome:
+    err = TaskTimeoutError(
+        f"task {job.task.id!r} timed out after {job.task.timeout:g}s (attempt {job.claim.attempt})"
+    )
+    return Outcome(
+        job.claim, FAILED, error=str(err), exc=err, finished_at=time.time(), traceback=None
+    )

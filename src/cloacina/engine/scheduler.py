@@ -1,0 +1,196 @@
+"""Completion and readiness: what a task's outcome means for its run, in one transaction.
+
+Given the outcomes of finished task bodies, the scheduler records each one (fenced by its
+claim token), retries or fails it, settles its dependents through their trigger rules (a skip
+cascades), and finishes the run when its last task settles. Everything goes through the
+store's :class:`WriteTx`, so it all commits together.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from cloacina.model.context import deep_merge, dumps_context
+from cloacina.model.rules import DepCounts, StatusRule, TriggerRule, Verdict
+from cloacina.model.workflow import Workflow
+from cloacina.store.base import EventTuple, WriteTx
+from cloacina.engine.executor import COMPLETED, FAILED, SKIPPED, Outcome
+
+
+class RunCache:
+    """Outputs of recent runs kept in memory, so a dependent's input needs no query."""
+
+    def __init__(self, max_runs: int = 2048) -> None:
+        self._runs: OrderedDict[str, dict[str, str]] = OrderedDict()
+        self._max = max_runs
+
+    def put(self, execution_id: str, key: str, value: str) -> None:
+        run = self._runs.get(execution_id)
+        if run is None:
+            run = self._runs[execution_id] = {}
+            if len(self._runs) > self._max:
+                self._runs.popitem(last=False)
+        run[key] = value
+
+    def get(self, execution_id: str, key: str) -> str | None:
+        run = self._runs.get(execution_id)
+        return None if run is None else run.get(key)
+
+    def drop(self, execution_id: str) -> None:
+        self._runs.pop(execution_id, None)
+
+
+INPUT_KEY = "\x00input"  # the run's input context, beside the task outputs in the cache
+
+
+@dataclass
+class Effects:
+    """What a transaction did that the engine must act on after it commits."""
+
+    events: list[EventTuple] = field(default_factory=list)
+    finished_runs: list[tuple[str, str]] = field(default_factory=list)  # (execution_id, status)
+    retry_at: list[float] = field(default_factory=list)
+
+
+def skip_reason(rule: TriggerRule, deps: DepCounts) -> str:
+    if isinstance(rule, StatusRule) and rule.kind in ("all_success", "none_failed"):
+        if deps.failed:
+            return f"{deps.failed} of {deps.total} dependencies failed"
+        return f"{deps.skipped} of {deps.total} dependencies were skipped"
+    if isinstance(rule, StatusRule) and rule.kind == "one_failed":
+        return "no dependency failed"
+    return (
+        f"trigger rule not met: {rule.describe()} ({deps.completed} completed, "
+        f"{deps.failed} failed, {deps.skipped} skipped of {deps.total})"
+    )
+
+
+class Scheduler:
+    """Applies outcomes to the store inside a write transaction."""
+
+    def __init__(self, cache: RunCache, rng: random.Random | None = None) -> None:
+        self.cache = cache
+        self.rng = rng or random.Random()
+
+    def apply(self, tx: WriteTx, wf: Workflow, outcome: Outcome, now: float, fx: Effects) -> None:
+        claim = outcome.claim
+        eid, tid = claim.execution_id, claim.task_id
+        if outcome.kind == COMPLETED:
+            assert outcome.output_json is not None
+            if not tx.finish_task(claim, COMPLETED, outcome.finished_at):
+                return  # the claim was lost (recovered elsewhere or cancelled): fenced out
+            tx.save_output(claim.row_id, eid, tid, outcome.output_json)
+            self.cache.put(eid, tid, outcome.output_json)
+            duration = round(outcome.finished_at - claim.started_at, 6)
+            fx.events.append(
+                (eid, tid, "task_completed", claim.attempt, f'{{"duration":{duration}}}', now)
+            )
+            self.settle(tx, wf, eid, [(tid, COMPLETED)], now, fx)
+        elif outcome.kind == SKIPPED:
+            if not tx.finish_task(claim, SKIPPED, now, skip_reason=outcome.skip_reason):
+                return
+            fx.events.append((eid, tid, "task_skipped", claim.attempt, _detail(outcome), now))
+            self.settle(tx, wf, eid, [(tid, SKIPPED)], now, fx)
+        else:
+            task = wf.tasks[tid]
+            exc = outcome.exc
+            if exc is not None and task.retry.should_retry(exc, claim.attempt):
+                delay = task.retry.delay_for(claim.attempt, self.rng)
+                retry_at = now + delay
+                if tx.schedule_retry(claim, retry_at, outcome.error or "", outcome.traceback):
+                    detail = json.dumps({"error": outcome.error, "retry_in": round(delay, 3)})
+                    fx.events.append((eid, tid, "task_retry_scheduled", claim.attempt, detail, now))
+                    fx.retry_at.append(retry_at)
+                return
+            if not tx.finish_task(
+                claim, FAILED, outcome.finished_at or now,
+                error=outcome.error, traceback=outcome.traceback,
+            ):
+                return
+            fx.events.append((eid, tid, "task_failed", claim.attempt, _detail(outcome), now))
+            self.settle(tx, wf, eid, [(tid, FAILED)], now, fx)
+
+    def settle(
+        self,
+        tx: WriteTx,
+        wf: Workflow,
+        execution_id: str,
+        settled: list[tuple[str, str]],
+        now: float,
+        fx: Effects,
+    ) -> None:
+        """Tasks reached a terminal status: update their dependents, cascade skips, and
+        finish the run when nothing is left."""
+        queue = list(settled)
+        count = failed = 0
+        ready: list[int] = []
+        while queue:
+            tid, status = queue.pop()
+            count += 1
+            failed += status == FAILED
+            dependents = wf.graph.dependents[tid]
+            if not dependents:
+                continue
+            states = tx.bump_dependents(
+                execution_id, dependents, int(status == FAILED), int(status == SKIPPED)
+            )
+            for st in states:
+                rule = wf.tasks[st.task_id].trigger_rule
+                deps = DepCounts(st.deps_total, st.deps_remaining, st.deps_failed, st.deps_skipped)
+                verdict = rule.evaluate(deps)
+                if verdict is Verdict.RUN or verdict is Verdict.NEEDS_CONTEXT:
+                    ready.append(st.row_id)
+                elif verdict is Verdict.SKIP:
+                    reason = skip_reason(rule, deps)
+                    if tx.mark_skipped(st.row_id, reason, now):
+                        fx.events.append(
+                            (execution_id, st.task_id, "task_skipped", None,
+                             json.dumps({"reason": reason}), now)
+                        )
+                        queue.append((st.task_id, SKIPPED))
+        if ready:
+            tx.mark_ready(ready)
+        progress = tx.run_progress(execution_id, count, failed, now)
+        if progress.tasks_remaining <= 0 and progress.status in ("running", "paused"):
+            self._finish_run(tx, wf, execution_id, progress.tasks_failed, now, fx)
+
+    def _finish_run(
+        self, tx: WriteTx, wf: Workflow, execution_id: str, failed: int, now: float, fx: Effects
+    ) -> None:
+        leaves = wf.graph.leaves
+        outputs: dict[str, str] = {}
+        missing = []
+        for leaf in leaves:
+            text = self.cache.get(execution_id, leaf)
+            if text is None:
+                missing.append(leaf)
+            else:
+                outputs[leaf] = text
+        if missing:
+            outputs.update(tx.get_outputs(execution_id, missing))
+        final = deep_merge(*(json.loads(outputs[leaf]) for leaf in leaves if leaf in outputs))
+        error = None
+        status = COMPLETED
+        if failed:
+            status = FAILED
+            errors = tx.failed_task_errors(execution_id)
+            first = errors[0] if errors else ("?", None)
+            error = f"task {first[0]!r} failed: {first[1]}"
+            if len(errors) > 1:
+                error += f" (and {len(errors) - 1} more failed task(s))"
+        if tx.finish_run(execution_id, status, now, final_json=dumps_context(final), error=error):
+            event = "execution_completed" if status == COMPLETED else "execution_failed"
+            fx.events.append((execution_id, None, event, None, None, now))
+            fx.finished_runs.append((execution_id, status))
+
+
+def _detail(outcome: Outcome) -> str | None:
+    if outcome.kind == SKIPPED:
+        return json.dumps({"reason": outcome.skip_reason})
+    if outcome.kind == FAILED:
+        duration = round(outcome.finished_at - outcome.claim.started_at, 6)
+        return json.dumps({"error": outcome.error, "duration": duration})
+    return None

@@ -1,0 +1,98 @@
+"""The exceptions Cloacina raises. Every one derives from :class:`CloacinaError`.
+
+Messages name the thing that was wrong and say what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class CloacinaError(Exception):
+    """Base class of every error raised by Cloacina."""
+
+
+class WorkflowDefinitionError(CloacinaError):
+    """A workflow or task definition is invalid (cycle, unknown dependency, bad signature...)."""
+
+
+class CycleError(WorkflowDefinitionError):
+    """The tasks of a workflow depend on each other in a cycle."""
+
+    def __init__(self, workflow: str, cycle: list[str]) -> None:
+        self.workflow = workflow
+        self.cycle = cycle
+        path = " -> ".join(cycle)
+        super().__init__(
+            f"workflow {workflow!r} has a dependency cycle: {path}. "
+            "Remove one of these dependencies so the tasks form a DAG."
+        )
+
+
+class UnknownDependencyError(WorkflowDefinitionError):
+    """A task depends on a task id that the workflow does not define."""
+
+
+class DuplicateTaskError(WorkflowDefinitionError):
+    """Two tasks of one workflow share an id."""
+
+
+class ContextError(CloacinaError):
+    """A context operation was invalid: a missing or existing key, or a non-JSON value."""
+
+
+class ContextKeyError(ContextError, KeyError):
+    """``insert`` of a key that exists, or ``update``/``remove`` of one that does not."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0]) if self.args else ""
+
+
+class ContextSerializationError(ContextError, TypeError):
+    """A context value cannot be stored as JSON."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        self.key = key
+        super().__init__(
+            f"context key {key!r} holds a value that is not JSON-serialisable ({detail}). "
+            "Store only dicts, lists, strings, numbers, booleans and None "
+            "(convert dates to ISO strings, sets to lists, objects to dicts)."
+        )
+
+
+class TaskError(CloacinaError):
+    """Raise inside a task to fail it with a message.
+
+    ``retryable=False`` fails the task at once, without using its remaining retries.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+class TaskTimeoutError(TaskError):
+    """A task ran longer than its ``timeout``. Counts as a retryable failure."""
+
+
+class WorkflowNotFoundError(CloacinaError, LookupError):
+    """No workflow of that name is known to the runner."""
+
+
+class ExecutionNotFoundError(CloacinaError, LookupError):
+    """No workflow execution has that id."""
+
+
+class ExecutionTimeoutError(CloacinaError, TimeoutError):
+    """Waiting for a workflow execution took longer than the caller allowed."""
+
+
+class InvalidStateError(CloacinaError):
+    """An operation does not apply to an execution in its current state."""
+
+
+class StoreError(CloacinaError):
+    """The database could not be opened, migrated or used."""
+
+
+class RunnerClosedError(CloacinaError):
+    """The runner was shut down; create a new one."""

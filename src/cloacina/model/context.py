@@ -1,0 +1,179 @@
+"""The context: the JSON data a workflow run passes from task to task."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from cloacina.errors import ContextKeyError, ContextSerializationError
+
+_MISSING: Any = object()
+
+
+class Context:
+    """Dict-like holder of JSON-serialisable values, shared along a workflow's edges.
+
+    ``insert`` adds a new key (error if it exists), ``update`` changes an existing one (error if
+    it does not), ``set`` does either. A task receives the merged outputs of its dependencies
+    and its whole context after it ran is its output.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = dict(data) if data is not None else {}
+
+    # -- reading -----------------------------------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` when absent."""
+        return self._data.get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._data[key]
+        except KeyError:
+            raise ContextKeyError(
+                f"context has no key {key!r} (keys: {sorted(self._data)}); "
+                "use context.get(key, default) when a key may be absent"
+            ) from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def keys(self) -> list[str]:
+        """The keys, in insertion order."""
+        return list(self._data)
+
+    def items(self) -> list[tuple[str, Any]]:
+        """``(key, value)`` pairs, in insertion order."""
+        return list(self._data.items())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A shallow copy of the data as a plain dict."""
+        return dict(self._data)
+
+    # -- writing -----------------------------------------------------------------------------
+    def insert(self, key: str, value: Any) -> None:
+        """Add ``key``; a :class:`ContextKeyError` if it already exists (use ``set``/``update``)."""
+        if key in self._data:
+            raise ContextKeyError(
+                f"context key {key!r} already exists; use context.update() to change it "
+                "or context.set() to insert-or-update"
+            )
+        self._data[key] = value
+
+    def update(self, key: str, value: Any) -> None:
+        """Change an existing ``key``; a :class:`ContextKeyError` if it is absent."""
+        if key not in self._data:
+            raise ContextKeyError(
+                f"context has no key {key!r} to update; use context.insert() to add it "
+                "or context.set() to insert-or-update"
+            )
+        self._data[key] = value
+
+    def set(self, key: str, value: Any) -> None:
+        """Insert or update ``key``."""
+        self._data[key] = value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[key] = value
+
+    def remove(self, key: str) -> Any:
+        """Delete ``key`` and return its value; a :class:`ContextKeyError` if it is absent."""
+        try:
+            return self._data.pop(key)
+        except KeyError:
+            raise ContextKeyError(f"context has no key {key!r} to remove") from None
+
+    def __delitem__(self, key: str) -> None:
+        self.remove(key)
+
+    def merge(self, other: Mapping[str, Any]) -> None:
+        """Deep-merge ``other`` into this context (objects merge, a later scalar wins)."""
+        deep_merge_into(self._data, other)
+
+    # -- misc --------------------------------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Context):
+            return self._data == other._data
+        if isinstance(other, Mapping):
+            return self._data == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Context({self._data!r})"
+
+    def to_json(self) -> str:
+        """The data as compact JSON; :class:`ContextSerializationError` names a bad key."""
+        return dumps_context(self._data)
+
+
+def deep_merge_into(target: dict[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``other`` into ``target`` in place: nested dicts merge, anything else overwrites."""
+    for key, value in other.items():
+        mine = target.get(key, _MISSING)
+        if isinstance(value, dict) and isinstance(mine, dict):
+            target[key] = deep_merge_into(dict(mine), value)
+        else:
+            target[key] = value
+    return target
+
+
+def deep_merge(*parts: Mapping[str, Any]) -> dict[str, Any]:
+    """A new dict: the deep merge of ``parts`` from left to right (later scalars win)."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        deep_merge_into(out, part)
+    return out
+
+
+_encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
+def dumps_context(data: Mapping[str, Any]) -> str:
+    """Serialise context data to compact JSON, naming the first key that cannot be stored."""
+    try:
+        return _encoder.encode(data)
+    except (TypeError, ValueError) as exc:
+        if not isinstance(data, Mapping):
+            raise ContextSerializationError("<context>", "not a mapping") from exc
+        for key, value in data.items():
+            if not isinstance(key, str):
+                raise ContextSerializationError(repr(key), "keys must be strings") from exc
+            try:
+                _encoder.encode(value)
+            except (TypeError, ValueError) as inner:
+                raise ContextSerializationError(key, str(inner)) from inner
+        raise ContextSerializationError("<context>", str(exc)) from exc
+
+
+def loads_context(text: str | None) -> dict[str, Any]:
+    """Parse stored context JSON (``None`` or empty gives an empty dict)."""
+    if not text:
+        return {}
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ContextSerializationError("<context>", "stored context is not a JSON object")
+    return value
+
+
+def as_context_dict(context: Context | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Accept a :class:`Context`, a plain mapping or ``None`` and return a plain dict."""
+    if context is None:
+        return {}
+    if isinstance(context, Context):
+        return context.to_dict()
+    if isinstance(context, Mapping):
+        return dict(context)
+    raise TypeError(
+        f"a workflow context must be a cloacina.Context or a dict, not {type(context).__name__}"
+    )

@@ -1,0 +1,80 @@
+"""Retry policies: how many attempts a task gets and how long to wait between them."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Backoff = Literal["exponential", "linear", "fixed"]
+_BACKOFFS = ("exponential", "linear", "fixed")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failed task is retried.
+
+    Attempt ``n`` (1-based, the attempt that failed) waits ``initial_delay * 2**(n-1)``
+    (exponential), ``initial_delay * n`` (linear) or ``initial_delay`` (fixed), jittered by up to
+    ±25 % when ``jitter`` is set, then capped at ``max_delay``. A ``TaskError(retryable=False)``
+    or an exception that is not an instance of one of ``retry_on`` fails the task at once.
+    """
+
+    max_attempts: int = 3
+    backoff: Backoff = "exponential"
+    initial_delay: float = 1.0
+    max_delay: float = 60.0
+    jitter: bool = True
+    retry_on: tuple[type[BaseException], ...] = field(default=(Exception,))
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}")
+        if self.backoff not in _BACKOFFS:
+            raise ValueError(
+                f"RetryPolicy.backoff must be one of {', '.join(_BACKOFFS)}, got {self.backoff!r}"
+            )
+        if self.initial_delay < 0 or self.max_delay < 0:
+            raise ValueError("RetryPolicy delays must be >= 0 seconds")
+        retry_on = self.retry_on
+        if isinstance(retry_on, type):
+            object.__setattr__(self, "retry_on", (retry_on,))
+        else:
+            object.__setattr__(self, "retry_on", tuple(retry_on))
+
+    def delay_for(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based) before the next one."""
+        n = max(1, attempt)
+        if self.backoff == "exponential":
+            base = self.initial_delay * (2 ** min(n - 1, 62))
+        elif self.backoff == "linear":
+            base = self.initial_delay * n
+        else:
+            base = self.initial_delay
+        if self.jitter and base > 0:
+            base *= (rng or random).uniform(0.75, 1.25)
+        return min(base, self.max_delay)
+
+    def should_retry(self, exc: BaseException, attempt: int) -> bool:
+        """Whether a task that raised ``exc`` on attempt ``attempt`` gets another attempt."""
+        if attempt >= self.max_attempts:
+            return False
+        from cloacina.errors import TaskError
+
+        if isinstance(exc, TaskError) and not exc.retryable:
+            return False
+        return isinstance(exc, self.retry_on)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly description (stored in manifests and used for the version hash)."""
+        return {
+            "max_attempts": self.max_attempts,
+            "backoff": self.backoff,
+            "initial_delay": self.initial_delay,
+            "max_delay": self.max_delay,
+            "jitter": self.jitter,
+            "retry_on": [f"{t.__module__}.{t.__qualname__}" for t in self.retry_on],
+        }
+
+
+NO_RETRY = RetryPolicy(max_attempts=1, initial_delay=0.0, jitter=False)

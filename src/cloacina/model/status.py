@@ -1,0 +1,95 @@
+"""Statuses and results of workflow executions and their tasks."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+class ExecutionStatus(enum.StrEnum):
+    """The state of a workflow execution (a run)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+
+
+class TaskStatus(enum.StrEnum):
+    """The state of one task of a run."""
+
+    PENDING = "pending"
+    READY = "ready"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED)
+
+
+TERMINAL_EXECUTION = frozenset({"completed", "failed", "cancelled"})
+
+
+def to_datetime(epoch: float | None) -> datetime | None:
+    """A stored epoch time as an aware UTC datetime."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """How one task of a run went."""
+
+    task_id: str
+    status: TaskStatus
+    attempts: int
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    skip_reason: str | None = None
+    recoveries: int = 0
+    traceback: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the last attempt's start to the task's end."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class WorkflowResult:
+    """A workflow execution: its status, final context and per-task results."""
+
+    execution_id: str
+    workflow_name: str
+    workflow_version: str
+    status: ExecutionStatus
+    final_context: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, TaskResult] = field(default_factory=dict)
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    package: str = "embedded"
+    tenant: str = "public"
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == ExecutionStatus.COMPLETED

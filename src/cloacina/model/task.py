@@ -1,0 +1,163 @@
+"""The ``@task`` decorator and the :class:`Task` it produces."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, overload
+
+from cloacina.errors import WorkflowDefinitionError
+from cloacina.model.retry import NO_RETRY, RetryPolicy
+from cloacina.model.rules import TriggerRule, coerce_rule, with_default_status
+
+TaskFunc = Callable[..., Any]
+Dependency = "str | Task | Callable[..., Any]"
+
+
+class Task:
+    """A unit of work in a workflow: a function of one ``Context`` plus how to run it.
+
+    The object stays callable, so ``my_task(Context({...}))`` runs the body directly, which
+    makes tasks easy to unit-test.
+    """
+
+    id: str
+    func: TaskFunc
+    dependencies: tuple[str, ...]
+    retry: RetryPolicy
+    timeout: float | None
+    trigger_rule: TriggerRule
+    is_async: bool
+    description: str
+
+    def __init__(
+        self,
+        func: TaskFunc,
+        *,
+        id: str | None = None,
+        dependencies: Iterable[str | Task | Callable[..., Any]] = (),
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        trigger_rule: TriggerRule | str | None = None,
+        description: str | None = None,
+    ) -> None:
+        if not callable(func):
+            raise WorkflowDefinitionError(f"@task needs a function, got {func!r}")
+        self.func = func
+        self.id = id or func.__name__
+        if not isinstance(self.id, str) or not self.id:
+            raise WorkflowDefinitionError(f"task id must be a non-empty string, got {self.id!r}")
+        if isinstance(dependencies, str | Task) or callable(dependencies):
+            dependencies = [dependencies]  # type: ignore[list-item]
+        self.dependencies = tuple(_dependency_id(self.id, d) for d in dependencies)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise WorkflowDefinitionError(
+                f"task {self.id!r}: retry must be a cloacina.RetryPolicy, got {retry!r}"
+            )
+        self.retry = retry or NO_RETRY
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise WorkflowDefinitionError(
+                f"task {self.id!r}: timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        self.timeout = float(timeout) if timeout is not None else None
+        self.trigger_rule = with_default_status(coerce_rule(trigger_rule))
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.description = description if description is not None else (func.__doc__ or "")
+        _check_signature(self.id, func)
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        deps = ", ".join(self.dependencies)
+        return f"<Task {self.id!r} deps=[{deps}]>"
+
+
+def _dependency_id(task_id: str, dep: object) -> str:
+    if isinstance(dep, str):
+        return dep
+    if isinstance(dep, Task):
+        return dep.id
+    if callable(dep) and hasattr(dep, "__name__"):
+        return str(dep.__name__)
+    raise WorkflowDefinitionError(
+        f"task {task_id!r}: a dependency must be a task id (str) or a task function, got {dep!r}"
+    )
+
+
+def _check_signature(task_id: str, func: TaskFunc) -> None:
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature: trust the caller
+        return
+    hint = f"def {getattr(func, '__name__', task_id)}(context: Context) -> None"
+    positional = [
+        p
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    takes_varargs = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    if not positional and not takes_varargs:
+        raise WorkflowDefinitionError(
+            f"task {task_id!r} cannot take a context: its function takes no positional "
+            f"argument. Write it as `{hint}`."
+        )
+    others = positional[1:] + [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    required = [p.name for p in others if p.default is inspect.Parameter.empty]
+    if required:
+        raise WorkflowDefinitionError(
+            f"task {task_id!r} must take the context as its only required argument, but it "
+            f"also requires {', '.join(required)}. Write it as `{hint}`."
+        )
+
+
+@overload
+def task(func: TaskFunc, /) -> Task: ...
+
+
+@overload
+def task(
+    *,
+    id: str | None = None,
+    dependencies: Iterable[str | Task | Callable[..., Any]] = (),
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    trigger_rule: TriggerRule | str | None = None,
+    description: str | None = None,
+) -> Callable[[TaskFunc], Task]: ...
+
+
+def task(
+    func: TaskFunc | None = None,
+    /,
+    *,
+    id: str | None = None,
+    dependencies: Iterable[str | Task | Callable[..., Any]] = (),
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    trigger_rule: TriggerRule | str | None = None,
+    description: str | None = None,
+) -> Task | Callable[[TaskFunc], Task]:
+    """Declare a task: ``@task`` or ``@task(id=..., dependencies=[...], retry=..., timeout=...)``.
+
+    ``dependencies`` are task ids or task functions; ``id`` defaults to the function's name.
+    The function takes one ``Context``; it may be ``async``; it may return a dict that is merged
+    into the context.
+    """
+
+    def decorate(f: TaskFunc) -> Task:
+        return Task(
+            f,
+            id=id,
+            dependencies=dependencies,
+            retry=retry,
+            timeout=timeout,
+            trigger_rule=trigger_rule,
+            description=description,
+        )
+
+    if func is not None:
+        return decorate(func)
+    return decorate

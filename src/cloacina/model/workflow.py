@@ -1,0 +1,204 @@
+"""Workflows: ``@workflow`` / ``@packaged_workflow`` classes and the in-process catalog."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from cloacina.errors import WorkflowDefinitionError, WorkflowNotFoundError
+from cloacina.model.graph import Graph, build_graph, check_unique
+from cloacina.model.namespace import DEFAULT_TENANT, EMBEDDED_PACKAGE, TaskNamespace
+from cloacina.model.task import Task
+from cloacina.model.version import compute_version
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+C = TypeVar("C", bound=type)
+
+
+@dataclass(eq=False)
+class Workflow:
+    """A validated DAG of tasks with its metadata and version."""
+
+    name: str
+    tasks: dict[str, Task]
+    graph: Graph
+    version: str
+    description: str = ""
+    package: str = EMBEDDED_PACKAGE
+    author: str = ""
+    source: type | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_tasks(
+        cls,
+        name: str,
+        tasks: Iterable[Task],
+        *,
+        description: str = "",
+        package: str = EMBEDDED_PACKAGE,
+        author: str = "",
+        source: type | None = None,
+    ) -> Workflow:
+        """Validate ``tasks`` (ids unique, dependencies known, no cycle) and build a workflow."""
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise WorkflowDefinitionError(
+                f"invalid workflow name {name!r}: start with a letter or '_' and use letters, "
+                "digits, '_', '.' and '-'"
+            )
+        task_list = list(tasks)
+        check_unique(name, [t.id for t in task_list])
+        graph = build_graph(name, {t.id: t.dependencies for t in task_list})
+        by_id = {t.id: t for t in task_list}
+        ordered = {task_id: by_id[task_id] for task_id in graph.order}
+        return cls(
+            name=name,
+            tasks=ordered,
+            graph=graph,
+            version=compute_version(name, list(ordered.values())),
+            description=description,
+            package=package,
+            author=author,
+            source=source,
+        )
+
+    def namespace(self, task_id: str, tenant: str = DEFAULT_TENANT) -> TaskNamespace:
+        """The full ``tenant::package::workflow::task`` name of one of this workflow's tasks."""
+        return TaskNamespace(tenant, self.package, self.name, task_id)
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name!r} tasks={len(self.tasks)} version={self.version[:12]}>"
+
+
+class WorkflowCatalog:
+    """The workflows this process knows by name (and every version it has seen)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, Workflow] = {}
+        self._versions: dict[tuple[str, str], Workflow] = {}
+
+    def add(self, wf: Workflow) -> None:
+        with self._lock:
+            self._latest[wf.name] = wf
+            self._versions[(wf.name, wf.version)] = wf
+
+    def get(self, name: str) -> Workflow:
+        try:
+            return self._latest[name]
+        except KeyError:
+            known = ", ".join(sorted(self._latest)) or "none"
+            raise WorkflowNotFoundError(
+                f"no workflow named {name!r} in this process (known: {known}); define it with "
+                "@workflow(name=...) and import its module before running it"
+            ) from None
+
+    def find(self, name: str, version: str | None = None) -> Workflow | None:
+        if version is None:
+            return self._latest.get(name)
+        return self._versions.get((name, version))
+
+    def names(self) -> list[str]:
+        return sorted(self._latest)
+
+    def all_versions(self) -> list[Workflow]:
+        """Every version of every workflow this process has seen."""
+        return list(self._versions.values())
+
+    def all(self) -> list[Workflow]:
+        return [self._latest[n] for n in sorted(self._latest)]
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            self._latest.pop(name, None)
+            for key in [k for k in self._versions if k[0] == name]:
+                del self._versions[key]
+
+
+#: Every workflow defined with ``@workflow`` / ``@packaged_workflow`` in this process.
+catalog = WorkflowCatalog()
+
+
+def _collect_tasks(cls: type) -> list[Task]:
+    tasks: list[Task] = []
+    for value in vars(cls).values():
+        if isinstance(value, staticmethod | classmethod):
+            value = value.__func__
+        if isinstance(value, Task):
+            tasks.append(value)
+    return tasks
+
+
+def _decorate(
+    cls: type,
+    name: str | None,
+    description: str | None,
+    package: str,
+    author: str,
+) -> Workflow:
+    if not isinstance(cls, type):
+        raise WorkflowDefinitionError(
+            f"@workflow decorates a class whose body holds @task functions, not {cls!r}"
+        )
+    wf = Workflow.from_tasks(
+        name or cls.__name__,
+        _collect_tasks(cls),
+        description=description if description is not None else (cls.__doc__ or "").strip(),
+        package=package,
+        author=author,
+        source=cls,
+    )
+    cls.__cloacina_workflow__ = wf  # type: ignore[attr-defined]
+    catalog.add(wf)
+    return wf
+
+
+def workflow(
+    name: str | None = None, *, description: str | None = None
+) -> Callable[[C], C]:
+    """Declare an embedded workflow: a class whose body holds ``@task`` functions.
+
+    The workflow is validated at once and registered in this process under ``name`` (default:
+    the class name); the class stays a class and its tasks stay callable.
+    """
+
+    def decorate(cls: C) -> C:
+        _decorate(cls, name, description, EMBEDDED_PACKAGE, "")
+        return cls
+
+    return decorate
+
+
+def packaged_workflow(
+    name: str | None = None,
+    *,
+    package: str,
+    description: str | None = None,
+    author: str = "",
+) -> Callable[[C], C]:
+    """Declare a workflow that ships in the ``.cloacina`` package ``package``.
+
+    Imported into a process it registers there like ``@workflow`` (handy for tests).
+    """
+    if not isinstance(package, str) or not _NAME.match(package):
+        raise WorkflowDefinitionError(
+            f"invalid package name {package!r}: use letters, digits, '_', '.' and '-'"
+        )
+
+    def decorate(cls: C) -> C:
+        _decorate(cls, name, description, package, author)
+        return cls
+
+    return decorate
+
+
+def workflow_of(obj: Any) -> Workflow:
+    """The :class:`Workflow` behind a decorated class (or the workflow itself)."""
+    if isinstance(obj, Workflow):
+        return obj
+    wf = getattr(obj, "__cloacina_workflow__", None)
+    if not isinstance(wf, Workflow):
+        raise WorkflowDefinitionError(f"{obj!r} is not a @workflow class")
+    return wf

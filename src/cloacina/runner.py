@@ -1,0 +1,326 @@
+"""``DefaultRunner``: schedule, run and inspect workflow executions in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from cloacina.engine.engine import Engine, EngineSettings
+from cloacina.errors import (
+    ExecutionNotFoundError,
+    ExecutionTimeoutError,
+    InvalidStateError,
+    RunnerClosedError,
+)
+from cloacina.model.context import Context, as_context_dict, dumps_context, loads_context
+from cloacina.model.namespace import DEFAULT_TENANT
+from cloacina.model.status import (
+    TERMINAL_EXECUTION,
+    ExecutionStatus,
+    TaskResult,
+    TaskStatus,
+    WorkflowResult,
+    to_datetime,
+)
+from cloacina.model.workflow import Workflow, WorkflowCatalog, catalog, workflow_of
+from cloacina.store import Store, open_store
+
+ContextArg = Context | Mapping[str, Any] | None
+
+
+class DefaultRunner:
+    """Runs workflows durably on a database (SQLite by default), in this process.
+
+    ``DefaultRunner("sqlite:///cloacina.db", max_concurrent_tasks=8)``; use it as a context
+    manager or call :meth:`shutdown`. Every keyword is a setting with a one-machine default:
+    ``max_concurrent_tasks``, ``poll_interval``, ``heartbeat_interval``,
+    ``stale_claim_threshold``, ``max_recoveries``, ``shutdown_grace``, ``busy_timeout``.
+    """
+
+    def __init__(
+        self,
+        url: str = "sqlite:///cloacina.db",
+        *,
+        max_concurrent_tasks: int = 8,
+        poll_interval: float = 0.5,
+        heartbeat_interval: float = 1.0,
+        stale_claim_threshold: float = 5.0,
+        max_recoveries: int = 3,
+        shutdown_grace: float = 30.0,
+        busy_timeout: float = 30.0,
+        tenant: str = DEFAULT_TENANT,
+        workflows: WorkflowCatalog | None = None,
+    ) -> None:
+        if max_concurrent_tasks < 1:
+            raise ValueError("max_concurrent_tasks must be >= 1")
+        if stale_claim_threshold <= heartbeat_interval:
+            raise ValueError(
+                "stale_claim_threshold must be longer than heartbeat_interval, or live tasks "
+                "would be taken back from a healthy runner"
+            )
+        self.url = url
+        self.tenant = tenant
+        self.catalog = workflows or catalog
+        self.runner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.settings = EngineSettings(
+            max_concurrent_tasks=max_concurrent_tasks,
+            poll_interval=poll_interval,
+            heartbeat_interval=heartbeat_interval,
+            stale_claim_threshold=stale_claim_threshold,
+            max_recoveries=max_recoveries,
+            shutdown_grace=shutdown_grace,
+        )
+        self.store: Store = open_store(url, busy_timeout=busy_timeout)
+        self._engine = Engine(self.store, self.catalog, self.runner_id, self.settings, tenant)
+        self._engine.start()
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    # ---- context manager -------------------------------------------------------------------
+    def __enter__(self) -> DefaultRunner:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    async def __aenter__(self) -> DefaultRunner:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown_async()
+
+    # ---- running ---------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RunnerClosedError("this DefaultRunner was shut down; create a new one")
+
+    def resolve(self, name: str | type | Workflow) -> Workflow:
+        """The workflow behind a name, a decorated class or a :class:`Workflow`."""
+        if isinstance(name, str):
+            return self.catalog.get(name)
+        return workflow_of(name)
+
+    def schedule_workflow(self, name: str | type | Workflow, context: ContextArg = None) -> str:
+        """Start a run of workflow ``name`` and return its execution id at once."""
+        self._check_open()
+        wf = self.resolve(name)
+        if wf.name not in self.catalog.names() or self.catalog.find(wf.name, wf.version) is None:
+            self.catalog.add(wf)
+        input_json = dumps_context(as_context_dict(context))
+        execution_id = str(uuid.uuid4())
+        now = time.time()
+        specs = [
+            (tid, index, len(task.dependencies), task.retry.max_attempts)
+            for index, (tid, task) in enumerate(wf.tasks.items())
+        ]
+        with self.store.write() as tx:
+            tx.create_execution(
+                execution_id,
+                tenant=self.tenant,
+                package=wf.package,
+                workflow_name=wf.name,
+                workflow_version=wf.version,
+                input_json=input_json,
+                tasks=specs,
+                now=now,
+            )
+            tx.add_events([(execution_id, None, "execution_started", None, None, now)])
+        self._engine.new_run(execution_id, input_json)
+        return execution_id
+
+    def execute(
+        self,
+        name: str | type | Workflow,
+        context: ContextArg = None,
+        timeout: float | None = None,
+    ) -> WorkflowResult:
+        """Run workflow ``name`` and block until it ends; returns its :class:`WorkflowResult`."""
+        execution_id = self.schedule_workflow(name, context)
+        return self.wait(execution_id, timeout)
+
+    def wait(self, execution_id: str, timeout: float | None = None) -> WorkflowResult:
+        """Block until the run ends (or ``timeout`` seconds pass: ExecutionTimeoutError)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        event = self._engine.add_waiter(execution_id)
+        try:
+            while True:
+                status = self.store.execution_status(execution_id)
+                if status is None:
+                    raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
+                if status in TERMINAL_EXECUTION:
+                    return self.get_execution(execution_id)
+                pause = self.settings.poll_interval
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise ExecutionTimeoutError(
+                            f"workflow execution {execution_id} is still {status} after "
+                            f"{timeout:g}s; wait again, or cancel it with runner.cancel()"
+                        )
+                    pause = min(pause, left)
+                event.wait(pause)
+        finally:
+            self._engine.remove_waiter(execution_id, event)
+
+    def get_execution(self, execution_id: str) -> WorkflowResult:
+        """The current state of a run (finished or not)."""
+        row = self.store.get_execution(execution_id)
+        if row is None:
+            raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
+        tasks = {
+            t.task_id: TaskResult(
+                task_id=t.task_id,
+                status=TaskStatus(t.status),
+                attempts=t.attempt,
+                error=t.error,
+                started_at=to_datetime(t.started_at),
+                finished_at=to_datetime(t.finished_at),
+                skip_reason=t.skip_reason,
+                recoveries=t.recovery_count,
+                traceback=t.error_traceback,
+            )
+            for t in self.store.get_tasks(execution_id)
+        }
+        return WorkflowResult(
+            execution_id=row.id,
+            workflow_name=row.workflow_name,
+            workflow_version=row.workflow_version,
+            status=ExecutionStatus(row.status),
+            final_context=loads_context(row.final_context),
+            tasks=tasks,
+            error=row.error,
+            started_at=to_datetime(row.started_at),
+            finished_at=to_datetime(row.finished_at),
+            package=row.package,
+            tenant=row.tenant,
+        )
+
+    def list_executions(
+        self, *, limit: int = 50, status: str | None = None, workflow_name: str | None = None
+    ) -> list[WorkflowResult]:
+        """Recent runs, newest first (without per-task detail)."""
+        return [
+            WorkflowResult(
+                execution_id=row.id,
+                workflow_name=row.workflow_name,
+                workflow_version=row.workflow_version,
+                status=ExecutionStatus(row.status),
+                error=row.error,
+                started_at=to_datetime(row.started_at),
+                finished_at=to_datetime(row.finished_at),
+                package=row.package,
+                tenant=row.tenant,
+            )
+            for row in self.store.list_executions(
+                limit=limit, status=status, workflow_name=workflow_name
+            )
+        ]
+
+    def list_workflows(self) -> list[Workflow]:
+        """The workflows this runner can execute."""
+        return self.catalog.all()
+
+    # ---- control ---------------------------------------------------------------------------
+    def cancel(self, execution_id: str) -> None:
+        """Cancel a run: unfinished tasks are skipped, running ``async`` tasks are cancelled and
+        the results of running ``def`` tasks are discarded."""
+        self._check_open()
+        now = time.time()
+        with self.store.write() as tx:
+            status = self._status_or_raise(execution_id)
+            if status in TERMINAL_EXECUTION:
+                raise InvalidStateError(
+                    f"workflow execution {execution_id} is already {status}; nothing to cancel"
+                )
+            running = tx.cancel_tasks(execution_id, "execution cancelled", now)
+            tx.finish_run(execution_id, "cancelled", now, final_json=None,
+                          error="cancelled by request")
+            tx.add_events([(execution_id, None, "execution_cancelled", None,
+                            dumps_context({"running_tasks": running}), now)])
+        self._engine.abandon_run(execution_id)
+        self._engine.notify_external(execution_id)
+
+    def pause(self, execution_id: str) -> None:
+        """Stop starting new tasks of a run; running ones finish."""
+        self._set_status(execution_id, "paused", ("running",), "execution_paused")
+
+    def resume(self, execution_id: str) -> None:
+        """Continue a paused run."""
+        self._set_status(execution_id, "running", ("paused",), "execution_resumed")
+        self._engine.wake()
+
+    def _status_or_raise(self, execution_id: str) -> str:
+        status = self.store.execution_status(execution_id)
+        if status is None:
+            raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
+        return status
+
+    def _set_status(
+        self, execution_id: str, status: str, from_statuses: tuple[str, ...], event: str
+    ) -> None:
+        self._check_open()
+        now = time.time()
+        with self.store.write() as tx:
+            if not tx.set_run_status(execution_id, status, from_statuses, now):
+                current = self._status_or_raise(execution_id)
+                raise InvalidStateError(
+                    f"cannot make workflow execution {execution_id} {status}: it is {current} "
+                    f"(must be {' or '.join(from_statuses)})"
+                )
+            tx.add_events([(execution_id, None, event, None, None, now)])
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the runner. With ``wait``, running tasks finish first (up to
+        ``shutdown_grace``); tasks not started stay queued in the database for next time."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._engine.shutdown(wait=wait)
+        self.store.close()
+
+    # ---- async twins -----------------------------------------------------------------------
+    async def execute_async(
+        self, name: str | type | Workflow, context: ContextArg = None, timeout: float | None = None
+    ) -> WorkflowResult:
+        return await asyncio.to_thread(self.execute, name, context, timeout)
+
+    async def schedule_workflow_async(
+        self, name: str | type | Workflow, context: ContextArg = None
+    ) -> str:
+        return await asyncio.to_thread(self.schedule_workflow, name, context)
+
+    async def wait_async(self, execution_id: str, timeout: float | None = None) -> WorkflowResult:
+        return await asyncio.to_thread(self.wait, execution_id, timeout)
+
+    async def get_execution_async(self, execution_id: str) -> WorkflowResult:
+        return await asyncio.to_thread(self.get_execution, execution_id)
+
+    async def cancel_async(self, execution_id: str) -> None:
+        await asyncio.to_thread(self.cancel, execution_id)
+
+    async def pause_async(self, execution_id: str) -> None:
+        await asyncio.to_thread(self.pause, execution_id)
+
+    async def resume_async(self, execution_id: str) -> None:
+        await asyncio.to_thread(self.resume, execution_id)
+
+    async def shutdown_async(self) -> None:
+        await asyncio.to_thread(self.shutdown)

@@ -1,0 +1,201 @@
+"""The store interface: every query the engine needs, behind one abstraction.
+
+The engine talks to a :class:`Store` and, inside one write transaction, to a :class:`WriteTx`.
+Implementations hold all SQL (SQLite here; PostgreSQL plugs in behind the same interface).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from cloacina.store.records import (
+    Claim,
+    DependentState,
+    EventRow,
+    ExecutionRow,
+    RunProgress,
+    StaleClaim,
+    TaskRow,
+)
+
+#: (execution_id, task_id, event, attempt, detail_json, created_at)
+EventTuple = tuple[str, str | None, str, int | None, str | None, float]
+#: (task_id, task_index, deps_total, max_attempts)
+TaskSpec = tuple[str, int, int, int]
+
+
+class WriteTx(abc.ABC):
+    """The writes of one transaction. Commits when the ``with store.write()`` block ends."""
+
+    @abc.abstractmethod
+    def create_execution(
+        self,
+        execution_id: str,
+        *,
+        tenant: str,
+        package: str,
+        workflow_name: str,
+        workflow_version: str,
+        input_json: str,
+        tasks: Sequence[TaskSpec],
+        now: float,
+    ) -> None:
+        """Insert a running execution and its task rows (roots ``ready``, others ``pending``)."""
+
+    @abc.abstractmethod
+    def claim_ready(
+        self, limit: int, workflow_keys: Sequence[str], claimed_by: str, now: float
+    ) -> list[Claim]:
+        """Claim up to ``limit`` ready tasks of running executions whose ``name:version`` is
+        in ``workflow_keys``: mark them running with a fresh claim token and a heartbeat."""
+
+    @abc.abstractmethod
+    def finish_task(
+        self,
+        claim: Claim,
+        status: str,
+        now: float,
+        *,
+        error: str | None = None,
+        traceback: str | None = None,
+        skip_reason: str | None = None,
+    ) -> bool:
+        """Record a claimed task's terminal status; False if the claim was lost (fenced)."""
+
+    @abc.abstractmethod
+    def schedule_retry(
+        self, claim: Claim, retry_at: float, error: str, traceback: str | None
+    ) -> bool:
+        """Put a failed task back to ``ready`` not before ``retry_at``; False if fenced."""
+
+    @abc.abstractmethod
+    def save_output(self, row_id: int, execution_id: str, task_id: str, context_json: str) -> None:
+        """Store a task's output context."""
+
+    @abc.abstractmethod
+    def bump_dependents(
+        self, execution_id: str, task_ids: Sequence[str], failed: int, skipped: int
+    ) -> list[DependentState]:
+        """One dependency of each pending task in ``task_ids`` settled; return their counters."""
+
+    @abc.abstractmethod
+    def mark_ready(self, row_ids: Sequence[int]) -> None:
+        """Pending tasks whose trigger rule says run become ``ready``."""
+
+    @abc.abstractmethod
+    def mark_skipped(self, row_id: int, reason: str, now: float) -> bool:
+        """A pending task whose trigger rule says skip becomes ``skipped``."""
+
+    @abc.abstractmethod
+    def run_progress(
+        self, execution_id: str, settled: int, failed: int, now: float
+    ) -> RunProgress:
+        """``settled`` more tasks of the run are terminal (``failed`` of them failed)."""
+
+    @abc.abstractmethod
+    def finish_run(
+        self,
+        execution_id: str,
+        status: str,
+        now: float,
+        *,
+        final_json: str | None,
+        error: str | None,
+    ) -> bool:
+        """Mark an execution terminal (only from running or paused)."""
+
+    @abc.abstractmethod
+    def add_events(self, events: Sequence[EventTuple]) -> None:
+        """Append rows to the execution event log."""
+
+    @abc.abstractmethod
+    def requeue_stale(self, stale: StaleClaim, older_than: float) -> bool:
+        """Take back a stale claim: the task becomes ``ready`` again (recovery counted)."""
+
+    @abc.abstractmethod
+    def fail_stale(self, stale: StaleClaim, error: str, now: float, older_than: float) -> bool:
+        """Fail a stale claim that ran out of recovery attempts."""
+
+    @abc.abstractmethod
+    def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
+        """Output contexts (JSON) of the given tasks that have one."""
+
+    @abc.abstractmethod
+    def failed_task_errors(self, execution_id: str) -> list[tuple[str, str | None]]:
+        """``(task_id, error)`` of the run's failed tasks, in task order."""
+
+    @abc.abstractmethod
+    def get_input(self, execution_id: str) -> str:
+        """The run's input context (JSON)."""
+
+    @abc.abstractmethod
+    def set_run_status(self, execution_id: str, status: str, from_statuses: Sequence[str],
+                       now: float) -> bool:
+        """Change a run's status if it is in one of ``from_statuses``."""
+
+    @abc.abstractmethod
+    def cancel_tasks(self, execution_id: str, reason: str, now: float) -> list[str]:
+        """Skip every unfinished task of a run (clearing claims); return the ids of those that
+        were running."""
+
+
+class Store(abc.ABC):
+    """A database holding workflow executions. Thread-safe."""
+
+    url: str
+
+    @abc.abstractmethod
+    def write(self) -> AbstractContextManager[WriteTx]:
+        """A write transaction (serialised within this process)."""
+
+    # ---- small transactions ----------------------------------------------------------------
+    @abc.abstractmethod
+    def heartbeat(self, claimed_by: str, now: float) -> int:
+        """Refresh the heartbeat of every task this runner is running."""
+
+    @abc.abstractmethod
+    def find_stale(self, older_than: float, limit: int = 100) -> list[StaleClaim]:
+        """Running tasks whose heartbeat is older than ``older_than``."""
+
+    @abc.abstractmethod
+    def next_retry_at(self) -> float | None:
+        """The earliest ``retry_at`` of a ready task, if any."""
+
+    # ---- reads -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get_execution(self, execution_id: str) -> ExecutionRow | None: ...
+
+    @abc.abstractmethod
+    def get_tasks(self, execution_id: str) -> list[TaskRow]: ...
+
+    @abc.abstractmethod
+    def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]: ...
+
+    @abc.abstractmethod
+    def list_executions(
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        workflow_name: str | None = None,
+    ) -> list[ExecutionRow]: ...
+
+    @abc.abstractmethod
+    def execution_status(self, execution_id: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def count_unfinished(self) -> int:
+        """How many executions are running, paused or pending."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def iter_all_executions(self, batch: int = 500) -> Iterator[ExecutionRow]:
+        """Every execution, newest first (for listings)."""
+        yield from self.list_executions(limit=batch)
+
+    def stats(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,107 @@
+"""Plain records the store returns: executions, tasks, claims and events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A task this runner claimed: run it, then complete it with ``claim_token``."""
+
+    row_id: int
+    execution_id: str
+    task_id: str
+    attempt: int
+    recovery_count: int
+    claim_token: str
+    workflow_name: str
+    workflow_version: str
+    started_at: float
+    deps_total: int = 0
+    deps_failed: int = 0
+    deps_skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DependentState:
+    """A pending dependent's counters after a dependency settled."""
+
+    row_id: int
+    task_id: str
+    deps_total: int
+    deps_remaining: int
+    deps_failed: int
+    deps_skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunProgress:
+    """A run's counters after tasks settled."""
+
+    status: str
+    tasks_remaining: int
+    tasks_failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRow:
+    id: str
+    tenant: str
+    package: str
+    workflow_name: str
+    workflow_version: str
+    status: str
+    input_context: str | None
+    final_context: str | None
+    error: str | None
+    tasks_total: int
+    tasks_remaining: int
+    tasks_failed: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    id: int
+    execution_id: str
+    task_id: str
+    task_index: int
+    status: str
+    attempt: int
+    max_attempts: int
+    recovery_count: int
+    error: str | None
+    error_traceback: str | None
+    skip_reason: str | None
+    retry_at: float | None
+    claimed_by: str | None
+    heartbeat_at: float | None
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int
+    execution_id: str
+    task_id: str | None
+    event: str
+    attempt: int | None
+    detail: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StaleClaim:
+    """A running task whose heartbeat is older than the threshold."""
+
+    row_id: int
+    execution_id: str
+    task_id: str
+    recovery_count: int
+    attempt: int
+    workflow_name: str
+    workflow_version: str

@@ -1,0 +1,107 @@
+"""The database schema as SQLAlchemy Core tables (the Alembic migrations create the same).
+
+Times are stored as UNIX epoch seconds (floats): cheap to write and compare on every backend.
+Contexts are stored as JSON text.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+workflow_executions = Table(
+    "workflow_executions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(64), nullable=False, server_default="public"),
+    Column("package", String(128), nullable=False, server_default="embedded"),
+    Column("workflow_name", String(255), nullable=False),
+    Column("workflow_version", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input_context", Text, nullable=True),
+    Column("final_context", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("tasks_total", Integer, nullable=False),
+    Column("tasks_remaining", Integer, nullable=False),
+    Column("tasks_failed", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_workflow_executions_status", "status"),
+    Index("ix_workflow_executions_created", "created_at"),
+    Index("ix_workflow_executions_name", "workflow_name", "created_at"),
+)
+
+task_executions = Table(
+    "task_executions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "execution_id",
+        String(36),
+        ForeignKey("workflow_executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("task_id", String(255), nullable=False),
+    Column("task_index", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("max_attempts", Integer, nullable=False, server_default="1"),
+    Column("recovery_count", Integer, nullable=False, server_default="0"),
+    Column("deps_total", Integer, nullable=False, server_default="0"),
+    Column("deps_remaining", Integer, nullable=False, server_default="0"),
+    Column("deps_failed", Integer, nullable=False, server_default="0"),
+    Column("deps_skipped", Integer, nullable=False, server_default="0"),
+    Column("claim_token", String(64), nullable=True),
+    Column("claimed_by", String(64), nullable=True),
+    Column("heartbeat_at", Float, nullable=True),
+    Column("retry_at", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("error_traceback", Text, nullable=True),
+    Column("skip_reason", Text, nullable=True),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    UniqueConstraint("execution_id", "task_id", name="uq_task_executions_execution_task"),
+    Index("ix_task_executions_status", "status", "id"),
+)
+
+task_outputs = Table(
+    "task_outputs",
+    metadata,
+    Column(
+        "task_execution_id",
+        Integer,
+        ForeignKey("task_executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("execution_id", String(36), nullable=False),
+    Column("task_id", String(255), nullable=False),
+    Column("context", Text, nullable=False),
+    Index("ix_task_outputs_execution", "execution_id", "task_id"),
+)
+
+execution_events = Table(
+    "execution_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", String(36), nullable=False),
+    Column("task_id", String(255), nullable=True),
+    Column("event", String(32), nullable=False),
+    Column("attempt", Integer, nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_execution_events_execution", "execution_id", "id"),
+)
