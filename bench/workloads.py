@@ -144,29 +144,86 @@ def peak_rss_mb() -> float:
 
 
 class TxCounter:
-    """Counts database commits made through SQLAlchemy (any engine in this process).
+    """Counts the database work of this process: write transactions and SQL statements.
 
-    Commits made with a raw DBAPI connection (e.g. ``sqlite3`` directly) are not seen;
-    ``tx_per_task`` is then ``None`` rather than a wrong number.
+    On SQLite every connection opened with ``sqlite3.connect`` (the engine's own and
+    SQLAlchemy's) gets a trace callback that sees each statement: a write transaction is an
+    explicit ``BEGIN ... COMMIT`` that wrote, or a write statement run in autocommit mode.
+    On other databases only commits made through SQLAlchemy are seen (statements are not).
+    A figure that saw nothing is ``None`` rather than a wrong 0.
     """
 
+    WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
     def __init__(self) -> None:
-        self.commits = 0
+        self.tx = 0
+        self.statements = 0
         self._lock = threading.Lock()
 
-    def install(self) -> None:
-        from sqlalchemy import event
-        from sqlalchemy.engine import Engine
-
-        event.listen(Engine, "commit", self._on_commit)
-
-    def _on_commit(self, conn: Any) -> None:
+    def snapshot(self) -> tuple[int, int]:
         with self._lock:
-            self.commits += 1
+            return self.tx, self.statements
 
-    def per_task(self, start: int, tasks: int) -> float | None:
-        done = self.commits - start
-        return round(done / tasks, 2) if done else None
+    def install(self, url: str) -> None:
+        if url.startswith("sqlite"):
+            self._install_sqlite()
+        else:
+            from sqlalchemy import event
+            from sqlalchemy.engine import Engine
+
+            event.listen(Engine, "commit", lambda conn: self._add(1, 0))
+
+    def _add(self, tx: int, statements: int) -> None:
+        with self._lock:
+            self.tx += tx
+            self.statements += statements
+
+    def _install_sqlite(self) -> None:
+        import sqlite3
+        import sqlite3.dbapi2
+
+        real_connect = sqlite3.connect
+
+        def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+            conn = real_connect(*args, **kwargs)
+            conn.set_trace_callback(self._tracer())
+            return conn
+
+        sqlite3.connect = connect  # type: ignore[assignment]
+        sqlite3.dbapi2.connect = connect  # type: ignore[assignment]
+
+    def _tracer(self) -> Callable[[str], None]:
+        state = {"in_tx": False, "wrote": False}  # one connection is used by one thread at once
+
+        def trace(sql: str) -> None:
+            head = sql.lstrip()[:8].upper()
+            if head.startswith("BEGIN"):
+                state["in_tx"], state["wrote"] = True, False
+            elif head.startswith(("COMMIT", "END")):
+                if state["wrote"]:
+                    self._add(1, 0)
+                state["in_tx"] = False
+            elif head.startswith("ROLLBACK"):
+                state["in_tx"] = False
+            elif head.startswith("PRAGMA"):
+                pass
+            else:
+                write = head.startswith(self.WRITES)
+                if state["in_tx"]:
+                    state["wrote"] = state["wrote"] or write
+                    self._add(0, 1)
+                else:
+                    self._add(1 if write else 0, 1)
+
+        return trace
+
+    @staticmethod
+    def figures(start: tuple[int, int], stop: tuple[int, int], tasks: int) -> dict[str, Any]:
+        tx, statements = stop[0] - start[0], stop[1] - start[1]
+        return {
+            "tx_per_task": round(tx / tasks, 2) if tx else None,
+            "stmts_per_task": round(statements / tasks, 2) if statements else None,
+        }
 
 
 def check(result: Any, what: str) -> dict[str, Any]:
@@ -204,13 +261,14 @@ def run_chain3(url: str, n: int, tx: TxCounter | None) -> dict[str, Any]:
         # first statement compilation, thread start-up, imports done lazily) do not count.
         for i in range(CHAIN3_WARMUP_RUNS):
             check(r.execute("chain3", {"i": -1 - i}), "chain3 warm-up")
-        start = tx.commits if tx else 0
+        start = tx.snapshot() if tx else (0, 0)
         for i in range(n):
             t = time.perf_counter()
             res = r.execute("chain3", {"i": i})
             lat.append(time.perf_counter() - t)
             out = check(res, "chain3")
             assert out["final_report"]["summary"]["total_processed"] == 950, out
+        stop = tx.snapshot() if tx else (0, 0)
     fig: dict[str, Any] = {
         "scenario": "chain3",
         "n": n,
@@ -218,7 +276,7 @@ def run_chain3(url: str, n: int, tx: TxCounter | None) -> dict[str, Any]:
         "p95_ms": round(sorted(lat)[int(0.95 * (n - 1))] * 1000, 2),
     }
     if tx:
-        fig["tx_per_task"] = tx.per_task(start, n * 3)
+        fig.update(tx.figures(start, stop, n * 3))
     return fig
 
 
@@ -233,11 +291,12 @@ def run_fanout(url: str, n: int, tx: TxCounter | None) -> dict[str, Any]:
             try:
                 for i in range(per):
                     out = check(r.execute("fanout", {"i": i}), "fanout")
-                    assert out["joined"] is True, out
+                    assert out["joined"] is True and out["seed"] == 1, out
+                    assert all(out[f"leaf_{j}"] == j for j in range(FANOUT_WIDTH)), out
             except BaseException as e:  # reported after the join below
                 errors.append(e)
 
-        start = tx.commits if tx else 0
+        start = tx.snapshot() if tx else (0, 0)
         t = time.perf_counter()
         threads = [threading.Thread(target=work) for _ in range(FANOUT_THREADS)]
         for th in threads:
@@ -245,6 +304,7 @@ def run_fanout(url: str, n: int, tx: TxCounter | None) -> dict[str, Any]:
         for th in threads:
             th.join()
         wall = time.perf_counter() - t
+        stop = tx.snapshot() if tx else (0, 0)
     if errors:
         raise errors[0]
     workflows = per * FANOUT_THREADS
@@ -257,19 +317,20 @@ def run_fanout(url: str, n: int, tx: TxCounter | None) -> dict[str, Any]:
         "tasks_per_s": round(tasks / wall, 1),
     }
     if tx:
-        fig["tx_per_task"] = tx.per_task(start, tasks)
+        fig.update(tx.figures(start, stop, tasks))
     return fig
 
 
 def run_wide(url: str, n: int, tx: TxCounter | None) -> dict[str, Any]:
     define_wide(n)
     with DefaultRunner(url, max_concurrent_tasks=MAX_CONCURRENT_TASKS) as r:
-        start = tx.commits if tx else 0
+        start = tx.snapshot() if tx else (0, 0)
         t = time.perf_counter()
         res = r.execute("wide", {})
         wall = time.perf_counter() - t
+        stop = tx.snapshot() if tx else (0, 0)
         out = check(res, "wide")
-        assert out["joined"] is True, out
+    assert out["joined"] is True and all(out[f"w_{i}"] == i for i in range(n)), "wide: context"
     fig: dict[str, Any] = {
         "scenario": "wide",
         "tasks": n + 1,
@@ -277,19 +338,20 @@ def run_wide(url: str, n: int, tx: TxCounter | None) -> dict[str, Any]:
         "tasks_per_s": round((n + 1) / wall, 1),
     }
     if tx:
-        fig["tx_per_task"] = tx.per_task(start, n + 1)
+        fig.update(tx.figures(start, stop, n + 1))
     return fig
 
 
 def run_chain100(url: str, n: int, tx: TxCounter | None) -> dict[str, Any]:
     define_chain(n)
     with DefaultRunner(url, max_concurrent_tasks=MAX_CONCURRENT_TASKS) as r:
-        start = tx.commits if tx else 0
+        start = tx.snapshot() if tx else (0, 0)
         t = time.perf_counter()
         res = r.execute("chain100", {})
         wall = time.perf_counter() - t
+        stop = tx.snapshot() if tx else (0, 0)
         out = check(res, "chain100")
-        assert out[f"c_{n - 1}"] == n - 1, out
+    assert all(out[f"c_{i}"] == i for i in range(n)), "chain100: context"
     fig: dict[str, Any] = {
         "scenario": "chain100",
         "tasks": n,
@@ -297,7 +359,7 @@ def run_chain100(url: str, n: int, tx: TxCounter | None) -> dict[str, Any]:
         "ms_per_step": round(wall / n * 1000, 3),
     }
     if tx:
-        fig["tx_per_task"] = tx.per_task(start, n)
+        fig.update(tx.figures(start, stop, n))
     return fig
 
 
@@ -317,15 +379,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--count-tx",
         action="store_true",
-        help="also report SQLAlchemy commits per task (tx_per_task); adds a little overhead",
+        help="also report write transactions and SQL statements per task (tx_per_task,\n"
+        "stmts_per_task); adds a little overhead",
     )
     a = ap.parse_args(argv)
     n = a.n or DEFAULT_N[a.scenario]
-    tx = None
-    if a.count_tx:
-        tx = TxCounter()
-        tx.install()
     with database(a.db) as url:
+        tx = None
+        if a.count_tx:
+            tx = TxCounter()
+            tx.install(url)
         fig = RUNNERS[a.scenario](url, n, tx)
     emit(**fig)
 

@@ -250,10 +250,21 @@ class DefaultRunner:
                     f"workflow execution {execution_id} is already {status}; nothing to cancel"
                 )
             running = tx.cancel_tasks(execution_id, "execution cancelled", now)
-            tx.finish_run(execution_id, "cancelled", now, final_json=None,
-                          error="cancelled by request")
-            tx.add_events([(execution_id, None, "execution_cancelled", None,
-                            dumps_context({"running_tasks": running}), now)])
+            tx.finish_run(
+                execution_id, "cancelled", now, final_json=None, error="cancelled by request"
+            )
+            tx.add_events(
+                [
+                    (
+                        execution_id,
+                        None,
+                        "execution_cancelled",
+                        None,
+                        dumps_context({"running_tasks": running}),
+                        now,
+                    )
+                ]
+            )
         self._engine.abandon_run(execution_id)
         self._engine.notify_external(execution_id)
 

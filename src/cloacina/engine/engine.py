@@ -9,6 +9,7 @@ together (group commit). A short poll, heartbeats and stale-claim recovery run o
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
@@ -201,8 +202,14 @@ class Engine:
                     claims = tx.claim_ready(want, self._workflow_keys(), self.runner_id, now)
                     for claim in claims:
                         fx.events.append(
-                            (claim.execution_id, claim.task_id, "task_started", claim.attempt,
-                             None, now)
+                            (
+                                claim.execution_id,
+                                claim.task_id,
+                                "task_started",
+                                claim.attempt,
+                                None,
+                                now,
+                            )
                         )
                     jobs = self._jobs_for(tx, claims)
                 tx.add_events(fx.events)
@@ -268,14 +275,12 @@ class Engine:
         task = job.task
         if task.is_async:
             running.task = self._loop.create_task(run_async(job))
-            running.task.add_done_callback(lambda t, r=running: self._async_done(r, t))
+            running.task.add_done_callback(functools.partial(self._async_done, running))
         else:
             future = self._pool.submit(run_sync, job)
-            future.add_done_callback(lambda f, r=running: self._thread_done(r, f))
+            future.add_done_callback(functools.partial(self._thread_done, running))
             if task.timeout is not None:
-                running.timer = self._loop.call_later(
-                    task.timeout, self._sync_timed_out, running
-                )
+                running.timer = self._loop.call_later(task.timeout, self._sync_timed_out, running)
 
     def _thread_done(self, running: _Running, future: Future[Outcome]) -> None:
         # Runs on the worker thread: hand the outcome to the loop.
@@ -352,8 +357,14 @@ class Engine:
                     )
                     if tx.fail_stale(item, error, now, older_than):
                         fx.events.append(
-                            (item.execution_id, item.task_id, "task_abandoned", item.attempt,
-                             json.dumps({"error": error}), now)
+                            (
+                                item.execution_id,
+                                item.task_id,
+                                "task_abandoned",
+                                item.attempt,
+                                json.dumps({"error": error}),
+                                now,
+                            )
                         )
                         self.scheduler.settle(
                             tx, wf, item.execution_id, [(item.task_id, FAILED)], now, fx
@@ -361,11 +372,18 @@ class Engine:
                 elif tx.requeue_stale(item, older_than):
                     log.warning(
                         "recovered task %s of execution %s from a runner that stopped responding",
-                        item.task_id, item.execution_id,
+                        item.task_id,
+                        item.execution_id,
                     )
                     fx.events.append(
-                        (item.execution_id, item.task_id, "task_recovered", item.attempt,
-                         json.dumps({"recovery": item.recovery_count + 1}), now)
+                        (
+                            item.execution_id,
+                            item.task_id,
+                            "task_recovered",
+                            item.attempt,
+                            json.dumps({"recovery": item.recovery_count + 1}),
+                            now,
+                        )
                     )
             tx.add_events(fx.events)
         if fx.finished_runs:

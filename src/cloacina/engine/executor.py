@@ -98,9 +98,7 @@ def _failure(job: Job, exc: BaseException, message: str | None = None) -> Outcom
         detail = str(exc) or type(exc).__name__
         message = detail if isinstance(exc, TaskError) else f"{type(exc).__name__}: {detail}"
     tb = "".join(traceback.format_exception(exc))
-    return Outcome(
-        job.claim, FAILED, error=message, traceback=tb, exc=exc, finished_at=time.time()
-    )
+    return Outcome(job.claim, FAILED, error=message, traceback=tb, exc=exc, finished_at=time.time())
 
 
 def run_sync(job: Job) -> Outcome:

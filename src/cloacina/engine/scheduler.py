@@ -13,11 +13,11 @@ import random
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from cloacina.engine.executor import COMPLETED, FAILED, SKIPPED, Outcome
 from cloacina.model.context import deep_merge, dumps_context
 from cloacina.model.rules import DepCounts, StatusRule, TriggerRule, Verdict
 from cloacina.model.workflow import Workflow
 from cloacina.store.base import EventTuple, WriteTx
-from cloacina.engine.executor import COMPLETED, FAILED, SKIPPED, Outcome
 
 
 class RunCache:
@@ -106,8 +106,11 @@ class Scheduler:
                     fx.retry_at.append(retry_at)
                 return
             if not tx.finish_task(
-                claim, FAILED, outcome.finished_at or now,
-                error=outcome.error, traceback=outcome.traceback,
+                claim,
+                FAILED,
+                outcome.finished_at or now,
+                error=outcome.error,
+                traceback=outcome.traceback,
             ):
                 return
             fx.events.append((eid, tid, "task_failed", claim.attempt, _detail(outcome), now))
@@ -147,8 +150,14 @@ class Scheduler:
                     reason = skip_reason(rule, deps)
                     if tx.mark_skipped(st.row_id, reason, now):
                         fx.events.append(
-                            (execution_id, st.task_id, "task_skipped", None,
-                             json.dumps({"reason": reason}), now)
+                            (
+                                execution_id,
+                                st.task_id,
+                                "task_skipped",
+                                None,
+                                json.dumps({"reason": reason}),
+                                now,
+                            )
                         )
                         queue.append((st.task_id, SKIPPED))
         if ready:

@@ -120,7 +120,7 @@ def _find_cycle(
                 stack.append((node, i + 1))
                 nxt = deps[i]
                 if state.get(nxt) == 1:
-                    cycle = path[path.index(nxt) :] + [nxt]
+                    cycle = [*path[path.index(nxt) :], nxt]
                     cycle.reverse()  # present it along the edges: dependency -> dependent
                     return cycle
                 if not state.get(nxt):

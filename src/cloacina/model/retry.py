@@ -53,7 +53,7 @@ class RetryPolicy:
             base = self.initial_delay
         if self.jitter and base > 0:
             base *= (rng or random).uniform(0.75, 1.25)
-        return min(base, self.max_delay)
+        return float(min(base, self.max_delay))
 
     def should_retry(self, exc: BaseException, attempt: int) -> bool:
         """Whether a task that raised ``exc`` on attempt ``attempt`` gets another attempt."""

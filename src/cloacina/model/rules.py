@@ -202,7 +202,9 @@ def context_value(key: str, op: str, value: Any = None) -> TriggerRule:
     not_exists``."""
     if op not in _OPS and op not in _PRESENCE_OPS:
         allowed = ", ".join([*_OPS, *_PRESENCE_OPS])
-        raise WorkflowDefinitionError(f"unknown context_value operator {op!r}; use one of {allowed}")
+        raise WorkflowDefinitionError(
+            f"unknown context_value operator {op!r}; use one of {allowed}"
+        )
     if op in ("in", "not_in") and not isinstance(value, list | tuple | set | frozenset | str):
         raise WorkflowDefinitionError(
             f"context_value({key!r}, {op!r}, ...) needs a list, tuple, set or string to look in"

@@ -20,7 +20,11 @@ class ExecutionStatus(enum.StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+        return self in (
+            ExecutionStatus.COMPLETED,
+            ExecutionStatus.FAILED,
+            ExecutionStatus.CANCELLED,
+        )
 
 
 class TaskStatus(enum.StrEnum):

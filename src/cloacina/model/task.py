@@ -49,7 +49,7 @@ class Task:
         if not isinstance(self.id, str) or not self.id:
             raise WorkflowDefinitionError(f"task id must be a non-empty string, got {self.id!r}")
         if isinstance(dependencies, str | Task) or callable(dependencies):
-            dependencies = [dependencies]  # type: ignore[list-item]
+            dependencies = [dependencies]
         self.dependencies = tuple(_dependency_id(self.id, d) for d in dependencies)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise WorkflowDefinitionError(
@@ -65,7 +65,7 @@ class Task:
         self.is_async = inspect.iscoroutinefunction(func)
         self.description = description if description is not None else (func.__doc__ or "")
         _check_signature(self.id, func)
-        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+        functools.update_wrapper(self, func)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)

@@ -155,9 +155,7 @@ def _decorate(
     return wf
 
 
-def workflow(
-    name: str | None = None, *, description: str | None = None
-) -> Callable[[C], C]:
+def workflow(name: str | None = None, *, description: str | None = None) -> Callable[[C], C]:
     """Declare an embedded workflow: a class whose body holds ``@task`` functions.
 
     The workflow is validated at once and registered in this process under ``name`` (default:

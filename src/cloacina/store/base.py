@@ -90,9 +90,7 @@ class WriteTx(abc.ABC):
         """A pending task whose trigger rule says skip becomes ``skipped``."""
 
     @abc.abstractmethod
-    def run_progress(
-        self, execution_id: str, settled: int, failed: int, now: float
-    ) -> RunProgress:
+    def run_progress(self, execution_id: str, settled: int, failed: int, now: float) -> RunProgress:
         """``settled`` more tasks of the run are terminal (``failed`` of them failed)."""
 
     @abc.abstractmethod
@@ -132,8 +130,9 @@ class WriteTx(abc.ABC):
         """The run's input context (JSON)."""
 
     @abc.abstractmethod
-    def set_run_status(self, execution_id: str, status: str, from_statuses: Sequence[str],
-                       now: float) -> bool:
+    def set_run_status(
+        self, execution_id: str, status: str, from_statuses: Sequence[str], now: float
+    ) -> bool:
         """Change a run's status if it is in one of ``from_statuses``."""
 
     @abc.abstractmethod

@@ -48,7 +48,7 @@ def upgrade(engine: Engine, lock_path: str | None = None) -> str:
         if lock_fd is not None:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
         current = current_revision(engine)
-        if current == head:
+        if current is not None and current == head:
             return current
         if current is not None:
             try:

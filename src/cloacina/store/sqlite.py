@@ -234,9 +234,7 @@ class SQLiteWriteTx(WriteTx):
         )
         return cur.rowcount == 1
 
-    def run_progress(
-        self, execution_id: str, settled: int, failed: int, now: float
-    ) -> RunProgress:
+    def run_progress(self, execution_id: str, settled: int, failed: int, now: float) -> RunProgress:
         row = self._c.execute(
             "UPDATE workflow_executions SET tasks_remaining=tasks_remaining-?,"
             " tasks_failed=tasks_failed+?, updated_at=? WHERE id=?"
@@ -433,51 +431,67 @@ class SQLiteStore(Store):
     def heartbeat(self, claimed_by: str, now: float) -> int:
         with self._write_lock:
             cur = self._write_conn.execute(
-                "UPDATE task_executions SET heartbeat_at=? WHERE status='running'"
-                " AND claimed_by=?",
+                "UPDATE task_executions SET heartbeat_at=? WHERE status='running' AND claimed_by=?",
                 (now, claimed_by),
             )
             return cur.rowcount
 
     def find_stale(self, older_than: float, limit: int = 100) -> list[StaleClaim]:
-        rows = self._reader().execute(
-            "SELECT t.id, t.execution_id, t.task_id, t.recovery_count, t.attempt,"
-            " w.workflow_name, w.workflow_version"
-            " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
-            " WHERE t.status='running' AND t.heartbeat_at < ? ORDER BY t.id LIMIT ?",
-            (older_than, limit),
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT t.id, t.execution_id, t.task_id, t.recovery_count, t.attempt,"
+                " w.workflow_name, w.workflow_version"
+                " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
+                " WHERE t.status='running' AND t.heartbeat_at < ? ORDER BY t.id LIMIT ?",
+                (older_than, limit),
+            )
+            .fetchall()
+        )
         return [StaleClaim(*r) for r in rows]
 
     def next_retry_at(self) -> float | None:
-        row = self._reader().execute(
-            "SELECT MIN(retry_at) FROM task_executions WHERE status='ready'"
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT MIN(retry_at) FROM task_executions WHERE status='ready'")
+            .fetchone()
+        )
         return row[0] if row else None
 
     # -- reads -------------------------------------------------------------------------------
     def get_execution(self, execution_id: str) -> ExecutionRow | None:
-        row = self._reader().execute(
-            f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id=?", (execution_id,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id=?", (execution_id,))
+            .fetchone()
+        )
         return ExecutionRow(*row) if row else None
 
     def get_tasks(self, execution_id: str) -> list[TaskRow]:
-        rows = self._reader().execute(
-            f"SELECT {_TASK_COLS} FROM task_executions WHERE execution_id=? ORDER BY task_index",
-            (execution_id,),
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {_TASK_COLS} FROM task_executions WHERE execution_id=?"
+                " ORDER BY task_index",
+                (execution_id,),
+            )
+            .fetchall()
+        )
         return [TaskRow(*r) for r in rows]
 
     def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
         return _get_outputs(self._reader(), execution_id, task_ids)
 
     def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]:
-        rows = self._reader().execute(
-            "SELECT id, execution_id, task_id, event, attempt, detail, created_at"
-            " FROM execution_events WHERE execution_id=? AND id>? ORDER BY id",
-            (execution_id, after_id),
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT id, execution_id, task_id, event, attempt, detail, created_at"
+                " FROM execution_events WHERE execution_id=? AND id>? ORDER BY id",
+                (execution_id, after_id),
+            )
+            .fetchall()
+        )
         return [EventRow(*r) for r in rows]
 
     def list_executions(
@@ -495,23 +509,33 @@ class SQLiteStore(Store):
             where.append("workflow_name=?")
             params.append(workflow_name)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self._reader().execute(
-            f"SELECT {_EXEC_COLS} FROM workflow_executions{clause}"
-            " ORDER BY created_at DESC LIMIT ?",
-            (*params, limit),
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {_EXEC_COLS} FROM workflow_executions{clause}"
+                " ORDER BY created_at DESC LIMIT ?",
+                (*params, limit),
+            )
+            .fetchall()
+        )
         return [ExecutionRow(*r) for r in rows]
 
     def execution_status(self, execution_id: str) -> str | None:
-        row = self._reader().execute(
-            "SELECT status FROM workflow_executions WHERE id=?", (execution_id,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT status FROM workflow_executions WHERE id=?", (execution_id,))
+            .fetchone()
+        )
         return row[0] if row else None
 
     def count_unfinished(self) -> int:
-        row = self._reader().execute(
-            "SELECT COUNT(*) FROM workflow_executions WHERE status IN ('running', 'paused')"
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(
+                "SELECT COUNT(*) FROM workflow_executions WHERE status IN ('running', 'paused')"
+            )
+            .fetchone()
+        )
         return int(row[0])
 
     def close(self) -> None:

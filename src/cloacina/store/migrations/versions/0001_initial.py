@@ -94,9 +94,7 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text, nullable=True),
         sa.Column("created_at", sa.Float, nullable=False),
     )
-    op.create_index(
-        "ix_execution_events_execution", "execution_events", ["execution_id", "id"]
-    )
+    op.create_index("ix_execution_events_execution", "execution_events", ["execution_id", "id"])
 
 
 def downgrade() -> None:
