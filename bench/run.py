@@ -360,6 +360,16 @@ def target_line(scenario: str, ours: Agg | None, what: str = "") -> str:
     return f"target{what}: {key} {rel} {bound:g}: cloacina {fmt(v)} -> {verdict}"
 
 
+def print_db_work(ours: Agg | None, what: str = "") -> None:
+    """The --count-tx figures, when there are some."""
+    if ours and ("tx_per_task" in ours.figures or "stmts_per_task" in ours.figures):
+        tx, st = ours.figures.get("tx_per_task"), ours.figures.get("stmts_per_task")
+        out.print(
+            f"  database work{what} (--count-tx; timings of this run are slowed by counting):"
+            f" {fmt(tx)} write transactions and {fmt(st, 1)} statements per task"
+        )
+
+
 def report_scenario(scenario: str, runs: list[Run], systems: list[System]) -> dict[str, Any]:
     metric = METRICS[scenario]
     order = {s.name: i for i, s in enumerate(systems)}
@@ -376,6 +386,7 @@ def report_scenario(scenario: str, runs: list[Run], systems: list[System]) -> di
         ours = next((a for a in aggs if a.system == OURS and a.figures), None)
         if any(a.system == OURS for a in aggs):
             out.print("  " + target_line(scenario, ours))
+        print_db_work(ours)
         summary["aggregates"] = [asdict(a) for a in aggs]
         summary["speedup"] = {a.system: speedup(ours, a, metric) for a in aggs if a.system != OURS}
         return summary
@@ -411,6 +422,8 @@ def report_scenario(scenario: str, runs: list[Run], systems: list[System]) -> di
     for n in sizes:
         if n >= 1_000 and any(a.system == OURS for a in by_size[n]):
             out.print("  " + target_line("wide", ours_at(n), f" at N={n:,}"))
+    for n in sizes:
+        print_db_work(ours_at(n), f" at N={n:,}")
     growth: dict[str, float | None] = {}
     for name in [OURS, *peer_names]:
         for lo, hi in ((1_000, 10_000), (100, 1_000)):
@@ -525,7 +538,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--repeat", type=int, default=1, help="runs per figure, median taken")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per process")
-    ap.add_argument("--count-tx", action="store_true", help="cloacina: report commits per task")
+    ap.add_argument(
+        "--count-tx",
+        action="store_true",
+        help="cloacina: also count write transactions and statements per task (slower)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write all raw results to FILE")
     ap.add_argument(
         "--peers-dir",
