@@ -121,8 +121,8 @@ class DefaultRunner:
         """Start a run of workflow ``name`` and return its execution id at once."""
         self._check_open()
         wf = self.resolve(name)
-        if wf.name not in self.catalog.names() or self.catalog.find(wf.name, wf.version) is None:
-            self.catalog.add(wf)
+        if self.catalog.find(wf.name, wf.version) is None:
+            self.catalog.add(wf)  # a Workflow object passed directly, or another catalog's
         input_json = dumps_context(as_context_dict(context))
         execution_id = str(uuid.uuid4())
         now = time.time()

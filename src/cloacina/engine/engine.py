@@ -75,8 +75,10 @@ class Engine:
         self.cache = RunCache()
         self.scheduler = Scheduler(self.cache)
         self.free = settings.max_concurrent_tasks
+        # Twice the slots: a timed-out `def` task keeps its thread (Python cannot kill it)
+        # while its slot is given back, so spare threads keep new tasks from queueing.
         self._pool = ThreadPoolExecutor(
-            max_workers=settings.max_concurrent_tasks, thread_name_prefix="cloacina-task"
+            max_workers=2 * settings.max_concurrent_tasks, thread_name_prefix="cloacina-task"
         )
         self._running: dict[str, _Running] = {}
         self._outcomes: list[Outcome] = []
@@ -88,6 +90,8 @@ class Engine:
         self._started = threading.Event()
         self._stopped = threading.Event()
         self.last_error: BaseException | None = None
+        self._keys: list[str] = []
+        self._keys_generation = -1
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -156,7 +160,12 @@ class Engine:
     def _poll_tick(self) -> None:
         if self._stopping:
             return
-        self._request_cycle()
+        try:
+            # A cheap read first: an idle runner should not take the write lock every tick.
+            if self.free > 0 and self.store.has_ready(time.time()):
+                self._request_cycle()
+        except Exception as exc:
+            log.warning("poll failed: %s", exc)
         self._loop.call_later(self.settings.poll_interval, self._poll_tick)
 
     def _heartbeat_tick(self) -> None:
@@ -180,7 +189,11 @@ class Engine:
 
     # ---- the cycle: complete outcomes, claim, dispatch ---------------------------------------
     def _workflow_keys(self) -> list[str]:
-        return [f"{wf.name}:{wf.version}" for wf in self.catalog.all_versions()]
+        generation = self.catalog.generation
+        if generation != self._keys_generation:
+            self._keys = [f"{wf.name}:{wf.version}" for wf in self.catalog.all_versions()]
+            self._keys_generation = generation
+        return self._keys
 
     def _cycle(self) -> None:
         self._cycle_scheduled = False

@@ -79,11 +79,14 @@ class WorkflowCatalog:
         self._lock = threading.Lock()
         self._latest: dict[str, Workflow] = {}
         self._versions: dict[tuple[str, str], Workflow] = {}
+        #: Bumped on every change, so users can cache what they derive from the catalog.
+        self.generation = 0
 
     def add(self, wf: Workflow) -> None:
         with self._lock:
             self._latest[wf.name] = wf
             self._versions[(wf.name, wf.version)] = wf
+            self.generation += 1
 
     def get(self, name: str) -> Workflow:
         try:
@@ -115,6 +118,7 @@ class WorkflowCatalog:
             self._latest.pop(name, None)
             for key in [k for k in self._versions if k[0] == name]:
                 del self._versions[key]
+            self.generation += 1
 
 
 #: Every workflow defined with ``@workflow`` / ``@packaged_workflow`` in this process.

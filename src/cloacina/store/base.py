@@ -160,6 +160,10 @@ class Store(abc.ABC):
         """Running tasks whose heartbeat is older than ``older_than``."""
 
     @abc.abstractmethod
+    def has_ready(self, now: float) -> bool:
+        """Whether any task is ready to be claimed now (a read, no lock)."""
+
+    @abc.abstractmethod
     def next_retry_at(self) -> float | None:
         """The earliest ``retry_at`` of a ready task, if any."""
 

@@ -450,6 +450,19 @@ class SQLiteStore(Store):
         )
         return [StaleClaim(*r) for r in rows]
 
+    def has_ready(self, now: float) -> bool:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT 1 FROM task_executions t JOIN workflow_executions w"
+                " ON w.id = t.execution_id WHERE t.status='ready'"
+                " AND (t.retry_at IS NULL OR t.retry_at <= ?) AND w.status='running' LIMIT 1",
+                (now,),
+            )
+            .fetchone()
+        )
+        return row is not None
+
     def next_retry_at(self) -> float | None:
         row = (
             self._reader()
