@@ -56,7 +56,7 @@ DEFAULT_N: dict[str, dict[str, int]] = {
     "chain100": {OURS: 100, "cloaca": 100, "dbos": 100},
 }
 WIDE_SIZES = (100, 1_000, 10_000)
-# wide at N=10,000 would take the peers minutes (cloaca ~130 tasks/s, DBOS ~40 tasks/s):
+# wide at N=10,000 would take cloaca ~45 s and DBOS several minutes (~40-85 tasks/s there):
 PEER_WIDE_MAX = 1_000
 WIDE_GROWTH_TARGET = 12.0
 
@@ -410,10 +410,16 @@ def report_scenario(scenario: str, runs: list[Run], systems: list[System]) -> di
     peer_names = [s.name for s in systems if s.name != OURS]
     skipped = [n for n in sizes if n > PEER_WIDE_MAX]
     if peer_names and skipped:
+        top = max(skipped)
+        guesses = []
+        for name in peer_names:
+            at = next((x for x in by_size.get(PEER_WIDE_MAX, []) if x.system == name), None)
+            if at and at.figures.get("tasks_per_s"):
+                guesses.append(f"{name} ~{(top + 1) / at.figures['tasks_per_s']:.0f} s")
+        guess = f" (at their N={PEER_WIDE_MAX:,} rate: {', '.join(guesses)})" if guesses else ""
         out.print(
-            f"  peers not run at N > {PEER_WIDE_MAX:,} "
-            f"(N = {', '.join(f'{n:,}' for n in skipped)}):"
-            " far too slow there (minutes per run at their ~40-140 tasks/s)"
+            f"  peers skipped at N = {', '.join(f'{n:,}' for n in skipped)}: far too slow there"
+            f"{guess}; --n {top} runs that size on every system"
         )
 
     def ours_at(n: int) -> Agg | None:

@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
         "--count-tx",
         action="store_true",
         help="also report write transactions and SQL statements per task (tx_per_task,\n"
-        "stmts_per_task); adds a little overhead",
+        "stmts_per_task); the counting slows the run down",
     )
     a = ap.parse_args(argv)
     n = a.n or DEFAULT_N[a.scenario]

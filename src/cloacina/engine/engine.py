@@ -75,11 +75,8 @@ class Engine:
         self.cache = RunCache()
         self.scheduler = Scheduler(self.cache)
         self.free = settings.max_concurrent_tasks
-        # Twice the slots: a timed-out `def` task keeps its thread (Python cannot kill it)
-        # while its slot is given back, so spare threads keep new tasks from queueing.
-        self._pool = ThreadPoolExecutor(
-            max_workers=2 * settings.max_concurrent_tasks, thread_name_prefix="cloacina-task"
-        )
+        self._pool = self._new_pool()
+        self._stuck_threads = 0
         self._running: dict[str, _Running] = {}
         self._outcomes: list[Outcome] = []
         self._cycle_scheduled = False
@@ -91,7 +88,15 @@ class Engine:
         self._stopped = threading.Event()
         self.last_error: BaseException | None = None
         self._keys: list[str] = []
+        self._maybe_ready = True  # whether a search for ready tasks may find something
         self._keys_generation = -1
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        # Twice the slots: a timed-out `def` task keeps its thread (Python cannot kill it)
+        # while its slot is given back, so spare threads keep new tasks from queueing.
+        return ThreadPoolExecutor(
+            max_workers=2 * self.settings.max_concurrent_tasks, thread_name_prefix="cloacina-task"
+        )
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -102,7 +107,7 @@ class Engine:
         asyncio.set_event_loop(self._loop)
         loop = self._loop
         loop.call_soon(self._started.set)
-        loop.call_soon(self._request_cycle)
+        loop.call_soon(self._request_cycle, True)
         loop.call_later(self.settings.poll_interval, self._poll_tick)
         loop.call_later(self.settings.heartbeat_interval, self._heartbeat_tick)
         loop.call_later(self._recovery_interval(), self._recovery_tick)
@@ -148,11 +153,14 @@ class Engine:
     def wake(self) -> None:
         """Ask the engine to look for ready tasks (thread-safe)."""
         try:
-            self._loop.call_soon_threadsafe(self._request_cycle)
+            self._loop.call_soon_threadsafe(self._request_cycle, True)
         except RuntimeError:  # loop closed: the runner is shutting down
             pass
 
-    def _request_cycle(self) -> None:
+    def _request_cycle(self, look: bool = False) -> None:
+        """Run a cycle soon; ``look`` says ready work may exist that this loop did not make."""
+        if look:
+            self._maybe_ready = True
         if not self._cycle_scheduled:
             self._cycle_scheduled = True
             self._loop.call_soon(self._cycle)
@@ -163,7 +171,7 @@ class Engine:
         try:
             # A cheap read first: an idle runner should not take the write lock every tick.
             if self.free > 0 and self.store.has_ready(time.time()):
-                self._request_cycle()
+                self._request_cycle(True)
         except Exception as exc:
             log.warning("poll failed: %s", exc)
         self._loop.call_later(self.settings.poll_interval, self._poll_tick)
@@ -199,32 +207,65 @@ class Engine:
         self._cycle_scheduled = False
         outcomes, self._outcomes = self._outcomes, []
         want = 0 if self._stopping else self.free
-        if not outcomes and want <= 0:
+        if not outcomes and (want <= 0 or not self._maybe_ready):
             return
         now = time.time()
         fx = Effects()
         claims: list[Claim] = []
         jobs: list[Job] = []
+        searched = False
         try:
             with self.store.write() as tx:
                 for outcome in outcomes:
                     wf = self._workflow(outcome.claim)
                     if wf is not None:
                         self.scheduler.apply(tx, wf, outcome, now, fx)
-                if want > 0:
-                    claims = tx.claim_ready(want, self._workflow_keys(), self.runner_id, now)
-                    for claim in claims:
-                        fx.events.append(
-                            (
-                                claim.execution_id,
-                                claim.task_id,
-                                "task_started",
-                                claim.attempt,
-                                None,
-                                now,
-                            )
+                if fx.ready:
+                    # Dependents this cycle made runnable: claim them straight away (no search).
+                    direct, rest = fx.ready[:want], fx.ready[want:]
+                    if direct:
+                        claims = tx.claim_pending(
+                            [
+                                (
+                                    r.row_id,
+                                    r.execution_id,
+                                    r.task_id,
+                                    r.workflow.name,
+                                    r.workflow.version,
+                                    r.deps_total,
+                                    r.deps_failed,
+                                    r.deps_skipped,
+                                )
+                                for r in direct
+                            ],
+                            self.runner_id,
+                            now,
                         )
-                    jobs = self._jobs_for(tx, claims)
+                    if rest:
+                        tx.mark_ready([r.row_id for r in rest])
+                        self._maybe_ready = True
+                if want > len(claims) and self._maybe_ready:
+                    # Work that did not come from this cycle: new runs, retries, recoveries,
+                    # runs resumed, runs scheduled by other processes.
+                    searched = True
+                    found = tx.claim_ready(
+                        want - len(claims), self._workflow_keys(), self.runner_id, now
+                    )
+                    if len(found) < want - len(claims):
+                        self._maybe_ready = False
+                    claims.extend(found)
+                for claim in claims:
+                    fx.events.append(
+                        (
+                            claim.execution_id,
+                            claim.task_id,
+                            "task_started",
+                            claim.attempt,
+                            None,
+                            now,
+                        )
+                    )
+                jobs = self._jobs_for(tx, claims)
                 tx.add_events(fx.events)
         except Exception as exc:
             self._on_store_error(exc, outcomes)
@@ -233,10 +274,12 @@ class Engine:
         for job in jobs:
             self._dispatch(job)
         for retry_at in fx.retry_at:
-            self._loop.call_later(max(0.0, retry_at - time.time()) + 0.001, self._request_cycle)
+            self._loop.call_later(
+                max(0.0, retry_at - time.time()) + 0.001, self._request_cycle, True
+            )
         if fx.finished_runs:
             self._notify_finished(fx.finished_runs)
-        if len(claims) == want and want > 0:
+        if searched and self._maybe_ready and self.free > 0:
             self._request_cycle()  # there may be more ready work than free slots took
 
     def _on_store_error(self, exc: BaseException, outcomes: list[Outcome]) -> None:
@@ -244,7 +287,7 @@ class Engine:
         self.last_error = exc
         log.error("database error, retrying shortly: %s", exc)
         self._outcomes[:0] = outcomes
-        self._loop.call_later(min(1.0, self.settings.poll_interval), self._request_cycle)
+        self._loop.call_later(min(1.0, self.settings.poll_interval), self._request_cycle, True)
 
     def _workflow(self, claim: Claim) -> Workflow | None:
         return self.catalog.find(claim.workflow_name, claim.workflow_version)
@@ -299,7 +342,7 @@ class Engine:
         # Runs on the worker thread: hand the outcome to the loop.
         try:
             outcome = future.result()
-        except BaseException as exc:  # pragma: no cover - run_sync catches Exception
+        except BaseException as exc:  # pragma: no cover - run_sync catches everything
             outcome = Outcome(running.job.claim, FAILED, error=repr(exc), exc=exc)
         try:
             self._loop.call_soon_threadsafe(self._record, running, outcome)
@@ -307,14 +350,30 @@ class Engine:
             pass
 
     def _async_done(self, running: _Running, task: asyncio.Task[Outcome]) -> None:
-        if task.cancelled():
+        if task.cancelled():  # only the engine cancels (run cancelled, shutdown)
             self._release(running)
             return
         self._record(running, task.result())
 
     def _sync_timed_out(self, running: _Running) -> None:
+        job = running.job
+        timeout = job.task.timeout
+        assert timeout is not None
+        started = job.body_started
+        if started is None or time.monotonic() - started < timeout:
+            # Still queued for a thread (or just began): the timeout counts from the body's start.
+            left = timeout if started is None else timeout - (time.monotonic() - started)
+            running.timer = self._loop.call_later(left, self._sync_timed_out, running)
+            return
         # A thread cannot be killed: record the timeout, and ignore the body's late result.
-        self._record(running, timeout_outcome(running.job))
+        if self._record(running, timeout_outcome(job)):
+            self._stuck_threads += 1
+            if self._stuck_threads >= self.settings.max_concurrent_tasks:
+                # Every spare thread may be stuck in a timed-out body: start a fresh pool; the
+                # old one's threads end when their bodies return.
+                old, self._pool = self._pool, self._new_pool()
+                old.shutdown(wait=False)
+                self._stuck_threads = 0
 
     def _release(self, running: _Running) -> bool:
         if running.done:
@@ -326,13 +385,14 @@ class Engine:
         self.free += 1
         return True
 
-    def _record(self, running: _Running, outcome: Outcome) -> None:
+    def _record(self, running: _Running, outcome: Outcome) -> bool:
         if not self._release(running):
-            return
+            return False
         if not outcome.finished_at:
             outcome.finished_at = time.time()
         self._outcomes.append(outcome)
         self._request_cycle()
+        return True
 
     # ---- runs cancelled from outside -------------------------------------------------------
     def abandon_run(self, execution_id: str) -> None:
@@ -398,10 +458,12 @@ class Engine:
                             now,
                         )
                     )
+            if fx.ready:
+                tx.mark_ready([r.row_id for r in fx.ready])
             tx.add_events(fx.events)
         if fx.finished_runs:
             self._notify_finished(fx.finished_runs)
-        self._request_cycle()
+        self._request_cycle(True)
 
     # ---- waiting for runs ------------------------------------------------------------------
     def add_waiter(self, execution_id: str) -> threading.Event:
@@ -435,7 +497,7 @@ class Engine:
 
         def arrive() -> None:
             self.cache.put(execution_id, INPUT_KEY, input_json)
-            self._request_cycle()
+            self._request_cycle(True)
 
         try:
             self._loop.call_soon_threadsafe(arrive)

@@ -45,6 +45,7 @@ class Job:
     task: Task
     inputs: list[str]  # JSON of the dependencies' outputs in declared order (or the run input)
     info: TaskInfo
+    body_started: float | None = None  # monotonic time the body began (for sync timeouts)
 
 
 def build_context(inputs: list[str]) -> Context:
@@ -103,6 +104,7 @@ def _failure(job: Job, exc: BaseException, message: str | None = None) -> Outcom
 
 def run_sync(job: Job) -> Outcome:
     """Run a ``def`` task (on a worker thread)."""
+    job.body_started = time.monotonic()
     try:
         ctx = build_context(job.inputs)
         reason = _condition_skip(job, ctx)
@@ -114,7 +116,7 @@ def run_sync(job: Job) -> Outcome:
         finally:
             reset_current(token)
         return _finish(job, ctx, result)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit in a task fails the task, not the runner
         return _failure(job, exc)
 
 
@@ -135,7 +137,12 @@ async def run_async(job: Job) -> Outcome:
         else:
             result = await coro
         return _finish(job, ctx, result)
-    except Exception as exc:
+    except asyncio.CancelledError as exc:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the engine cancelled us (run cancelled, shutdown): not a task failure
+        return _failure(job, exc, f"task {job.task.id!r} raised CancelledError")
+    except BaseException as exc:  # SystemExit in a task fails the task, not the runner
         return _failure(job, exc)
 
 

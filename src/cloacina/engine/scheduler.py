@@ -53,6 +53,20 @@ class Effects:
     events: list[EventTuple] = field(default_factory=list)
     finished_runs: list[tuple[str, str]] = field(default_factory=list)  # (execution_id, status)
     retry_at: list[float] = field(default_factory=list)
+    #: Dependents that became runnable in a running run: the engine claims them directly
+    #: (pending -> running) or marks them ready for whoever has a free slot.
+    ready: list[Ready] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    row_id: int
+    execution_id: str
+    task_id: str
+    workflow: Workflow
+    deps_total: int
+    deps_failed: int
+    deps_skipped: int
 
 
 def skip_reason(rule: TriggerRule, deps: DepCounts) -> str:
@@ -129,7 +143,7 @@ class Scheduler:
         finish the run when nothing is left."""
         queue = list(settled)
         count = failed = 0
-        ready: list[int] = []
+        ready: list[Ready] = []
         while queue:
             tid, status = queue.pop()
             count += 1
@@ -145,7 +159,17 @@ class Scheduler:
                 deps = DepCounts(st.deps_total, st.deps_remaining, st.deps_failed, st.deps_skipped)
                 verdict = rule.evaluate(deps)
                 if verdict is Verdict.RUN or verdict is Verdict.NEEDS_CONTEXT:
-                    ready.append(st.row_id)
+                    ready.append(
+                        Ready(
+                            st.row_id,
+                            execution_id,
+                            st.task_id,
+                            wf,
+                            st.deps_total,
+                            st.deps_failed,
+                            st.deps_skipped,
+                        )
+                    )
                 elif verdict is Verdict.SKIP:
                     reason = skip_reason(rule, deps)
                     if tx.mark_skipped(st.row_id, reason, now):
@@ -160,9 +184,12 @@ class Scheduler:
                             )
                         )
                         queue.append((st.task_id, SKIPPED))
-        if ready:
-            tx.mark_ready(ready)
         progress = tx.run_progress(execution_id, count, failed, now)
+        if ready:
+            if progress.status == "running":
+                fx.ready.extend(ready)
+            else:  # paused: ready, but not started until the run resumes
+                tx.mark_ready([r.row_id for r in ready])
         if progress.tasks_remaining <= 0 and progress.status in ("running", "paused"):
             self._finish_run(tx, wf, execution_id, progress.tasks_failed, now, fx)
 

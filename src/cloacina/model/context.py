@@ -140,20 +140,32 @@ _encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii
 
 
 def dumps_context(data: Mapping[str, Any]) -> str:
-    """Serialise context data to compact JSON, naming the first key that cannot be stored."""
+    """Serialise context data to compact JSON, naming the first key that cannot be stored.
+
+    Top-level keys must be strings (JSON would silently turn ``1`` into ``"1"``).
+    """
     try:
-        return _encoder.encode(data)
+        text = _encoder.encode(data)
     except (TypeError, ValueError) as exc:
         if not isinstance(data, Mapping):
             raise ContextSerializationError("<context>", "not a mapping") from exc
         for key, value in data.items():
-            if not isinstance(key, str):
-                raise ContextSerializationError(repr(key), "keys must be strings") from exc
             try:
                 _encoder.encode(value)
             except (TypeError, ValueError) as inner:
-                raise ContextSerializationError(key, str(inner)) from inner
+                raise ContextSerializationError(str(key), str(inner)) from inner
+        _check_keys(data)
         raise ContextSerializationError("<context>", str(exc)) from exc
+    _check_keys(data)
+    return text
+
+
+def _check_keys(data: Mapping[Any, Any]) -> None:
+    for key in data:
+        if not isinstance(key, str):
+            raise ContextSerializationError(
+                repr(key), f"keys must be strings, not {type(key).__name__}"
+            )
 
 
 def loads_context(text: str | None) -> dict[str, Any]:

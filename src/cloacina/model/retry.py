@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,19 +29,35 @@ class RetryPolicy:
     retry_on: tuple[type[BaseException], ...] = field(default=(Exception,))
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}")
+        if (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or self.max_attempts < 1
+        ):
+            raise ValueError(
+                f"RetryPolicy.max_attempts must be a whole number >= 1, got {self.max_attempts!r}"
+            )
         if self.backoff not in _BACKOFFS:
             raise ValueError(
                 f"RetryPolicy.backoff must be one of {', '.join(_BACKOFFS)}, got {self.backoff!r}"
             )
-        if self.initial_delay < 0 or self.max_delay < 0:
-            raise ValueError("RetryPolicy delays must be >= 0 seconds")
+        for label in ("initial_delay", "max_delay"):
+            value = getattr(self, label)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(
+                    f"RetryPolicy.{label} must be a finite number of seconds >= 0, got {value!r}"
+                )
         retry_on = self.retry_on
-        if isinstance(retry_on, type):
-            object.__setattr__(self, "retry_on", (retry_on,))
-        else:
-            object.__setattr__(self, "retry_on", tuple(retry_on))
+        types = (retry_on,) if isinstance(retry_on, type) else tuple(retry_on)
+        for t in types:
+            if not (isinstance(t, type) and issubclass(t, BaseException)):
+                raise ValueError(f"RetryPolicy.retry_on must hold exception classes, got {t!r}")
+        object.__setattr__(self, "retry_on", types)
 
     def delay_for(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based) before the next one."""
@@ -59,8 +76,10 @@ class RetryPolicy:
         """Whether a task that raised ``exc`` on attempt ``attempt`` gets another attempt."""
         if attempt >= self.max_attempts:
             return False
-        from cloacina.errors import TaskError
+        from cloacina.errors import TaskError, TaskTimeoutError
 
+        if isinstance(exc, TaskTimeoutError):
+            return True  # a timeout is always a retryable failure, whatever retry_on says
         if isinstance(exc, TaskError) and not exc.retryable:
             return False
         return isinstance(exc, self.retry_on)

@@ -136,7 +136,10 @@ class ContextCondition(TriggerRule):
     def describe(self) -> str:
         if self.op in _PRESENCE_OPS:
             return f"context[{self.key!r}] {self.op}"
-        return f"context[{self.key!r}] {self.op} {self.value!r}"
+        value = self.value
+        if isinstance(value, set | frozenset):  # a set's repr order varies between processes
+            return f"context[{self.key!r}] {self.op} {{{', '.join(sorted(map(repr, value)))}}}"
+        return f"context[{self.key!r}] {self.op} {value!r}"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
@@ -12,6 +14,7 @@ from cloacina.model.retry import NO_RETRY, RetryPolicy
 from cloacina.model.rules import TriggerRule, coerce_rule, with_default_status
 
 TaskFunc = Callable[..., Any]
+_TASK_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
 Dependency = "str | Task | Callable[..., Any]"
 
 
@@ -45,9 +48,12 @@ class Task:
         if not callable(func):
             raise WorkflowDefinitionError(f"@task needs a function, got {func!r}")
         self.func = func
-        self.id = id or func.__name__
-        if not isinstance(self.id, str) or not self.id:
-            raise WorkflowDefinitionError(f"task id must be a non-empty string, got {self.id!r}")
+        if id is not None and (not isinstance(id, str) or not _TASK_ID.match(id)):
+            raise WorkflowDefinitionError(
+                f"invalid task id {id!r}: use letters, digits, '_', '.' and '-' "
+                "(it becomes part of the tenant::package::workflow::task name)"
+            )
+        self.id = id if id is not None else func.__name__
         if isinstance(dependencies, str | Task) or callable(dependencies):
             dependencies = [dependencies]
         self.dependencies = tuple(_dependency_id(self.id, d) for d in dependencies)
@@ -56,7 +62,12 @@ class Task:
                 f"task {self.id!r}: retry must be a cloacina.RetryPolicy, got {retry!r}"
             )
         self.retry = retry or NO_RETRY
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
             raise WorkflowDefinitionError(
                 f"task {self.id!r}: timeout must be a positive number of seconds, got {timeout!r}"
             )

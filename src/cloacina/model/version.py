@@ -26,9 +26,16 @@ def _source_of(func: Callable[..., Any]) -> str:
             cached = inspect.getsource(code)
         except (OSError, TypeError):
             # No file (defined in a REPL or with exec): hash the compiled code instead.
-            cached = repr((code.co_code, code.co_consts, code.co_names))
+            cached = _code_fingerprint(code)
         _source_cache[code] = cached
     return cached
+
+
+def _code_fingerprint(code: CodeType) -> str:
+    """A process-independent description of compiled code (nested code objects included;
+    their repr would hold a memory address)."""
+    consts = [_code_fingerprint(c) if isinstance(c, CodeType) else repr(c) for c in code.co_consts]
+    return repr((code.co_code.hex(), consts, code.co_names, code.co_varnames))
 
 
 def compute_version(name: str, tasks: list[Task]) -> str:

@@ -23,6 +23,9 @@ from cloacina.store.records import (
 
 #: (execution_id, task_id, event, attempt, detail_json, created_at)
 EventTuple = tuple[str, str | None, str, int | None, str | None, float]
+#: (row_id, execution_id, task_id, workflow_name, workflow_version, deps_total, deps_failed,
+#:  deps_skipped)
+ReadyRow = tuple[int, str, str, str, str, int, int, int]
 #: (task_id, task_index, deps_total, max_attempts)
 TaskSpec = tuple[str, int, int, int]
 
@@ -51,6 +54,10 @@ class WriteTx(abc.ABC):
     ) -> list[Claim]:
         """Claim up to ``limit`` ready tasks of running executions whose ``name:version`` is
         in ``workflow_keys``: mark them running with a fresh claim token and a heartbeat."""
+
+    @abc.abstractmethod
+    def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
+        """Claim tasks that just became runnable (pending -> running) without a search."""
 
     @abc.abstractmethod
     def finish_task(

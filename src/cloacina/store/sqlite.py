@@ -17,12 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
 from sqlalchemy import create_engine, event
 from sqlalchemy.pool import NullPool
 
 from cloacina.errors import StoreError
 from cloacina.store import migrate
-from cloacina.store.base import EventTuple, Store, TaskSpec, WriteTx
+from cloacina.store.base import EventTuple, ReadyRow, Store, TaskSpec, WriteTx
 from cloacina.store.records import (
     Claim,
     DependentState,
@@ -163,6 +164,36 @@ class SQLiteWriteTx(WriteTx):
                     d_skipped,
                 )
             )
+        return claims
+
+    def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
+        c = self._c
+        claims: list[Claim] = []
+        for row_id, execution_id, task_id, name, version, d_total, d_failed, d_skipped in ready:
+            token = next(self._tokens)
+            got = c.execute(
+                "UPDATE task_executions SET status='running', attempt=attempt+1,"
+                " claim_token=?, claimed_by=?, heartbeat_at=?, started_at=?"
+                " WHERE id=? AND status='pending' RETURNING attempt, recovery_count",
+                (token, claimed_by, now, now, row_id),
+            ).fetchone()
+            if got is not None:
+                claims.append(
+                    Claim(
+                        row_id,
+                        execution_id,
+                        task_id,
+                        got[0],
+                        got[1],
+                        token,
+                        name,
+                        version,
+                        now,
+                        d_total,
+                        d_failed,
+                        d_skipped,
+                    )
+                )
         return claims
 
     def finish_task(
@@ -374,9 +405,10 @@ class SQLiteStore(Store):
         try:
             migrate.upgrade(self.engine, lock_path=self.path)
             self._write_conn = self._connect()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, sqlalchemy.exc.DBAPIError) as exc:
+            detail = getattr(exc, "orig", None) or exc
             raise StoreError(
-                f"cannot open database {self.path!r}: {exc}. Is it a SQLite database file?"
+                f"cannot open database {self.path!r}: {detail}. Is it a SQLite database file?"
             ) from exc
         self._write_lock = threading.RLock()
         self._local = threading.local()
