@@ -146,3 +146,9 @@ def test_sourceless_function_with_nested_code_gets_a_stable_version(
     monkeypatch.setattr(version_module, "_source_cache", {})
     second = Workflow.from_tasks("w", [compile_task()]).version
     assert first == second
+
+
+def test_store_head_revision_constant_matches_the_migration_scripts() -> None:
+    from cloacina.store import migrate
+
+    assert migrate.head_revision() == migrate.HEAD_REVISION

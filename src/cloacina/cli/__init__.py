@@ -1,7 +1,70 @@
-"""The ``cloacina`` command line (placeholder until the CLI lands)."""
+"""The ``cloacina`` command line (alias ``cloacina-ctl``), built with click and rich.
+
+One module per command group: :mod:`~cloacina.cli.run`, :mod:`~cloacina.cli.executions`,
+:mod:`~cloacina.cli.db` and :mod:`~cloacina.cli.demo`. The commands are thin: they call
+:class:`~cloacina.runner.DefaultRunner` and the store's read methods.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Sequence
 
-def main() -> None:
-    raise SystemExit("the cloacina CLI is not built yet")
+import click
+
+from cloacina import __version__
+from cloacina.cli.common import DB_ENV, DEFAULT_DB, print_error
+from cloacina.cli.db import db_group
+from cloacina.cli.demo import demo_command
+from cloacina.cli.executions import executions_group
+from cloacina.cli.run import run_command
+from cloacina.errors import CloacinaError
+
+PROG_NAMES = ("cloacina", "cloacina-ctl")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    "db",
+    envvar=DB_ENV,
+    default=DEFAULT_DB,
+    show_default=True,
+    show_envvar=True,
+    metavar="URL",
+    help="Database URL for every command (a command's own --db wins).",
+)
+@click.version_option(__version__, "--version", "-V", prog_name="cloacina")
+@click.pass_context
+def cli(ctx: click.Context, db: str) -> None:
+    """Cloacina: durable workflows on SQLite.
+
+    Run a workflow with `cloacina run WORKFLOW --module MOD`, inspect past runs with
+    `cloacina executions list|show`, or see everything at work with `cloacina demo`.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["db"] = db
+
+
+cli.add_command(run_command)
+cli.add_command(executions_group)
+cli.add_command(db_group)
+cli.add_command(demo_command)
+
+
+def _prog_name() -> str:
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name in PROG_NAMES else "cloacina"
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Entry point of the ``cloacina`` and ``cloacina-ctl`` console scripts."""
+    try:
+        cli.main(args=args, prog_name=_prog_name(), standalone_mode=True)
+    except CloacinaError as exc:
+        print_error(str(exc))
+        sys.exit(2)
+
+
+__all__ = ["cli", "main"]

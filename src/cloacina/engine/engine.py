@@ -15,11 +15,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from cloacina.engine.executor import FAILED, Job, Outcome, run_async, run_sync, timeout_outcome
 from cloacina.engine.scheduler import INPUT_KEY, Effects, RunCache, Scheduler
+from cloacina.engine.threads import TaskThreads
 from cloacina.errors import StoreError
 from cloacina.model.namespace import DEFAULT_TENANT
 from cloacina.model.workflow import Workflow, WorkflowCatalog
@@ -75,8 +75,7 @@ class Engine:
         self.cache = RunCache()
         self.scheduler = Scheduler(self.cache)
         self.free = settings.max_concurrent_tasks
-        self._pool = self._new_pool()
-        self._stuck_threads = 0
+        self._pool = TaskThreads(settings.max_concurrent_tasks)
         self._running: dict[str, _Running] = {}
         self._outcomes: list[Outcome] = []
         self._cycle_scheduled = False
@@ -90,13 +89,6 @@ class Engine:
         self._keys: list[str] = []
         self._maybe_ready = True  # whether a search for ready tasks may find something
         self._keys_generation = -1
-
-    def _new_pool(self) -> ThreadPoolExecutor:
-        # Twice the slots: a timed-out `def` task keeps its thread (Python cannot kill it)
-        # while its slot is given back, so spare threads keep new tasks from queueing.
-        return ThreadPoolExecutor(
-            max_workers=2 * self.settings.max_concurrent_tasks, thread_name_prefix="cloacina-task"
-        )
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -122,14 +114,14 @@ class Engine:
     def shutdown(self, wait: bool = True) -> None:
         """Stop claiming; let running tasks finish (up to the grace period) and record them."""
         if not self._thread.is_alive():
-            self._pool.shutdown(wait=False)
+            self._pool.shutdown()
             return
         done = threading.Event()
         self._loop.call_soon_threadsafe(self._begin_stop, done, wait)
         done.wait()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
         self._loop.close()
 
     def _begin_stop(self, done: threading.Event, wait: bool) -> None:
@@ -333,17 +325,14 @@ class Engine:
             running.task = self._loop.create_task(run_async(job))
             running.task.add_done_callback(functools.partial(self._async_done, running))
         else:
-            future = self._pool.submit(run_sync, job)
-            future.add_done_callback(functools.partial(self._thread_done, running))
+            self._pool.submit(run_sync, job, functools.partial(self._thread_done, running))
             if task.timeout is not None:
                 running.timer = self._loop.call_later(task.timeout, self._sync_timed_out, running)
 
-    def _thread_done(self, running: _Running, future: Future[Outcome]) -> None:
+    def _thread_done(self, running: _Running, outcome: Outcome) -> None:
         # Runs on the worker thread: hand the outcome to the loop.
-        try:
-            outcome = future.result()
-        except BaseException as exc:  # pragma: no cover - run_sync catches everything
-            outcome = Outcome(running.job.claim, FAILED, error=repr(exc), exc=exc)
+        if running.done:  # timed out or cancelled meanwhile: its thread is free again
+            self._pool.unmark_stuck()
         try:
             self._loop.call_soon_threadsafe(self._record, running, outcome)
         except RuntimeError:  # loop closed during shutdown; the task will be recovered
@@ -367,13 +356,7 @@ class Engine:
             return
         # A thread cannot be killed: record the timeout, and ignore the body's late result.
         if self._record(running, timeout_outcome(job)):
-            self._stuck_threads += 1
-            if self._stuck_threads >= self.settings.max_concurrent_tasks:
-                # Every spare thread may be stuck in a timed-out body: start a fresh pool; the
-                # old one's threads end when their bodies return.
-                old, self._pool = self._pool, self._new_pool()
-                old.shutdown(wait=False)
-                self._stuck_threads = 0
+            self._pool.mark_stuck()  # its thread stays busy: let the pool grow by one
 
     def _release(self, running: _Running) -> bool:
         if running.done:
@@ -403,7 +386,9 @@ class Engine:
                 if running.job.claim.execution_id == execution_id:
                     if running.task is not None:
                         running.task.cancel()
-                    self._release(running)
+                        self._release(running)
+                    elif self._release(running):
+                        self._pool.mark_stuck()  # the body runs on; its result is discarded
             self.cache.drop(execution_id)
             self._request_cycle()
 

@@ -194,6 +194,10 @@ class Store(abc.ABC):
     ) -> list[ExecutionRow]: ...
 
     @abc.abstractmethod
+    def find_executions(self, id_prefix: str, limit: int = 10) -> list[ExecutionRow]:
+        """Executions whose id starts with ``id_prefix`` (for short ids in the CLI)."""
+
+    @abc.abstractmethod
     def execution_status(self, execution_id: str) -> str | None: ...
 
     @abc.abstractmethod

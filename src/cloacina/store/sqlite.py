@@ -353,11 +353,16 @@ class SQLiteWriteTx(WriteTx):
                 (execution_id,),
             )
         ]
-        self._c.execute(
+        cur = self._c.execute(
             "UPDATE task_executions SET status='skipped', skip_reason=?, finished_at=?,"
             " claim_token=NULL, heartbeat_at=NULL"
             " WHERE execution_id=? AND status IN ('pending', 'ready', 'running')",
             (reason, now, execution_id),
+        )
+        self._c.execute(
+            "UPDATE workflow_executions SET tasks_remaining=tasks_remaining-?, updated_at=?"
+            " WHERE id=?",
+            (cur.rowcount, now, execution_id),
         )
         return running
 
@@ -560,6 +565,19 @@ class SQLiteStore(Store):
                 f"SELECT {_EXEC_COLS} FROM workflow_executions{clause}"
                 " ORDER BY created_at DESC LIMIT ?",
                 (*params, limit),
+            )
+            .fetchall()
+        )
+        return [ExecutionRow(*r) for r in rows]
+
+    def find_executions(self, id_prefix: str, limit: int = 10) -> list[ExecutionRow]:
+        escaped = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id LIKE ? ESCAPE '\\'"
+                " ORDER BY created_at DESC LIMIT ?",
+                (escaped + "%", limit),
             )
             .fetchall()
         )

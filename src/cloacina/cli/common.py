@@ -1,0 +1,561 @@
+"""What the command groups share: the ``--db`` option, errors, consoles and rendering.
+
+The CLI is a thin layer: it calls :class:`~cloacina.runner.DefaultRunner` and the read methods
+of the :class:`~cloacina.store.Store`; it never talks SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cloacina.errors import ExecutionTimeoutError
+from cloacina.model.context import loads_context
+from cloacina.model.status import (
+    TERMINAL_EXECUTION,
+    ExecutionStatus,
+    TaskResult,
+    TaskStatus,
+    WorkflowResult,
+    to_datetime,
+)
+from cloacina.runner import DefaultRunner
+from cloacina.store import Store, normalize_url, open_store
+from cloacina.store.records import EventRow, ExecutionRow, TaskRow
+
+DB_ENV = "CLOACINA_DB"
+DEFAULT_DB = "sqlite:///cloacina.db"
+#: How many recent executions an id prefix is matched against.
+PREFIX_SCAN_LIMIT = 10_000
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STATUS_STYLES: dict[str, str] = {
+    "completed": "green",
+    "failed": "bold red",
+    "skipped": "yellow",
+    "cancelled": "magenta",
+    "paused": "yellow",
+    "running": "cyan",
+    "ready": "blue",
+    "pending": "dim",
+}
+
+
+# ---- errors ----------------------------------------------------------------------------------
+class CliError(click.ClickException):
+    """A user error: printed as ``error: <message>`` in red on stderr, no traceback."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        print_error(self.format_message())
+
+
+class CliInterrupted(CliError):
+    """The user pressed Ctrl-C."""
+
+    exit_code = 130
+
+
+def print_error(message: str) -> None:
+    """``error: <message>`` in red on stderr."""
+    err_console().print(Text.assemble(("error: ", "bold red"), (message, "red")))
+
+
+# ---- consoles --------------------------------------------------------------------------------
+def out_console() -> Console:
+    """A console on stdout (plain text when stdout is not a terminal)."""
+    return Console(soft_wrap=False, highlight=False)
+
+
+def err_console() -> Console:
+    """A console on stderr."""
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def fancy(console: Console) -> bool:
+    """Whether ``console`` can print non-ASCII symbols."""
+    return console.encoding.lower().replace("-", "").startswith("utf")
+
+
+# ---- the database option ---------------------------------------------------------------------
+def db_option(func: F) -> F:
+    """``--db URL`` on a command; falls back to the group's ``--db`` (or $CLOACINA_DB)."""
+    return click.option(
+        "--db",
+        "db",
+        default=None,
+        metavar="URL",
+        help=f"Database URL [default: ${DB_ENV} or {DEFAULT_DB}].",
+    )(func)
+
+
+def resolve_db(ctx: click.Context, value: str | None) -> str:
+    """The database URL a command should use: its own ``--db``, else the group's."""
+    if value:
+        return value
+    root = ctx.find_root()
+    obj = root.obj if isinstance(root.obj, dict) else {}
+    url = obj.get("db")
+    return url if isinstance(url, str) and url else os.environ.get(DB_ENV) or DEFAULT_DB
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a SQLite URL, ``None`` for other databases."""
+    url = normalize_url(url)
+    if not url.startswith("sqlite:"):
+        return None
+    from cloacina.store.sqlite import sqlite_path
+
+    return Path(sqlite_path(url))
+
+
+def open_existing_store(url: str) -> Store:
+    """Open a database that must exist already (read commands do not create one)."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise CliError(
+            f"no database at {str(path)!r} (from --db {url}); run a workflow first, or point "
+            f"--db (or ${DB_ENV}) at an existing database"
+        )
+    return open_store(url)
+
+
+# ---- formatting ------------------------------------------------------------------------------
+def fmt_duration(seconds: float | None) -> str:
+    """``215ms``, ``1.25s``, ``2m 05s``, ``1h 02m``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def fmt_time(value: datetime | None) -> str:
+    """A timestamp in local time, ``-`` when unknown."""
+    if value is None:
+        return "-"
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def status_text(status: str) -> Text:
+    return Text(str(status), style=STATUS_STYLES.get(str(status), ""))
+
+
+def elapsed(started: datetime | None, finished: datetime | None, status: str) -> float | None:
+    """A run's or task's duration; for one still running, the time it has run so far."""
+    if started is None:
+        return None
+    if finished is not None:
+        return (finished - started).total_seconds()
+    if status in ("running", "paused"):
+        return time.time() - started.timestamp()
+    return None
+
+
+def tail(text: str, lines: int = 12) -> str:
+    """The last ``lines`` lines of ``text``."""
+    parts = text.rstrip().splitlines()
+    if len(parts) <= lines:
+        return "\n".join(parts)
+    return "\n".join(["  ...", *parts[-lines:]])
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout, nothing else (for ``--json``)."""
+    click.echo(dump_json(data))
+
+
+def print_json_block(console: Console, data: Any) -> None:
+    """Pretty JSON (coloured on a terminal)."""
+    console.print_json(dump_json(data), highlight=console.is_terminal)
+
+
+# ---- results ---------------------------------------------------------------------------------
+def result_from_rows(row: ExecutionRow, tasks: Iterable[TaskRow]) -> WorkflowResult:
+    """A :class:`WorkflowResult` from the store's rows (what ``runner.get_execution`` gives,
+    without starting a runner)."""
+    return WorkflowResult(
+        execution_id=row.id,
+        workflow_name=row.workflow_name,
+        workflow_version=row.workflow_version,
+        status=ExecutionStatus(row.status),
+        final_context=loads_context(row.final_context),
+        tasks={
+            t.task_id: TaskResult(
+                task_id=t.task_id,
+                status=TaskStatus(t.status),
+                attempts=t.attempt,
+                error=t.error,
+                started_at=to_datetime(t.started_at),
+                finished_at=to_datetime(t.finished_at),
+                skip_reason=t.skip_reason,
+                recoveries=t.recovery_count,
+                traceback=t.error_traceback,
+            )
+            for t in tasks
+        },
+        error=row.error,
+        started_at=to_datetime(row.started_at),
+        finished_at=to_datetime(row.finished_at),
+        package=row.package,
+        tenant=row.tenant,
+    )
+
+
+def task_json(task: TaskResult, max_attempts: int | None) -> dict[str, Any]:
+    return {
+        "status": str(task.status),
+        "attempts": task.attempts,
+        "max_attempts": max_attempts,
+        "recoveries": task.recoveries,
+        "started_at": iso(task.started_at),
+        "finished_at": iso(task.finished_at),
+        "duration": None if task.duration is None else round(task.duration, 6),
+        "error": task.error,
+        "skip_reason": task.skip_reason,
+    }
+
+
+def result_json(
+    result: WorkflowResult,
+    max_attempts: Mapping[str, int] | None = None,
+    events: list[EventRow] | None = None,
+) -> dict[str, Any]:
+    """A JSON-ready description of a run (the ``--json`` output of ``run`` and ``show``)."""
+    limits = max_attempts or {}
+    data: dict[str, Any] = {
+        "execution_id": result.execution_id,
+        "workflow": result.workflow_name,
+        "version": result.workflow_version,
+        "package": result.package,
+        "tenant": result.tenant,
+        "status": str(result.status),
+        "error": result.error,
+        "started_at": iso(result.started_at),
+        "finished_at": iso(result.finished_at),
+        "duration": None if result.duration is None else round(result.duration, 6),
+        "tasks": {tid: task_json(t, limits.get(tid)) for tid, t in result.tasks.items()},
+        "final_context": result.final_context,
+    }
+    if events is not None:
+        data["events"] = [event_json(e) for e in events]
+    return data
+
+
+def event_json(event: EventRow) -> dict[str, Any]:
+    detail: Any = None
+    if event.detail:
+        try:
+            detail = json.loads(event.detail)
+        except ValueError:
+            detail = event.detail
+    return {
+        "id": event.id,
+        "time": iso(to_datetime(event.created_at)),
+        "task": event.task_id,
+        "event": event.event,
+        "attempt": event.attempt,
+        "detail": detail,
+    }
+
+
+def new_table(title: str) -> Table:
+    """A compact table (no vertical borders) with a bold title on the left."""
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+
+
+def render_header(console: Console, result: WorkflowResult) -> None:
+    """The run's id, workflow, version, status, times and error."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("execution", Text(result.execution_id))
+    workflow = Text(result.workflow_name)
+    if result.package != "embedded" or result.tenant != "public":
+        workflow.append(f"  ({result.tenant}::{result.package})", style="dim")
+    grid.add_row("workflow", workflow)
+    grid.add_row("version", Text(result.workflow_version[:12]))
+    grid.add_row("status", status_text(result.status))
+    grid.add_row("started", fmt_time(result.started_at))
+    grid.add_row("finished", fmt_time(result.finished_at))
+    grid.add_row(
+        "duration", fmt_duration(elapsed(result.started_at, result.finished_at, result.status))
+    )
+    if result.error:
+        grid.add_row("error", Text(result.error, style="red"))
+    console.print(grid)
+
+
+def render_tasks(
+    console: Console,
+    result: WorkflowResult,
+    max_attempts: Mapping[str, int] | None = None,
+    *,
+    recoveries: bool | None = None,
+) -> None:
+    """One row per task: status, attempts, (recoveries,) duration, error or skip reason.
+
+    ``recoveries=None`` shows that column only when a task was recovered.
+    """
+    limits = max_attempts or {}
+    show_recoveries = (
+        any(t.recoveries for t in result.tasks.values()) if recoveries is None else recoveries
+    )
+    table = new_table("Tasks")
+    table.add_column("task", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    if show_recoveries:
+        table.add_column("recoveries", justify="right", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("error / skip reason", overflow="fold")
+    for tid, t in result.tasks.items():
+        limit = limits.get(tid)
+        attempts = f"{t.attempts}/{limit}" if limit else str(t.attempts)
+        if t.error:
+            note = Text(t.error, style="red")
+        elif t.skip_reason:
+            note = Text(t.skip_reason, style="yellow")
+        else:
+            note = Text("")
+        cells: list[Text | str] = [Text(tid), status_text(t.status), attempts]
+        if show_recoveries:
+            cells.append(str(t.recoveries))
+        cells.append(fmt_duration(elapsed(t.started_at, t.finished_at, t.status)))
+        cells.append(note)
+        table.add_row(*cells)
+    console.print(table)
+
+
+def render_tracebacks(console: Console, result: WorkflowResult, lines: int = 12) -> None:
+    """The traceback tails of the run's failed tasks."""
+    for tid, t in result.tasks.items():
+        if t.status == TaskStatus.FAILED and t.traceback:
+            console.print(Text(f"Traceback of failed task {tid!r} (last lines):", style="bold"))
+            console.print(Text(tail(t.traceback, lines), style="dim"))
+
+
+def render_context(console: Console, title: str, data: Mapping[str, Any]) -> None:
+    console.print(Text(title, style="bold"))
+    if data:
+        print_json_block(console, dict(data))
+    else:
+        console.print(Text("(empty)", style="dim"))
+
+
+# ---- events ----------------------------------------------------------------------------------
+def event_detail(event: EventRow) -> str:
+    """An event's detail as ``key=value`` pairs."""
+    if not event.detail:
+        return ""
+    try:
+        detail = json.loads(event.detail)
+    except ValueError:
+        return event.detail
+    if not isinstance(detail, dict):
+        return str(detail)
+    parts = []
+    for key, value in detail.items():
+        if key in ("duration", "retry_in") and isinstance(value, int | float):
+            parts.append(f"{key}={fmt_duration(float(value))}")
+        else:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def render_events(console: Console, events: list[EventRow], start: float | None) -> None:
+    """The event log of a run, times relative to ``start`` (epoch seconds)."""
+    table = new_table("Events")
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("task", no_wrap=True)
+    table.add_column("event", no_wrap=True)
+    table.add_column("attempt", justify="right", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    base = start if start is not None else (events[0].created_at if events else 0.0)
+    for e in events:
+        table.add_row(
+            f"+{e.created_at - base:.3f}s",
+            Text(e.task_id or "-"),
+            Text(e.event, style=event_style(e.event)),
+            "" if e.attempt is None else str(e.attempt),
+            Text(event_detail(e)),
+        )
+    console.print(table)
+
+
+def event_style(name: str) -> str:
+    if name.endswith(("_completed",)):
+        return "green"
+    if name.endswith(("_failed",)):
+        return "red"
+    if name.endswith(("_skipped", "_retry_scheduled", "_paused", "_cancelled")):
+        return "yellow"
+    return "cyan"
+
+
+class EventPrinter:
+    """Prints a run's events as they happen, one line each."""
+
+    def __init__(self, console: Console, start: float, indent: str = "  ") -> None:
+        self.console = console
+        self.start = start
+        self.indent = indent
+        ok = fancy(console)
+        self.marks = {
+            "started": "▶" if ok else ">",
+            "completed": "✓" if ok else "+",
+            "failed": "✗" if ok else "x",
+            "skipped": "↷" if ok else "~",
+            "retry": "↻" if ok else "r",
+            "run": "●" if ok else "*",
+        }
+
+    def __call__(self, event: EventRow) -> None:
+        line = Text(self.indent)
+        line.append(f"[+{max(0.0, event.created_at - self.start):6.2f}s] ", style="dim")
+        detail = _detail_dict(event)
+        name = event.event
+        task = event.task_id or ""
+        attempt = f" (attempt {event.attempt})" if event.attempt else ""
+        if name == "task_started":
+            line.append(f"{self.marks['started']} {task} started{attempt}", style="cyan")
+        elif name == "task_completed":
+            took = detail.get("duration")
+            took_s = f" in {fmt_duration(float(took))}" if isinstance(took, int | float) else ""
+            line.append(f"{self.marks['completed']} {task} completed{took_s}", style="green")
+            line.append(attempt, style="dim")
+        elif name == "task_retry_scheduled":
+            wait = detail.get("retry_in")
+            wait_s = (
+                f", retrying in {fmt_duration(float(wait))}"
+                if isinstance(wait, int | float)
+                else ""
+            )
+            line.append(
+                f"{self.marks['retry']} {task} failed{attempt}: {detail.get('error')}{wait_s}",
+                style="yellow",
+            )
+        elif name == "task_failed":
+            line.append(
+                f"{self.marks['failed']} {task} failed{attempt}: {detail.get('error')}",
+                style="bold red",
+            )
+        elif name == "task_skipped":
+            line.append(
+                f"{self.marks['skipped']} {task} skipped: {detail.get('reason')}", style="yellow"
+            )
+        else:
+            label = name.replace("_", " ")
+            if task:
+                label = f"{task} {label}"
+            line.append(f"{self.marks['run']} {label}", style=event_style(name) + " bold")
+        self.console.print(line)
+
+
+def _detail_dict(event: EventRow) -> dict[str, Any]:
+    if not event.detail:
+        return {}
+    try:
+        detail = json.loads(event.detail)
+    except ValueError:
+        return {"detail": event.detail}
+    return detail if isinstance(detail, dict) else {"detail": detail}
+
+
+def follow(
+    runner: DefaultRunner,
+    execution_id: str,
+    on_event: Callable[[EventRow], None],
+    *,
+    timeout: float | None = None,
+    interval: float = 0.05,
+) -> WorkflowResult:
+    """Wait for a run to end, calling ``on_event`` for each of its events as they are stored.
+
+    Raises :class:`ExecutionTimeoutError` when ``timeout`` seconds pass first.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    after = 0
+    while True:
+        status = runner.store.execution_status(execution_id)
+        for event in runner.store.get_events(execution_id, after_id=after):
+            after = event.id
+            on_event(event)
+        if status is None or status in TERMINAL_EXECUTION:
+            return runner.get_execution(execution_id)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ExecutionTimeoutError(
+                f"workflow execution {execution_id} is still {status} after {timeout:g}s"
+            )
+        time.sleep(interval)
+
+
+# ---- executions ------------------------------------------------------------------------------
+def resolve_execution(store: Store, ident: str) -> ExecutionRow:
+    """The execution with id ``ident``, or the only one whose id starts with ``ident``."""
+    ident = ident.strip()
+    if not ident:
+        raise CliError("give an execution id (or a unique prefix of one)")
+    row = store.get_execution(ident)
+    if row is not None:
+        return row
+    recent = store.list_executions(limit=PREFIX_SCAN_LIMIT)
+    matches = [r for r in recent if r.id.startswith(ident)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        scope = (
+            f" among the newest {PREFIX_SCAN_LIMIT} executions"
+            if len(recent) >= PREFIX_SCAN_LIMIT
+            else ""
+        )
+        raise CliError(
+            f"no workflow execution with id or id prefix {ident!r}{scope}; "
+            "list them with: cloacina executions list"
+        )
+    shown = ", ".join(f"{r.id} ({r.workflow_name})" for r in matches[:5])
+    more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+    raise CliError(
+        f"execution id prefix {ident!r} is ambiguous: it matches {shown}{more}; "
+        "give more characters"
+    )
+
+
+def exit_code_for(status: str) -> int:
+    return 0 if status == ExecutionStatus.COMPLETED else 1

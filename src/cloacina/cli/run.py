@@ -1,0 +1,276 @@
+"""``cloacina run``: import the modules that define workflows, run one, show how it went."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import click
+
+from cloacina.cli.common import (
+    CliError,
+    CliInterrupted,
+    EventPrinter,
+    db_option,
+    echo_json,
+    err_console,
+    exit_code_for,
+    follow,
+    out_console,
+    print_error,
+    render_context,
+    render_header,
+    render_tasks,
+    render_tracebacks,
+    resolve_db,
+    result_json,
+)
+from cloacina.errors import ExecutionTimeoutError, InvalidStateError
+from cloacina.model.status import WorkflowResult
+from cloacina.model.workflow import catalog
+from cloacina.runner import DefaultRunner
+
+
+# ---- context ---------------------------------------------------------------------------------
+def parse_context(text: str, source: str) -> dict[str, Any]:
+    """The JSON object in ``text`` (``source`` names where it came from, for messages)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{source} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        kind = "null" if data is None else type(data).__name__
+        raise CliError(f'{source} must be a JSON object like {{"key": "value"}}, not a {kind}')
+    return data
+
+
+def load_context(context: str | None, context_file: str | None) -> dict[str, Any]:
+    if context is not None and context_file is not None:
+        raise CliError("give either --context or --context-file, not both")
+    if context is not None:
+        return parse_context(context, "--context")
+    if context_file is not None:
+        if context_file == "-":
+            return parse_context(sys.stdin.read(), "--context-file - (stdin)")
+        try:
+            text = Path(context_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read --context-file {context_file!r}: {exc}") from None
+        return parse_context(text, f"--context-file {context_file!r}")
+    return {}
+
+
+# ---- modules ---------------------------------------------------------------------------------
+def _is_path(spec: str) -> bool:
+    return spec.endswith(".py") or "/" in spec or os.sep in spec
+
+
+def _import_failure(spec: str, exc: BaseException) -> CliError:
+    """An error naming the import failure, with the tail of its traceback (user frames)."""
+    here = str(Path(__file__).resolve().parent.parent)  # the cloacina package
+    tb = traceback.TracebackException.from_exception(exc)
+    frames = [
+        f
+        for f in tb.stack
+        if not f.filename.startswith(("<frozen", here)) and "importlib" not in f.filename
+    ]
+    lines = ["Traceback (most recent call last, import machinery omitted):"]
+    if len(frames) > 6:
+        lines.append("  ...")
+    lines += [chunk.rstrip("\n") for chunk in traceback.format_list(frames[-6:])]
+    lines += [chunk.rstrip("\n") for chunk in tb.format_exception_only()]
+    detail = "\n".join(lines)
+    return CliError(f"cannot import module {spec!r}: {type(exc).__name__}: {exc}\n{detail}")
+
+
+def _import_file(spec: str) -> ModuleType:
+    path = Path(spec).expanduser().resolve()
+    if not path.is_file():
+        raise CliError(f"--module {spec!r}: no such file")
+    parent = str(path.parent)
+    if parent not in sys.path:
+        sys.path.insert(0, parent)
+    name = path.stem if path.stem.isidentifier() else "_cloacina_module"
+    existing = sys.modules.get(name)
+    if existing is not None:
+        if getattr(existing, "__file__", None) == str(path):
+            return existing
+        name = f"_cloacina_module_{abs(hash(str(path))):x}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise CliError(f"--module {spec!r}: cannot import this file as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(name, None)
+        raise _import_failure(spec, exc) from None
+    return module
+
+
+def import_module(spec: str) -> ModuleType:
+    """Import ``spec``: a dotted module name (found from the current directory too) or a
+    path to a ``.py`` file."""
+    if _is_path(spec):
+        return _import_file(spec)
+    try:
+        return importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        if exc.name and (spec == exc.name or spec.startswith(exc.name + ".")):
+            raise CliError(
+                f"cannot import module {spec!r}: no module named {exc.name!r} (searched the "
+                f"current directory {os.getcwd()!r} and the Python path); give a dotted module "
+                "name or the path of a .py file"
+            ) from None
+        raise _import_failure(spec, exc) from None
+    except (Exception, SystemExit) as exc:
+        raise _import_failure(spec, exc) from None
+
+
+def import_modules(specs: Sequence[str]) -> None:
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    for spec in specs:
+        import_module(spec)
+
+
+def check_workflow(name: str, modules: Sequence[str]) -> None:
+    """A clear usage error when no imported module defines workflow ``name``."""
+    known = catalog.names()
+    if name in known:
+        return
+    where = ", ".join(repr(m) for m in modules) if modules else "no module (use --module MOD)"
+    if not known:
+        raise CliError(
+            f"unknown workflow {name!r}: {where} defined no workflows. Define one with "
+            "@workflow(name=...) in the module you pass with --module"
+        )
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise CliError(
+        f"unknown workflow {name!r} (imported: {where}). Known workflows: {', '.join(known)}.{hint}"
+    )
+
+
+# ---- the command -----------------------------------------------------------------------------
+@click.command("run")
+@click.argument("workflow")
+@click.option(
+    "--module",
+    "-m",
+    "modules",
+    multiple=True,
+    metavar="MOD",
+    help="Module that defines the workflow: a dotted name (the current directory is on the "
+    "path) or a path to a .py file. Repeatable.",
+)
+@click.option("--context", "context", metavar="JSON", help="Input context, a JSON object.")
+@click.option(
+    "--context-file",
+    "context_file",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    metavar="FILE",
+    help="Read the input context (a JSON object) from FILE ('-' for stdin).",
+)
+@db_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Cancel the run if it has not finished after SECONDS.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def run_command(
+    ctx: click.Context,
+    workflow: str,
+    modules: tuple[str, ...],
+    context: str | None,
+    context_file: str | None,
+    db: str | None,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Run WORKFLOW to the end and show its tasks and final context.
+
+    Exit code 0 when the run completed, 1 when it failed (or was cancelled or timed out),
+    2 for usage errors.
+    """
+    url = resolve_db(ctx, db)
+    input_context = load_context(context, context_file)
+    import_modules(modules)
+    check_workflow(workflow, modules)
+    wf = catalog.get(workflow)
+    max_attempts = {tid: t.retry.max_attempts for tid, t in wf.tasks.items()}
+
+    err = err_console()
+    live = not as_json and err.is_terminal
+    problem: str | None = None
+    runner = DefaultRunner(url)
+    clean = True
+    try:
+        execution_id = runner.schedule_workflow(workflow, input_context)
+        if live:
+            err.print(
+                f"[bold]Running[/] {wf.name} ({len(wf.tasks)} tasks), execution {execution_id}"
+            )
+        try:
+            if live:
+                result = follow(
+                    runner, execution_id, EventPrinter(err, time.time()), timeout=timeout
+                )
+            else:
+                result = runner.wait(execution_id, timeout)
+        except ExecutionTimeoutError:
+            clean = False
+            result = _cancel(runner, execution_id)
+            problem = (
+                f"workflow execution {execution_id} did not finish within {timeout:g}s; "
+                "it was cancelled"
+            )
+        except KeyboardInterrupt:
+            clean = False
+            _cancel(runner, execution_id)
+            raise CliInterrupted(
+                f"interrupted: workflow execution {execution_id} was cancelled"
+            ) from None
+    finally:
+        runner.shutdown(wait=clean)
+
+    if as_json:
+        echo_json(result_json(result, max_attempts))
+    else:
+        show_result(result, max_attempts)
+    if problem:
+        print_error(problem)
+    ctx.exit(exit_code_for(result.status))
+
+
+def _cancel(runner: DefaultRunner, execution_id: str) -> WorkflowResult:
+    try:
+        runner.cancel(execution_id)
+    except InvalidStateError:  # it ended meanwhile
+        pass
+    return runner.get_execution(execution_id)
+
+
+def show_result(result: WorkflowResult, max_attempts: dict[str, int]) -> None:
+    console = out_console()
+    render_header(console, result)
+    console.print()
+    render_tasks(console, result, max_attempts)
+    render_tracebacks(console, result)
+    console.print()
+    render_context(console, "Final context", result.final_context)
