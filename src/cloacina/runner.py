@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -31,8 +31,39 @@ from cloacina.model.status import (
 )
 from cloacina.model.workflow import Workflow, WorkflowCatalog, catalog, workflow_of
 from cloacina.store import Store, open_store
+from cloacina.store.records import ExecutionRow, TaskRow
 
 ContextArg = Context | Mapping[str, Any] | None
+
+
+def build_result(row: ExecutionRow, tasks: Iterable[TaskRow]) -> WorkflowResult:
+    """A :class:`WorkflowResult` from the store's rows of one execution."""
+    return WorkflowResult(
+        execution_id=row.id,
+        workflow_name=row.workflow_name,
+        workflow_version=row.workflow_version,
+        status=ExecutionStatus(row.status),
+        final_context=loads_context(row.final_context),
+        tasks={
+            t.task_id: TaskResult(
+                task_id=t.task_id,
+                status=TaskStatus(t.status),
+                attempts=t.attempt,
+                error=t.error,
+                started_at=to_datetime(t.started_at),
+                finished_at=to_datetime(t.finished_at),
+                skip_reason=t.skip_reason,
+                recoveries=t.recovery_count,
+                traceback=t.error_traceback,
+            )
+            for t in tasks
+        },
+        error=row.error,
+        started_at=to_datetime(row.started_at),
+        finished_at=to_datetime(row.finished_at),
+        package=row.package,
+        tenant=row.tenant,
+    )
 
 
 class DefaultRunner:
@@ -184,33 +215,7 @@ class DefaultRunner:
         row = self.store.get_execution(execution_id)
         if row is None:
             raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
-        tasks = {
-            t.task_id: TaskResult(
-                task_id=t.task_id,
-                status=TaskStatus(t.status),
-                attempts=t.attempt,
-                error=t.error,
-                started_at=to_datetime(t.started_at),
-                finished_at=to_datetime(t.finished_at),
-                skip_reason=t.skip_reason,
-                recoveries=t.recovery_count,
-                traceback=t.error_traceback,
-            )
-            for t in self.store.get_tasks(execution_id)
-        }
-        return WorkflowResult(
-            execution_id=row.id,
-            workflow_name=row.workflow_name,
-            workflow_version=row.workflow_version,
-            status=ExecutionStatus(row.status),
-            final_context=loads_context(row.final_context),
-            tasks=tasks,
-            error=row.error,
-            started_at=to_datetime(row.started_at),
-            finished_at=to_datetime(row.finished_at),
-            package=row.package,
-            tenant=row.tenant,
-        )
+        return build_result(row, self.store.get_tasks(execution_id))
 
     def list_executions(
         self, *, limit: int = 50, status: str | None = None, workflow_name: str | None = None

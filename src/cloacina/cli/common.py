@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -21,7 +21,6 @@ from rich.table import Table
 from rich.text import Text
 
 from cloacina.errors import ExecutionTimeoutError
-from cloacina.model.context import loads_context
 from cloacina.model.status import (
     TERMINAL_EXECUTION,
     ExecutionStatus,
@@ -32,12 +31,11 @@ from cloacina.model.status import (
 )
 from cloacina.runner import DefaultRunner
 from cloacina.store import Store, normalize_url, open_store
-from cloacina.store.records import EventRow, ExecutionRow, TaskRow
+from cloacina.store.records import EventRow, ExecutionRow
 
 DB_ENV = "CLOACINA_DB"
 DEFAULT_DB = "sqlite:///cloacina.db"
 #: How many recent executions an id prefix is matched against.
-PREFIX_SCAN_LIMIT = 10_000
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -200,35 +198,6 @@ def print_json_block(console: Console, data: Any) -> None:
 
 
 # ---- results ---------------------------------------------------------------------------------
-def result_from_rows(row: ExecutionRow, tasks: Iterable[TaskRow]) -> WorkflowResult:
-    """A :class:`WorkflowResult` from the store's rows (what ``runner.get_execution`` gives,
-    without starting a runner)."""
-    return WorkflowResult(
-        execution_id=row.id,
-        workflow_name=row.workflow_name,
-        workflow_version=row.workflow_version,
-        status=ExecutionStatus(row.status),
-        final_context=loads_context(row.final_context),
-        tasks={
-            t.task_id: TaskResult(
-                task_id=t.task_id,
-                status=TaskStatus(t.status),
-                attempts=t.attempt,
-                error=t.error,
-                started_at=to_datetime(t.started_at),
-                finished_at=to_datetime(t.finished_at),
-                skip_reason=t.skip_reason,
-                recoveries=t.recovery_count,
-                traceback=t.error_traceback,
-            )
-            for t in tasks
-        },
-        error=row.error,
-        started_at=to_datetime(row.started_at),
-        finished_at=to_datetime(row.finished_at),
-        package=row.package,
-        tenant=row.tenant,
-    )
 
 
 def task_json(task: TaskResult, max_attempts: int | None) -> dict[str, Any]:
@@ -535,22 +504,16 @@ def resolve_execution(store: Store, ident: str) -> ExecutionRow:
     row = store.get_execution(ident)
     if row is not None:
         return row
-    recent = store.list_executions(limit=PREFIX_SCAN_LIMIT)
-    matches = [r for r in recent if r.id.startswith(ident)]
+    matches = store.find_executions(ident, limit=6)
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        scope = (
-            f" among the newest {PREFIX_SCAN_LIMIT} executions"
-            if len(recent) >= PREFIX_SCAN_LIMIT
-            else ""
-        )
         raise CliError(
-            f"no workflow execution with id or id prefix {ident!r}{scope}; "
+            f"no workflow execution with id or id prefix {ident!r}; "
             "list them with: cloacina executions list"
         )
     shown = ", ".join(f"{r.id} ({r.workflow_name})" for r in matches[:5])
-    more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+    more = " and more" if len(matches) > 5 else ""
     raise CliError(
         f"execution id prefix {ident!r} is ambiguous: it matches {shown}{more}; "
         "give more characters"

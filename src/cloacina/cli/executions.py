@@ -24,12 +24,12 @@ from cloacina.cli.common import (
     render_tracebacks,
     resolve_db,
     resolve_execution,
-    result_from_rows,
     result_json,
     status_text,
 )
 from cloacina.model.context import loads_context
 from cloacina.model.status import ExecutionStatus, to_datetime
+from cloacina.runner import build_result
 from cloacina.store.records import ExecutionRow
 
 #: How many characters of an execution id ``executions list`` shows (``show`` takes prefixes).
@@ -154,7 +154,7 @@ def show_command(
         event_rows = store.get_events(row.id) if events else None
     finally:
         store.close()
-    result = result_from_rows(row, task_rows)
+    result = build_result(row, task_rows)
     max_attempts = {t.task_id: t.max_attempts for t in task_rows}
     input_context = loads_context(row.input_context)
     if as_json:
