@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -203,7 +204,24 @@ def test_stored_outputs_survive_in_the_database(
     outputs = runner.store.get_outputs(result.execution_id, ["a", "b"])
 
     assert set(outputs) == {"a", "b"}
-    import json
-
     assert json.loads(outputs["a"]) == {"in": 0, "a": 1}
     assert json.loads(outputs["b"]) == {"in": 0, "a": 1, "b": 2}
+
+
+def test_execute_accepts_the_workflow_class(
+    runner: DefaultRunner, name: Callable[[str], str]
+) -> None:
+    wf_name = name("by_class")
+
+    @workflow(name=wf_name)
+    class ByClass:
+        @task
+        def only(context: Context) -> None:
+            context.insert("ran", True)
+
+    result = runner.execute(ByClass, {"x": 1})
+
+    assert result.status == "completed"
+    assert result.workflow_name == wf_name
+    assert result.final_context == {"x": 1, "ran": True}
+    assert ByClass.only(Context({"y": 2})) is None  # the task stays directly callable
