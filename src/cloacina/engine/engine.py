@@ -162,7 +162,7 @@ class Engine:
             return
         try:
             # A cheap read first: an idle runner should not take the write lock every tick.
-            if self.free > 0 and self.store.has_ready(time.time()):
+            if self.free > 0 and self.store.has_ready(time.time(), self._workflow_keys()):
                 self._request_cycle(True)
         except Exception as exc:
             log.warning("poll failed: %s", exc)

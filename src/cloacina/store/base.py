@@ -167,8 +167,9 @@ class Store(abc.ABC):
         """Running tasks whose heartbeat is older than ``older_than``."""
 
     @abc.abstractmethod
-    def has_ready(self, now: float) -> bool:
-        """Whether any task is ready to be claimed now (a read, no lock)."""
+    def has_ready(self, now: float, workflow_keys: Sequence[str]) -> bool:
+        """Whether a task of one of ``workflow_keys`` (``name:version``) is ready to be
+        claimed now (a read, no lock)."""
 
     @abc.abstractmethod
     def next_retry_at(self) -> float | None:

@@ -487,14 +487,18 @@ class SQLiteStore(Store):
         )
         return [StaleClaim(*r) for r in rows]
 
-    def has_ready(self, now: float) -> bool:
+    def has_ready(self, now: float, workflow_keys: Sequence[str]) -> bool:
+        if not workflow_keys:
+            return False
         row = (
             self._reader()
             .execute(
                 "SELECT 1 FROM task_executions t JOIN workflow_executions w"
                 " ON w.id = t.execution_id WHERE t.status='ready'"
-                " AND (t.retry_at IS NULL OR t.retry_at <= ?) AND w.status='running' LIMIT 1",
-                (now,),
+                " AND (t.retry_at IS NULL OR t.retry_at <= ?) AND w.status='running'"
+                f" AND w.workflow_name || ':' || w.workflow_version"
+                f" IN ({_marks(len(workflow_keys))}) LIMIT 1",
+                (now, *workflow_keys),
             )
             .fetchone()
         )
