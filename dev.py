@@ -26,7 +26,7 @@ STAMP = VENV / ".cloacina-installed"
 
 def ensure_venv() -> None:
     """Create .venv and install the project with its dev extras (again if pyproject changed)."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under any python3
         sys.exit(f"Cloacina needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     pyproject = ROOT / "pyproject.toml"
     if STAMP.exists() and STAMP.stat().st_mtime >= pyproject.stat().st_mtime:
