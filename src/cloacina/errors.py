@@ -96,3 +96,19 @@ class StoreError(CloacinaError):
 
 class RunnerClosedError(CloacinaError):
     """The runner was shut down; create a new one."""
+
+
+class PackageError(CloacinaError):
+    """A ``.cloacina`` package could not be built, read, verified or loaded."""
+
+
+class UnsafePackageError(PackageError):
+    """A package archive was refused for safety: traversal, links, sizes, a bad fingerprint."""
+
+
+class SignatureError(PackageError):
+    """A package signature is missing, does not verify, or comes from an untrusted key."""
+
+
+class PackageNotFoundError(PackageError, LookupError):
+    """No registered package has that name and version."""

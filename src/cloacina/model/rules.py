@@ -265,6 +265,35 @@ def with_default_status(rule: TriggerRule) -> TriggerRule:
     return Combined("all_of", (StatusRule("all_success"), rule))
 
 
+def rule_to_data(rule: TriggerRule) -> dict[str, Any]:
+    """A JSON/TOML-friendly description of ``rule`` (for package manifests)."""
+    if isinstance(rule, StatusRule):
+        return {"kind": rule.kind}
+    if isinstance(rule, ContextCondition):
+        data: dict[str, Any] = {"kind": "context_value", "key": rule.key, "op": rule.op}
+        if rule.op not in _PRESENCE_OPS:
+            value = rule.value
+            if isinstance(value, set | frozenset | tuple):
+                value = sorted(value, key=repr) if not isinstance(value, tuple) else list(value)
+            data["value"] = value
+        return data
+    if isinstance(rule, Combined):
+        return {"kind": rule.mode, "rules": [rule_to_data(r) for r in rule.rules]}
+    raise WorkflowDefinitionError(f"cannot describe trigger rule {rule!r}")
+
+
+def rule_from_data(data: Mapping[str, Any]) -> TriggerRule:
+    """The inverse of :func:`rule_to_data`."""
+    kind = data.get("kind")
+    if kind in _STATUS_KINDS:
+        return StatusRule(str(kind))
+    if kind == "context_value":
+        return context_value(str(data["key"]), str(data["op"]), data.get("value"))
+    if kind in ("all_of", "any_of", "none_of"):
+        return Combined(str(kind), tuple(rule_from_data(r) for r in data.get("rules", [])))
+    raise WorkflowDefinitionError(f"unknown trigger rule kind {kind!r} in a manifest")
+
+
 __all__ = [
     "ContextCondition",
     "DepCounts",
@@ -280,4 +309,6 @@ __all__ = [
     "none_failed",
     "none_of",
     "one_failed",
+    "rule_from_data",
+    "rule_to_data",
 ]

@@ -41,8 +41,13 @@ class Workflow:
         package: str = EMBEDDED_PACKAGE,
         author: str = "",
         source: type | None = None,
+        version: str | None = None,
     ) -> Workflow:
-        """Validate ``tasks`` (ids unique, dependencies known, no cycle) and build a workflow."""
+        """Validate ``tasks`` (ids unique, dependencies known, no cycle) and build a workflow.
+
+        ``version`` defaults to the hash of the tasks; a package's manifest passes the one its
+        builder computed from the code.
+        """
         if not isinstance(name, str) or not _NAME.match(name):
             raise WorkflowDefinitionError(
                 f"invalid workflow name {name!r}: start with a letter or '_' and use letters, "
@@ -57,7 +62,7 @@ class Workflow:
             name=name,
             tasks=ordered,
             graph=graph,
-            version=compute_version(name, list(ordered.values())),
+            version=version or compute_version(name, list(ordered.values())),
             description=description,
             package=package,
             author=author,

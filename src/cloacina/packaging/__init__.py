@@ -1,0 +1,1 @@
+"""``.cloacina`` packages: the archive format, building, signing, inspecting."""

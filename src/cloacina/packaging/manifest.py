@@ -1,0 +1,252 @@
+"""The package manifest (``manifest.toml``): what a package's workflows and tasks are.
+
+The builder writes it from the imported code; a runner reads it to schedule a package's
+workflows without importing the package (the code runs only in the package's processes).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloacina.errors import PackageError
+from cloacina.model.retry import RetryPolicy
+from cloacina.model.rules import rule_from_data, rule_to_data
+from cloacina.model.task import Task
+from cloacina.model.workflow import Workflow
+from cloacina.packaging import toml_writer
+
+MANIFEST_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task as the manifest describes it."""
+
+    id: str
+    function: str  # attribute name on the workflow class ("" for command tasks)
+    dependencies: tuple[str, ...] = ()
+    is_async: bool = False
+    timeout: float | None = None
+    retry: Mapping[str, Any] = field(default_factory=dict)
+    trigger_rule: Mapping[str, Any] = field(default_factory=lambda: {"kind": "all_success"})
+    command: tuple[str, ...] | None = None
+    description: str = ""
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "function": self.function,
+            "dependencies": list(self.dependencies),
+            "is_async": self.is_async,
+            "timeout": self.timeout,
+            "description": self.description or None,
+            "command": list(self.command) if self.command else None,
+            "retry": dict(self.retry),
+            "trigger_rule": dict(self.trigger_rule),
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> TaskSpec:
+        command = data.get("command")
+        return cls(
+            id=str(data["id"]),
+            function=str(data.get("function", "")),
+            dependencies=tuple(str(d) for d in data.get("dependencies", [])),
+            is_async=bool(data.get("is_async", False)),
+            timeout=float(data["timeout"]) if data.get("timeout") is not None else None,
+            retry=dict(data.get("retry", {})),
+            trigger_rule=dict(data.get("trigger_rule", {"kind": "all_success"})),
+            command=tuple(str(c) for c in command) if command else None,
+            description=str(data.get("description") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """One workflow as the manifest describes it."""
+
+    name: str
+    version: str
+    module: str
+    qualname: str
+    tasks: tuple[TaskSpec, ...]
+    description: str = ""
+    author: str = ""
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "module": self.module,
+            "class": self.qualname,
+            "description": self.description or None,
+            "author": self.author or None,
+            "tasks": [t.to_data() for t in self.tasks],
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> WorkflowSpec:
+        return cls(
+            name=str(data["name"]),
+            version=str(data["version"]),
+            module=str(data["module"]),
+            qualname=str(data["class"]),
+            tasks=tuple(TaskSpec.from_data(t) for t in data.get("tasks", [])),
+            description=str(data.get("description") or ""),
+            author=str(data.get("author") or ""),
+        )
+
+    def structure(self) -> list[tuple[str, tuple[str, ...]]]:
+        """``(task id, dependencies)`` pairs: what must match between manifest and code."""
+        return [(t.id, t.dependencies) for t in self.tasks]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything ``manifest.toml`` says."""
+
+    package: str
+    version: str
+    workflows: tuple[WorkflowSpec, ...]
+    modules: tuple[str, ...]
+    description: str = ""
+    author: str = ""
+    requires_python: str = ""
+
+    def to_toml(self) -> str:
+        return toml_writer.dumps(
+            {
+                "format": MANIFEST_FORMAT,
+                "package": {
+                    "name": self.package,
+                    "version": self.version,
+                    "description": self.description,
+                    "author": self.author,
+                    "requires_python": self.requires_python,
+                    "modules": list(self.modules),
+                },
+                "workflows": [w.to_data() for w in self.workflows],
+            }
+        )
+
+    @classmethod
+    def from_toml(cls, text: str) -> Manifest:
+        try:
+            data = tomllib.loads(text)
+            pkg = data["package"]
+            if int(data.get("format", 1)) > MANIFEST_FORMAT:
+                raise PackageError(
+                    f"manifest format {data['format']} is newer than this cloacina reads "
+                    f"({MANIFEST_FORMAT}); upgrade cloacina"
+                )
+            return cls(
+                package=str(pkg["name"]),
+                version=str(pkg["version"]),
+                description=str(pkg.get("description", "")),
+                author=str(pkg.get("author", "")),
+                requires_python=str(pkg.get("requires_python", "")),
+                modules=tuple(str(m) for m in pkg.get("modules", [])),
+                workflows=tuple(WorkflowSpec.from_data(w) for w in data.get("workflows", [])),
+            )
+        except PackageError:
+            raise
+        except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise PackageError(f"manifest.toml is malformed: {exc}") from exc
+
+    def workflow(self, name: str) -> WorkflowSpec | None:
+        for wf in self.workflows:
+            if wf.name == name:
+                return wf
+        return None
+
+
+# ---- from live code ---------------------------------------------------------------------------
+def describe_task(task: Task, attribute: str) -> TaskSpec:
+    return TaskSpec(
+        id=task.id,
+        function=attribute,
+        dependencies=task.dependencies,
+        is_async=task.is_async,
+        timeout=task.timeout,
+        retry=task.retry.describe(),
+        trigger_rule=rule_to_data(task.trigger_rule),
+        command=getattr(task, "command", None),
+        description=task.description.strip(),
+    )
+
+
+def describe_workflow(wf: Workflow) -> WorkflowSpec:
+    """The manifest entry of a workflow defined in code (a ``@packaged_workflow`` class)."""
+    cls = wf.source
+    if cls is None:
+        raise PackageError(f"workflow {wf.name!r} was not defined with a decorated class")
+    attributes = {}
+    for attr, value in vars(cls).items():
+        if isinstance(value, staticmethod | classmethod):
+            value = value.__func__
+        if isinstance(value, Task):
+            attributes[value.id] = attr
+    return WorkflowSpec(
+        name=wf.name,
+        version=wf.version,
+        module=cls.__module__,
+        qualname=cls.__qualname__,
+        tasks=tuple(describe_task(t, attributes.get(t.id, "")) for t in wf.tasks.values()),
+        description=wf.description,
+        author=wf.author,
+    )
+
+
+# ---- to a schedulable workflow, without the code ------------------------------------------------
+def retry_from_data(data: Mapping[str, Any]) -> RetryPolicy:
+    """The retry policy a manifest describes (``retry_on`` is applied in the package process)."""
+    if not data:
+        return RetryPolicy(max_attempts=1, initial_delay=0.0, jitter=False)
+    return RetryPolicy(
+        max_attempts=int(data.get("max_attempts", 1)),
+        backoff=data.get("backoff", "exponential"),
+        initial_delay=float(data.get("initial_delay", 1.0)),
+        max_delay=float(data.get("max_delay", 60.0)),
+        jitter=bool(data.get("jitter", True)),
+    )
+
+
+def _remote_body(package: str, task_id: str) -> Callable[..., Any]:
+    def body(context: Any) -> None:
+        raise PackageError(
+            f"task {task_id!r} belongs to package {package!r}: it runs in the package's own "
+            "processes, not in the runner"
+        )
+
+    body.__name__ = task_id
+    return body
+
+
+def workflow_from_spec(spec: WorkflowSpec, package: str) -> Workflow:
+    """A :class:`Workflow` the engine can schedule from a manifest entry; its task bodies run
+    in the package's processes. The version is the one the builder computed from the code."""
+    tasks = [
+        Task(
+            _remote_body(package, t.id),
+            id=t.id,
+            dependencies=t.dependencies,
+            retry=retry_from_data(t.retry),
+            timeout=t.timeout,
+            trigger_rule=rule_from_data(t.trigger_rule),
+            description=t.description,
+        )
+        for t in spec.tasks
+    ]
+    for task, t in zip(tasks, spec.tasks, strict=True):
+        task.is_async = t.is_async
+    return Workflow.from_tasks(
+        spec.name,
+        tasks,
+        description=spec.description,
+        package=package,
+        author=spec.author,
+        version=spec.version,
+    )
