@@ -6,6 +6,8 @@ change is stored (SQLite by default), so a run survives a crash and resumes wher
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from cloacina.errors import (
     CloacinaError,
     ContextError,
@@ -25,8 +27,21 @@ from cloacina.model.retry import RetryPolicy
 from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
 from cloacina.model.task import Task, task
 from cloacina.model.workflow import Workflow, packaged_workflow, workflow
-from cloacina.runner import DefaultRunner
 from cloacina.taskinfo import TaskInfo, current_task
+
+if TYPE_CHECKING:
+    from cloacina.runner import DefaultRunner
+
+
+def __getattr__(name: str) -> Any:
+    # The runner pulls in SQLAlchemy; a package's worker process imports `cloacina` for the
+    # decorators only, so the runner is imported on first use.
+    if name == "DefaultRunner":
+        from cloacina.runner import DefaultRunner
+
+        return DefaultRunner
+    raise AttributeError(f"module 'cloacina' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

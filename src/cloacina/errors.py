@@ -70,6 +70,14 @@ class TaskError(CloacinaError):
         self.retryable = retryable
 
 
+class RemoteTaskError(TaskError):
+    """A task failed in a package's process; ``retryable`` was decided there by its policy."""
+
+    def __init__(self, message: str, *, retryable: bool, exc_type: str = "") -> None:
+        super().__init__(message, retryable=retryable)
+        self.exc_type = exc_type
+
+
 class TaskTimeoutError(TaskError):
     """A task ran longer than its ``timeout``. Counts as a retryable failure."""
 

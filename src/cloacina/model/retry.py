@@ -74,12 +74,16 @@ class RetryPolicy:
 
     def should_retry(self, exc: BaseException, attempt: int) -> bool:
         """Whether a task that raised ``exc`` on attempt ``attempt`` gets another attempt."""
-        if attempt >= self.max_attempts:
-            return False
-        from cloacina.errors import TaskError, TaskTimeoutError
+        return attempt < self.max_attempts and self.retries_on(exc)
+
+    def retries_on(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a failure this policy retries (attempts aside)."""
+        from cloacina.errors import RemoteTaskError, TaskError, TaskTimeoutError
 
         if isinstance(exc, TaskTimeoutError):
             return True  # a timeout is always a retryable failure, whatever retry_on says
+        if isinstance(exc, RemoteTaskError):
+            return exc.retryable  # classified where the exception happened
         if isinstance(exc, TaskError) and not exc.retryable:
             return False
         return isinstance(exc, self.retry_on)

@@ -1,0 +1,157 @@
+"""The process a package's tasks run in.
+
+``python -I -m cloacina.packaging.worker inspect|serve --lib DIR --modules a.b,c``
+
+The package's ``lib/`` goes first on ``sys.path`` (and nothing else of the package's goes
+anywhere), the modules are imported, and the ``@packaged_workflow`` classes they define are
+found in the catalog. ``inspect`` prints their description and exits (the builder and the
+registry use it to validate code against a manifest); ``serve`` answers task requests on
+stdin/stdout until stdin closes. The protocol owns the real stdout: a task's own ``print``
+goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import sys
+import time
+import traceback
+from typing import IO, Any
+
+from cloacina.engine.executor import COMPLETED, Job, Outcome, run_async, run_sync
+from cloacina.errors import RemoteTaskError, TaskTimeoutError
+from cloacina.model.workflow import Workflow, catalog
+from cloacina.packaging import protocol
+from cloacina.packaging.manifest import describe_workflow
+from cloacina.store.records import Claim
+from cloacina.taskinfo import TaskInfo
+
+
+def load(lib: list[str], modules: list[str]) -> list[Workflow]:
+    """Import ``modules`` with ``lib`` first on the path; the packaged workflows they define."""
+    for path in reversed(lib):
+        sys.path.insert(0, os.path.abspath(path))
+    before = {(w.name, w.version) for w in catalog.all_versions()}
+    for module in modules:
+        importlib.import_module(module)
+    found = [
+        w
+        for w in catalog.all_versions()
+        if (w.name, w.version) not in before and w.package != "embedded"
+    ]
+    return sorted(found, key=lambda w: w.name)
+
+
+def _protocol_stdout() -> IO[bytes]:
+    """Keep the real stdout for the protocol; send fd 1 (prints) to stderr."""
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(fd, "wb", buffering=0)
+
+
+def inspect_main(lib: list[str], modules: list[str]) -> int:
+    out = _protocol_stdout()
+    try:
+        workflows = load(lib, modules)
+        protocol.write(out, {"workflows": [describe_workflow(w).to_data() for w in workflows]})
+        return 0
+    except BaseException as exc:
+        protocol.write(out, {"error": _error_text(exc)})
+        return 1
+
+
+def _error_text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+def _reply(request_id: int, outcome: Outcome, wf: Workflow) -> dict[str, Any]:
+    reply: dict[str, Any] = {"id": request_id, "kind": outcome.kind}
+    if outcome.kind == COMPLETED:
+        reply["output"] = outcome.output_json
+    elif outcome.kind == "skipped":
+        reply["skip_reason"] = outcome.skip_reason
+    else:
+        exc = outcome.exc
+        task = wf.tasks[outcome.claim.task_id]
+        reply["error"] = outcome.error
+        reply["traceback"] = outcome.traceback
+        reply["timeout"] = isinstance(exc, TaskTimeoutError)
+        reply["retryable"] = exc is not None and task.retry.retries_on(exc)
+        reply["exc_type"] = type(exc).__name__ if exc is not None else ""
+    return reply
+
+
+def serve_main(lib: list[str], modules: list[str]) -> int:
+    out = _protocol_stdout()
+    inp = os.fdopen(os.dup(0), "rb", buffering=0)
+    try:
+        workflows = {w.name: w for w in load(lib, modules)}
+    except BaseException as exc:
+        protocol.write(out, {"error": _error_text(exc)})
+        return 1
+    protocol.write(
+        out,
+        {"ready": True, "workflows": {n: w.version for n, w in workflows.items()}},
+    )
+    loop = asyncio.new_event_loop()
+    while True:
+        request = protocol.read(inp)
+        if request is None:
+            return 0
+        wf = workflows[request["workflow"]]
+        task = wf.tasks[request["task"]]
+        claim = Claim(
+            0,
+            request["execution_id"],
+            task.id,
+            int(request["attempt"]),
+            int(request["recovery"]),
+            "",
+            wf.name,
+            wf.version,
+            time.time(),
+            int(request["deps_total"]),
+            int(request["deps_failed"]),
+            int(request["deps_skipped"]),
+        )
+        info = TaskInfo(
+            execution_id=claim.execution_id,
+            task_id=task.id,
+            workflow_name=wf.name,
+            namespace=request["namespace"],
+            attempt=claim.attempt,
+            recovery=claim.recovery_count,
+        )
+        job = Job(claim, task, list(request["inputs"]), info)
+        outcome = loop.run_until_complete(run_async(job)) if task.is_async else run_sync(job)
+        protocol.write(out, _reply(int(request["id"]), outcome, wf))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cloacina.packaging.worker")
+    parser.add_argument("mode", choices=["inspect", "serve"])
+    parser.add_argument("--lib", action="append", default=[])
+    parser.add_argument("--modules", required=True)
+    args = parser.parse_args(argv)
+    modules = [m for m in args.modules.split(",") if m]
+    if args.mode == "inspect":
+        return inspect_main(args.lib, modules)
+    return serve_main(args.lib, modules)
+
+
+def remote_error(reply: dict[str, Any]) -> RemoteTaskError | TaskTimeoutError:
+    """The exception a failed reply stands for, on the runner's side."""
+    message = str(reply.get("error") or "task failed")
+    if reply.get("timeout"):
+        return TaskTimeoutError(message)
+    return RemoteTaskError(
+        message, retryable=bool(reply.get("retryable")), exc_type=str(reply.get("exc_type", ""))
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
