@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -18,6 +19,7 @@ from cloacina.errors import (
     ExecutionTimeoutError,
     InvalidStateError,
     RunnerClosedError,
+    WorkflowNotFoundError,
 )
 from cloacina.model.context import Context, as_context_dict, dumps_context, loads_context
 from cloacina.model.namespace import DEFAULT_TENANT
@@ -29,7 +31,16 @@ from cloacina.model.status import (
     WorkflowResult,
     to_datetime,
 )
-from cloacina.model.workflow import Workflow, WorkflowCatalog, catalog, workflow_of
+from cloacina.model.workflow import (
+    CatalogView,
+    Workflow,
+    WorkflowCatalog,
+    catalog,
+    workflow_of,
+)
+from cloacina.packaging.archive import DEFAULT_LIMITS, Limits
+from cloacina.registry.loader import PackageLoader
+from cloacina.registry.registry import PackageInfo, PackageRegistry
 from cloacina.store import Store, open_store
 from cloacina.store.records import ExecutionRow, TaskRow
 
@@ -88,6 +99,11 @@ class DefaultRunner:
         busy_timeout: float = 30.0,
         tenant: str = DEFAULT_TENANT,
         workflows: WorkflowCatalog | None = None,
+        execute_tasks: bool = True,
+        require_signatures: bool = False,
+        trusted_keys: Iterable[str | bytes | Path] = (),
+        package_limits: Limits | None = None,
+        max_package_processes: int | None = None,
     ) -> None:
         if max_concurrent_tasks < 1:
             raise ValueError("max_concurrent_tasks must be >= 1")
@@ -98,7 +114,10 @@ class DefaultRunner:
             )
         self.url = url
         self.tenant = tenant
-        self.catalog = workflows or catalog
+        self.execute_tasks = execute_tasks
+        # Packages registered in this runner's database, over the workflows of this process.
+        self.packages = WorkflowCatalog()
+        self.catalog = CatalogView(self.packages, workflows or catalog)
         self.runner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.settings = EngineSettings(
             max_concurrent_tasks=max_concurrent_tasks,
@@ -109,8 +128,33 @@ class DefaultRunner:
             shutdown_grace=shutdown_grace,
         )
         self.store: Store = open_store(url, busy_timeout=busy_timeout)
-        self._engine = Engine(self.store, self.catalog, self.runner_id, self.settings, tenant)
-        self._engine.start()
+        try:
+            self.registry = PackageRegistry(
+                self.store,
+                self.packages,
+                tenant=tenant,
+                require_signatures=require_signatures,
+                trusted_keys=trusted_keys,
+                limits=package_limits or DEFAULT_LIMITS,
+            )
+            self.registry.sync(force=True)
+        except BaseException:
+            self.store.close()
+            raise
+        loader = PackageLoader(
+            self.registry.fetch, max_package_processes or max_concurrent_tasks, tenant
+        )
+        self._engine = Engine(
+            self.store,
+            self.catalog,
+            self.runner_id,
+            self.settings,
+            tenant,
+            loader=loader,
+            on_poll=self.registry.sync,
+        )
+        if execute_tasks:
+            self._engine.start()
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -143,9 +187,18 @@ class DefaultRunner:
             raise RunnerClosedError("this DefaultRunner was shut down; create a new one")
 
     def resolve(self, name: str | type | Workflow) -> Workflow:
-        """The workflow behind a name, a decorated class or a :class:`Workflow`."""
+        """The workflow behind a name, a decorated class or a :class:`Workflow`.
+
+        A name resolves to the newest registered package version that holds it, else to a
+        workflow defined in this process.
+        """
         if isinstance(name, str):
-            return self.catalog.get(name)
+            try:
+                return self.catalog.get(name)
+            except WorkflowNotFoundError:
+                if self.registry.sync():  # registered meanwhile by another process?
+                    return self.catalog.get(name)
+                raise
         return workflow_of(name)
 
     def schedule_workflow(self, name: str | type | Workflow, context: ContextArg = None) -> str:
@@ -171,6 +224,7 @@ class DefaultRunner:
                 input_json=input_json,
                 tasks=specs,
                 now=now,
+                package_id=wf.origin.package_id if wf.origin is not None else None,
             )
             tx.add_events([(execution_id, None, "execution_started", None, None, now)])
         self._engine.new_run(execution_id, input_json)
@@ -239,8 +293,32 @@ class DefaultRunner:
         ]
 
     def list_workflows(self) -> list[Workflow]:
-        """The workflows this runner can execute."""
+        """The workflows this runner can execute: the default version of each registered
+        packaged workflow, and those defined in this process."""
+        self.registry.sync()
         return self.catalog.all()
+
+    # ---- packages --------------------------------------------------------------------------
+    def register_workflow(self, package_bytes: bytes, signature: bytes | None = None) -> str:
+        """Register a ``.cloacina`` package (its bytes) and return its package id.
+
+        The archive is verified (format, safe paths, sizes, fingerprint, signature when
+        required) and its code imported in a clean process and checked against its manifest.
+        Registering identical bytes again returns the same id. Its workflows become the
+        default for new runs; runs in flight stay on the version they started with.
+        """
+        self._check_open()
+        return self.registry.register(package_bytes, signature)
+
+    def unregister_workflow(self, name: str, version: str) -> None:
+        """Remove version ``version`` of package ``name`` (refused while runs of it are
+        unfinished)."""
+        self._check_open()
+        self.registry.unregister(name, version)
+
+    def list_packages(self) -> list[PackageInfo]:
+        """The registered packages, oldest first."""
+        return self.registry.list_packages()
 
     # ---- control ---------------------------------------------------------------------------
     def cancel(self, execution_id: str) -> None:

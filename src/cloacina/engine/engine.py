@@ -23,6 +23,7 @@ from cloacina.engine.threads import TaskThreads
 from cloacina.errors import StoreError
 from cloacina.model.namespace import DEFAULT_TENANT
 from cloacina.model.workflow import Workflow, WorkflowCatalog
+from cloacina.registry.loader import PackageLoader
 from cloacina.store.base import Store, WriteTx
 from cloacina.store.records import Claim
 from cloacina.taskinfo import TaskInfo
@@ -66,12 +67,17 @@ class Engine:
         runner_id: str,
         settings: EngineSettings,
         tenant: str = DEFAULT_TENANT,
+        *,
+        loader: PackageLoader | None = None,
+        on_poll: Callable[[], object] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.runner_id = runner_id
         self.settings = settings
         self.tenant = tenant
+        self.loader = loader
+        self._on_poll = on_poll
         self.cache = RunCache()
         self.scheduler = Scheduler(self.cache)
         self.free = settings.max_concurrent_tasks
@@ -95,6 +101,10 @@ class Engine:
         self._thread.start()
         self._started.wait()
 
+    @property
+    def started(self) -> bool:
+        return self._started.is_set()
+
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
         loop = self._loop
@@ -115,6 +125,8 @@ class Engine:
         """Stop claiming; let running tasks finish (up to the grace period) and record them."""
         if not self._thread.is_alive():
             self._pool.shutdown()
+            if not self._loop.is_closed():
+                self._loop.close()
             return
         done = threading.Event()
         self._loop.call_soon_threadsafe(self._begin_stop, done, wait)
@@ -135,7 +147,11 @@ class Engine:
                 for running in self._running.values():
                     if running.task is not None:
                         running.task.cancel()
-                done.set()
+                if self.loader is not None:
+                    closing = self._loop.create_task(self.loader.close())
+                    closing.add_done_callback(lambda _t: done.set())
+                else:
+                    done.set()
             else:
                 self._loop.call_later(0.01, check)
 
@@ -144,6 +160,8 @@ class Engine:
     # ---- wake-ups --------------------------------------------------------------------------
     def wake(self) -> None:
         """Ask the engine to look for ready tasks (thread-safe)."""
+        if not self._started.is_set():
+            return
         try:
             self._loop.call_soon_threadsafe(self._request_cycle, True)
         except RuntimeError:  # loop closed: the runner is shutting down
@@ -160,6 +178,11 @@ class Engine:
     def _poll_tick(self) -> None:
         if self._stopping:
             return
+        if self._on_poll is not None:
+            try:
+                self._on_poll()  # e.g. pick up packages registered by other processes
+            except Exception as exc:
+                log.warning("poll hook failed: %s", exc)
         try:
             # A cheap read first: an idle runner should not take the write lock every tick.
             if self.free > 0 and self.store.has_ready(time.time(), self._workflow_keys()):
@@ -314,14 +337,17 @@ class Engine:
                 attempt=claim.attempt,
                 recovery=claim.recovery_count,
             )
-            jobs.append(Job(claim, task, inputs or ["{}"], info))
+            jobs.append(Job(claim, task, inputs or ["{}"], info, origin=wf.origin))
         return jobs
 
     def _dispatch(self, job: Job) -> None:
         running = _Running(job)
         self._running[job.claim.claim_token] = running
         task = job.task
-        if task.is_async:
+        if job.origin is not None and self.loader is not None:
+            running.task = self._loop.create_task(self.loader.run(job, job.origin))
+            running.task.add_done_callback(functools.partial(self._async_done, running))
+        elif task.is_async:
             running.task = self._loop.create_task(run_async(job))
             running.task.add_done_callback(functools.partial(self._async_done, running))
         else:
@@ -392,7 +418,8 @@ class Engine:
             self.cache.drop(execution_id)
             self._request_cycle()
 
-        self._loop.call_soon_threadsafe(abandon)
+        if self._started.is_set():
+            self._loop.call_soon_threadsafe(abandon)
 
     # ---- recovery --------------------------------------------------------------------------
     def _recover_stale(self) -> None:
@@ -484,6 +511,8 @@ class Engine:
             self.cache.put(execution_id, INPUT_KEY, input_json)
             self._request_cycle(True)
 
+        if not self._started.is_set():
+            return
         try:
             self._loop.call_soon_threadsafe(arrive)
         except RuntimeError:  # the loop is closed: another runner will run it

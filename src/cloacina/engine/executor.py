@@ -46,6 +46,7 @@ class Job:
     inputs: list[str]  # JSON of the dependencies' outputs in declared order (or the run input)
     info: TaskInfo
     body_started: float | None = None  # monotonic time the body began (for sync timeouts)
+    origin: Any = None  # a PackageRef when the task runs in a package's processes
 
 
 def build_context(inputs: list[str]) -> Context:

@@ -30,6 +30,8 @@ class Workflow:
     package: str = EMBEDDED_PACKAGE
     author: str = ""
     source: type | None = field(default=None, repr=False)
+    #: Where a packaged workflow's code lives (set by the registry; None when in-process).
+    origin: Any = field(default=None, repr=False)
 
     @classmethod
     def from_tasks(
@@ -84,14 +86,18 @@ class WorkflowCatalog:
         self._lock = threading.Lock()
         self._latest: dict[str, Workflow] = {}
         self._versions: dict[tuple[str, str], Workflow] = {}
-        #: Bumped on every change, so users can cache what they derive from the catalog.
-        self.generation = 0
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Bumped on every change, so users can cache what they derive from the catalog."""
+        return self._generation
 
     def add(self, wf: Workflow) -> None:
         with self._lock:
             self._latest[wf.name] = wf
             self._versions[(wf.name, wf.version)] = wf
-            self.generation += 1
+            self._generation += 1
 
     def get(self, name: str) -> Workflow:
         try:
@@ -118,16 +124,68 @@ class WorkflowCatalog:
     def all(self) -> list[Workflow]:
         return [self._latest[n] for n in sorted(self._latest)]
 
+    def remove_version(self, name: str, version: str) -> None:
+        """Forget one version; the newest remaining one becomes the default."""
+        with self._lock:
+            self._versions.pop((name, version), None)
+            latest = self._latest.get(name)
+            if latest is not None and latest.version == version:
+                rest = [w for (n, _v), w in self._versions.items() if n == name]
+                if rest:
+                    self._latest[name] = rest[-1]
+                else:
+                    del self._latest[name]
+            self._generation += 1
+
     def remove(self, name: str) -> None:
         with self._lock:
             self._latest.pop(name, None)
             for key in [k for k in self._versions if k[0] == name]:
                 del self._versions[key]
-            self.generation += 1
+            self._generation += 1
 
 
 #: Every workflow defined with ``@workflow`` / ``@packaged_workflow`` in this process.
 catalog = WorkflowCatalog()
+
+
+class CatalogView(WorkflowCatalog):
+    """Two catalogs seen as one: a runner's registered packages first, then the workflows
+    defined in this process. Writes go to the first."""
+
+    def __init__(self, first: WorkflowCatalog, second: WorkflowCatalog) -> None:
+        self.first = first
+        self.second = second
+
+    @property
+    def generation(self) -> int:
+        return self.first.generation + self.second.generation
+
+    def add(self, wf: Workflow) -> None:
+        self.first.add(wf)
+
+    def get(self, name: str) -> Workflow:
+        found = self.first.find(name)
+        return found if found is not None else self.second.get(name)
+
+    def find(self, name: str, version: str | None = None) -> Workflow | None:
+        found = self.first.find(name, version)
+        return found if found is not None else self.second.find(name, version)
+
+    def names(self) -> list[str]:
+        return sorted(set(self.first.names()) | set(self.second.names()))
+
+    def all_versions(self) -> list[Workflow]:
+        return self.first.all_versions() + self.second.all_versions()
+
+    def all(self) -> list[Workflow]:
+        return [self.get(name) for name in self.names()]
+
+    def remove_version(self, name: str, version: str) -> None:
+        self.first.remove_version(name, version)
+
+    def remove(self, name: str) -> None:
+        self.first.remove(name)
 
 
 def _collect_tasks(cls: type) -> list[Task]:

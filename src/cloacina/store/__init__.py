@@ -1,9 +1,25 @@
-"""The store: the only package that talks SQL. ``open_store(url)`` picks the backend."""
+"""The store: the only package that talks SQL. ``open_store(url)`` picks the backend.
+
+Importing ``cloacina.store.records`` must not pull in SQLAlchemy (a package's worker process
+uses the records only), so the store classes are imported on first use.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from cloacina.errors import StoreError
-from cloacina.store.base import Store, WriteTx
+
+if TYPE_CHECKING:
+    from cloacina.store.base import Store, WriteTx
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Store", "WriteTx"):
+        from cloacina.store import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'cloacina.store' has no attribute {name!r}")
 
 
 def normalize_url(url: str) -> str:

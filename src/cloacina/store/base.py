@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from cloacina.store.packages import PackageQueries
 from cloacina.store.records import (
     Claim,
     DependentState,
@@ -45,6 +46,7 @@ class WriteTx(abc.ABC):
         input_json: str,
         tasks: Sequence[TaskSpec],
         now: float,
+        package_id: str | None = None,
     ) -> None:
         """Insert a running execution and its task rows (roots ``ready``, others ``pending``)."""
 
@@ -148,8 +150,8 @@ class WriteTx(abc.ABC):
         were running."""
 
 
-class Store(abc.ABC):
-    """A database holding workflow executions. Thread-safe."""
+class Store(PackageQueries, abc.ABC):
+    """A database holding workflow executions and registered packages. Thread-safe."""
 
     url: str
 

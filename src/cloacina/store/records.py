@@ -105,3 +105,19 @@ class StaleClaim:
     attempt: int
     workflow_name: str
     workflow_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRow:
+    """A registered package (without its archive bytes)."""
+
+    id: str
+    tenant: str
+    package: str
+    version: str
+    sha256: str
+    fingerprint: str
+    metadata: str
+    manifest: str
+    signer: str | None
+    created_at: float

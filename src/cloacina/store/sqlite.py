@@ -91,13 +91,14 @@ class SQLiteWriteTx(WriteTx):
         input_json: str,
         tasks: Sequence[TaskSpec],
         now: float,
+        package_id: str | None = None,
     ) -> None:
         c = self._c
         c.execute(
             "INSERT INTO workflow_executions (id, tenant, package, workflow_name,"
             " workflow_version, status, input_context, tasks_total, tasks_remaining,"
-            " tasks_failed, created_at, started_at, updated_at)"
-            " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?)",
+            " tasks_failed, created_at, started_at, updated_at, package_id)"
+            " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?)",
             (
                 execution_id,
                 tenant,
@@ -110,6 +111,7 @@ class SQLiteWriteTx(WriteTx):
                 now,
                 now,
                 now,
+                package_id,
             ),
         )
         c.executemany(

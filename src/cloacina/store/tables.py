@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -40,6 +41,7 @@ workflow_executions = Table(
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
     Column("updated_at", Float, nullable=False),
+    Column("package_id", String(36), nullable=True),
     Index("ix_workflow_executions_status", "status"),
     Index("ix_workflow_executions_created", "created_at"),
     Index("ix_workflow_executions_name", "workflow_name", "created_at"),
@@ -104,4 +106,38 @@ execution_events = Table(
     Column("detail", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Index("ix_execution_events_execution", "execution_id", "id"),
+)
+
+workflow_packages = Table(
+    "workflow_packages",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(64), nullable=False, server_default="public"),
+    Column("package", String(128), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("archive", LargeBinary, nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("manifest", Text, nullable=False),
+    Column("signature", LargeBinary, nullable=True),
+    Column("signer", String(80), nullable=True),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("tenant", "sha256", name="uq_workflow_packages_sha"),
+    UniqueConstraint("tenant", "package", "version", name="uq_workflow_packages_version"),
+)
+
+package_workflows = Table(
+    "package_workflows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "package_id",
+        String(36),
+        ForeignKey("workflow_packages.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("workflow_name", String(255), nullable=False),
+    Column("workflow_version", String(64), nullable=False),
+    Index("ix_package_workflows_name", "workflow_name"),
 )

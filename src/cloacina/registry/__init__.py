@@ -1,0 +1,2 @@
+"""The package registry (register, list, unregister) and the loader that runs package tasks
+in isolated processes."""

@@ -1,0 +1,402 @@
+"""Running a package's tasks in its own processes.
+
+Each package version gets a pool of worker processes (``cloacina.packaging.worker serve``),
+started lazily on first use and reused. The package's ``lib/`` is on those processes' path and
+nowhere else, so packages cannot clash over dependencies or globals. A worker that crashes
+fails only the task it was running (which then follows its retry policy); a task that runs
+past its timeout gets its process killed. Command tasks run the package's executable with the
+context as JSON on stdin and read their updates as JSON from stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cloacina.engine.executor import (
+    COMPLETED,
+    FAILED,
+    SKIPPED,
+    Job,
+    Outcome,
+    build_context,
+    timeout_outcome,
+)
+from cloacina.errors import PackageError, RemoteTaskError
+from cloacina.model.context import dumps_context
+from cloacina.model.rules import DepCounts, Verdict
+from cloacina.packaging import protocol
+from cloacina.packaging.archive import PackageArchive
+from cloacina.packaging.worker import remote_error
+
+log = logging.getLogger("cloacina.loader")
+
+#: How long a package's process may take to import its code before it counts as broken.
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class PackageRef:
+    """Where a packaged workflow comes from: attached to its :class:`Workflow` as ``origin``."""
+
+    package_id: str
+    sha256: str
+    package: str
+    version: str
+    modules: tuple[str, ...]
+
+
+class WorkerProcess:
+    """One ``serve`` process of a package; runs one task at a time."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, ref: PackageRef) -> None:
+        self.proc = proc
+        self.ref = ref
+        self._next = 0
+
+    @classmethod
+    async def start(cls, root: Path, ref: PackageRef) -> WorkerProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            "-m",
+            "cloacina.packaging.worker",
+            "serve",
+            "--lib",
+            str(root / "lib"),
+            "--modules",
+            ",".join(ref.modules),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=str(root),
+            limit=protocol.MAX_FRAME,
+        )
+        worker = cls(proc, ref)
+        try:
+            hello = await asyncio.wait_for(worker._read(), START_TIMEOUT)
+        except (TimeoutError, asyncio.IncompleteReadError) as exc:
+            worker.kill()
+            raise PackageError(
+                f"package {ref.package} {ref.version}: its process did not start ({exc!r})"
+            ) from exc
+        if "error" in hello:
+            worker.kill()
+            raise PackageError(
+                f"package {ref.package} {ref.version} failed to import:\n{hello['error']}"
+            )
+        return worker
+
+    async def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        header = await self.proc.stdout.readexactly(protocol.HEADER.size)
+        (size,) = protocol.HEADER.unpack(header)
+        body = await self.proc.stdout.readexactly(size)
+        value = json.loads(body)
+        assert isinstance(value, dict)
+        return value
+
+    async def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self._next += 1
+        request["id"] = self._next
+        self.proc.stdin.write(protocol.encode(request))
+        await self.proc.stdin.drain()
+        return await self._read()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.returncode is None
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:  # pragma: no cover - already gone
+                pass
+
+    async def close(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 2.0)
+        except TimeoutError:
+            self.kill()
+            await self.proc.wait()
+
+
+class PackagePool:
+    """The worker processes of one package version."""
+
+    def __init__(self, root: Path, ref: PackageRef, max_processes: int) -> None:
+        self.root = root
+        self.ref = ref
+        self.max_processes = max_processes
+        self._idle: list[WorkerProcess] = []
+        self._count = 0
+        self._available = asyncio.Condition()
+        self.started = 0  # processes started over the pool's life (for tests and metrics)
+
+    async def acquire(self) -> WorkerProcess:
+        async with self._available:
+            while True:
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.alive:
+                        return worker
+                    self._count -= 1
+                if self._count < self.max_processes:
+                    self._count += 1
+                    break
+                await self._available.wait()
+        try:
+            worker = await WorkerProcess.start(self.root, self.ref)
+        except BaseException:
+            async with self._available:
+                self._count -= 1
+                self._available.notify()
+            raise
+        self.started += 1
+        return worker
+
+    async def release(self, worker: WorkerProcess, healthy: bool) -> None:
+        async with self._available:
+            if healthy and worker.alive:
+                self._idle.append(worker)
+            else:
+                worker.kill()
+                self._count -= 1
+            self._available.notify()
+
+    async def close(self) -> None:
+        async with self._available:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            await worker.close()
+
+
+ArchiveSource = Callable[[PackageRef], PackageArchive]
+
+
+class PackageLoader:
+    """Runs packaged tasks; lives on the engine's event loop."""
+
+    def __init__(self, fetch: ArchiveSource, max_processes: int, tenant: str) -> None:
+        self._fetch = fetch
+        self._max = max_processes
+        self._tenant = tenant
+        self._root = Path(tempfile.mkdtemp(prefix="cloacina-packages-"))
+        self._pools: dict[str, PackagePool] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
+
+    async def _pool(self, ref: PackageRef) -> PackagePool:
+        pool = self._pools.get(ref.package_id)
+        if pool is not None:
+            return pool
+        lock = self._loading.setdefault(ref.package_id, asyncio.Lock())
+        async with lock:
+            pool = self._pools.get(ref.package_id)
+            if pool is None:
+                root = self._root / ref.sha256
+                archive = await asyncio.to_thread(self._fetch, ref)
+                await asyncio.to_thread(_extract, archive, root)
+                pool = PackagePool(root, ref, self._max)
+                self._pools[ref.package_id] = pool
+        return pool
+
+    async def run(self, job: Job, ref: PackageRef) -> Outcome:
+        """Run one claimed task of a package and return its outcome."""
+        try:
+            pool = await self._pool(ref)
+        except PackageError as exc:
+            return _failed(job, str(exc), retryable=False)
+        command = getattr(job.task, "command", None)
+        if command:
+            return await self._run_command(job, pool, tuple(command))
+        try:
+            worker = await pool.acquire()
+        except PackageError as exc:
+            return _failed(job, str(exc), retryable=False)
+        request = _request(job)
+        healthy = True
+        try:
+            if job.task.timeout is not None:
+                reply = await asyncio.wait_for(worker.call(request), job.task.timeout)
+            else:
+                reply = await worker.call(request)
+        except TimeoutError:
+            healthy = False
+            worker.kill()  # the only way to stop a running body: kill its process
+            return timeout_outcome(job)
+        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
+            healthy = False
+            code = await _exit_code(worker)
+            return _failed(
+                job,
+                f"task {job.task.id!r}: the process of package {ref.package} {ref.version} "
+                f"died while running it (exit code {code})",
+                retryable=True,
+            )
+        except asyncio.CancelledError:
+            healthy = False
+            worker.kill()
+            raise
+        finally:
+            await pool.release(worker, healthy)
+        return _outcome(job, reply)
+
+    async def _run_command(self, job: Job, pool: PackagePool, command: tuple[str, ...]) -> Outcome:
+        ctx = build_context(job.inputs)
+        verdict = _condition(job, ctx._data)
+        if verdict is not None:
+            return verdict
+        executable = (pool.root / command[0]).resolve()
+        if pool.root.resolve() not in executable.parents:
+            return _failed(job, f"command {command[0]!r} is outside the package", False)
+        env = dict(os.environ)
+        env.update(
+            CLOACINA_EXECUTION_ID=job.claim.execution_id,
+            CLOACINA_TASK_ID=job.task.id,
+            CLOACINA_ATTEMPT=str(job.claim.attempt),
+            CLOACINA_NAMESPACE=job.info.namespace,
+        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                str(executable),
+                *command[1:],
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=str(pool.root),
+                env=env,
+            )
+        except OSError as exc:
+            return _failed(job, f"command task {job.task.id!r} could not start: {exc}", True)
+        try:
+            stdout, stderr = await asyncio.wait_for(
+                proc.communicate(dumps_context(ctx._data).encode()), job.task.timeout
+            )
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            return timeout_outcome(job)
+        except asyncio.CancelledError:
+            proc.kill()
+            raise
+        if proc.returncode != 0:
+            tail = stderr.decode(errors="replace").strip()[-2000:]
+            return _failed(
+                job,
+                f"command {' '.join(command)} exited with code {proc.returncode}: {tail}",
+                retryable=True,
+            )
+        text = stdout.decode(errors="replace").strip()
+        try:
+            updates = json.loads(text) if text else {}
+            if not isinstance(updates, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            return _failed(
+                job,
+                f"command {' '.join(command)} must print a JSON object of context updates on "
+                f"stdout ({exc}); it printed {text[:200]!r}",
+                retryable=False,
+            )
+        ctx.merge(updates)
+        try:
+            output = dumps_context(ctx._data)
+        except Exception as exc:
+            return _failed(job, str(exc), retryable=False)
+        return Outcome(job.claim, COMPLETED, output_json=output, finished_at=time.time())
+
+    def pool_of(self, package_id: str) -> PackagePool | None:
+        return self._pools.get(package_id)
+
+    async def close(self) -> None:
+        for pool in list(self._pools.values()):
+            await pool.close()
+        self._pools.clear()
+        await asyncio.to_thread(shutil.rmtree, self._root, True)
+
+
+def _extract(archive: PackageArchive, root: Path) -> None:
+    if root.exists():
+        return
+    tmp = root.with_name(root.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    archive.extract(tmp)
+    os.replace(tmp, root)
+
+
+def _request(job: Job) -> dict[str, Any]:
+    claim = job.claim
+    return {
+        "workflow": claim.workflow_name,
+        "task": job.task.id,
+        "execution_id": claim.execution_id,
+        "attempt": claim.attempt,
+        "recovery": claim.recovery_count,
+        "deps_total": claim.deps_total,
+        "deps_failed": claim.deps_failed,
+        "deps_skipped": claim.deps_skipped,
+        "namespace": job.info.namespace,
+        "inputs": job.inputs,
+    }
+
+
+def _outcome(job: Job, reply: dict[str, Any]) -> Outcome:
+    kind = reply.get("kind")
+    now = time.time()
+    if kind == COMPLETED:
+        return Outcome(job.claim, COMPLETED, output_json=str(reply["output"]), finished_at=now)
+    if kind == SKIPPED:
+        return Outcome(job.claim, SKIPPED, skip_reason=reply.get("skip_reason"), finished_at=now)
+    exc = remote_error(reply)
+    return Outcome(
+        job.claim,
+        FAILED,
+        error=str(reply.get("error") or exc),
+        traceback=reply.get("traceback"),
+        exc=exc,
+        finished_at=now,
+    )
+
+
+def _failed(job: Job, message: str, retryable: bool) -> Outcome:
+    return Outcome(
+        job.claim,
+        FAILED,
+        error=message,
+        exc=RemoteTaskError(message, retryable=retryable),
+        finished_at=time.time(),
+    )
+
+
+def _condition(job: Job, context: dict[str, Any]) -> Outcome | None:
+    rule = job.task.trigger_rule
+    if not rule.has_condition():
+        return None
+    c = job.claim
+    if rule.evaluate(DepCounts(c.deps_total, 0, c.deps_failed, c.deps_skipped), context) is (
+        Verdict.SKIP
+    ):
+        reason = f"trigger rule not met: {rule.describe()}"
+        return Outcome(job.claim, SKIPPED, skip_reason=reason, finished_at=time.time())
+    return None
+
+
+async def _exit_code(worker: WorkerProcess) -> int | None:
+    try:
+        return await asyncio.wait_for(worker.proc.wait(), 1.0)
+    except TimeoutError:
+        worker.kill()
+        return None
