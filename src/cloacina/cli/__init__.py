@@ -1,7 +1,8 @@
 """The ``cloacina`` command line (alias ``cloacina-ctl``), built with click and rich.
 
 One module per command group: :mod:`~cloacina.cli.run`, :mod:`~cloacina.cli.executions`,
-:mod:`~cloacina.cli.db` and :mod:`~cloacina.cli.demo`. The commands are thin: they call
+:mod:`~cloacina.cli.workflows`, :mod:`~cloacina.cli.db` and
+:mod:`~cloacina.cli.demo`. The commands are thin: they call
 :class:`~cloacina.runner.DefaultRunner` and the store's read methods.
 """
 
@@ -18,7 +19,10 @@ from cloacina.cli.common import DB_ENV, DEFAULT_DB, print_error
 from cloacina.cli.db import db_group
 from cloacina.cli.demo import demo_command
 from cloacina.cli.executions import executions_group
+from cloacina.cli.keys import keys_group
+from cloacina.cli.package import package_group
 from cloacina.cli.run import run_command
+from cloacina.cli.workflows import workflows_group
 from cloacina.errors import CloacinaError
 
 PROG_NAMES = ("cloacina", "cloacina-ctl")
@@ -41,7 +45,8 @@ def cli(ctx: click.Context, db: str) -> None:
     """Cloacina: durable workflows on SQLite.
 
     Run a workflow with `cloacina run WORKFLOW --module MOD`, inspect past runs with
-    `cloacina executions list|show`, or see everything at work with `cloacina demo`.
+    `cloacina executions list|show|watch`, draw a workflow with `cloacina workflows graph`,
+    or see everything at work with `cloacina demo`.
     """
     ctx.ensure_object(dict)
     ctx.obj["db"] = db
@@ -49,8 +54,11 @@ def cli(ctx: click.Context, db: str) -> None:
 
 cli.add_command(run_command)
 cli.add_command(executions_group)
+cli.add_command(workflows_group)
 cli.add_command(db_group)
 cli.add_command(demo_command)
+cli.add_command(package_group)
+cli.add_command(keys_group)
 
 
 def _prog_name() -> str:

@@ -160,8 +160,27 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def status_text(status: str) -> Text:
-    return Text(str(status), style=STATUS_STYLES.get(str(status), ""))
+#: An icon per status: (terminal that can print Unicode, plain ASCII).
+STATUS_ICONS: dict[str, tuple[str, str]] = {
+    "completed": ("✓", "+"),
+    "failed": ("✗", "x"),
+    "skipped": ("↷", "~"),
+    "cancelled": ("■", "#"),
+    "paused": ("‖", "="),
+    "running": ("▶", ">"),
+    "ready": ("○", "o"),
+    "pending": ("·", "."),
+}
+
+
+def status_text(status: str, icon: bool | None = None) -> Text:
+    """``status`` in its colour; with ``icon`` (True: Unicode, False: ASCII) an icon first."""
+    text = str(status)
+    if icon is not None:
+        pair = STATUS_ICONS.get(text)
+        if pair is not None:
+            text = f"{pair[0] if icon else pair[1]} {text}"
+    return Text(text, style=STATUS_STYLES.get(str(status), ""))
 
 
 def elapsed(started: datetime | None, finished: datetime | None, status: str) -> float | None:

@@ -1,16 +1,26 @@
-"""``cloacina executions list|show``: the history of workflow runs in a database."""
+"""``cloacina executions list|show|watch``: the history of workflow runs, and runs as they go."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import click
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
 from rich.text import Text
 
 from cloacina.cli.common import (
+    CliError,
+    CliInterrupted,
     db_option,
     echo_json,
     elapsed,
+    exit_code_for,
+    fancy,
     fmt_duration,
     fmt_time,
     iso,
@@ -28,9 +38,10 @@ from cloacina.cli.common import (
     status_text,
 )
 from cloacina.model.context import loads_context
-from cloacina.model.status import ExecutionStatus, to_datetime
+from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, to_datetime
 from cloacina.runner import build_result
-from cloacina.store.records import ExecutionRow
+from cloacina.store import Store
+from cloacina.store.records import ExecutionRow, TaskRow
 
 #: How many characters of an execution id ``executions list`` shows (``show`` takes prefixes).
 SHORT_ID = 8
@@ -38,7 +49,7 @@ SHORT_ID = 8
 
 @click.group("executions")
 def executions_group() -> None:
-    """Inspect workflow executions (runs) stored in the database."""
+    """Inspect workflow executions (runs) stored in the database, or follow one live."""
 
 
 def _row_json(row: ExecutionRow) -> dict[str, Any]:
@@ -174,3 +185,270 @@ def show_command(
         console.print()
         render_context(console, "Input context", input_context)
         render_context(console, "Final context", result.final_context)
+
+
+# ---- watch -----------------------------------------------------------------------------------
+#: Task statuses that count as settled in the progress bar.
+SETTLED = frozenset({"completed", "failed", "skipped"})
+
+Snapshot = tuple[ExecutionRow, list[TaskRow]]
+
+
+def _poll(store: Store, execution_id: str) -> Snapshot:
+    """The run and its tasks, read in that order (so a finished run comes with final tasks)."""
+    row = store.get_execution(execution_id)
+    if row is None:
+        raise CliError(f"workflow execution {execution_id} disappeared from the database")
+    return row, store.get_tasks(execution_id)
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _attempt(task: TaskRow) -> str:
+    attempt = f"{task.attempt}/{task.max_attempts}" if task.max_attempts > 1 else str(task.attempt)
+    if task.recovery_count:
+        attempt += f", recovery {task.recovery_count}"
+    return attempt
+
+
+def _retry_pending(task: TaskRow) -> bool:
+    return task.status == "ready" and task.retry_at is not None and task.error is not None
+
+
+def _counts(tasks: Sequence[TaskRow]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for task in tasks:
+        counts[task.status] = counts.get(task.status, 0) + 1
+    return counts
+
+
+def _tasks_word(n: int) -> str:
+    return "1 task" if n == 1 else f"{n} tasks"
+
+
+def _run_elapsed(row: ExecutionRow) -> float | None:
+    return elapsed(to_datetime(row.started_at), to_datetime(row.finished_at), row.status)
+
+
+def watch_view(row: ExecutionRow, tasks: Sequence[TaskRow], *, unicode: bool) -> RenderableType:
+    """What ``executions watch`` shows on a terminal: the run's status and elapsed time, a
+    progress bar over the settled tasks and one row per task."""
+    now = time.time()
+    header = Text.assemble(
+        (row.workflow_name, "bold"),
+        "  ",
+        (row.id, "dim"),
+        "  ",
+    )
+    header.append_text(status_text(row.status, icon=unicode))
+    took = _run_elapsed(row)
+    header.append("  " + (fmt_duration(took) if took is not None else "waiting to start"))
+
+    total = len(tasks) or row.tasks_total
+    counts = _counts(tasks)
+    settled = sum(counts.get(s, 0) for s in SETTLED)
+    failed = row.status in ("failed", "cancelled") or counts.get("failed", 0) > 0
+    bar = ProgressBar(
+        total=max(total, 1),
+        completed=settled,
+        width=40,
+        complete_style="red" if failed else "cyan",
+        finished_style="red" if failed else "green",
+    )
+    summary = Text(f" {settled}/{total} settled")
+    parts = [
+        f"{counts[s]} {s}" for s in ("running", "completed", "failed", "skipped") if counts.get(s)
+    ]
+    if parts:
+        summary.append("  (" + ", ".join(parts) + ")", style="dim")
+    progress = Table.grid(padding=(0, 1))
+    progress.add_row(bar, summary)
+
+    table = new_table("")
+    table.add_column("task", no_wrap=True)
+    table.add_column("status", no_wrap=True, min_width=11)
+    table.add_column("attempt", justify="right", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True, min_width=8)
+    table.add_column("error / skip reason", overflow="fold")
+    for task in tasks:
+        started, finished = to_datetime(task.started_at), to_datetime(task.finished_at)
+        if _retry_pending(task):
+            wait = max(0.0, (task.retry_at or now) - now)
+            status = Text.assemble(
+                status_text("ready", icon=unicode), (f" (retry in {fmt_duration(wait)})", "dim")
+            )
+        else:
+            status = status_text(task.status, icon=unicode)
+        if task.status == "skipped":
+            note = Text(task.skip_reason or "", style="yellow")
+        else:
+            note = Text(_first_line(task.error), style="red")
+        table.add_row(
+            Text(task.task_id),
+            status,
+            _attempt(task) if task.attempt else "-",
+            fmt_duration(elapsed(started, finished, task.status)),
+            note,
+        )
+    items: list[RenderableType] = [header, progress, table]
+    if row.error and row.status in TERMINAL_EXECUTION:
+        items.append(Text(f"error: {row.error}", style="red"))
+    return Group(*items)
+
+
+class ChangePrinter:
+    """``executions watch`` without a terminal: one plain line per change of a task's state
+    (or of the run's status), times relative to the run's start."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.tasks: dict[str, tuple[str, int, int, bool]] = {}
+        self.run_status: str | None = None
+
+    def _print(self, text: str) -> None:
+        self.console.print(Text(text), soft_wrap=True)
+
+    def _stamp(self, row: ExecutionRow, at: float | None) -> str:
+        base = row.started_at if row.started_at is not None else row.created_at
+        when = at if at is not None else time.time()
+        return f"[+{max(0.0, when - base):.2f}s]"
+
+    def start(self, row: ExecutionRow, tasks: Sequence[TaskRow]) -> None:
+        self._print(
+            f"watching execution {row.id} (workflow {row.workflow_name}, "
+            f"{_tasks_word(len(tasks) or row.tasks_total)}): {row.status}"
+        )
+        self.run_status = row.status
+
+    def update(self, row: ExecutionRow, tasks: Sequence[TaskRow]) -> None:
+        for task in tasks:
+            key = (task.status, task.attempt, task.recovery_count, _retry_pending(task))
+            before = self.tasks.get(task.task_id)
+            if before == key:
+                continue
+            self.tasks[task.task_id] = key
+            if before is None and task.status == "pending":
+                continue  # nothing happened to it yet
+            self._task_line(row, task)
+        if row.status != self.run_status:
+            self.run_status = row.status
+            if row.status not in TERMINAL_EXECUTION:
+                self._print(f"{self._stamp(row, None)} execution {row.status}")
+
+    def _task_line(self, row: ExecutionRow, task: TaskRow) -> None:
+        tid, status = task.task_id, task.status
+        at: float | None = None
+        if status == "running":
+            at = task.started_at
+            text = f"{tid} running (attempt {_attempt(task)})"
+        elif status == "completed":
+            at = task.finished_at
+            took = elapsed(to_datetime(task.started_at), to_datetime(task.finished_at), task.status)
+            text = f"{tid} completed in {fmt_duration(took)}"
+            if task.attempt > 1:
+                text += f" (attempt {_attempt(task)})"
+        elif status == "failed":
+            at = task.finished_at
+            text = f"{tid} failed (attempt {_attempt(task)}): {_first_line(task.error)}"
+        elif status == "skipped":
+            at = task.finished_at
+            text = f"{tid} skipped: {task.skip_reason or 'no reason recorded'}"
+        elif _retry_pending(task):
+            wait = max(0.0, (task.retry_at or 0.0) - time.time())
+            text = (
+                f"{tid} failed (attempt {_attempt(task)}): {_first_line(task.error)}; "
+                f"retrying in {fmt_duration(wait)}"
+            )
+        else:
+            text = f"{tid} {status}"
+        self._print(f"{self._stamp(row, at)} {text}")
+
+    def finish(self, row: ExecutionRow, tasks: Sequence[TaskRow]) -> None:
+        counts = _counts(tasks)
+        parts = [f"{counts[s]} {s}" for s in ("completed", "failed", "skipped") if counts.get(s)]
+        unsettled = len(tasks) - sum(counts.get(s, 0) for s in SETTLED)
+        if unsettled:
+            parts.append(f"{unsettled} not run")
+        line = (
+            f"execution {row.id} {row.status} in {fmt_duration(_run_elapsed(row))}: "
+            f"{', '.join(parts) or 'no tasks'}"
+        )
+        if row.error:
+            line += f"; error: {_first_line(row.error)}"
+        self._print(line)
+
+
+def _watch_plain(console: Console, store: Store, first: Snapshot, interval: float) -> Snapshot:
+    printer = ChangePrinter(console)
+    row, tasks = first
+    printer.start(row, tasks)
+    while True:
+        printer.update(row, tasks)
+        if row.status in TERMINAL_EXECUTION:
+            printer.finish(row, tasks)
+            return row, tasks
+        time.sleep(interval)
+        row, tasks = _poll(store, row.id)
+
+
+def _watch_live(console: Console, store: Store, first: Snapshot, interval: float) -> Snapshot:
+    unicode = fancy(console)
+    row, tasks = first
+    if row.status not in TERMINAL_EXECUTION:
+        with Live(
+            watch_view(row, tasks, unicode=unicode),
+            console=console,
+            auto_refresh=False,
+            transient=True,
+        ) as live:
+            while row.status not in TERMINAL_EXECUTION:
+                time.sleep(interval)
+                row, tasks = _poll(store, row.id)
+                live.update(watch_view(row, tasks, unicode=unicode), refresh=True)
+    console.print(watch_view(row, tasks, unicode=unicode))
+    if row.status != ExecutionStatus.COMPLETED:
+        console.print(Text(f"details: cloacina executions show {row.id[:SHORT_ID]}", style="dim"))
+    return row, tasks
+
+
+@executions_group.command("watch")
+@click.argument("execution_id", metavar="ID")
+@db_option
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.01),
+    default=0.2,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often to re-read the run from the database.",
+)
+@click.pass_context
+def watch_command(ctx: click.Context, execution_id: str, db: str | None, interval: float) -> None:
+    """Follow one workflow execution live until it ends.
+
+    On a terminal: a progress bar and a table of the tasks, refreshed every --interval.
+    Otherwise (a pipe, a file): one line per change of a task's state and a summary line.
+    ID may be a unique prefix of the execution id. Exit code 0 when the run completed,
+    1 when it failed or was cancelled; Ctrl-C stops watching (the run carries on).
+    """
+    url = resolve_db(ctx, db)
+    store = open_existing_store(url)
+    try:
+        row = resolve_execution(store, execution_id)
+        snapshot = _poll(store, row.id)
+        console = out_console()
+        try:
+            if console.is_terminal:
+                row, _tasks = _watch_live(console, store, snapshot, interval)
+            else:
+                row, _tasks = _watch_plain(console, store, snapshot, interval)
+        except KeyboardInterrupt:
+            raise CliInterrupted(
+                f"stopped watching workflow execution {row.id}; the run itself carries on"
+            ) from None
+    finally:
+        store.close()
+    ctx.exit(exit_code_for(row.status))
