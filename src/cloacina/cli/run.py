@@ -35,7 +35,7 @@ from cloacina.cli.common import (
     resolve_db,
     result_json,
 )
-from cloacina.errors import ExecutionTimeoutError, InvalidStateError
+from cloacina.errors import ExecutionTimeoutError, InvalidStateError, WorkflowNotFoundError
 from cloacina.model.status import WorkflowResult
 from cloacina.model.workflow import catalog
 from cloacina.runner import DefaultRunner
@@ -146,9 +146,10 @@ def import_modules(specs: Sequence[str]) -> None:
         import_module(spec)
 
 
-def check_workflow(name: str, modules: Sequence[str]) -> None:
-    """A clear usage error when no imported module defines workflow ``name``."""
-    known = catalog.names()
+def check_workflow(name: str, modules: Sequence[str], registered: Sequence[str] = ()) -> None:
+    """A clear usage error when no imported module (nor the database's registry) defines
+    workflow ``name``."""
+    known = sorted(set(catalog.names()) | set(registered))
     if name in known:
         return
     where = ", ".join(repr(m) for m in modules) if modules else "no module (use --module MOD)"
@@ -211,17 +212,22 @@ def run_command(
     url = resolve_db(ctx, db)
     input_context = load_context(context, context_file)
     import_modules(modules)
-    check_workflow(workflow, modules)
-    wf = catalog.get(workflow)
+    runner = DefaultRunner(url)
+    try:
+        wf = runner.resolve(workflow)  # a registered package's, or one a module defines
+    except WorkflowNotFoundError:
+        registered = runner.catalog.names()
+        runner.shutdown()
+        check_workflow(workflow, modules, registered)
+        raise
     max_attempts = {tid: t.retry.max_attempts for tid, t in wf.tasks.items()}
 
     err = err_console()
     live = not as_json and err.is_terminal
     problem: str | None = None
-    runner = DefaultRunner(url)
     clean = True
     try:
-        execution_id = runner.schedule_workflow(workflow, input_context)
+        execution_id = runner.schedule_workflow(wf, input_context)
         if live:
             err.print(
                 f"[bold]Running[/] {wf.name} ({len(wf.tasks)} tasks), execution {execution_id}"

@@ -1,22 +1,35 @@
-"""``cloacina workflows ...``: look at the workflows that modules define.
-
-The group holds ``graph`` (draw a workflow's DAG); further subcommands attach to
-:data:`workflows_group` with ``@workflows_group.command(...)``.
-"""
+"""``cloacina workflows list|graph``: the workflows registered in a database (packages) or
+defined by modules, and their task graphs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import click
 
-from cloacina.cli.common import F, fancy, out_console
+from cloacina.cli.common import (
+    F,
+    db_option,
+    echo_json,
+    fancy,
+    fmt_time,
+    new_table,
+    out_console,
+    resolve_db,
+    sqlite_file,
+)
 from cloacina.cli.graph_render import FORMATS, render_workflow
 from cloacina.cli.run import check_workflow, import_modules
-from cloacina.model.workflow import catalog
+from cloacina.model.status import to_datetime
+from cloacina.model.workflow import Workflow, catalog
+from cloacina.runner import DefaultRunner
 
 
 @click.group("workflows")
 def workflows_group() -> None:
-    """Inspect workflows: draw their task graphs."""
+    """Inspect workflows: list the registered ones, draw their task graphs."""
 
 
 def module_option(func: F) -> F:
@@ -32,8 +45,95 @@ def module_option(func: F) -> F:
     )(func)
 
 
+@contextmanager
+def _registry(url: str) -> Iterator[DefaultRunner | None]:
+    """A runner that executes nothing, to read the registry (None if the database is new)."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        yield None
+        return
+    with DefaultRunner(url, execute_tasks=False) as runner:
+        yield runner
+
+
+@workflows_group.command("list")
+@db_option
+@module_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def list_command(
+    ctx: click.Context, db: str | None, modules: tuple[str, ...], as_json: bool
+) -> None:
+    """List the workflows registered in the database (from packages) and those the given
+    modules define. The newest version of a package is the default for new runs."""
+    url = resolve_db(ctx, db)
+    import_modules(modules)
+    rows: list[dict[str, Any]] = []
+    with _registry(url) as runner:
+        packages = runner.list_packages() if runner is not None else []
+        for pkg in reversed(packages):  # newest first
+            for wf_name, version in pkg.workflow_versions:
+                default = runner is not None and _is_default(runner, wf_name, pkg.id)
+                rows.append(
+                    {
+                        "workflow": wf_name,
+                        "source": f"{pkg.package} {pkg.version}",
+                        "package_id": pkg.id,
+                        "version": version,
+                        "default": default,
+                        "signed_by": pkg.signer,
+                        "registered_at": fmt_time(to_datetime(pkg.registered_at)),
+                    }
+                )
+    for wf in catalog.all():
+        if modules:
+            rows.append(_embedded_row(wf))
+    if as_json:
+        echo_json(rows)
+        return
+    console = out_console()
+    if not rows:
+        console.print(
+            "no workflows: register a package with `cloacina package register FILE`, or "
+            "pass --module to list the workflows a module defines"
+        )
+        return
+    table = new_table("Workflows")
+    for column in ("workflow", "source", "version", "default", "registered", "signed by"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["workflow"],
+            row["source"],
+            row["version"][:12],
+            "✓" if row["default"] else "",
+            row["registered_at"] or "",
+            row["signed_by"] or "",
+        )
+    console.print(table)
+
+
+def _is_default(runner: DefaultRunner, name: str, package_id: str) -> bool:
+    """Whether new runs of ``name`` take the version from package ``package_id``."""
+    current = runner.packages.find(name)
+    return current is not None and current.origin.package_id == package_id
+
+
+def _embedded_row(wf: Workflow) -> dict[str, Any]:
+    return {
+        "workflow": wf.name,
+        "source": f"module {wf.source.__module__ if wf.source else '?'}",
+        "package_id": None,
+        "version": wf.version,
+        "default": True,
+        "signed_by": None,
+        "registered_at": None,
+    }
+
+
 @workflows_group.command("graph")
 @click.argument("name")
+@db_option
 @module_option
 @click.option(
     "--format",
@@ -44,14 +144,26 @@ def module_option(func: F) -> F:
     show_default=True,
     help="text: a drawing for the terminal; mermaid: a Mermaid flowchart; dot: Graphviz.",
 )
-def graph_command(name: str, modules: tuple[str, ...], fmt: str) -> None:
-    """Draw the task graph (DAG) of workflow NAME.
+@click.pass_context
+def graph_command(
+    ctx: click.Context, name: str, db: str | None, modules: tuple[str, ...], fmt: str
+) -> None:
+    """Draw the task graph (DAG) of workflow NAME: from --module, or else the default
+    version registered in the database.
 
     Tasks with retries, a timeout, a trigger rule other than all_success or an async body
     are marked. Render the other formats with e.g. `... --format dot | dot -Tsvg > wf.svg`
     or paste the Mermaid text into a Markdown ```mermaid block.
     """
-    import_modules(modules)
-    check_workflow(name, modules)
-    wf = catalog.get(name)
+    if modules:
+        import_modules(modules)
+        check_workflow(name, modules)
+        wf = catalog.get(name)
+    else:
+        with _registry(resolve_db(ctx, db)) as runner:
+            if runner is None:
+                raise click.UsageError(
+                    "give --module MOD, or --db for a database where the workflow is registered"
+                )
+            wf = runner.resolve(name)
     click.echo(render_workflow(wf, fmt, unicode=fancy(out_console())), nl=False)

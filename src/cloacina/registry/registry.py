@@ -41,6 +41,7 @@ class PackageInfo:
     workflows: tuple[str, ...]
     signer: str | None
     registered_at: float
+    workflow_versions: tuple[tuple[str, str], ...] = ()
 
 
 def inspect_code(root: Path, modules: Sequence[str]) -> list[WorkflowSpec]:
@@ -208,18 +209,22 @@ class PackageRegistry:
         self.sync(force=True)
 
     def list_packages(self) -> list[PackageInfo]:
-        return [
-            PackageInfo(
-                id=row.id,
-                package=row.package,
-                version=row.version,
-                sha256=row.sha256,
-                workflows=tuple(w.name for w in Manifest.from_toml(row.manifest).workflows),
-                signer=row.signer,
-                registered_at=row.created_at,
+        out = []
+        for row in self.store.list_packages(self.tenant):
+            specs = Manifest.from_toml(row.manifest).workflows
+            out.append(
+                PackageInfo(
+                    id=row.id,
+                    package=row.package,
+                    version=row.version,
+                    sha256=row.sha256,
+                    workflows=tuple(w.name for w in specs),
+                    signer=row.signer,
+                    registered_at=row.created_at,
+                    workflow_versions=tuple((w.name, w.version) for w in specs),
+                )
             )
-            for row in self.store.list_packages(self.tenant)
-        ]
+        return out
 
     # ---- loading -----------------------------------------------------------------------------
     def sync(self, force: bool = False) -> bool:

@@ -1,0 +1,1 @@
+"""The seed's packaged workflow demo: a data processing pipeline."""
