@@ -34,6 +34,7 @@ from cloacina.cli.common import (
     render_tracebacks,
     resolve_db,
     result_json,
+    sqlite_file,
 )
 from cloacina.errors import ExecutionTimeoutError, InvalidStateError, WorkflowNotFoundError
 from cloacina.model.status import WorkflowResult
@@ -212,6 +213,9 @@ def run_command(
     url = resolve_db(ctx, db)
     input_context = load_context(context, context_file)
     import_modules(modules)
+    path = sqlite_file(url)
+    if workflow not in catalog.names() and path is not None and not path.exists():
+        check_workflow(workflow, modules)  # no database, so no registered packages either
     runner = DefaultRunner(url)
     try:
         wf = runner.resolve(workflow)  # a registered package's, or one a module defines
