@@ -1,0 +1,494 @@
+"""SQL shared by the SQLite and PostgreSQL stores: the write transaction and the reads.
+
+Statements are written once, in qmark style (``?``); the PostgreSQL store's connection
+adapter turns the placeholders into psycopg's ``%s``. Where the backends differ (claiming
+with ``FOR UPDATE SKIP LOCKED``), the PostgreSQL store overrides a method.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from cloacina.errors import StoreError
+from cloacina.store.base import EventTuple, ReadyRow, Store, TaskSpec, WriteTx
+from cloacina.store.records import (
+    Claim,
+    DependentState,
+    EventRow,
+    ExecutionRow,
+    RunProgress,
+    StaleClaim,
+    TaskRow,
+)
+
+_EXEC_COLS = (
+    "id, tenant, package, workflow_name, workflow_version, status, input_context, final_context,"
+    " error, tasks_total, tasks_remaining, tasks_failed, created_at, started_at, finished_at"
+)
+_TASK_COLS = (
+    "id, execution_id, task_id, task_index, status, attempt, max_attempts, recovery_count,"
+    " error, error_traceback, skip_reason, retry_at, claimed_by, heartbeat_at, started_at,"
+    " finished_at"
+)
+_CHUNK = 500  # bound on host parameters per statement
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SQLWriteTx(WriteTx):
+    """The writes of one transaction, in SQL both SQLite and PostgreSQL run (qmark style;
+    a PostgreSQL connection adapter converts the placeholders)."""
+
+    __slots__ = ("_c", "_tokens")
+
+    def __init__(self, conn: Any, tokens: Iterator[str]) -> None:
+        self._c = conn
+        self._tokens = tokens
+
+    def create_execution(
+        self,
+        execution_id: str,
+        *,
+        tenant: str,
+        package: str,
+        workflow_name: str,
+        workflow_version: str,
+        input_json: str,
+        tasks: Sequence[TaskSpec],
+        now: float,
+        package_id: str | None = None,
+    ) -> None:
+        c = self._c
+        c.execute(
+            "INSERT INTO workflow_executions (id, tenant, package, workflow_name,"
+            " workflow_version, status, input_context, tasks_total, tasks_remaining,"
+            " tasks_failed, created_at, started_at, updated_at, package_id)"
+            " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?)",
+            (
+                execution_id,
+                tenant,
+                package,
+                workflow_name,
+                workflow_version,
+                input_json,
+                len(tasks),
+                len(tasks),
+                now,
+                now,
+                now,
+                package_id,
+            ),
+        )
+        c.executemany(
+            "INSERT INTO task_executions (execution_id, task_id, task_index, status,"
+            " max_attempts, deps_total, deps_remaining) VALUES (?,?,?,?,?,?,?)",
+            [
+                (execution_id, tid, idx, "pending" if deps else "ready", attempts, deps, deps)
+                for tid, idx, deps, attempts in tasks
+            ],
+        )
+
+    def claim_ready(
+        self, limit: int, workflow_keys: Sequence[str], claimed_by: str, now: float
+    ) -> list[Claim]:
+        if limit <= 0 or not workflow_keys:
+            return []
+        c = self._c
+        rows = c.execute(
+            "SELECT t.id, t.execution_id, t.task_id, w.workflow_name, w.workflow_version,"
+            " t.deps_total, t.deps_failed, t.deps_skipped"
+            " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
+            " WHERE t.status = 'ready' AND (t.retry_at IS NULL OR t.retry_at <= ?)"
+            " AND w.status = 'running'"
+            f" AND w.workflow_name || ':' || w.workflow_version IN ({_marks(len(workflow_keys))})"
+            " ORDER BY t.id LIMIT ?",
+            (now, *workflow_keys, limit),
+        ).fetchall()
+        claims: list[Claim] = []
+        for row_id, execution_id, task_id, name, version, d_total, d_failed, d_skipped in rows:
+            token = next(self._tokens)
+            got = c.execute(
+                "UPDATE task_executions SET status='running', attempt=attempt+1,"
+                " claim_token=?, claimed_by=?, heartbeat_at=?, started_at=?, retry_at=NULL"
+                " WHERE id=? AND status='ready' RETURNING attempt, recovery_count",
+                (token, claimed_by, now, now, row_id),
+            ).fetchone()
+            if got is None:
+                continue
+            claims.append(
+                Claim(
+                    row_id,
+                    execution_id,
+                    task_id,
+                    got[0],
+                    got[1],
+                    token,
+                    name,
+                    version,
+                    now,
+                    d_total,
+                    d_failed,
+                    d_skipped,
+                )
+            )
+        return claims
+
+    def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
+        c = self._c
+        claims: list[Claim] = []
+        for row_id, execution_id, task_id, name, version, d_total, d_failed, d_skipped in ready:
+            token = next(self._tokens)
+            got = c.execute(
+                "UPDATE task_executions SET status='running', attempt=attempt+1,"
+                " claim_token=?, claimed_by=?, heartbeat_at=?, started_at=?"
+                " WHERE id=? AND status='pending' RETURNING attempt, recovery_count",
+                (token, claimed_by, now, now, row_id),
+            ).fetchone()
+            if got is not None:
+                claims.append(
+                    Claim(
+                        row_id,
+                        execution_id,
+                        task_id,
+                        got[0],
+                        got[1],
+                        token,
+                        name,
+                        version,
+                        now,
+                        d_total,
+                        d_failed,
+                        d_skipped,
+                    )
+                )
+        return claims
+
+    def finish_task(
+        self,
+        claim: Claim,
+        status: str,
+        now: float,
+        *,
+        error: str | None = None,
+        traceback: str | None = None,
+        skip_reason: str | None = None,
+    ) -> bool:
+        cur = self._c.execute(
+            "UPDATE task_executions SET status=?, finished_at=?, error=?, error_traceback=?,"
+            " skip_reason=?, claim_token=NULL, heartbeat_at=NULL"
+            " WHERE id=? AND claim_token=? AND status='running'",
+            (status, now, error, traceback, skip_reason, claim.row_id, claim.claim_token),
+        )
+        return bool(cur.rowcount == 1)
+
+    def schedule_retry(
+        self, claim: Claim, retry_at: float, error: str, traceback: str | None
+    ) -> bool:
+        cur = self._c.execute(
+            "UPDATE task_executions SET status='ready', retry_at=?, error=?, error_traceback=?,"
+            " claim_token=NULL, claimed_by=NULL, heartbeat_at=NULL"
+            " WHERE id=? AND claim_token=? AND status='running'",
+            (retry_at, error, traceback, claim.row_id, claim.claim_token),
+        )
+        return bool(cur.rowcount == 1)
+
+    def save_output(self, row_id: int, execution_id: str, task_id: str, context_json: str) -> None:
+        self._c.execute(
+            "INSERT INTO task_outputs (task_execution_id, execution_id, task_id, context)"
+            " VALUES (?,?,?,?) ON CONFLICT (task_execution_id) DO UPDATE SET"
+            " context=excluded.context",
+            (row_id, execution_id, task_id, context_json),
+        )
+
+    def bump_dependents(
+        self, execution_id: str, task_ids: Sequence[str], failed: int, skipped: int
+    ) -> list[DependentState]:
+        out: list[DependentState] = []
+        for part in _chunks(task_ids):
+            rows = self._c.execute(
+                "UPDATE task_executions SET deps_remaining=deps_remaining-1,"
+                " deps_failed=deps_failed+?, deps_skipped=deps_skipped+?"
+                f" WHERE execution_id=? AND task_id IN ({_marks(len(part))})"
+                " AND status='pending'"
+                " RETURNING id, task_id, deps_total, deps_remaining, deps_failed, deps_skipped",
+                (failed, skipped, execution_id, *part),
+            ).fetchall()
+            out.extend(DependentState(*r) for r in rows)
+        return out
+
+    def mark_ready(self, row_ids: Sequence[int]) -> None:
+        for part in _chunks(row_ids):
+            self._c.execute(
+                f"UPDATE task_executions SET status='ready' WHERE id IN ({_marks(len(part))})"
+                " AND status='pending'",
+                tuple(part),
+            )
+
+    def mark_skipped(self, row_id: int, reason: str, now: float) -> bool:
+        cur = self._c.execute(
+            "UPDATE task_executions SET status='skipped', skip_reason=?, finished_at=?"
+            " WHERE id=? AND status IN ('pending', 'ready')",
+            (reason, now, row_id),
+        )
+        return bool(cur.rowcount == 1)
+
+    def run_progress(self, execution_id: str, settled: int, failed: int, now: float) -> RunProgress:
+        row = self._c.execute(
+            "UPDATE workflow_executions SET tasks_remaining=tasks_remaining-?,"
+            " tasks_failed=tasks_failed+?, updated_at=? WHERE id=?"
+            " RETURNING status, tasks_remaining, tasks_failed",
+            (settled, failed, now, execution_id),
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"workflow execution {execution_id!r} vanished from the database")
+        return RunProgress(*row)
+
+    def finish_run(
+        self,
+        execution_id: str,
+        status: str,
+        now: float,
+        *,
+        final_json: str | None,
+        error: str | None,
+    ) -> bool:
+        cur = self._c.execute(
+            "UPDATE workflow_executions SET status=?, final_context=?, error=?, finished_at=?,"
+            " updated_at=? WHERE id=? AND status IN ('running', 'paused')",
+            (status, final_json, error, now, now, execution_id),
+        )
+        return bool(cur.rowcount == 1)
+
+    def add_events(self, events: Sequence[EventTuple]) -> None:
+        if events:
+            self._c.executemany(
+                "INSERT INTO execution_events (execution_id, task_id, event, attempt, detail,"
+                " created_at) VALUES (?,?,?,?,?,?)",
+                events,
+            )
+
+    def requeue_stale(self, stale: StaleClaim, older_than: float) -> bool:
+        cur = self._c.execute(
+            "UPDATE task_executions SET status='ready', claim_token=NULL, claimed_by=NULL,"
+            " heartbeat_at=NULL, recovery_count=recovery_count+1, attempt=attempt-1"
+            " WHERE id=? AND status='running' AND heartbeat_at < ?",
+            (stale.row_id, older_than),
+        )
+        return bool(cur.rowcount == 1)
+
+    def fail_stale(self, stale: StaleClaim, error: str, now: float, older_than: float) -> bool:
+        cur = self._c.execute(
+            "UPDATE task_executions SET status='failed', error=?, finished_at=?,"
+            " claim_token=NULL, heartbeat_at=NULL"
+            " WHERE id=? AND status='running' AND heartbeat_at < ?",
+            (error, now, stale.row_id, older_than),
+        )
+        return bool(cur.rowcount == 1)
+
+    def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
+        return _get_outputs(self._c, execution_id, task_ids)
+
+    def failed_task_errors(self, execution_id: str) -> list[tuple[str, str | None]]:
+        rows = self._c.execute(
+            "SELECT task_id, error FROM task_executions WHERE execution_id=? AND status='failed'"
+            " ORDER BY task_index",
+            (execution_id,),
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def get_input(self, execution_id: str) -> str:
+        row = self._c.execute(
+            "SELECT input_context FROM workflow_executions WHERE id=?", (execution_id,)
+        ).fetchone()
+        return (row[0] if row else None) or "{}"
+
+    def set_run_status(
+        self, execution_id: str, status: str, from_statuses: Sequence[str], now: float
+    ) -> bool:
+        cur = self._c.execute(
+            "UPDATE workflow_executions SET status=?, updated_at=?"
+            f" WHERE id=? AND status IN ({_marks(len(from_statuses))})",
+            (status, now, execution_id, *from_statuses),
+        )
+        return bool(cur.rowcount == 1)
+
+    def cancel_tasks(self, execution_id: str, reason: str, now: float) -> list[str]:
+        running = [
+            r[0]
+            for r in self._c.execute(
+                "SELECT task_id FROM task_executions WHERE execution_id=? AND status='running'",
+                (execution_id,),
+            )
+        ]
+        cur = self._c.execute(
+            "UPDATE task_executions SET status='skipped', skip_reason=?, finished_at=?,"
+            " claim_token=NULL, heartbeat_at=NULL"
+            " WHERE execution_id=? AND status IN ('pending', 'ready', 'running')",
+            (reason, now, execution_id),
+        )
+        self._c.execute(
+            "UPDATE workflow_executions SET tasks_remaining=tasks_remaining-?, updated_at=?"
+            " WHERE id=?",
+            (cur.rowcount, now, execution_id),
+        )
+        return running
+
+
+def _get_outputs(conn: Any, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in _chunks(task_ids):
+        for task_id, ctx in conn.execute(
+            "SELECT task_id, context FROM task_outputs WHERE execution_id=?"
+            f" AND task_id IN ({_marks(len(part))})",
+            (execution_id, *part),
+        ):
+            out[task_id] = ctx
+    return out
+
+
+class SQLStore(Store):
+    """Reads shared by the SQL stores; ``_reader()`` gives a connection for this thread."""
+
+    @abc.abstractmethod
+    def _reader(self) -> Any: ...
+
+    def find_stale(self, older_than: float, limit: int = 100) -> list[StaleClaim]:
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT t.id, t.execution_id, t.task_id, t.recovery_count, t.attempt,"
+                " w.workflow_name, w.workflow_version"
+                " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
+                " WHERE t.status='running' AND t.heartbeat_at < ? ORDER BY t.id LIMIT ?",
+                (older_than, limit),
+            )
+            .fetchall()
+        )
+        return [StaleClaim(*r) for r in rows]
+
+    def has_ready(self, now: float, workflow_keys: Sequence[str]) -> bool:
+        if not workflow_keys:
+            return False
+        row = (
+            self._reader()
+            .execute(
+                "SELECT 1 FROM task_executions t JOIN workflow_executions w"
+                " ON w.id = t.execution_id WHERE t.status='ready'"
+                " AND (t.retry_at IS NULL OR t.retry_at <= ?) AND w.status='running'"
+                f" AND w.workflow_name || ':' || w.workflow_version"
+                f" IN ({_marks(len(workflow_keys))}) LIMIT 1",
+                (now, *workflow_keys),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+    def next_retry_at(self) -> float | None:
+        row = (
+            self._reader()
+            .execute("SELECT MIN(retry_at) FROM task_executions WHERE status='ready'")
+            .fetchone()
+        )
+        return row[0] if row else None
+
+    # -- reads -------------------------------------------------------------------------------
+    def get_execution(self, execution_id: str) -> ExecutionRow | None:
+        row = (
+            self._reader()
+            .execute(f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id=?", (execution_id,))
+            .fetchone()
+        )
+        return ExecutionRow(*row) if row else None
+
+    def get_tasks(self, execution_id: str) -> list[TaskRow]:
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {_TASK_COLS} FROM task_executions WHERE execution_id=?"
+                " ORDER BY task_index",
+                (execution_id,),
+            )
+            .fetchall()
+        )
+        return [TaskRow(*r) for r in rows]
+
+    def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
+        return _get_outputs(self._reader(), execution_id, task_ids)
+
+    def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]:
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT id, execution_id, task_id, event, attempt, detail, created_at"
+                " FROM execution_events WHERE execution_id=? AND id>? ORDER BY id",
+                (execution_id, after_id),
+            )
+            .fetchall()
+        )
+        return [EventRow(*r) for r in rows]
+
+    def list_executions(
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        workflow_name: str | None = None,
+    ) -> list[ExecutionRow]:
+        where, params = [], []
+        if status:
+            where.append("status=?")
+            params.append(status)
+        if workflow_name:
+            where.append("workflow_name=?")
+            params.append(workflow_name)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {_EXEC_COLS} FROM workflow_executions{clause}"
+                " ORDER BY created_at DESC LIMIT ?",
+                (*params, limit),
+            )
+            .fetchall()
+        )
+        return [ExecutionRow(*r) for r in rows]
+
+    def find_executions(self, id_prefix: str, limit: int = 10) -> list[ExecutionRow]:
+        escaped = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id LIKE ? ESCAPE '\\'"
+                " ORDER BY created_at DESC LIMIT ?",
+                (escaped + "%", limit),
+            )
+            .fetchall()
+        )
+        return [ExecutionRow(*r) for r in rows]
+
+    def execution_status(self, execution_id: str) -> str | None:
+        row = (
+            self._reader()
+            .execute("SELECT status FROM workflow_executions WHERE id=?", (execution_id,))
+            .fetchone()
+        )
+        return row[0] if row else None
+
+    def count_unfinished(self) -> int:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT COUNT(*) FROM workflow_executions WHERE status IN ('running', 'paused')"
+            )
+            .fetchone()
+        )
+        return int(row[0])
