@@ -196,9 +196,10 @@ class DefaultRunner:
             try:
                 return self.catalog.get(name)
             except WorkflowNotFoundError:
-                if self.registry.sync():  # registered meanwhile by another process?
-                    return self.catalog.get(name)
-                raise
+                # Registered meanwhile by another process? (Another thread may be loading it
+                # right now: sync waits for that, so look again whatever sync returns.)
+                self.registry.sync()
+                return self.catalog.get(name)
         return workflow_of(name)
 
     def schedule_workflow(self, name: str | type | Workflow, context: ContextArg = None) -> str:

@@ -147,3 +147,73 @@ def events() -> Callable[..., list[str]]:
 def until() -> Callable[..., None]:
     """``until(predicate, timeout=10, what="")``: poll until true or fail the test."""
     return wait_until
+
+
+# ---- packaged workflows (tests/integration/test_packages_*.py) -------------------------------
+#: Extra files of a package: archive path -> (content, executable bit).
+ExtraFiles = dict[str, tuple[bytes, bool]]
+
+
+def build_package(
+    tmp_path: Path,
+    package: str,
+    version: str,
+    sources: dict[str, str],
+    modules: list[str],
+    extra_files: ExtraFiles | None = None,
+    *,
+    shipped_sources: dict[str, str] | None = None,
+    edit_manifest: Callable[[Any], Any] | None = None,
+) -> bytes:
+    """The bytes of a ``.cloacina`` package, made without the builder.
+
+    ``sources`` (paths relative to ``lib/``) are written under a fresh directory, inspected in
+    a clean process (``inspect_code``) to describe their workflows, and archived with a
+    manifest of those workflows. ``shipped_sources`` replace sources in the archive *after*
+    inspection and ``edit_manifest`` rewrites the manifest: both make packages whose manifest
+    does not match their code (or code that no longer imports).
+    """
+    from cloacina.packaging.archive import write_archive
+    from cloacina.packaging.manifest import Manifest
+    from cloacina.registry.registry import inspect_code
+
+    root = tmp_path / f"build-{package}-{version}-{uuid.uuid4().hex[:6]}"
+    for rel, text in sources.items():
+        path = root / "lib" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    specs = inspect_code(root, modules)
+    manifest = Manifest(
+        package=package, version=version, workflows=tuple(specs), modules=tuple(modules)
+    )
+    if edit_manifest is not None:
+        manifest = edit_manifest(manifest)
+    shipped = {**sources, **(shipped_sources or {})}
+    files = {"manifest.toml": manifest.to_toml().encode()}
+    files.update({f"lib/{rel}": text.encode() for rel, text in shipped.items()})
+    executable = set()
+    for rel, (content, is_executable) in (extra_files or {}).items():
+        files[rel] = content
+        if is_executable:
+            executable.add(rel)
+    return write_archive(
+        files, {"package": package, "version": version}, executable=frozenset(executable)
+    )
+
+
+@pytest.fixture
+def make_package() -> Callable[..., bytes]:
+    """``make_package(tmp_path, package, version, sources, modules, extra_files={})``: the
+    bytes of a ``.cloacina`` package built from source strings (see :func:`build_package`)."""
+    return build_package
+
+
+@pytest.fixture
+def make_package_runner(make_runner: RunnerFactory) -> RunnerFactory:
+    """Like ``make_runner``, with the settings the package tests use (a 1 s stale-claim
+    threshold: a package's process can take a moment to start)."""
+
+    def make(url: str | None = None, **overrides: Any) -> DefaultRunner:
+        return make_runner(url, **{"stale_claim_threshold": 1.0, **overrides})
+
+    return make
