@@ -27,6 +27,7 @@ from cloacina.model.retry import RetryPolicy
 from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
 from cloacina.model.task import Task, task
 from cloacina.model.workflow import Workflow, packaged_workflow, workflow
+from cloacina.packaging.command import command_task
 from cloacina.taskinfo import TaskInfo, current_task
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowResult",
     "__version__",
+    "command_task",
     "current_task",
     "packaged_workflow",
     "task",

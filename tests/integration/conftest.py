@@ -175,14 +175,14 @@ def build_package(
     """
     from cloacina.packaging.archive import write_archive
     from cloacina.packaging.manifest import Manifest
-    from cloacina.registry.registry import inspect_code
+    from cloacina.packaging.verify import inspect_code
 
     root = tmp_path / f"build-{package}-{version}-{uuid.uuid4().hex[:6]}"
     for rel, text in sources.items():
         path = root / "lib" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    specs = inspect_code(root, modules)
+    specs = [d.spec for d in inspect_code([root / "lib"], modules, cwd=root)]
     manifest = Manifest(
         package=package, version=version, workflows=tuple(specs), modules=tuple(modules)
     )

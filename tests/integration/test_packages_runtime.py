@@ -300,7 +300,7 @@ def _missing_workflow(manifest: Manifest) -> Manifest:
 @pytest.mark.parametrize(
     ("case", "edit", "changed_code", "needle"),
     [
-        ("extra_task", _extra_task, False, "tasks differ"),
+        ("extra_task", _extra_task, False, "the manifest lists task(s)"),
         ("other_version", _other_version, False, "the manifest says version"),
         ("code_changed_after_build", None, True, "the manifest says version"),
     ],

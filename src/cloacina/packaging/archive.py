@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -132,7 +133,11 @@ def _check_name(name: str) -> None:
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise UnsafePackageError(f"refusing archive member {name!r}: absolute path")
     parts = PurePosixPath(name).parts
-    if any(p in ("..", ".", "") for p in parts) or name.endswith("/"):
+    if (
+        any(p in ("..", ".", "") for p in parts)
+        or name.endswith("/")
+        or PurePosixPath(name).as_posix() != name  # "a//b", "./a": another name for a file
+    ):
         raise UnsafePackageError(
             f"refusing archive member {name!r}: path traversal or a non-canonical path"
         )
@@ -146,7 +151,7 @@ def read_archive(data: bytes, limits: Limits = DEFAULT_LIMITS) -> PackageArchive
     data = bytes(data)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
         raise PackageError(
             f"not a .cloacina package ({exc}); build one with `cloacina package build`"
         ) from exc
@@ -178,8 +183,19 @@ def read_archive(data: bytes, limits: Limits = DEFAULT_LIMITS) -> PackageArchive
                     f"archive member {name!r} is {info.file_size} bytes, over the limit of "
                     f"{limits.max_member_bytes}"
                 )
-            with zf.open(info) as fh:  # read at most limit+1: the header may lie (zip bombs)
-                content = fh.read(limits.max_member_bytes + 1)
+            try:  # read at most limit+1: the header may lie (zip bombs)
+                with zf.open(info) as fh:
+                    content = fh.read(limits.max_member_bytes + 1)
+            except (
+                zipfile.BadZipFile,
+                zlib.error,
+                EOFError,
+                NotImplementedError,
+                RuntimeError,
+            ) as exc:
+                # A header that lies about sizes ends in a CRC error; encrypted (RuntimeError)
+                # or exotic (NotImplementedError) members cannot be read either.
+                raise UnsafePackageError(f"archive member {name!r} cannot be read: {exc}") from exc
             if len(content) > limits.max_member_bytes:
                 raise UnsafePackageError(
                     f"archive member {name!r} inflates past the limit of "
@@ -201,7 +217,11 @@ def read_archive(data: bytes, limits: Limits = DEFAULT_LIMITS) -> PackageArchive
             raise ValueError("not an object")
     except ValueError as exc:
         raise PackageError(f"metadata.json is malformed: {exc}") from exc
-    if int(metadata.get("format", 1)) > ARCHIVE_FORMAT:
+    try:
+        archive_format = int(metadata.get("format", 1))
+    except (TypeError, ValueError):
+        raise PackageError(f"metadata.json has a bad format {metadata.get('format')!r}") from None
+    if archive_format > ARCHIVE_FORMAT:
         raise PackageError(
             f"package format {metadata['format']} is newer than this cloacina reads; upgrade"
         )

@@ -17,6 +17,7 @@ from cloacina.model.rules import rule_from_data, rule_to_data
 from cloacina.model.task import Task
 from cloacina.model.workflow import Workflow
 from cloacina.packaging import toml_writer
+from cloacina.packaging.command import CommandTask
 
 MANIFEST_FORMAT = 1
 
@@ -229,7 +230,7 @@ def workflow_from_spec(spec: WorkflowSpec, package: str) -> Workflow:
     """A :class:`Workflow` the engine can schedule from a manifest entry; its task bodies run
     in the package's processes. The version is the one the builder computed from the code."""
     tasks = [
-        Task(
+        (CommandTask if t.command else Task)(
             _remote_body(package, t.id),
             id=t.id,
             dependencies=t.dependencies,
@@ -242,6 +243,8 @@ def workflow_from_spec(spec: WorkflowSpec, package: str) -> Workflow:
     ]
     for task, t in zip(tasks, spec.tasks, strict=True):
         task.is_async = t.is_async
+        if isinstance(task, CommandTask) and t.command:
+            task.command = t.command  # the loader runs it instead of calling a body
     return Workflow.from_tasks(
         spec.name,
         tasks,

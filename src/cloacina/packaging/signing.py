@@ -66,10 +66,14 @@ def write_keypair(pair: KeyPair, directory: Path, name: str) -> tuple[Path, Path
 
 def key_fingerprint(public_pem: bytes) -> str:
     """``SHA256:<hex>`` of the raw public key: how a signer is named."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    key = serialization.load_pem_public_key(public_pem)
+    try:
+        key = serialization.load_pem_public_key(public_pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise SignatureError(f"not a PEM public key: {exc}") from exc
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise SignatureError("not an Ed25519 public key")
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -78,12 +82,13 @@ def key_fingerprint(public_pem: bytes) -> str:
 
 def sign_archive(data: bytes, private_pem: bytes) -> bytes:
     """The ``.sig`` file content for archive bytes ``data``."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     try:
         key = serialization.load_pem_private_key(private_pem, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise SignatureError(f"cannot read the private key: {exc}") from exc
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise SignatureError("the signing key is not an Ed25519 private key")
@@ -139,7 +144,8 @@ def verify_signature(data: bytes, signature: bytes | None, trusted: dict[str, by
         )
     try:
         doc = json.loads(signature)
-        digest, fp, sig = doc["sha256"], doc["key"], base64.b64decode(doc["signature"])
+        digest, fp = str(doc["sha256"]), str(doc["key"])
+        sig = base64.b64decode(str(doc["signature"]), validate=True)
         if doc.get("algorithm") != ALGORITHM:
             raise SignatureError(f"unsupported signature algorithm {doc.get('algorithm')!r}")
     except (ValueError, KeyError, TypeError) as exc:

@@ -57,7 +57,8 @@ def inspect_main(lib: list[str], modules: list[str]) -> int:
     out = _protocol_stdout()
     try:
         workflows = load(lib, modules)
-        protocol.write(out, {"workflows": [describe_workflow(w).to_data() for w in workflows]})
+        described = [{**describe_workflow(w).to_data(), "package": w.package} for w in workflows]
+        protocol.write(out, {"workflows": described})
         return 0
     except BaseException as exc:
         protocol.write(out, {"error": _error_text(exc)})

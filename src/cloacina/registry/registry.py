@@ -3,31 +3,25 @@ and keep a runner's catalog of packaged workflows in step with it."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cloacina.errors import InvalidStateError, PackageError, PackageNotFoundError
 from cloacina.model.workflow import Workflow, WorkflowCatalog
-from cloacina.packaging import protocol
 from cloacina.packaging.archive import DEFAULT_LIMITS, Limits, PackageArchive, read_archive
-from cloacina.packaging.manifest import Manifest, WorkflowSpec, workflow_from_spec
+from cloacina.packaging.manifest import Manifest, workflow_from_spec
 from cloacina.packaging.signing import load_trusted_keys, verify_signature
+from cloacina.packaging.verify import command_problems, compare, inspect_code
 from cloacina.registry.loader import PackageRef
 from cloacina.store.base import Store
 from cloacina.store.records import PackageRow
-
-#: How long importing a package's code may take when it is registered.
-INSPECT_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -42,66 +36,6 @@ class PackageInfo:
     signer: str | None
     registered_at: float
     workflow_versions: tuple[tuple[str, str], ...] = ()
-
-
-def inspect_code(root: Path, modules: Sequence[str]) -> list[WorkflowSpec]:
-    """Import a package's modules in a clean process (its ``lib/`` only) and describe the
-    workflows they declare. Raises :class:`PackageError` with the traceback on import errors."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-m",
-            "cloacina.packaging.worker",
-            "inspect",
-            "--lib",
-            str(root / "lib"),
-            "--modules",
-            ",".join(modules),
-        ],
-        cwd=str(root),
-        capture_output=True,
-        timeout=INSPECT_TIMEOUT,
-        check=False,
-    )
-    reply = protocol.read(io.BytesIO(proc.stdout))
-    if reply is None:
-        raise PackageError(
-            f"the package's code could not be imported (exit code {proc.returncode}):\n"
-            f"{proc.stderr.decode(errors='replace')[-4000:]}"
-        )
-    if "error" in reply:
-        raise PackageError(f"the package's code failed to import:\n{reply['error']}")
-    return [WorkflowSpec.from_data(w) for w in reply["workflows"]]
-
-
-def compare_manifest(manifest: Manifest, found: Sequence[WorkflowSpec]) -> None:
-    """Raise :class:`PackageError` naming every difference between manifest and code."""
-    problems: list[str] = []
-    declared = {w.name: w for w in manifest.workflows}
-    actual = {w.name: w for w in found}
-    for name in sorted(declared.keys() - actual.keys()):
-        problems.append(f"workflow {name!r} is in the manifest but not in the code")
-    for name in sorted(actual.keys() - declared.keys()):
-        problems.append(f"workflow {name!r} is in the code but not in the manifest")
-    for name in sorted(declared.keys() & actual.keys()):
-        d, a = declared[name], actual[name]
-        if d.structure() != a.structure():
-            problems.append(
-                f"workflow {name!r}: tasks differ (manifest {d.structure()} vs code "
-                f"{a.structure()})"
-            )
-        elif d.version != a.version:
-            problems.append(
-                f"workflow {name!r}: the manifest says version {d.version[:12]} but the code "
-                f"hashes to {a.version[:12]} (the code was changed after the build)"
-            )
-        else:
-            for dt, at in zip(d.tasks, a.tasks, strict=True):
-                if dt.command != at.command or dt.is_async != at.is_async:
-                    problems.append(f"workflow {name!r}: task {dt.id!r} differs from the code")
-    if problems:
-        raise PackageError("the manifest does not match the code: " + "; ".join(problems))
 
 
 class PackageRegistry:
@@ -182,14 +116,13 @@ class PackageRegistry:
         tmp = Path(tempfile.mkdtemp(prefix="cloacina-register-"))
         try:
             archive.extract(tmp)
-            found = inspect_code(tmp, archive.manifest.modules)
-        except subprocess.TimeoutExpired as exc:
-            raise PackageError(
-                f"importing package {archive.name} took longer than {INSPECT_TIMEOUT:g}s"
-            ) from exc
+            declared = inspect_code([tmp / "lib"], archive.manifest.modules, cwd=tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        compare_manifest(archive.manifest, found)
+        problems = compare(archive.name, archive.manifest.workflows, declared)
+        problems += command_problems(archive)
+        if problems:
+            raise PackageError("the manifest does not match the code: " + "; ".join(problems))
 
     def unregister(self, name: str, version: str) -> None:
         """Remove a package version; refused while runs of it are unfinished."""

@@ -1,0 +1,515 @@
+"""``cloacina package new|build|inspect|verify|sign|register``: workflow packages.
+
+A package is a ``.cloacina`` archive built from a workflow project (DESIGN.md §6). The
+commands are thin: the work is in :mod:`cloacina.packaging`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from cloacina.cli.common import (
+    CliError,
+    db_option,
+    echo_json,
+    err_console,
+    fancy,
+    new_table,
+    out_console,
+    resolve_db,
+)
+from cloacina.errors import PackageError
+from cloacina.packaging.archive import PackageArchive, read_archive
+from cloacina.packaging.build import build, fmt_size
+from cloacina.packaging.manifest import TaskSpec, WorkflowSpec
+from cloacina.packaging.scaffold import scaffold
+from cloacina.packaging.signing import SIG_SUFFIX, sign_archive
+from cloacina.packaging.verify import SignatureInfo, read_signature, verify_package
+
+
+class PackageFailed(CliError):
+    """The operation ran and failed (a build error, a package that does not verify)."""
+
+    exit_code = 1
+
+
+@click.group("package")
+def package_group() -> None:
+    """Build, check, sign and register .cloacina workflow packages.
+
+    \b
+    cloacina package new my_flows          # a new workflow project
+    cloacina package build my_flows        # -> my_flows/dist/my_flows-0.1.0.cloacina
+    cloacina package inspect FILE          # what is inside
+    cloacina package verify FILE           # does the manifest match the code?
+    cloacina package sign FILE --key K     # FILE.sig
+    cloacina package register FILE         # store it in the database
+    """
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+def _read_file(path: str, what: str = "package") -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {what} {path!r}: {exc.strerror or exc}") from None
+
+
+def _sig_path(package: str) -> Path:
+    return Path(package + SIG_SUFFIX)
+
+
+def _signature_for(package: str, signature: str | None) -> tuple[bytes | None, Path | None]:
+    """The signature bytes to use: ``--signature F``, else ``FILE.sig`` when it exists."""
+    if signature is not None:
+        return _read_file(signature, "signature"), Path(signature)
+    default = _sig_path(package)
+    if default.is_file():
+        return default.read_bytes(), default
+    return None, None
+
+
+def _open_package(path: str) -> tuple[bytes, PackageArchive]:
+    data = _read_file(path)
+    try:
+        return data, read_archive(data)
+    except PackageError as exc:
+        raise PackageFailed(f"{path}: {exc}") from None
+
+
+def trusted_key_option(func: Any) -> Any:
+    return click.option(
+        "--trusted-key",
+        "trusted_keys",
+        multiple=True,
+        metavar="PUB",
+        type=click.Path(exists=True),
+        help="A trusted public key (.pub file, or a directory of them). Repeatable.",
+    )(func)
+
+
+# ---- new -------------------------------------------------------------------------------------
+@package_group.command("new", short_help="Create a new workflow project.")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory of the new project [default: ./NAME].",
+)
+def new_command(name: str, directory: str | None) -> None:
+    """Create a workflow project NAME: pyproject.toml, a workflow, its tests, a README."""
+    try:
+        made = scaffold(name, Path(directory) if directory else None)
+    except PackageError as exc:
+        raise CliError(str(exc)) from None
+    console = out_console()
+    console.print(Text(f"Created workflow project {name!r} in {made.root}", style="bold green"))
+    for path in made.files:
+        console.print(f"  {path}")
+    console.print(
+        Text.assemble(
+            "\nNext:\n",
+            (f"  cd {made.root}\n", "cyan"),
+            ("  python -m pytest              ", "cyan"),
+            "# run the workflow's tests\n",
+            ("  cloacina package build        ", "cyan"),
+            f"# -> dist/{made.package}-0.1.0.cloacina",
+        )
+    )
+
+
+# ---- build -----------------------------------------------------------------------------------
+@package_group.command("build", short_help="Build a project into a .cloacina package.")
+@click.argument("path", default=".", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory to write the package to [default: PATH/dist].",
+)
+@click.option(
+    "--allow-native",
+    is_flag=True,
+    help="Accept dependencies with compiled code; the package then runs only on this "
+    "platform (recorded in metadata.json).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only the package's path.")
+def build_command(path: str, output: str | None, allow_native: bool, quiet: bool) -> None:
+    """Build the workflow project at PATH into a reproducible .cloacina package.
+
+    The project is imported in a clean subprocess, its @packaged_workflow classes are
+    validated, its pure-Python dependencies are vendored, and the same sources always give
+    a byte-identical archive.
+    """
+    console = out_console()
+
+    def log(line: str) -> None:
+        if quiet:
+            return
+        if line.startswith("  "):
+            console.print(Text(line), soft_wrap=True)
+        else:
+            console.print(
+                Text("==> ", style="bold blue") + Text(line, style="bold"), soft_wrap=True
+            )
+
+    try:
+        result = build(path, output, allow_native=allow_native, log=log)
+    except PackageError as exc:
+        raise PackageFailed(f"build failed: {exc}") from None
+    if quiet:
+        click.echo(str(result.path))
+        return
+    workflows = len(result.manifest.workflows)
+    console.print(
+        Text.assemble(
+            ("Built ", "bold green"),
+            (f"{result.manifest.package} {result.manifest.version}", "bold"),
+            f": {workflows} workflow{'s' if workflows != 1 else ''}, "
+            f"{result.files} files, {fmt_size(result.size)} -> ",
+            (str(result.path), "cyan"),
+        ),
+        soft_wrap=True,
+    )
+
+
+# ---- inspect ---------------------------------------------------------------------------------
+def rule_text(rule: Mapping[str, Any]) -> str:
+    """A trigger rule of a manifest as one line."""
+    kind = str(rule.get("kind", "all_success"))
+    if kind == "context_value":
+        text = f"context[{rule.get('key')!r}] {rule.get('op')}"
+        if "value" in rule:
+            text += f" {rule['value']!r}"
+        return text
+    if kind in ("all_of", "any_of", "none_of"):
+        return f"{kind}({', '.join(rule_text(r) for r in rule.get('rules', []))})"
+    return kind
+
+
+def task_notes(task: TaskSpec) -> list[str]:
+    """What is special about a task: async, retries, timeout, trigger rule, command."""
+    notes = []
+    if task.command:
+        notes.append("command: " + " ".join(task.command))
+    if task.is_async:
+        notes.append("async")
+    attempts = int(task.retry.get("max_attempts", 1) or 1)
+    if attempts > 1:
+        delay = float(task.retry.get("initial_delay", 0.0))
+        notes.append(
+            f"retry {attempts}x {task.retry.get('backoff', 'exponential')} from {delay:g}s"
+        )
+    if task.timeout is not None:
+        notes.append(f"timeout {task.timeout:g}s")
+    if task.trigger_rule.get("kind", "all_success") != "all_success":
+        notes.append(f"trigger {rule_text(task.trigger_rule)}")
+    return notes
+
+
+def workflow_tree(wf: WorkflowSpec) -> Tree:
+    """The tasks of ``wf`` as a tree: roots first, each task under the last of its
+    dependencies (in run order), the others named beside it."""
+    title = Text.assemble(
+        (wf.name, "bold"),
+        (f"  version {wf.version[:12]}  ({wf.module}.{wf.qualname}, {len(wf.tasks)} tasks)", "dim"),
+    )
+    if wf.description:
+        title.append(f"\n{wf.description}", style="italic")
+    tree = Tree(title)
+    order = {t.id: i for i, t in enumerate(wf.tasks)}
+    nodes: dict[str, Tree] = {}
+    for task in wf.tasks:  # the manifest lists tasks in run (topological) order
+        label = Text(task.id, style="cyan")
+        notes = task_notes(task)
+        known = [d for d in task.dependencies if d in nodes]
+        parent_id = max(known, key=lambda d: order[d]) if known else None
+        others = [d for d in task.dependencies if d != parent_id]
+        if others:
+            label.append(f"  also after {', '.join(others)}", style="yellow")
+        if notes:
+            label.append("  [" + ", ".join(notes) + "]", style="dim")
+        parent = nodes[parent_id] if parent_id is not None else tree
+        nodes[task.id] = parent.add(label)
+    return tree
+
+
+def file_groups(archive: PackageArchive) -> list[tuple[str, int, int]]:
+    """``(group, files, bytes)``: lib/ by top-level entry, other files one by one."""
+    groups: dict[str, list[int]] = {}
+    for name, content in archive.files.items():
+        if name.startswith("lib/"):
+            head, _, rest = name[4:].partition("/")
+            key = f"lib/{head}/" if rest else f"lib/{head}"
+        else:
+            key = name
+        entry = groups.setdefault(key, [0, 0])
+        entry[0] += 1
+        entry[1] += len(content)
+    return [(k, v[0], v[1]) for k, v in sorted(groups.items())]
+
+
+def _signature_json(info: SignatureInfo | None, path: Path | None) -> dict[str, Any] | None:
+    if info is None:
+        return None
+    return {"file": str(path), "key": info.key, "matches": info.matches, "error": info.error}
+
+
+def inspect_json(
+    path: str, archive: PackageArchive, sig: SignatureInfo | None, sig_path: Path | None
+) -> dict[str, Any]:
+    m = archive.manifest
+    return {
+        "file": path,
+        "sha256": archive.sha256,
+        "size": len(archive.data),
+        "fingerprint": archive.fingerprint,
+        "metadata": archive.metadata,
+        "manifest": {
+            "package": m.package,
+            "version": m.version,
+            "modules": list(m.modules),
+            "workflows": [w.to_data() for w in m.workflows],
+        },
+        "files": [
+            {"path": n, "size": len(c), "executable": bool(archive.modes.get(n, 0) & 0o111)}
+            for n, c in sorted(archive.files.items())
+        ],
+        "signature": _signature_json(sig, sig_path),
+    }
+
+
+def _signature_text(info: SignatureInfo | None, path: Path | None) -> Text:
+    if info is None or path is None:
+        return Text("not signed", style="dim")
+    if not info.matches:
+        return Text(f"{path}: INVALID ({info.error})", style="bold red")
+    return Text.assemble(
+        (f"signed by {info.key}", "green"),
+        (f" ({path.name}; trust not checked: `package verify --trusted-key PUB`)", "dim"),
+    )
+
+
+@package_group.command("inspect", short_help="Show what a package holds.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def inspect_command(file: str, as_json: bool) -> None:
+    """Show what package FILE holds: metadata, workflows and their task trees, files."""
+    _, archive = _open_package(file)
+    sig_bytes, sig_path = _signature_for(file, None)
+    sig = read_signature(archive.data, sig_bytes) if sig_bytes is not None else None
+    if as_json:
+        echo_json(inspect_json(file, archive, sig, sig_path))
+        return
+    console = out_console()
+    meta, m = archive.metadata, archive.manifest
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("package", Text(f"{m.package} {m.version}", style="bold"))
+    for key, label in (("description", "description"), ("author", "author")):
+        if meta.get(key):
+            grid.add_row(label, str(meta[key]))
+    python = str(meta.get("requires_python") or "any")
+    if meta.get("python"):
+        python += f" (built with {meta['python']})"
+    grid.add_row("python", python)
+    grid.add_row("builder", str(meta.get("builder", "?")))
+    if meta.get("build_time"):
+        grid.add_row("built", str(meta["build_time"]))
+    grid.add_row("platform", str(meta.get("platform") or "any (pure Python)"))
+    deps = meta.get("dependencies") or []
+    grid.add_row("dependencies", ", ".join(map(str, deps)) if deps else "none")
+    grid.add_row("modules", ", ".join(m.modules))
+    grid.add_row("size", fmt_size(len(archive.data)))
+    grid.add_row("sha256", archive.sha256)
+    grid.add_row("fingerprint", archive.fingerprint)
+    grid.add_row("signature", _signature_text(sig, sig_path))
+    console.print(grid)
+    console.print()
+    console.print(Text(f"Workflows ({len(m.workflows)})", style="bold"))
+    for wf in m.workflows:
+        console.print(workflow_tree(wf))
+    console.print()
+    groups = file_groups(archive)
+    total = sum(len(c) for c in archive.files.values())
+    table = new_table(f"Files ({len(archive.files)}, {fmt_size(total)} uncompressed)")
+    table.add_column("path")
+    table.add_column("files", justify="right")
+    table.add_column("size", justify="right")
+    shown = groups[:25]
+    for name, count, size in shown:
+        executable = not name.endswith("/") and archive.modes.get(name, 0) & 0o111
+        cell = Text(name) + (Text("  (executable)", style="green") if executable else Text())
+        table.add_row(cell, str(count), fmt_size(size))
+    if len(groups) > len(shown):
+        rest = groups[len(shown) :]
+        table.add_row(
+            Text(f"... {len(rest)} more", style="dim"),
+            str(sum(r[1] for r in rest)),
+            fmt_size(sum(r[2] for r in rest)),
+        )
+    console.print(table)
+
+
+# ---- verify ----------------------------------------------------------------------------------
+@package_group.command("verify", short_help="Check a package against its own code (and signature).")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@trusted_key_option
+@click.option(
+    "--signature",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The signature file [default: FILE.sig when it exists].",
+)
+def verify_command(file: str, trusted_keys: tuple[str, ...], signature: str | None) -> None:
+    """Check package FILE: safe paths and sizes, content fingerprint, the manifest against
+    the code (imported from the package in a clean process), command executables, and with
+    --trusted-key the signature. Exit 1 with the precise problem when anything is wrong."""
+    console = out_console()
+    data = _read_file(file)
+    sig_bytes, sig_path = _signature_for(file, signature)
+    try:
+        result = verify_package(data, signature=sig_bytes, trusted_keys=list(trusted_keys))
+    except PackageError as exc:
+        raise PackageFailed(f"{file} does not verify: {exc}") from None
+    m = result.archive.manifest
+    mark = "✓" if fancy(console) else "+"
+    console.print(
+        f"{mark} archive {m.package} {m.version}: {len(result.archive.files)} files, "
+        "safe paths and sizes, fingerprint OK"
+    )
+    console.print(f"  sha256 {result.archive.sha256}")
+    if result.declared:
+        tasks = sum(len(d.spec.tasks) for d in result.declared)
+        console.print(
+            f"{mark} code imported from the package declares {len(result.declared)} "
+            f"workflow(s), {tasks} task(s)"
+        )
+    if result.matches_code:
+        console.print(
+            f"{mark} manifest matches the code: workflows, task ids, dependencies, versions"
+        )
+    if result.signature == "verified":
+        console.print(f"{mark} signature by trusted key {result.signer} ({sig_path})")
+    elif result.signature == "unchecked":
+        console.print(
+            Text(f"- signature {sig_path} present but not checked (give --trusted-key)", "yellow")
+        )
+    elif not trusted_keys:
+        console.print(Text("- not signed", style="dim"))
+    if not result.ok:
+        _print_problems(err_console(), file, result.problems)
+        raise click.exceptions.Exit(1)
+    console.print(
+        Text(
+            f"OK: {file} matches its code ({', '.join(w.name for w in m.workflows)})",
+            style="bold green",
+        )
+    )
+
+
+def _print_problems(console: Console, file: str, problems: Sequence[str]) -> None:
+    console.print(Text(f"FAILED: {file} does not verify:", style="bold red"))
+    for problem in problems:
+        console.print(Text(f"  - {problem}", style="red"))
+
+
+# ---- sign ------------------------------------------------------------------------------------
+@package_group.command("sign", short_help="Sign a package (writes FILE.sig).")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--key",
+    "key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The Ed25519 private key (NAME.key from `cloacina keys generate`).",
+)
+def sign_command(file: str, key: str) -> None:
+    """Sign package FILE with KEY; writes FILE.sig (a detached Ed25519 signature)."""
+    data, archive = _open_package(file)
+    try:
+        sig = sign_archive(data, _read_file(key, "key"))
+    except PackageError as exc:
+        raise CliError(f"{key}: {exc}") from None
+    path = _sig_path(file)
+    path.write_bytes(sig)
+    info = read_signature(data, sig)
+    console = out_console()
+    console.print(
+        Text.assemble(
+            ("Signed ", "bold green"),
+            f"{archive.name} {archive.version} -> ",
+            (str(path), "cyan"),
+        )
+    )
+    console.print(f"  signer  {info.key}")
+    console.print(f"  sha256  {archive.sha256}")
+
+
+# ---- register --------------------------------------------------------------------------------
+@package_group.command("register", short_help="Register a package in the database.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@db_option
+@click.option(
+    "--signature",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The signature file [default: FILE.sig when it exists].",
+)
+@trusted_key_option
+@click.option(
+    "--require-signatures",
+    is_flag=True,
+    help="Refuse the package unless it is signed by a trusted key.",
+)
+@click.pass_context
+def register_command(
+    ctx: click.Context,
+    file: str,
+    db: str | None,
+    signature: str | None,
+    trusted_keys: tuple[str, ...],
+    require_signatures: bool,
+) -> None:
+    """Register package FILE in the database, so runners and workers can run its workflows."""
+    from cloacina import DefaultRunner
+
+    url = resolve_db(ctx, db)
+    data, archive = _open_package(file)
+    sig_bytes, _ = _signature_for(file, signature)
+    try:
+        with DefaultRunner(
+            url,
+            execute_tasks=False,
+            require_signatures=require_signatures,
+            trusted_keys=list(trusted_keys),
+        ) as runner:
+            package_id = runner.register_workflow(data, signature=sig_bytes)
+    except PackageError as exc:
+        raise PackageFailed(f"cannot register {file}: {exc}") from None
+    console = out_console()
+    console.print(
+        Text.assemble(
+            ("Registered ", "bold green"),
+            (f"{archive.name} {archive.version}", "bold"),
+            f" in {url}",
+        )
+    )
+    console.print(f"  id         {package_id}")
+    console.print(f"  package    {archive.name}")
+    console.print(f"  version    {archive.version}")
+    console.print(f"  workflows  {', '.join(w.name for w in archive.manifest.workflows)}")
+    console.print(f"  sha256     {archive.sha256}")
