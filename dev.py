@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Developer entry point that needs nothing but python3 (3.11+).
 
-    python3 dev.py demo     set up .venv (first time only) and run the demo
+    python3 dev.py demo     set up .venv (first time only) and run the packaged-workflow demo
+                            (examples/simple_packaged_demo/end_to_end_demo.py)
     python3 dev.py test     set up .venv and run the whole test suite
     python3 dev.py lint     ruff (lint + format check) and mypy --strict
     python3 dev.py bench    the benchmarks beside the peers (see bench/README.md)
@@ -54,12 +55,13 @@ def main() -> None:
     command, rest = args[0], args[1:]
     ensure_venv()
     if command == "demo":
-        run([str(BIN / "cloacina"), "demo", *rest])
+        demo = ROOT / "examples" / "simple_packaged_demo" / "end_to_end_demo.py"
+        run([str(PY), str(demo), *rest])
     elif command == "test":
         run([str(PY), "-m", "pytest", "-q", *rest])
     elif command == "lint":
-        run([str(BIN / "ruff"), "check", "src", "tests", "bench", "dev.py"])
-        run([str(BIN / "ruff"), "format", "--check", "src", "tests", "bench", "dev.py"])
+        run([str(BIN / "ruff"), "check", "src", "tests", "bench", "examples", "dev.py"])
+        run([str(BIN / "ruff"), "format", "--check", "src", "tests", "bench", "examples", "dev.py"])
         run([str(BIN / "mypy")])
     elif command == "bench":
         run([str(PY), "bench/run.py", *(rest or ["all"])])

@@ -99,7 +99,7 @@ def main() -> int:
                 time.sleep(0.08)
                 result = runner.get_execution(execution_id)
                 live.update(progress_view(result, progress, bar))
-        console.print(f"   run {result.status} in {result.duration or 0:.2f}s")
+        console.print(f"\n   run {result.status} in {result.duration or 0:.2f}s")
 
     if result.status != "completed":
         console.print(f"[red]the run did not complete: {result.error}[/]")

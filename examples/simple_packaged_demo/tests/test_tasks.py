@@ -4,15 +4,12 @@ run in-process on a temporary database."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
-os.environ["SIMPLE_DEMO_STEP_DELAY"] = "0"
-
 import pytest
+from simple_demo.workflows import data_processing
 
 from cloacina import Context, DefaultRunner, TaskError
-from simple_demo.workflows import data_processing
 
 
 def test_collect_data_gathers_1000_records() -> None:
