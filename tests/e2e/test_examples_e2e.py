@@ -79,3 +79,33 @@ def test_package_workflow_script_builds_reproducibly(example: Path) -> None:
         return (example / "dist" / "simple_demo-1.0.0.cloacina").read_bytes()
 
     assert build() == build()
+
+
+@pytest.mark.timeout(120)
+def test_command_task_example_runs_its_shell_script(tmp_path: Path) -> None:
+    project = tmp_path / "command_task_demo"
+    shutil.copytree(
+        EXAMPLE.parent / "command_task_demo",
+        project,
+        ignore=shutil.ignore_patterns("dist", "__pycache__"),
+    )
+    db = f"sqlite:///{tmp_path}/demo.db"
+
+    def cloacina(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cloacina", *args],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=100,
+            check=False,
+        )
+
+    built = cloacina("package", "build", ".")
+    assert built.returncode == 0, built.stdout + built.stderr
+    registered = cloacina("package", "register", "dist/enrichment-0.1.0.cloacina", "--db", db)
+    assert registered.returncode == 0, registered.stdout + registered.stderr
+    ran = cloacina("run", "enrich_orders", "--db", db, "--json")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert '"summary": "3 orders, score 208"' in ran.stdout

@@ -1,0 +1,1 @@
+"""A packaged workflow whose middle step is a shell script (a command task)."""
