@@ -356,83 +356,71 @@ def _get_outputs(conn: Any, execution_id: str, task_ids: Sequence[str]) -> dict[
 
 
 class SQLStore(Store):
-    """Reads shared by the SQL stores; ``_reader()`` gives a connection for this thread."""
+    """Reads shared by the SQL stores (each runs in its own short transaction)."""
 
     @abc.abstractmethod
-    def _reader(self) -> Any: ...
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+    @abc.abstractmethod
+    def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
 
     def find_stale(self, older_than: float, limit: int = 100) -> list[StaleClaim]:
-        rows = (
-            self._reader()
-            .execute(
-                "SELECT t.id, t.execution_id, t.task_id, t.recovery_count, t.attempt,"
-                " w.workflow_name, w.workflow_version"
-                " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
-                " WHERE t.status='running' AND t.heartbeat_at < ? ORDER BY t.id LIMIT ?",
-                (older_than, limit),
-            )
-            .fetchall()
+        rows = self._fetchall(
+            "SELECT t.id, t.execution_id, t.task_id, t.recovery_count, t.attempt,"
+            " w.workflow_name, w.workflow_version"
+            " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
+            " WHERE t.status='running' AND t.heartbeat_at < ? ORDER BY t.id LIMIT ?",
+            (older_than, limit),
         )
         return [StaleClaim(*r) for r in rows]
 
     def has_ready(self, now: float, workflow_keys: Sequence[str]) -> bool:
         if not workflow_keys:
             return False
-        row = (
-            self._reader()
-            .execute(
-                "SELECT 1 FROM task_executions t JOIN workflow_executions w"
-                " ON w.id = t.execution_id WHERE t.status='ready'"
-                " AND (t.retry_at IS NULL OR t.retry_at <= ?) AND w.status='running'"
-                f" AND w.workflow_name || ':' || w.workflow_version"
-                f" IN ({_marks(len(workflow_keys))}) LIMIT 1",
-                (now, *workflow_keys),
-            )
-            .fetchone()
+        row = self._fetchone(
+            "SELECT 1 FROM task_executions t JOIN workflow_executions w"
+            " ON w.id = t.execution_id WHERE t.status='ready'"
+            " AND (t.retry_at IS NULL OR t.retry_at <= ?) AND w.status='running'"
+            f" AND w.workflow_name || ':' || w.workflow_version"
+            f" IN ({_marks(len(workflow_keys))}) LIMIT 1",
+            (now, *workflow_keys),
         )
         return row is not None
 
     def next_retry_at(self) -> float | None:
-        row = (
-            self._reader()
-            .execute("SELECT MIN(retry_at) FROM task_executions WHERE status='ready'")
-            .fetchone()
-        )
+        row = self._fetchone("SELECT MIN(retry_at) FROM task_executions WHERE status='ready'")
         return row[0] if row else None
 
     # -- reads -------------------------------------------------------------------------------
     def get_execution(self, execution_id: str) -> ExecutionRow | None:
-        row = (
-            self._reader()
-            .execute(f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id=?", (execution_id,))
-            .fetchone()
+        row = self._fetchone(
+            f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id=?", (execution_id,)
         )
         return ExecutionRow(*row) if row else None
 
     def get_tasks(self, execution_id: str) -> list[TaskRow]:
-        rows = (
-            self._reader()
-            .execute(
-                f"SELECT {_TASK_COLS} FROM task_executions WHERE execution_id=?"
-                " ORDER BY task_index",
-                (execution_id,),
-            )
-            .fetchall()
+        rows = self._fetchall(
+            f"SELECT {_TASK_COLS} FROM task_executions WHERE execution_id=? ORDER BY task_index",
+            (execution_id,),
         )
         return [TaskRow(*r) for r in rows]
 
     def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
-        return _get_outputs(self._reader(), execution_id, task_ids)
+        out: dict[str, str] = {}
+        for part in _chunks(task_ids):
+            for task_id, ctx in self._fetchall(
+                "SELECT task_id, context FROM task_outputs WHERE execution_id=?"
+                f" AND task_id IN ({_marks(len(part))})",
+                (execution_id, *part),
+            ):
+                out[task_id] = ctx
+        return out
 
     def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]:
-        rows = (
-            self._reader()
-            .execute(
-                "SELECT id, execution_id, task_id, event, attempt, detail, created_at"
-                " FROM execution_events WHERE execution_id=? AND id>? ORDER BY id",
-                (execution_id, after_id),
-            )
-            .fetchall()
+        rows = self._fetchall(
+            "SELECT id, execution_id, task_id, event, attempt, detail, created_at"
+            " FROM execution_events WHERE execution_id=? AND id>? ORDER BY id",
+            (execution_id, after_id),
         )
         return [EventRow(*r) for r in rows]
 
@@ -451,44 +439,28 @@ class SQLStore(Store):
             where.append("workflow_name=?")
             params.append(workflow_name)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = (
-            self._reader()
-            .execute(
-                f"SELECT {_EXEC_COLS} FROM workflow_executions{clause}"
-                " ORDER BY created_at DESC LIMIT ?",
-                (*params, limit),
-            )
-            .fetchall()
+        rows = self._fetchall(
+            f"SELECT {_EXEC_COLS} FROM workflow_executions{clause}"
+            " ORDER BY created_at DESC LIMIT ?",
+            (*params, limit),
         )
         return [ExecutionRow(*r) for r in rows]
 
     def find_executions(self, id_prefix: str, limit: int = 10) -> list[ExecutionRow]:
         escaped = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = (
-            self._reader()
-            .execute(
-                f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id LIKE ? ESCAPE '\\'"
-                " ORDER BY created_at DESC LIMIT ?",
-                (escaped + "%", limit),
-            )
-            .fetchall()
+        rows = self._fetchall(
+            f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id LIKE ? ESCAPE '\\'"
+            " ORDER BY created_at DESC LIMIT ?",
+            (escaped + "%", limit),
         )
         return [ExecutionRow(*r) for r in rows]
 
     def execution_status(self, execution_id: str) -> str | None:
-        row = (
-            self._reader()
-            .execute("SELECT status FROM workflow_executions WHERE id=?", (execution_id,))
-            .fetchone()
-        )
+        row = self._fetchone("SELECT status FROM workflow_executions WHERE id=?", (execution_id,))
         return row[0] if row else None
 
     def count_unfinished(self) -> int:
-        row = (
-            self._reader()
-            .execute(
-                "SELECT COUNT(*) FROM workflow_executions WHERE status IN ('running', 'paused')"
-            )
-            .fetchone()
+        row = self._fetchone(
+            "SELECT COUNT(*) FROM workflow_executions WHERE status IN ('running', 'paused')"
         )
         return int(row[0])

@@ -12,7 +12,7 @@ import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,12 @@ class SQLiteStore(SQLStore):
         )
         self._configure(conn)
         return conn
+
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._reader().execute(sql, params).fetchall()
+
+    def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._reader().execute(sql, params).fetchone()
 
     def _reader(self) -> sqlite3.Connection:
         if self._closed:
