@@ -83,7 +83,12 @@ class DefaultRunner:
     ``DefaultRunner("sqlite:///cloacina.db", max_concurrent_tasks=8)``; use it as a context
     manager or call :meth:`shutdown`. Every keyword is a setting with a one-machine default:
     ``max_concurrent_tasks``, ``poll_interval``, ``heartbeat_interval``,
-    ``stale_claim_threshold``, ``max_recoveries``, ``shutdown_grace``, ``busy_timeout``.
+    ``stale_claim_threshold``, ``max_recoveries``, ``shutdown_grace``, ``busy_timeout``
+    (SQLite); ``pool_size``, ``max_overflow``, ``pool_timeout``, ``connect_timeout``
+    (PostgreSQL). ``url`` is ``sqlite:///path.db`` or ``postgresql://user@host/db``;
+    ``tenant`` picks the tenant's own schema (PostgreSQL) or file (SQLite).
+    ``execute_tasks=False`` makes a submit-only client: it schedules, waits and inspects,
+    and leaves the work to ``cloacina worker`` processes.
     """
 
     def __init__(
@@ -104,6 +109,10 @@ class DefaultRunner:
         trusted_keys: Iterable[str | bytes | Path] = (),
         package_limits: Limits | None = None,
         max_package_processes: int | None = None,
+        pool_size: int = 10,
+        max_overflow: int = 20,
+        pool_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
     ) -> None:
         if max_concurrent_tasks < 1:
             raise ValueError("max_concurrent_tasks must be >= 1")
@@ -127,7 +136,15 @@ class DefaultRunner:
             max_recoveries=max_recoveries,
             shutdown_grace=shutdown_grace,
         )
-        self.store: Store = open_store(url, busy_timeout=busy_timeout)
+        self.store: Store = open_store(
+            url,
+            tenant=tenant,
+            busy_timeout=busy_timeout,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            connect_timeout=connect_timeout,
+        )
         try:
             self.registry = PackageRegistry(
                 self.store,

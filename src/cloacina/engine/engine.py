@@ -12,6 +12,7 @@ import asyncio
 import functools
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -93,6 +94,7 @@ class Engine:
         self._stopped = threading.Event()
         self.last_error: BaseException | None = None
         self._keys: list[str] = []
+        self._unlisten: Callable[[], None] = lambda: None
         self._maybe_ready = True  # whether a search for ready tasks may find something
         self._keys_generation = -1
 
@@ -100,6 +102,9 @@ class Engine:
     def start(self) -> None:
         self._thread.start()
         self._started.wait()
+        # Other processes' work (new runs, ready tasks) wakes us at once where the database
+        # can say so (PostgreSQL NOTIFY); the poll stays as the fallback.
+        self._unlisten = self.store.listen(self.wake)
 
     @property
     def started(self) -> bool:
@@ -128,6 +133,7 @@ class Engine:
             if not self._loop.is_closed():
                 self._loop.close()
             return
+        self._unlisten()
         done = threading.Event()
         self._loop.call_soon_threadsafe(self._begin_stop, done, wait)
         done.wait()
@@ -189,7 +195,10 @@ class Engine:
                 self._request_cycle(True)
         except Exception as exc:
             log.warning("poll failed: %s", exc)
-        self._loop.call_later(self.settings.poll_interval, self._poll_tick)
+        # Jittered, so that many workers polling one database do not move in lockstep.
+        self._loop.call_later(
+            self.settings.poll_interval * random.uniform(0.8, 1.2), self._poll_tick
+        )
 
     def _heartbeat_tick(self) -> None:
         if self._stopping:
@@ -221,6 +230,10 @@ class Engine:
     def _cycle(self) -> None:
         self._cycle_scheduled = False
         outcomes, self._outcomes = self._outcomes, []
+        if len(outcomes) > 1:
+            # One lock order for every worker (runs, then tasks): no deadlocks between
+            # workers completing tasks of the same runs at once.
+            outcomes.sort(key=lambda o: (o.claim.execution_id, o.claim.row_id))
         want = 0 if self._stopping else self.free
         if not outcomes and (want <= 0 or not self._maybe_ready):
             return

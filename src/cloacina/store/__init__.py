@@ -29,17 +29,38 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def open_store(url: str, **settings: float) -> Store:
-    """Open (creating and migrating when needed) the database at ``url``."""
+def open_store(
+    url: str,
+    *,
+    tenant: str = "public",
+    busy_timeout: float = 30.0,
+    pool_size: int = 10,
+    max_overflow: int = 20,
+    pool_timeout: float = 30.0,
+    connect_timeout: float = 10.0,
+) -> Store:
+    """Open (creating and migrating when needed) the database at ``url`` for ``tenant``.
+
+    SQLite keeps each tenant but ``public`` in a file of its own beside the given one
+    (``runs.db`` -> ``runs.<tenant>.db``); PostgreSQL keeps each in a schema of its own.
+    """
     url = normalize_url(url)
     if url.startswith("sqlite:"):
-        from cloacina.store.sqlite import SQLiteStore
+        from cloacina.store.sqlite import SQLiteStore, tenant_url
 
-        return SQLiteStore(url, **settings)
-    if url.startswith(("postgresql", "postgres")):
-        raise StoreError(
-            f"PostgreSQL support is not available in this version yet (url {url!r}); "
-            "use a sqlite:/// URL"
+        return SQLiteStore(tenant_url(url, tenant), busy_timeout=busy_timeout)
+    if url.startswith(("postgresql:", "postgresql+", "postgres:")):
+        from cloacina.store.postgres import PostgresStore
+
+        if url.startswith("postgres:"):
+            url = "postgresql:" + url[len("postgres:") :]
+        return PostgresStore(
+            url,
+            schema=tenant,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            connect_timeout=connect_timeout,
         )
     raise StoreError(
         f"unsupported database URL {url!r}: use sqlite:///path/to/file.db "

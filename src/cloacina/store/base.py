@@ -7,7 +7,7 @@ Implementations hold all SQL (SQLite here; PostgreSQL plugs in behind the same i
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -209,6 +209,11 @@ class Store(PackageQueries, abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    def listen(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback`` when another process makes work ready (PostgreSQL NOTIFY); returns
+        a function that stops listening. Backends without notifications rely on polling."""
+        return lambda: None
 
     def iter_all_executions(self, batch: int = 500) -> Iterator[ExecutionRow]:
         """Every execution, newest first (for listings)."""

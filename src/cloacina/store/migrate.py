@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +51,28 @@ def current_revision(engine: Engine) -> str | None:
         return None if row is None else str(row[0])
 
 
-def upgrade(engine: Engine, lock_path: str | None = None) -> str:
+def file_lock(path: str) -> AbstractContextManager[None]:
+    """Serialise migrations of a SQLite file across processes (a lock on the file itself)."""
+
+    @contextmanager
+    def hold() -> Iterator[None]:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    return hold()
+
+
+def upgrade(engine: Engine, lock: AbstractContextManager[None] | None = None) -> str:
     """Bring the database to the newest schema; returns the revision it is at.
 
     Refuses a database whose revision this version of Cloacina does not know (a newer one).
-    Concurrent starters serialise on ``lock_path`` (a file lock) so they do not race.
+    Concurrent starters serialise on ``lock`` (a file lock for SQLite, an advisory lock for
+    PostgreSQL) so they do not race.
     """
     if current_revision(engine) == HEAD_REVISION:
         return HEAD_REVISION
@@ -63,10 +82,7 @@ def upgrade(engine: Engine, lock_path: str | None = None) -> str:
     cfg = _config()
     script = ScriptDirectory.from_config(cfg)
     head = script.get_current_head()
-    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644) if lock_path else None
-    try:
-        if lock_fd is not None:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    with lock if lock is not None else nullcontext():
         current = current_revision(engine)
         if current is not None and current == head:
             return current
@@ -84,7 +100,3 @@ def upgrade(engine: Engine, lock_path: str | None = None) -> str:
             command.upgrade(cfg, "head")
         assert head is not None
         return str(head)
-    finally:
-        if lock_fd is not None:
-            fcntl.flock(lock_fd, fcntl.LOCK_UN)
-            os.close(lock_fd)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -45,6 +46,23 @@ def sqlite_path(url: str) -> str:
     return path
 
 
+_TENANT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def tenant_url(url: str, tenant: str) -> str:
+    """The SQLite URL of ``tenant``'s database: the file itself for ``public``, else a file of
+    its own beside it (``runs.db`` -> ``runs.acme.db``)."""
+    if tenant == "public":
+        return url
+    if not _TENANT.match(tenant):
+        raise StoreError(
+            f"invalid tenant name {tenant!r}: use 1-63 lower-case letters, digits and '_'"
+        )
+    path = Path(sqlite_path(url))
+    suffix = path.suffix or ".db"
+    return f"sqlite:///{path.with_name(f'{path.stem}.{tenant}{suffix}')}"
+
+
 class SQLiteStore(SQLStore):
     """A SQLite database file in WAL mode with a busy timeout, migrated on open."""
 
@@ -72,7 +90,7 @@ class SQLiteStore(SQLStore):
         )
         event.listen(self.engine, "connect", self._on_connect)
         try:
-            migrate.upgrade(self.engine, lock_path=self.path)
+            migrate.upgrade(self.engine, migrate.file_lock(self.path))
             self._write_conn = self._connect()
         except (sqlite3.DatabaseError, sqlalchemy.exc.DBAPIError) as exc:
             detail = getattr(exc, "orig", None) or exc
