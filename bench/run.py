@@ -4,7 +4,11 @@ One command runs each workload on this project's engine (``bench/workloads.py`` 
 ``sys.executable``) and on the peers (cloaca 0.3.1, the Rust engine, and DBOS Transact
 3.4.0, each from its own virtual environment), one subprocess after another on the same
 machine, and prints a table per workload with the speed-up of cloacina over each peer
-(> 1 means cloacina is faster) and the peak memory (RSS) of every process.
+(> 1 means cloacina is faster) and the peak memory (RSS) of every process. chain3 and
+fanout also run on the packaged form of the workflow (``workloads.py --packaged``: the same
+tasks in a registered ``.cloacina`` package, run in the package's worker processes), beside
+the embedded form: the packaged/embedded ratio, the first-run overhead of a package (worker
+process start and import) against its 100 ms target, and the difference on later runs.
 
     python bench/run.py all                       # every workload, cloacina + both peers
     python bench/run.py chain3 wide --peers dbos  # some workloads, one peer
@@ -46,6 +50,10 @@ REPO_DIR = BENCH_DIR.parent
 SCENARIOS = ("chain3", "fanout", "wide", "chain100")
 ALL_PEERS = ("cloaca", "dbos")
 OURS = "cloacina"
+OURS_PKG = "cloacina-packaged"  # the same workloads, packaged (workloads.py --packaged)
+PACKAGED_SCENARIOS = ("chain3", "fanout")
+LABELS = {OURS: "cloacina (embedded)", OURS_PKG: "cloacina (packaged)"}
+PEER_LABELS = {"cloaca": "cloaca", "dbos": "DBOS"}
 
 # Default sizes per scenario and system. Latency and rate figures do not depend much on n,
 # so slow peers run fewer iterations (cloaca takes ~500 ms per chain3 run, DBOS fanout
@@ -92,6 +100,7 @@ TARGETS: dict[str, tuple[str, float, bool]] = {
     "chain100": ("ms_per_step", 0.5, True),
 }
 RSS_TARGET_MB = 200.0  # a 10,000-task run
+FIRST_RUN_OVERHEAD_TARGET_MS = 100.0  # registering and running a package, its first run
 
 
 @dataclass
@@ -104,6 +113,8 @@ class System:
     module: str | None = None
     available: bool = True
     note: str = ""
+    extra: tuple[str, ...] = ()  # arguments added to every run of this system
+    scenarios: tuple[str, ...] = SCENARIOS  # the workloads it runs
 
 
 @dataclass
@@ -127,15 +138,32 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
+def is_ours(name: str) -> bool:
+    return name in (OURS, OURS_PKG)
+
+
 # ---------------------------------------------------------------------------------------------
 # Systems and their environments
 # ---------------------------------------------------------------------------------------------
 
 
-def make_systems(peers: list[str], peers_dir: Path, skip_ours: bool) -> list[System]:
+def make_systems(
+    peers: list[str], peers_dir: Path, skip_ours: bool, packaged: bool = True
+) -> list[System]:
     systems: list[System] = []
     if not skip_ours:
-        systems.append(System(OURS, sys.executable, BENCH_DIR / "workloads.py"))
+        script = BENCH_DIR / "workloads.py"
+        systems.append(System(OURS, sys.executable, script))
+        if packaged:
+            systems.append(
+                System(
+                    OURS_PKG,
+                    sys.executable,
+                    script,
+                    extra=("--packaged",),
+                    scenarios=PACKAGED_SCENARIOS,
+                )
+            )
     for peer in peers:
         venv = Path(f"/tmp/{peer}-peer")
         systems.append(
@@ -180,10 +208,10 @@ def ensure_peer(system: System) -> None:
 def run_one(
     system: System, scenario: str, n: int, repeat: int, timeout: float, extra: list[str]
 ) -> Run:
-    cmd = [system.python, str(system.script), scenario, "--n", str(n), *extra]
+    cmd = [system.python, str(system.script), scenario, "--n", str(n), *system.extra, *extra]
     run = Run(system.name, scenario, n, repeat, cmd)
     env = dict(os.environ)
-    if system.name != OURS:
+    if not is_ours(system.name):
         for var in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
             env.pop(var, None)
     # Every process gets its own TMPDIR (the workloads put their SQLite file there), removed
@@ -262,7 +290,8 @@ def aggregate(runs: list[Run], metric: Metric) -> Agg:
     ok = [r for r in runs if r.ok]
     first = runs[0]
     if not ok:
-        return Agg(first.system, first.system, first.n, {}, None, None, 0, runs[-1].error)
+        label = LABELS.get(first.system, first.system)
+        return Agg(first.system, label, first.n, {}, None, None, 0, runs[-1].error)
     figs: dict[str, float] = {}
     for key, value in ok[0].figures.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -271,7 +300,7 @@ def aggregate(runs: list[Run], metric: Metric) -> Agg:
     primary = [r.figures[metric.key] for r in ok]
     spread = (min(primary), max(primary)) if len(ok) > 1 else None
     rss = [r.peak_rss_mb for r in ok if r.peak_rss_mb is not None]
-    label = str(ok[0].figures.get("system", first.system))
+    label = LABELS.get(first.system) or str(ok[0].figures.get("system", first.system))
     return Agg(
         first.system,
         label,
@@ -310,42 +339,56 @@ def ratio_text(x: float | None) -> str:
     return f"[{style}]{x:.1f}x[/]" if x >= 10 else f"[{style}]{x:.2f}x[/]"
 
 
-def add_rows(table: Table, aggs: list[Agg], metric: Metric) -> None:
-    ours = next((a for a in aggs if a.system == OURS and a.figures), None)
+def find(aggs: list[Agg], system: str) -> Agg | None:
+    """The aggregate of ``system`` among ``aggs``, if it has figures."""
+    return next((a for a in aggs if a.system == system and a.figures), None)
+
+
+def add_rows(
+    table: Table, aggs: list[Agg], metric: Metric, peers: list[str], packaged: bool
+) -> None:
+    """One row per system; our rows carry the speed-up over each peer (and packaged the
+    packaged/embedded ratio of the figure), peer rows their RSS relative to ours."""
+    ours = find(aggs, OURS)
+    blank = [""] * (len(peers) + (1 if packaged else 0))
     for a in aggs:
         if not a.figures:
-            table.add_row(a.label, f"{a.n:,}", f"[red]failed: {a.error}[/]", "", "", "", "")
+            table.add_row(a.label, f"{a.n:,}", f"[red]failed: {a.error}[/]", "", *blank, "", "")
             continue
         value = fmt(a.figures.get(metric.key))
         if a.spread:
             value += f" ({fmt(a.spread[0])}..{fmt(a.spread[1])})"
-        if a.system == OURS:
-            sp = mem = "(this)"
+        cells = [a.label, f"{a.n:,}", value, fmt(a.figures.get(metric.second_key))]
+        if is_ours(a.system):
+            for peer in peers:
+                other = find(aggs, peer)
+                cells.append(ratio_text(speedup(a, other, metric)) if other else "—")
+            if packaged:
+                ratio = None
+                if a.system == OURS_PKG and ours and ours.figures.get(metric.key):
+                    ratio = a.figures[metric.key] / ours.figures[metric.key]
+                cells.append(f"{ratio:.2f}" if ratio is not None else "")
+            mem = "(ours)"
         else:
-            sp = ratio_text(speedup(ours, a, metric))
+            cells += blank
             mem = "—"
             if ours and ours.rss_mb and a.rss_mb:
                 mem = ratio_text(a.rss_mb / ours.rss_mb)
-        table.add_row(
-            a.label,
-            f"{a.n:,}",
-            value,
-            fmt(a.figures.get(metric.second_key)),
-            sp,
-            fmt(a.rss_mb, 1),
-            mem,
-        )
+        table.add_row(*cells, fmt(a.rss_mb, 1), mem)
 
 
-def new_table(title: str, metric: Metric) -> Table:
+def new_table(title: str, metric: Metric, peers: list[str], packaged: bool) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
     table.add_column("system", no_wrap=True)
     table.add_column("n", justify="right")
     table.add_column(metric.label, justify="right", no_wrap=True)
     table.add_column(metric.second_label, justify="right")
-    table.add_column("cloacina speed-up", justify="right")
+    for peer in peers:
+        table.add_column(f"speed-up vs {PEER_LABELS.get(peer, peer)}", justify="right")
+    if packaged:
+        table.add_column("packaged/ embedded", justify="right")
     table.add_column("peak RSS MB", justify="right")
-    table.add_column("RSS peer/ours", justify="right")
+    table.add_column("RSS peer/ embedded", justify="right")
     return table
 
 
@@ -370,25 +413,121 @@ def print_db_work(ours: Agg | None, what: str = "") -> None:
         )
 
 
+def samples(runs: list[Run], key: str) -> list[float]:
+    """Every value of the list figure ``key`` over the successful ``runs``."""
+    values: list[float] = []
+    for r in runs:
+        if r.ok and isinstance(r.figures.get(key), list):
+            values += [float(x) for x in r.figures[key]]
+    return values
+
+
+def med_range(values: list[float], unit: str = " ms") -> str:
+    if not values:
+        return "—"
+    text = f"{fmt(statistics.median(values))}{unit}"
+    if len(values) > 1:
+        text += f" ({fmt(min(values))}..{fmt(max(values))} over {len(values)})"
+    return text
+
+
+def report_packaged(
+    runs: list[Run], ours: Agg | None, pkg: Agg | None, metric: Metric
+) -> dict[str, Any]:
+    """What packaging adds: to the first run (target <= 100 ms) and to later runs (none)."""
+    mine = [r for r in runs if r.system == OURS_PKG and r.ok]
+    if pkg is None or not mine:
+        out.print("  packaged: no figures")
+        return {}
+    first, emb = samples(mine, "first_run_ms_all"), samples(mine, "embedded_first_run_ms_all")
+    register = samples(mine, "register_ms_all")
+    overheads = []
+    for r in mine:
+        p_all, e_all = r.figures.get("first_run_ms_all"), r.figures.get("embedded_first_run_ms_all")
+        if isinstance(p_all, list) and isinstance(e_all, list):
+            overheads += [float(p) - float(e) for p, e in zip(p_all, e_all, strict=False)]
+    summary: dict[str, Any] = {
+        "first_run_ms": statistics.median(first) if first else None,
+        "embedded_first_run_ms": statistics.median(emb) if emb else None,
+        "first_run_overhead_ms": statistics.median(overheads) if overheads else None,
+        "first_run_overhead_ms_range": (min(overheads), max(overheads)) if overheads else None,
+        "register_ms": statistics.median(register) if register else None,
+        "first_run_workers": pkg.figures.get("first_run_workers"),
+    }
+    workers = pkg.figures.get("first_run_workers")
+    started = f"{workers:.0f} worker process(es) started" if workers is not None else "workers"
+    if overheads:
+        overhead = statistics.median(overheads)
+        ok = overhead <= FIRST_RUN_OVERHEAD_TARGET_MS
+        summary["first_run_target_met"] = ok
+        out.print(
+            f"  first run on a fresh runner ({started}):\n"
+            f"    packaged {med_range(first)}; embedded {med_range(emb)}"
+        )
+        out.print(
+            f"  first-run overhead (packaged - embedded, pairwise): {med_range(overheads)}\n"
+            f"    target <= {FIRST_RUN_OVERHEAD_TARGET_MS:g} ms -> "
+            + ("[green]met[/]" if ok else "[red]NOT met[/]")
+        )
+    out.print(f"  register_workflow (verify, import in a clean process): {med_range(register)}")
+    if ours is not None and metric.key in ours.figures and metric.key in pkg.figures:
+        e, p = ours.figures[metric.key], pkg.figures[metric.key]
+        diff = p - e
+        verdict = "one repeat: no spread to judge the difference against"
+        measurable = None
+        if ours.spread and pkg.spread:
+            measurable = pkg.spread[0] > ours.spread[1] or pkg.spread[1] < ours.spread[0]
+            verdict = (
+                "[yellow]measurable[/] (the repeats' ranges do not overlap)"
+                if measurable
+                else "[green]no measurable difference[/] (the repeats' ranges overlap)"
+            )
+        summary.update(later_runs_difference=diff, later_runs_measurable=measurable)
+        out.print(
+            f"  later runs: packaged {metric.label} {fmt(p)} vs embedded {fmt(e)}:"
+            f" {diff:+.2f} ({diff / e * 100:+.0f}%)\n    -> {verdict}"
+        )
+    if pkg.figures.get("worker_processes") is not None:
+        out.print(
+            f"  packaged: {pkg.figures['worker_processes']:.0f} worker process(es) at the end,"
+            f" their peak RSS summed {fmt(pkg.figures.get('worker_rss_mb'), 1)} MB\n"
+            "    (not in the table's peak RSS, which is the runner process's)"
+        )
+    return summary
+
+
 def report_scenario(scenario: str, runs: list[Run], systems: list[System]) -> dict[str, Any]:
     metric = METRICS[scenario]
     order = {s.name: i for i, s in enumerate(systems)}
     summary: dict[str, Any] = {}
+    peers = [s.name for s in systems if not is_ours(s.name) and scenario in s.scenarios]
     if scenario != "wide":
         aggs = []
         for s in systems:
             mine = [r for r in runs if r.system == s.name]
             if mine:
                 aggs.append(aggregate(mine, metric))
-        table = new_table(f"{scenario}: {DESCRIPTIONS[scenario]}", metric)
-        add_rows(table, aggs, metric)
+        has_pkg = any(a.system == OURS_PKG for a in aggs)
+        table = new_table(f"{scenario}: {DESCRIPTIONS[scenario]}", metric, peers, has_pkg)
+        add_rows(table, aggs, metric, peers, has_pkg)
         out.print(table)
-        ours = next((a for a in aggs if a.system == OURS and a.figures), None)
+        ours, pkg = find(aggs, OURS), find(aggs, OURS_PKG)
         if any(a.system == OURS for a in aggs):
-            out.print("  " + target_line(scenario, ours))
-        print_db_work(ours)
+            out.print("  " + target_line(scenario, ours, " (embedded)" if has_pkg else ""))
+        if has_pkg:
+            out.print("  " + target_line(scenario, pkg, " (packaged)"))
+        print_db_work(ours, " (embedded)" if has_pkg else "")
+        print_db_work(pkg, " (packaged)")
         summary["aggregates"] = [asdict(a) for a in aggs]
-        summary["speedup"] = {a.system: speedup(ours, a, metric) for a in aggs if a.system != OURS}
+        summary["speedup"] = {
+            form: {
+                p: speedup(mine, find(aggs, p), metric) if find(aggs, p) else None for p in peers
+            }
+            for form, mine in ((OURS, ours), (OURS_PKG, pkg))
+            if mine is not None
+        }
+        if has_pkg:
+            summary["packaged"] = report_packaged(runs, ours, pkg, metric)
         return summary
 
     sizes = sorted({r.n for r in runs})
@@ -401,13 +540,13 @@ def report_scenario(scenario: str, runs: list[Run], systems: list[System]) -> di
         by_size[n] = [
             aggregate(g, metric) for _, g in sorted(groups.items(), key=lambda kv: order[kv[0]])
         ]
-    table = new_table(f"wide: {DESCRIPTIONS['wide']}", metric)
+    table = new_table(f"wide: {DESCRIPTIONS['wide']}", metric, peers, False)
     for i, n in enumerate(sizes):
         if i:
             table.add_section()
-        add_rows(table, by_size[n], metric)
+        add_rows(table, by_size[n], metric, peers, False)
     out.print(table)
-    peer_names = [s.name for s in systems if s.name != OURS]
+    peer_names = peers
     skipped = [n for n in sizes if n > PEER_WIDE_MAX]
     if peer_names and skipped:
         top = max(skipped)
@@ -459,7 +598,7 @@ def report_scenario(scenario: str, runs: list[Run], systems: list[System]) -> di
                 next((x for x in aggs if x.system == OURS and x.figures), None), a, metric
             )
             for a in aggs
-            if a.system != OURS
+            if not is_ours(a.system)
         }
         for n, aggs in by_size.items()
     }
@@ -480,12 +619,15 @@ def plan(
         sizes = [n] if n else wide_sizes
         for size in sizes:
             for s in systems:
-                if s.name != OURS and size > PEER_WIDE_MAX and not n:
+                if scenario not in s.scenarios:
+                    continue
+                if not is_ours(s.name) and size > PEER_WIDE_MAX and not n:
                     continue
                 jobs.append((s, size))
         return jobs
     for s in systems:
-        jobs.append((s, n or DEFAULT_N[scenario].get(s.name, DEFAULT_N[scenario][OURS])))
+        if scenario in s.scenarios:
+            jobs.append((s, n or DEFAULT_N[scenario].get(s.name, DEFAULT_N[scenario][OURS])))
     return jobs
 
 
@@ -532,6 +674,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     peers.add_argument("--no-peers", action="store_true", help="run cloacina only")
     ap.add_argument("--skip-cloacina", action="store_true", help="run the peers only")
     ap.add_argument(
+        "--no-packaged",
+        action="store_true",
+        help="skip the packaged form of chain3 and fanout (workloads.py --packaged)",
+    )
+    ap.add_argument(
         "--n",
         type=int,
         default=None,
@@ -566,9 +713,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         err.print(f"[red]unknown peer(s): {', '.join(sorted(unknown))}[/]")
         return 2
-    systems = make_systems(peer_names, a.peers_dir, a.skip_cloacina)
+    systems = make_systems(peer_names, a.peers_dir, a.skip_cloacina, not a.no_packaged)
     for s in systems:
-        if s.name != OURS:
+        if not is_ours(s.name):
             ensure_peer(s)
     skipped = [s for s in systems if not s.available]
     systems = [s for s in systems if s.available]
@@ -592,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
         runs: list[Run] = []
         for rep in range(a.repeat):
             for system, n in jobs:
-                extra = extra_ours if system.name == OURS else []
+                extra = extra_ours if is_ours(system.name) else []
                 err.print(
                     f"[dim]{scenario:<8}[/] {system.name:<8} n={n:<6,} "
                     f"run {rep + 1}/{a.repeat} ...",
@@ -621,8 +768,14 @@ def main(argv: list[str] | None = None) -> int:
     out.print(
         f"\n[dim]{len(doc['runs'])} processes in {time.perf_counter() - t_all:.0f} s; speed-up ="
         " peer time / cloacina time (or cloacina rate / peer rate): > 1 means cloacina is"
-        " faster. RSS is each process's peak resident memory (wait4).[/]"
+        " faster. RSS is each process's peak resident memory (wait4). packaged/embedded ="
+        " the packaged form's figure over the embedded form's.[/]"
     )
+    versions = sorted(
+        {str(r["figures"]["system"]) for r in doc["runs"] if r["figures"].get("system")}
+    )
+    if versions:
+        out.print(f"[dim]systems: {', '.join(versions)}[/]")
     for s in skipped:
         out.print(f"[yellow]skipped {s.name}: {s.note}[/]")
     if a.json:

@@ -1,4 +1,6 @@
-"""Shared fixtures for the integration tests: real SQLite files in ``tmp_path``.
+"""Shared fixtures for the integration tests: real SQLite files in ``tmp_path`` and real
+PostgreSQL databases. A test that takes ``db_url`` (or ``make_runner``/``runner``) runs on
+both backends; ``sqlite_url`` pins a test to SQLite.
 
 Every test defines its own workflows (inside the test function) with a name made unique by
 the ``name`` fixture, because the workflow catalog is process-global.
@@ -47,9 +49,24 @@ RunnerFactory = Callable[..., DefaultRunner]
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path) -> str:
     """The URL of a fresh SQLite file for this test."""
     return db_url_for(tmp_path / "t.db")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which database this test runs on."""
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh database for this test: a SQLite file, or a PostgreSQL database of its own."""
+    if backend == "sqlite":
+        return db_url_for(tmp_path / "t.db")
+    make: Callable[[], str] = request.getfixturevalue("postgres_database")
+    return make()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ These functions run on a worker thread (``def`` tasks) or on the engine's event 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import traceback
@@ -123,6 +122,8 @@ def run_sync(job: Job) -> Outcome:
 
 async def run_async(job: Job) -> Outcome:
     """Run an ``async def`` task on the engine's loop, cancelled at its timeout."""
+    import asyncio  # here, not at the top: a package's worker process may never need it
+
     try:
         ctx = build_context(job.inputs)
         reason = _condition_skip(job, ctx)

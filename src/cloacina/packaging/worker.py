@@ -13,7 +13,6 @@ goes to stderr.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import os
 import sys
@@ -98,7 +97,7 @@ def serve_main(lib: list[str], modules: list[str]) -> int:
         out,
         {"ready": True, "workflows": {n: w.version for n, w in workflows.items()}},
     )
-    loop = asyncio.new_event_loop()
+    loop: Any = None  # an event loop, made when the first async task comes
     while True:
         request = protocol.read(inp)
         if request is None:
@@ -128,7 +127,14 @@ def serve_main(lib: list[str], modules: list[str]) -> int:
             recovery=claim.recovery_count,
         )
         job = Job(claim, task, list(request["inputs"]), info)
-        outcome = loop.run_until_complete(run_async(job)) if task.is_async else run_sync(job)
+        if task.is_async:
+            if loop is None:
+                import asyncio
+
+                loop = asyncio.new_event_loop()
+            outcome = loop.run_until_complete(run_async(job))
+        else:
+            outcome = run_sync(job)
         protocol.write(out, _reply(int(request["id"]), outcome, wf))
 
 

@@ -89,6 +89,9 @@ class WorkerProcess:
             raise PackageError(
                 f"package {ref.package} {ref.version}: its process did not start ({exc!r})"
             ) from exc
+        except BaseException:  # cancelled (shutdown): do not leave the process behind
+            worker.kill()
+            raise
         if "error" in hello:
             worker.kill()
             raise PackageError(
@@ -143,10 +146,19 @@ class PackagePool:
         self.max_processes = max_processes
         self._idle: list[WorkerProcess] = []
         self._count = 0
+        self._starting = False
+        self._growing: set[asyncio.Task[None]] = set()
         self._available = asyncio.Condition()
         self.started = 0  # processes started over the pool's life (for tests and metrics)
 
     async def acquire(self) -> WorkerProcess:
+        """An idle worker of this package, waiting for one if need be.
+
+        The first process starts in the caller (its import error, if any, fails the task).
+        After that, a task that finds every worker busy starts one more process in the
+        background (one at a time, up to ``max_processes``) and takes whichever worker comes
+        free first, so a burst of tasks never waits for process starts it does not need.
+        """
         async with self._available:
             while True:
                 while self._idle:
@@ -154,19 +166,49 @@ class PackagePool:
                     if worker.alive:
                         return worker
                     self._count -= 1
-                if self._count < self.max_processes:
-                    self._count += 1
-                    break
+                if not self._starting:
+                    if self._count == 0:
+                        self._count += 1
+                        self._starting = True
+                        break
+                    if self._count < self.max_processes:
+                        self._count += 1
+                        self._starting = True
+                        grow = asyncio.get_running_loop().create_task(self._grow())
+                        self._growing.add(grow)
+                        grow.add_done_callback(self._growing.discard)
                 await self._available.wait()
         try:
             worker = await WorkerProcess.start(self.root, self.ref)
-        except BaseException:
+        finally:
             async with self._available:
-                self._count -= 1
-                self._available.notify()
-            raise
+                self._starting = False
+                if sys.exc_info()[0] is not None:
+                    self._count -= 1
+                self._available.notify_all()
         self.started += 1
         return worker
+
+    async def _grow(self) -> None:
+        try:
+            worker = await WorkerProcess.start(self.root, self.ref)
+        except Exception as exc:
+            log.warning(
+                "package %s %s: extra worker failed to start: %s",
+                self.ref.package,
+                self.ref.version,
+                exc,
+            )
+            async with self._available:
+                self._count -= 1
+                self._starting = False
+                self._available.notify_all()
+            return
+        self.started += 1
+        async with self._available:
+            self._idle.append(worker)
+            self._starting = False
+            self._available.notify_all()
 
     async def release(self, worker: WorkerProcess, healthy: bool) -> None:
         async with self._available:
@@ -175,9 +217,13 @@ class PackagePool:
             else:
                 worker.kill()
                 self._count -= 1
-            self._available.notify()
+            self._available.notify_all()
 
     async def close(self) -> None:
+        for grow in list(self._growing):
+            grow.cancel()
+        if self._growing:
+            await asyncio.gather(*self._growing, return_exceptions=True)
         async with self._available:
             idle, self._idle = self._idle, []
         for worker in idle:
