@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cloacina._about import __version__
 from cloacina.errors import (
     CloacinaError,
     ContextError,
@@ -43,8 +44,6 @@ def __getattr__(name: str) -> Any:
         return DefaultRunner
     raise AttributeError(f"module 'cloacina' has no attribute {name!r}")
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CloacinaError",

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cloacina._about import __version__
 from cloacina.engine.engine import Engine, EngineSettings
 from cloacina.errors import (
     ExecutionNotFoundError,
@@ -42,7 +45,9 @@ from cloacina.packaging.archive import DEFAULT_LIMITS, Limits
 from cloacina.registry.loader import PackageLoader
 from cloacina.registry.registry import PackageInfo, PackageRegistry
 from cloacina.store import Store, open_store
-from cloacina.store.records import ExecutionRow, TaskRow
+from cloacina.store.records import ExecutionRow, TaskRow, WorkerRow
+
+log = logging.getLogger("cloacina.runner")
 
 ContextArg = Context | Mapping[str, Any] | None
 
@@ -113,6 +118,7 @@ class DefaultRunner:
         max_overflow: int = 20,
         pool_timeout: float = 30.0,
         connect_timeout: float = 10.0,
+        retention: float | timedelta | None = None,
     ) -> None:
         if max_concurrent_tasks < 1:
             raise ValueError("max_concurrent_tasks must be >= 1")
@@ -135,6 +141,7 @@ class DefaultRunner:
             stale_claim_threshold=stale_claim_threshold,
             max_recoveries=max_recoveries,
             shutdown_grace=shutdown_grace,
+            retention=retention.total_seconds() if isinstance(retention, timedelta) else retention,
         )
         self.store: Store = open_store(
             url,
@@ -171,6 +178,21 @@ class DefaultRunner:
             on_poll=self.registry.sync,
         )
         if execute_tasks:
+            now = time.time()
+            self.store.register_worker(
+                WorkerRow(
+                    id=self.runner_id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    status="running",
+                    started_at=now,
+                    last_heartbeat=now,
+                    running_tasks=0,
+                    max_tasks=max_concurrent_tasks,
+                    version=__version__,
+                    stopped_at=None,
+                )
+            )
             self._engine.start()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -406,6 +428,16 @@ class DefaultRunner:
                 return
             self._closed = True
         self._engine.shutdown(wait=wait)
+        if self.execute_tasks:
+            try:
+                # Tasks still running past the grace period go back to the queue at once,
+                # for another worker, instead of waiting for the stale-claim threshold.
+                released = self.store.release_claims(self.runner_id, time.time())
+                if released:
+                    log.warning("handed back %d running task(s) on shutdown", released)
+                self.store.worker_stopped(self.runner_id, time.time())
+            except Exception as exc:  # the database may be gone; recovery will cover it
+                log.warning("could not record this worker's shutdown: %s", exc)
         self.store.close()
 
     # ---- async twins -----------------------------------------------------------------------

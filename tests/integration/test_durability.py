@@ -123,8 +123,8 @@ def test_graceful_shutdown_finishes_running_task_and_leaves_rest_queued(
 def test_abrupt_shutdown_task_is_recovered_by_next_runner(
     make_runner: RunnerFactory, name: Callable[[str], str]
 ) -> None:
-    """shutdown(wait=False) abandons a running task; a new runner takes it back when its
-    heartbeat goes stale and runs it again."""
+    """shutdown(wait=False) does not wait for a running task: the task is handed back to the
+    queue at once (not a retry, not a recovery) and a new runner runs it again."""
     first_call_started = threading.Event()
     release = threading.Event()
     calls: list[tuple[str, int, int]] = []
@@ -160,13 +160,14 @@ def test_abrupt_shutdown_task_is_recovered_by_next_runner(
     result = second.wait(eid, timeout=20)
 
     assert result.status == "completed"
-    assert result.tasks["a"].recoveries == 1
-    assert result.tasks["a"].attempts == 1  # a recovery is not a retry
-    assert result.final_context == {"a_recovery": 1, "b": True}
+    assert result.tasks["a"].recoveries == 0
+    assert result.tasks["a"].attempts == 1  # handing back is not a retry
+    assert result.final_context == {"a_recovery": 0, "b": True}
     assert [c[0] for c in calls] == ["a", "a", "b"]
-    assert calls[1] == ("a", 1, 1)
+    assert calls[1] == ("a", 1, 0)
     events = [e.event for e in second.store.get_events(eid) if e.task_id == "a"]
-    assert events.count("task_recovered") == 1
+    assert events.count("task_handed_back") == 1
+    assert events.count("task_recovered") == 0
     assert events.count("task_completed") == 1
 
 

@@ -42,6 +42,8 @@ class EngineSettings:
     stale_claim_threshold: float = 5.0
     max_recoveries: int = 3
     shutdown_grace: float = 30.0
+    #: Finished runs older than this many seconds are pruned (None: kept forever).
+    retention: float | None = None
 
 
 @dataclass
@@ -95,6 +97,10 @@ class Engine:
         self.last_error: BaseException | None = None
         self._keys: list[str] = []
         self._unlisten: Callable[[], None] = lambda: None
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat_thread = threading.Thread(
+            target=self._heartbeat_loop, name="cloacina-heartbeat", daemon=True
+        )
         self._maybe_ready = True  # whether a search for ready tasks may find something
         self._keys_generation = -1
 
@@ -105,6 +111,7 @@ class Engine:
         # Other processes' work (new runs, ready tasks) wakes us at once where the database
         # can say so (PostgreSQL NOTIFY); the poll stays as the fallback.
         self._unlisten = self.store.listen(self.wake)
+        self._heartbeat_thread.start()
 
     @property
     def started(self) -> bool:
@@ -116,7 +123,6 @@ class Engine:
         loop.call_soon(self._started.set)
         loop.call_soon(self._request_cycle, True)
         loop.call_later(self.settings.poll_interval, self._poll_tick)
-        loop.call_later(self.settings.heartbeat_interval, self._heartbeat_tick)
         loop.call_later(self._recovery_interval(), self._recovery_tick)
         try:
             loop.run_forever()
@@ -134,6 +140,7 @@ class Engine:
                 self._loop.close()
             return
         self._unlisten()
+        self._heartbeat_stop.set()
         done = threading.Event()
         self._loop.call_soon_threadsafe(self._begin_stop, done, wait)
         done.wait()
@@ -200,15 +207,28 @@ class Engine:
             self.settings.poll_interval * random.uniform(0.8, 1.2), self._poll_tick
         )
 
-    def _heartbeat_tick(self) -> None:
-        if self._stopping:
-            return
-        if self._running:
+    def _heartbeat_loop(self) -> None:
+        """On a thread of its own, so a slow or unreachable database never stalls the loop:
+        refresh our claims' heartbeats and our row in ``workers``; prune old runs when due."""
+        interval = self.settings.heartbeat_interval
+        next_prune = time.monotonic()
+        while not self._heartbeat_stop.wait(interval):
+            now = time.time()
             try:
-                self.store.heartbeat(self.runner_id, time.time())
+                if self._running:
+                    self.store.heartbeat(self.runner_id, now)
+                self.store.worker_heartbeat(self.runner_id, now, len(self._running))
             except Exception as exc:  # the database may be briefly unavailable
-                log.warning("heartbeat failed: %s", exc)
-        self._loop.call_later(self.settings.heartbeat_interval, self._heartbeat_tick)
+                log.warning("heartbeat failed (will retry): %s", exc)
+            retention = self.settings.retention
+            if retention is not None and time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + min(max(retention / 10, 1.0), 3600.0)
+                try:
+                    pruned = self.store.prune_executions(now - retention)
+                    if pruned:
+                        log.info("pruned %d finished runs older than %.0fs", pruned, retention)
+                except Exception as exc:
+                    log.warning("pruning old runs failed: %s", exc)
 
     def _recovery_tick(self) -> None:
         if self._stopping:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from cloacina.store.maintenance import MaintenanceQueries
 from cloacina.store.packages import PackageQueries
 from cloacina.store.records import (
     Claim,
@@ -150,7 +151,7 @@ class WriteTx(abc.ABC):
         were running."""
 
 
-class Store(PackageQueries, abc.ABC):
+class Store(PackageQueries, MaintenanceQueries, abc.ABC):
     """A database holding workflow executions and registered packages. Thread-safe."""
 
     url: str

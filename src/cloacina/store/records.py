@@ -121,3 +121,19 @@ class PackageRow:
     manifest: str
     signer: str | None
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    """A runner that executes tasks, as it last reported itself."""
+
+    id: str
+    host: str
+    pid: int
+    status: str
+    started_at: float
+    last_heartbeat: float
+    running_tasks: int
+    max_tasks: int
+    version: str
+    stopped_at: float | None

@@ -45,6 +45,7 @@ workflow_executions = Table(
     Index("ix_workflow_executions_status", "status"),
     Index("ix_workflow_executions_created", "created_at"),
     Index("ix_workflow_executions_name", "workflow_name", "created_at"),
+    Index("ix_workflow_executions_finished", "status", "finished_at"),
 )
 
 task_executions = Table(
@@ -140,4 +141,20 @@ package_workflows = Table(
     Column("workflow_name", String(255), nullable=False),
     Column("workflow_version", String(64), nullable=False),
     Index("ix_package_workflows_name", "workflow_name"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("last_heartbeat", Float, nullable=False),
+    Column("running_tasks", Integer, nullable=False, server_default="0"),
+    Column("max_tasks", Integer, nullable=False, server_default="0"),
+    Column("version", String(32), nullable=False, server_default=""),
+    Column("stopped_at", Float, nullable=True),
+    Index("ix_workers_heartbeat", "last_heartbeat"),
 )

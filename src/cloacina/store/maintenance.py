@@ -1,0 +1,139 @@
+"""Workers and retention: the store's bookkeeping outside the task hot path (SQLAlchemy Core,
+backend-neutral)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from cloacina.store.records import WorkerRow
+from cloacina.store.tables import (
+    execution_events,
+    task_executions,
+    task_outputs,
+    workers,
+    workflow_executions,
+)
+
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+class MaintenanceQueries:
+    """Workers table and pruning of old runs, given a SQLAlchemy engine."""
+
+    engine: Engine
+
+    # ---- workers -----------------------------------------------------------------------------
+    def register_worker(self, row: WorkerRow) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(workers).where(workers.c.id == row.id))
+            conn.execute(
+                insert(workers).values(**{c.name: getattr(row, c.name) for c in workers.c})
+            )
+
+    def worker_heartbeat(self, worker_id: str, now: float, running_tasks: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(workers)
+                .where(workers.c.id == worker_id)
+                .values(last_heartbeat=now, running_tasks=running_tasks)
+            )
+
+    def worker_stopped(self, worker_id: str, now: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(workers)
+                .where(workers.c.id == worker_id)
+                .values(status="stopped", stopped_at=now, running_tasks=0, last_heartbeat=now)
+            )
+
+    def list_workers(self, include_stopped: bool = False) -> list[WorkerRow]:
+        query = select(*workers.c).order_by(workers.c.started_at)
+        if not include_stopped:
+            query = query.where(workers.c.status != "stopped")
+        with self.engine.connect() as conn:
+            return [WorkerRow(**r._mapping) for r in conn.execute(query)]
+
+    def forget_workers(self, older_than: float) -> int:
+        """Remove stopped or silent workers last heard of before ``older_than``."""
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(workers).where(workers.c.last_heartbeat < older_than))
+        return int(result.rowcount or 0)
+
+    def release_claims(self, claimed_by: str, now: float) -> int:
+        """Hand back the tasks a stopping worker still runs: ready again for another worker
+        at once (not counted as a retry or a recovery), each with a ``task_handed_back``
+        event."""
+        with self.engine.begin() as conn:
+            held = conn.execute(
+                select(
+                    task_executions.c.execution_id,
+                    task_executions.c.task_id,
+                    task_executions.c.attempt,
+                ).where(
+                    task_executions.c.claimed_by == claimed_by,
+                    task_executions.c.status == "running",
+                )
+            ).fetchall()
+            if held:
+                conn.execute(
+                    insert(execution_events),
+                    [
+                        {
+                            "execution_id": r[0],
+                            "task_id": r[1],
+                            "event": "task_handed_back",
+                            "attempt": r[2],
+                            "detail": None,
+                            "created_at": now,
+                        }
+                        for r in held
+                    ],
+                )
+            result = conn.execute(
+                update(task_executions)
+                .where(
+                    task_executions.c.claimed_by == claimed_by,
+                    task_executions.c.status == "running",
+                )
+                .values(
+                    status="ready",
+                    claim_token=None,
+                    claimed_by=None,
+                    heartbeat_at=None,
+                    attempt=task_executions.c.attempt - 1,
+                )
+            )
+        return int(result.rowcount or 0)
+
+    # ---- retention ---------------------------------------------------------------------------
+    def prune_executions(self, finished_before: float, batch_size: int = 500) -> int:
+        """Delete finished runs (and their tasks, outputs and events) that ended before
+        ``finished_before``, ``batch_size`` runs per transaction. Returns how many."""
+        total = 0
+        while True:
+            with self.engine.begin() as conn:
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        select(workflow_executions.c.id)
+                        .where(
+                            workflow_executions.c.status.in_(TERMINAL),
+                            workflow_executions.c.finished_at < finished_before,
+                        )
+                        .limit(batch_size)
+                    )
+                ]
+                if not ids:
+                    return total
+                task_ids = select(task_executions.c.id).where(
+                    task_executions.c.execution_id.in_(ids)
+                )
+                conn.execute(
+                    delete(task_outputs).where(task_outputs.c.task_execution_id.in_(task_ids))
+                )
+                conn.execute(
+                    delete(execution_events).where(execution_events.c.execution_id.in_(ids))
+                )
+                conn.execute(delete(task_executions).where(task_executions.c.execution_id.in_(ids)))
+                conn.execute(delete(workflow_executions).where(workflow_executions.c.id.in_(ids)))
+            total += len(ids)
