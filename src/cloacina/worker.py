@@ -62,5 +62,5 @@ def serve(
             log.info("worker %s stopping: finishing running tasks", runner.runner_id)
         return 0
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
