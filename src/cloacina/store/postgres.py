@@ -213,6 +213,8 @@ class PostgresStore(SQLStore):
             self._create_schema()
         self.engine = create_engine(
             self._sa_url,
+            # The most recently used connection first: its prepared statements are warm.
+            pool_use_lifo=True,
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
@@ -260,6 +262,9 @@ class PostgresStore(SQLStore):
             cur.execute("SELECT current_schema()")
             row = cur.fetchone()
         dbapi_conn.rollback()
+        # Reads run in autocommit (one round trip each, no BEGIN/ROLLBACK); writes open an
+        # explicit transaction.
+        dbapi_conn.autocommit = True
         if row is None or row[0] != self.schema:
             raise StoreError(
                 f"connection search_path is not pinned to schema {self.schema!r} "
@@ -314,9 +319,10 @@ class PostgresStore(SQLStore):
         import psycopg
 
         with self._checkout() as raw:
+            conn = raw.driver_connection
             try:
-                yield PostgresWriteTx(_PgConn(raw.driver_connection), self._tokens, self.channel)
-                raw.commit()
+                with conn.transaction():
+                    yield PostgresWriteTx(_PgConn(conn), self._tokens, self.channel)
             except psycopg.OperationalError as exc:
                 raise self._error("write to", exc) from exc
 
