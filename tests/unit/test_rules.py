@@ -68,8 +68,8 @@ def test_dep_counts_completed() -> None:
         (all_done(), DONE_ONE_FAILED, RUN),
         (all_done(), DONE_ALL_FAILED, RUN),
         (all_done(), DONE_ONE_SKIPPED, RUN),
-        # one_failed: run as soon as one failed; skip when all finished without failure
-        (one_failed(), PENDING_ONE_FAILED, RUN),
+        # one_failed: once all finished, run if one failed, skip if none did
+        (one_failed(), PENDING_ONE_FAILED, WAIT),
         (one_failed(), DONE_ONE_FAILED, RUN),
         (one_failed(), PENDING, WAIT),
         (one_failed(), PENDING_ONE_SKIPPED, WAIT),
@@ -187,7 +187,8 @@ def test_none_of() -> None:
 def test_combinators_mix_status_and_context() -> None:
     # run after a failure, or when the context asks for it
     rule = any_of(one_failed(), context_value("force", "==", True))
-    assert rule.evaluate(PENDING_ONE_FAILED) is RUN  # one RUN decides, even with pending deps
+    assert rule.evaluate(DONE_ONE_FAILED) is RUN  # one RUN decides
+    assert rule.evaluate(PENDING_ONE_FAILED, {"force": True}) is WAIT
     assert rule.evaluate(ALL_COMPLETED, {"force": True}) is RUN
     assert rule.evaluate(ALL_COMPLETED, {"force": False}) is SKIP
     assert rule.evaluate(ALL_COMPLETED) is NEEDS

@@ -1,9 +1,10 @@
 """The ``cloacina`` command line (alias ``cloacina-ctl``), built with click and rich.
 
 One module per command group: :mod:`~cloacina.cli.run`, :mod:`~cloacina.cli.executions`,
-:mod:`~cloacina.cli.workflows`, :mod:`~cloacina.cli.db` and
-:mod:`~cloacina.cli.demo`. The commands are thin: they call
-:class:`~cloacina.runner.DefaultRunner` and the store's read methods.
+:mod:`~cloacina.cli.workflows`, :mod:`~cloacina.cli.worker`, :mod:`~cloacina.cli.workers`,
+:mod:`~cloacina.cli.tenant`, :mod:`~cloacina.cli.db` and :mod:`~cloacina.cli.demo`.
+The commands are thin: they call :class:`~cloacina.runner.DefaultRunner` and the store's
+read methods.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from collections.abc import Sequence
 import click
 
 from cloacina import __version__
-from cloacina.cli.common import DB_ENV, DEFAULT_DB, print_error
+from cloacina.cli.common import DB_ENV, DEFAULT_DB, DEFAULT_TENANT, TENANT_ENV, print_error
 from cloacina.cli.db import db_group
 from cloacina.cli.demo import demo_command
 from cloacina.cli.executions import executions_group
 from cloacina.cli.keys import keys_group
 from cloacina.cli.package import package_group
 from cloacina.cli.run import run_command
+from cloacina.cli.tenant import tenant_group
+from cloacina.cli.worker import worker_command
+from cloacina.cli.workers import workers_group
 from cloacina.cli.workflows import workflows_group
 from cloacina.errors import CloacinaError
 
@@ -39,9 +43,19 @@ PROG_NAMES = ("cloacina", "cloacina-ctl")
     metavar="URL",
     help="Database URL for every command (a command's own --db wins).",
 )
+@click.option(
+    "--tenant",
+    "tenant",
+    envvar=TENANT_ENV,
+    default=DEFAULT_TENANT,
+    show_default=True,
+    show_envvar=True,
+    metavar="NAME",
+    help="Tenant for every command (a command's own --tenant wins).",
+)
 @click.version_option(__version__, "--version", "-V", prog_name="cloacina")
 @click.pass_context
-def cli(ctx: click.Context, db: str) -> None:
+def cli(ctx: click.Context, db: str, tenant: str) -> None:
     """Cloacina: durable workflows on SQLite.
 
     Run a workflow with `cloacina run WORKFLOW --module MOD`, inspect past runs with
@@ -50,6 +64,7 @@ def cli(ctx: click.Context, db: str) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["db"] = db
+    ctx.obj["tenant"] = tenant
 
 
 cli.add_command(run_command)
@@ -59,6 +74,9 @@ cli.add_command(db_group)
 cli.add_command(demo_command)
 cli.add_command(package_group)
 cli.add_command(keys_group)
+cli.add_command(worker_command)
+cli.add_command(workers_group)
+cli.add_command(tenant_group)
 
 
 def _prog_name() -> str:

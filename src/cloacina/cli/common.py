@@ -7,7 +7,9 @@ of the :class:`~cloacina.store.Store`; it never talks SQL.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -20,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cloacina.errors import ExecutionTimeoutError
+from cloacina.errors import ExecutionTimeoutError, StoreError
 from cloacina.model.status import (
     TERMINAL_EXECUTION,
     ExecutionStatus,
@@ -35,6 +37,8 @@ from cloacina.store.records import EventRow, ExecutionRow
 
 DB_ENV = "CLOACINA_DB"
 DEFAULT_DB = "sqlite:///cloacina.db"
+TENANT_ENV = "CLOACINA_TENANT"
+DEFAULT_TENANT = "public"
 #: How many recent executions an id prefix is matched against.
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -110,25 +114,175 @@ def resolve_db(ctx: click.Context, value: str | None) -> str:
     return url if isinstance(url, str) and url else os.environ.get(DB_ENV) or DEFAULT_DB
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file behind a SQLite URL, ``None`` for other databases."""
+def sqlite_file(url: str, tenant: str = DEFAULT_TENANT) -> Path | None:
+    """The file behind a SQLite URL (``tenant``'s file beside it), ``None`` for other
+    databases."""
     url = normalize_url(url)
     if not url.startswith("sqlite:"):
         return None
-    from cloacina.store.sqlite import sqlite_path
+    from cloacina.store.sqlite import sqlite_path, tenant_url
 
-    return Path(sqlite_path(url))
+    return Path(sqlite_path(tenant_url(url, tenant)))
 
 
-def open_existing_store(url: str) -> Store:
-    """Open a database that must exist already (read commands do not create one)."""
-    path = sqlite_file(url)
+def open_existing_store(url: str, tenant: str = DEFAULT_TENANT) -> Store:
+    """Open a database (and tenant) that must exist already: read commands create neither."""
+    path = sqlite_file(url, tenant)
     if path is not None and not path.exists():
+        if tenant != DEFAULT_TENANT:
+            raise CliError(
+                f"no tenant {tenant!r} in {url}: no database at {str(path)!r}; create it with: "
+                f"cloacina tenant create {tenant} --db {url}"
+            )
         raise CliError(
             f"no database at {str(path)!r} (from --db {url}); run a workflow first, or point "
             f"--db (or ${DB_ENV}) at an existing database"
         )
-    return open_store(url)
+    require_tenant(url, tenant)
+    return open_store(url, tenant=tenant)
+
+
+# ---- the tenant option -----------------------------------------------------------------------
+def tenant_option(func: F) -> F:
+    """``--tenant T`` on a command; falls back to the group's ``--tenant`` (or
+    $CLOACINA_TENANT), else ``public``."""
+    return click.option(
+        "--tenant",
+        "tenant",
+        default=None,
+        metavar="NAME",
+        help=f"Tenant [default: ${TENANT_ENV} or {DEFAULT_TENANT}].",
+    )(func)
+
+
+def check_tenant_name(name: str) -> str:
+    """``name`` if it is a valid tenant name (a PostgreSQL schema / SQLite file name part)."""
+    from cloacina.store.postgres import check_schema_name
+
+    try:
+        return check_schema_name(name)
+    except StoreError as exc:
+        raise CliError(str(exc).replace("tenant/schema name", "tenant name")) from None
+
+
+def resolve_tenant(ctx: click.Context, value: str | None) -> str:
+    """The tenant a command should use: its own ``--tenant``, else the group's (which reads
+    $CLOACINA_TENANT), else ``public``."""
+    if not value:
+        root = ctx.find_root()
+        obj = root.obj if isinstance(root.obj, dict) else {}
+        group = obj.get("tenant")
+        value = (
+            group
+            if isinstance(group, str) and group
+            else os.environ.get(TENANT_ENV) or DEFAULT_TENANT
+        )
+    return check_tenant_name(value)
+
+
+def is_postgres(url: str) -> bool:
+    return normalize_url(url).startswith(("postgresql:", "postgresql+", "postgres:"))
+
+
+def postgres_url(url: str) -> str:
+    """A PostgreSQL URL as SQLAlchemy names the dialect (``postgres://`` is an alias)."""
+    url = normalize_url(url)
+    return "postgresql:" + url[len("postgres:") :] if url.startswith("postgres:") else url
+
+
+def postgres_tenants(url: str) -> list[str]:
+    """The schemas of a PostgreSQL database that hold a Cloacina tenant."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cloacina.store.postgres import list_schemas
+
+    try:
+        return list_schemas(postgres_url(url))
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip()
+        raise CliError(f"cannot read the tenants of {display_url(url)}: {detail}") from None
+
+
+def tenant_exists(url: str, tenant: str) -> bool:
+    """Whether ``tenant`` has a database (SQLite file, PostgreSQL schema) at ``url``."""
+    path = sqlite_file(url, tenant)
+    if path is not None:
+        return path.exists()
+    return tenant in postgres_tenants(url)
+
+
+def require_tenant(url: str, tenant: str) -> None:
+    """A clear error unless tenant ``tenant`` exists (``public`` always does: opening a
+    database creates it). Commands do not create tenants by accident, only
+    ``cloacina tenant create`` does."""
+    if tenant == DEFAULT_TENANT or tenant_exists(url, tenant):
+        return
+    raise CliError(
+        f"no tenant {tenant!r} in {display_url(url)}; create it with: "
+        f"cloacina tenant create {tenant} --db {display_url(url)}"
+    )
+
+
+def display_url(url: str) -> str:
+    """``url`` without its password (for messages and logs)."""
+    if not is_postgres(url):
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(postgres_url(url)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+# ---- durations -------------------------------------------------------------------------------
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d|w)?\s*$", re.IGNORECASE)
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: ``"30s"``, ``"5m"``, ``"2h"``, ``"30d"``, ``"1w"``, ``"250ms"``
+    or plain seconds (``"90"``, ``"0.5"``). Raises ``ValueError`` for anything else."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(
+            f"invalid duration {text!r}: use a number of seconds or a number with a unit, "
+            "such as 30s, 5m, 2h, 30d (units: ms, s, m, h, d, w)"
+        )
+    seconds = float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
+    if not math.isfinite(seconds):
+        raise ValueError(f"invalid duration {text!r}: too large")
+    return seconds
+
+
+def fmt_span(seconds: float) -> str:
+    """A duration as :func:`parse_duration` reads it: ``30d``, ``2h``, ``90s``, ``0.5s``."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+class DurationType(click.ParamType[float, Any]):
+    """A click parameter for durations (see :func:`parse_duration`), in seconds."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if value < 0 or not math.isfinite(value):
+                self.fail(f"invalid duration {value!r}: must be a finite number >= 0", param, ctx)
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = DurationType()
 
 
 # ---- formatting ------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""``cloacina executions list|show|watch``: the history of workflow runs, and runs as they go."""
+"""``cloacina executions list|show|watch|prune``: the history of workflow runs, runs as they
+go, and removing old ones."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ from rich.table import Table
 from rich.text import Text
 
 from cloacina.cli.common import (
+    DURATION,
     CliError,
     CliInterrupted,
     db_option,
+    display_url,
     echo_json,
     elapsed,
     exit_code_for,
     fancy,
     fmt_duration,
+    fmt_span,
     fmt_time,
     iso,
     new_table,
@@ -34,8 +38,10 @@ from cloacina.cli.common import (
     render_tracebacks,
     resolve_db,
     resolve_execution,
+    resolve_tenant,
     result_json,
     status_text,
+    tenant_option,
 )
 from cloacina.model.context import loads_context
 from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, to_datetime
@@ -73,8 +79,14 @@ def _row_json(row: ExecutionRow) -> dict[str, Any]:
     }
 
 
+def _where(url: str, tenant: str) -> str:
+    """The database (without its password) and the tenant unless it is ``public``."""
+    return display_url(url) + ("" if tenant == "public" else f" (tenant {tenant})")
+
+
 @executions_group.command("list")
 @db_option
+@tenant_option
 @click.option(
     "--status",
     type=click.Choice([s.value for s in ExecutionStatus]),
@@ -94,6 +106,7 @@ def _row_json(row: ExecutionRow) -> dict[str, Any]:
 def list_command(
     ctx: click.Context,
     db: str | None,
+    tenant: str | None,
     status: str | None,
     workflow: str | None,
     limit: int,
@@ -101,7 +114,8 @@ def list_command(
 ) -> None:
     """List recent workflow executions, newest first."""
     url = resolve_db(ctx, db)
-    store = open_existing_store(url)
+    tenant_name = resolve_tenant(ctx, tenant)
+    store = open_existing_store(url, tenant_name)
     try:
         rows = store.list_executions(limit=limit, status=status, workflow_name=workflow)
     finally:
@@ -113,9 +127,11 @@ def list_command(
     if not rows:
         filters = [f"status {status}" if status else "", f"workflow {workflow}" if workflow else ""]
         which = " with " + " and ".join(f for f in filters if f) if status or workflow else ""
-        console.print(Text(f"No workflow executions{which} in {url}.", style="dim"))
+        console.print(
+            Text(f"No workflow executions{which} in {_where(url, tenant_name)}.", style="dim")
+        )
         return
-    table = new_table(f"Executions in {url}")
+    table = new_table(f"Executions in {_where(url, tenant_name)}")
     table.add_column("id", no_wrap=True)
     table.add_column("workflow", overflow="fold", min_width=8)
     table.add_column("status", no_wrap=True)
@@ -140,6 +156,7 @@ def list_command(
 @executions_group.command("show")
 @click.argument("execution_id", metavar="ID")
 @db_option
+@tenant_option
 @click.option("--events", is_flag=True, help="Also show the run's event log.")
 @click.option("--context", "with_context", is_flag=True, help="Also show input and final context.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
@@ -148,6 +165,7 @@ def show_command(
     ctx: click.Context,
     execution_id: str,
     db: str | None,
+    tenant: str | None,
     events: bool,
     with_context: bool,
     as_json: bool,
@@ -158,7 +176,7 @@ def show_command(
     `executions list` shows.
     """
     url = resolve_db(ctx, db)
-    store = open_existing_store(url)
+    store = open_existing_store(url, resolve_tenant(ctx, tenant))
     try:
         row = resolve_execution(store, execution_id)
         task_rows = store.get_tasks(row.id)
@@ -417,6 +435,7 @@ def _watch_live(console: Console, store: Store, first: Snapshot, interval: float
 @executions_group.command("watch")
 @click.argument("execution_id", metavar="ID")
 @db_option
+@tenant_option
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.01),
@@ -426,7 +445,9 @@ def _watch_live(console: Console, store: Store, first: Snapshot, interval: float
     help="How often to re-read the run from the database.",
 )
 @click.pass_context
-def watch_command(ctx: click.Context, execution_id: str, db: str | None, interval: float) -> None:
+def watch_command(
+    ctx: click.Context, execution_id: str, db: str | None, tenant: str | None, interval: float
+) -> None:
     """Follow one workflow execution live until it ends.
 
     On a terminal: a progress bar and a table of the tasks, refreshed every --interval.
@@ -435,7 +456,7 @@ def watch_command(ctx: click.Context, execution_id: str, db: str | None, interva
     1 when it failed or was cancelled; Ctrl-C stops watching (the run carries on).
     """
     url = resolve_db(ctx, db)
-    store = open_existing_store(url)
+    store = open_existing_store(url, resolve_tenant(ctx, tenant))
     try:
         row = resolve_execution(store, execution_id)
         snapshot = _poll(store, row.id)
@@ -452,3 +473,59 @@ def watch_command(ctx: click.Context, execution_id: str, db: str | None, interva
     finally:
         store.close()
     ctx.exit(exit_code_for(row.status))
+
+
+# ---- prune -----------------------------------------------------------------------------------
+#: The statuses of finished runs (the ones ``prune`` removes).
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def count_prunable(store: Store, finished_before: float) -> int:
+    """How many finished runs ended before ``finished_before`` (what prune would remove)."""
+    total = 0
+    for status in FINISHED:
+        # The store has no count query: read the rows (a dry run is rare and read-only).
+        rows = store.list_executions(limit=2**62, status=status)
+        total += sum(
+            1 for r in rows if r.finished_at is not None and r.finished_at < finished_before
+        )
+    return total
+
+
+def _runs(n: int) -> str:
+    return "1 finished run" if n == 1 else f"{n} finished runs"
+
+
+@executions_group.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    type=DURATION,
+    required=True,
+    metavar="DURATION",
+    help="Remove runs that finished longer ago than this: 30d, 12h, 90m, 0s (all finished).",
+)
+@db_option
+@tenant_option
+@click.option("--dry-run", is_flag=True, help="Only count the runs that would be removed.")
+@click.pass_context
+def prune_command(
+    ctx: click.Context, older_than: float, db: str | None, tenant: str | None, dry_run: bool
+) -> None:
+    """Remove finished workflow runs (completed, failed or cancelled) older than --older-than,
+    with their tasks, outputs and events. Running, paused and pending runs are never removed.
+    """
+    url = resolve_db(ctx, db)
+    tenant_name = resolve_tenant(ctx, tenant)
+    store = open_existing_store(url, tenant_name)
+    cutoff = time.time() - older_than
+    try:
+        count = count_prunable(store, cutoff) if dry_run else store.prune_executions(cutoff)
+    finally:
+        store.close()
+    where = _where(url, tenant_name)
+    age = fmt_span(older_than)
+    verb = "Would remove" if dry_run else "Removed"
+    out_console().print(
+        Text(f"{verb} {_runs(count)} older than {age} from {where}."), soft_wrap=True
+    )

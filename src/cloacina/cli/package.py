@@ -24,7 +24,10 @@ from cloacina.cli.common import (
     fancy,
     new_table,
     out_console,
+    require_tenant,
     resolve_db,
+    resolve_tenant,
+    tenant_option,
 )
 from cloacina.errors import PackageError
 from cloacina.packaging.archive import PackageArchive, read_archive
@@ -463,6 +466,7 @@ def sign_command(file: str, key: str) -> None:
 @package_group.command("register", short_help="Register a package in the database.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @db_option
+@tenant_option
 @click.option(
     "--signature",
     type=click.Path(exists=True, dir_okay=False),
@@ -480,6 +484,7 @@ def register_command(
     ctx: click.Context,
     file: str,
     db: str | None,
+    tenant: str | None,
     signature: str | None,
     trusted_keys: tuple[str, ...],
     require_signatures: bool,
@@ -488,11 +493,14 @@ def register_command(
     from cloacina import DefaultRunner
 
     url = resolve_db(ctx, db)
+    tenant_name = resolve_tenant(ctx, tenant)
     data, archive = _open_package(file)
     sig_bytes, _ = _signature_for(file, signature)
+    require_tenant(url, tenant_name)
     try:
         with DefaultRunner(
             url,
+            tenant=tenant_name,
             execute_tasks=False,
             require_signatures=require_signatures,
             trusted_keys=list(trusted_keys),
@@ -505,7 +513,7 @@ def register_command(
         Text.assemble(
             ("Registered ", "bold green"),
             (f"{archive.name} {archive.version}", "bold"),
-            f" in {url}",
+            f" in {url}" + ("" if tenant_name == "public" else f" (tenant {tenant_name})"),
         )
     )
     console.print(f"  id         {package_id}")

@@ -32,9 +32,12 @@ from cloacina.cli.common import (
     render_header,
     render_tasks,
     render_tracebacks,
+    require_tenant,
     resolve_db,
+    resolve_tenant,
     result_json,
     sqlite_file,
+    tenant_option,
 )
 from cloacina.errors import ExecutionTimeoutError, InvalidStateError, WorkflowNotFoundError
 from cloacina.model.status import WorkflowResult
@@ -187,6 +190,7 @@ def check_workflow(name: str, modules: Sequence[str], registered: Sequence[str] 
     help="Read the input context (a JSON object) from FILE ('-' for stdin).",
 )
 @db_option
+@tenant_option
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -202,6 +206,7 @@ def run_command(
     context: str | None,
     context_file: str | None,
     db: str | None,
+    tenant: str | None,
     timeout: float | None,
     as_json: bool,
 ) -> None:
@@ -211,12 +216,14 @@ def run_command(
     2 for usage errors.
     """
     url = resolve_db(ctx, db)
+    tenant_name = resolve_tenant(ctx, tenant)
     input_context = load_context(context, context_file)
     import_modules(modules)
-    path = sqlite_file(url)
+    require_tenant(url, tenant_name)
+    path = sqlite_file(url, tenant_name)
     if workflow not in catalog.names() and path is not None and not path.exists():
         check_workflow(workflow, modules)  # no database, so no registered packages either
-    runner = DefaultRunner(url)
+    runner = DefaultRunner(url, tenant=tenant_name)
     try:
         wf = runner.resolve(workflow)  # a registered package's, or one a module defines
     except WorkflowNotFoundError:

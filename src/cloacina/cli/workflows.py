@@ -17,8 +17,11 @@ from cloacina.cli.common import (
     fmt_time,
     new_table,
     out_console,
+    require_tenant,
     resolve_db,
+    resolve_tenant,
     sqlite_file,
+    tenant_option,
 )
 from cloacina.cli.graph_render import FORMATS, render_workflow
 from cloacina.cli.run import check_workflow, import_modules
@@ -46,30 +49,36 @@ def module_option(func: F) -> F:
 
 
 @contextmanager
-def _registry(url: str) -> Iterator[DefaultRunner | None]:
+def _registry(url: str, tenant: str) -> Iterator[DefaultRunner | None]:
     """A runner that executes nothing, to read the registry (None if the database is new)."""
-    path = sqlite_file(url)
+    require_tenant(url, tenant)  # a clear error for a tenant that was never created
+    path = sqlite_file(url, tenant)
     if path is not None and not path.exists():
         yield None
         return
-    with DefaultRunner(url, execute_tasks=False) as runner:
+    with DefaultRunner(url, tenant=tenant, execute_tasks=False) as runner:
         yield runner
 
 
 @workflows_group.command("list")
 @db_option
+@tenant_option
 @module_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_command(
-    ctx: click.Context, db: str | None, modules: tuple[str, ...], as_json: bool
+    ctx: click.Context,
+    db: str | None,
+    tenant: str | None,
+    modules: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """List the workflows registered in the database (from packages) and those the given
     modules define. The newest version of a package is the default for new runs."""
     url = resolve_db(ctx, db)
     import_modules(modules)
     rows: list[dict[str, Any]] = []
-    with _registry(url) as runner:
+    with _registry(url, resolve_tenant(ctx, tenant)) as runner:
         packages = runner.list_packages() if runner is not None else []
         for pkg in reversed(packages):  # newest first
             for wf_name, version in pkg.workflow_versions:
@@ -134,6 +143,7 @@ def _embedded_row(wf: Workflow) -> dict[str, Any]:
 @workflows_group.command("graph")
 @click.argument("name")
 @db_option
+@tenant_option
 @module_option
 @click.option(
     "--format",
@@ -146,7 +156,12 @@ def _embedded_row(wf: Workflow) -> dict[str, Any]:
 )
 @click.pass_context
 def graph_command(
-    ctx: click.Context, name: str, db: str | None, modules: tuple[str, ...], fmt: str
+    ctx: click.Context,
+    name: str,
+    db: str | None,
+    tenant: str | None,
+    modules: tuple[str, ...],
+    fmt: str,
 ) -> None:
     """Draw the task graph (DAG) of workflow NAME: from --module, or else the default
     version registered in the database.
@@ -160,7 +175,7 @@ def graph_command(
         check_workflow(name, modules)
         wf = catalog.get(name)
     else:
-        with _registry(resolve_db(ctx, db)) as runner:
+        with _registry(resolve_db(ctx, db), resolve_tenant(ctx, tenant)) as runner:
             if runner is None:
                 raise click.UsageError(
                     "give --module MOD, or --db for a database where the workflow is registered"

@@ -209,14 +209,13 @@ class Engine:
 
     def _heartbeat_loop(self) -> None:
         """On a thread of its own, so a slow or unreachable database never stalls the loop:
-        refresh our claims' heartbeats and our row in ``workers``; prune old runs when due."""
+        refresh our row in ``workers`` (the liveness of every claim we hold: one row per
+        runner, which no other transaction locks); prune old runs when due."""
         interval = self.settings.heartbeat_interval
         next_prune = time.monotonic()
         while not self._heartbeat_stop.wait(interval):
             now = time.time()
             try:
-                if self._running:
-                    self.store.heartbeat(self.runner_id, now)
                 self.store.worker_heartbeat(self.runner_id, now, len(self._running))
             except Exception as exc:  # the database may be briefly unavailable
                 log.warning("heartbeat failed (will retry): %s", exc)

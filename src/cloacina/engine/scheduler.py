@@ -158,6 +158,10 @@ class Scheduler:
                 rule = wf.tasks[st.task_id].trigger_rule
                 deps = DepCounts(st.deps_total, st.deps_remaining, st.deps_failed, st.deps_skipped)
                 verdict = rule.evaluate(deps)
+                if verdict is Verdict.RUN and st.deps_remaining:
+                    # A combined rule may say "run" early; a task still starts only once all
+                    # its dependencies are settled, so its input context is deterministic.
+                    continue
                 if verdict is Verdict.RUN or verdict is Verdict.NEEDS_CONTEXT:
                     ready.append(
                         Ready(

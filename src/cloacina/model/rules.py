@@ -73,9 +73,9 @@ class StatusRule(TriggerRule):
         if kind == "all_done":
             return Verdict.RUN if deps.remaining == 0 else Verdict.WAIT
         if kind == "one_failed":
-            if deps.failed:
-                return Verdict.RUN
-            return Verdict.SKIP if deps.remaining == 0 else Verdict.WAIT
+            if deps.remaining:
+                return Verdict.WAIT  # wait for all: the task's input must not depend on timing
+            return Verdict.RUN if deps.failed else Verdict.SKIP
         if kind == "none_failed":
             if deps.failed:
                 return Verdict.SKIP
@@ -191,7 +191,10 @@ def all_done() -> TriggerRule:
 
 
 def one_failed() -> TriggerRule:
-    """Run as soon as one dependency failed; skip if all finished without a failure."""
+    """Run once every dependency finished, if at least one failed; skip otherwise.
+
+    (It waits for all of them so that the task's input context does not depend on timing.)
+    """
     return StatusRule("one_failed")
 
 

@@ -162,10 +162,6 @@ class Store(PackageQueries, MaintenanceQueries, abc.ABC):
 
     # ---- small transactions ----------------------------------------------------------------
     @abc.abstractmethod
-    def heartbeat(self, claimed_by: str, now: float) -> int:
-        """Refresh the heartbeat of every task this runner is running."""
-
-    @abc.abstractmethod
     def find_stale(self, older_than: float, limit: int = 100) -> list[StaleClaim]:
         """Running tasks whose heartbeat is older than ``older_than``."""
 

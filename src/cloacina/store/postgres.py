@@ -286,21 +286,19 @@ class PostgresStore(SQLStore):
 
         return hold()
 
-    @contextmanager
-    def _checkout(self) -> Iterator[Any]:
+    def _raw(self) -> Any:
         if self._closed:
             raise StoreError("the store is closed")
         try:
-            raw = self.engine.raw_connection()
+            return self.engine.raw_connection()
         except DBAPIError as exc:
             raise self._error("connect to", exc) from exc
-        try:
-            yield raw
-        except BaseException as exc:
-            self._after_error(raw, exc)
-            raise
-        finally:
-            raw.close()  # back to the pool (rolled back there)
+
+    def _drop_dead(self, raw: Any) -> None:
+        """A connection died (server restart, failover, pg_terminate_backend): its idle
+        siblings in the pool are most likely dead too, so start a fresh pool."""
+        raw.invalidate()
+        self.engine.dispose(close=False)
 
     @staticmethod
     def _after_error(raw: Any, exc: BaseException) -> None:
@@ -314,35 +312,69 @@ class PostgresStore(SQLStore):
         except Exception:
             raw.invalidate()
 
+    def _begin(self) -> tuple[Any, Any]:
+        """A pooled connection inside a new transaction. A connection found dead when the
+        transaction starts is replaced once, so a server restart costs no caller an error."""
+        import psycopg
+
+        for attempt in (1, 2):
+            raw = self._raw()
+            transaction = raw.driver_connection.transaction()
+            try:
+                transaction.__enter__()
+                return raw, transaction
+            except psycopg.OperationalError as exc:
+                self._drop_dead(raw)
+                raw.close()
+                if attempt == 2:
+                    raise self._error("write to", exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
     @contextmanager
     def write(self) -> Iterator[WriteTx]:
         import psycopg
 
-        with self._checkout() as raw:
-            conn = raw.driver_connection
+        raw, transaction = self._begin()
+        try:
             try:
-                with conn.transaction():
-                    yield PostgresWriteTx(_PgConn(conn), self._tokens, self.channel)
+                yield PostgresWriteTx(_PgConn(raw.driver_connection), self._tokens, self.channel)
+            except BaseException as exc:
+                transaction.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            transaction.__exit__(None, None, None)  # COMMIT
+        except psycopg.OperationalError as exc:
+            self._drop_dead(raw)
+            raise self._error("write to", exc) from exc
+        except BaseException as exc:
+            self._after_error(raw, exc)
+            raise
+        finally:
+            raw.close()
+
+    def _read(self, sql: str, params: Sequence[Any], one: bool) -> Any:
+        import psycopg
+
+        for attempt in (1, 2):
+            raw = self._raw()
+            try:
+                cur = _PgConn(raw.driver_connection).execute(sql, params)
+                return cur.fetchone() if one else list(cur.fetchall())
             except psycopg.OperationalError as exc:
-                raise self._error("write to", exc) from exc
+                self._drop_dead(raw)
+                if attempt == 2:
+                    raise self._error("read from", exc) from exc
+            except BaseException as exc:
+                self._after_error(raw, exc)
+                raise
+            finally:
+                raw.close()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._checkout() as raw:
-            return list(_PgConn(raw.driver_connection).execute(sql, params).fetchall())
+        return list(self._read(sql, params, one=False))
 
     def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self._checkout() as raw:
-            return _PgConn(raw.driver_connection).execute(sql, params).fetchone()
-
-    # ---- small transactions ------------------------------------------------------------------
-    def heartbeat(self, claimed_by: str, now: float) -> int:
-        with self._checkout() as raw:
-            cur = _PgConn(raw.driver_connection).execute(
-                "UPDATE task_executions SET heartbeat_at=? WHERE status='running' AND claimed_by=?",
-                (now, claimed_by),
-            )
-            raw.commit()
-            return int(cur.rowcount)
+        return self._read(sql, params, one=True)
 
     # ---- wake-ups ----------------------------------------------------------------------------
     def listen(self, callback: Callable[[], object]) -> Callable[[], None]:

@@ -96,7 +96,7 @@ class EventRow:
 
 @dataclass(frozen=True, slots=True)
 class StaleClaim:
-    """A running task whose heartbeat is older than the threshold."""
+    """A running task whose runner's heartbeat is older than the threshold."""
 
     row_id: int
     execution_id: str
@@ -105,6 +105,7 @@ class StaleClaim:
     attempt: int
     workflow_name: str
     workflow_version: str
+    claim_token: str
 
 
 @dataclass(frozen=True, slots=True)

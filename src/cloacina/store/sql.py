@@ -280,8 +280,8 @@ class SQLWriteTx(WriteTx):
         cur = self._c.execute(
             "UPDATE task_executions SET status='ready', claim_token=NULL, claimed_by=NULL,"
             " heartbeat_at=NULL, recovery_count=recovery_count+1, attempt=attempt-1"
-            " WHERE id=? AND status='running' AND heartbeat_at < ?",
-            (stale.row_id, older_than),
+            " WHERE id=? AND status='running' AND claim_token=?",
+            (stale.row_id, stale.claim_token),
         )
         return bool(cur.rowcount == 1)
 
@@ -289,8 +289,8 @@ class SQLWriteTx(WriteTx):
         cur = self._c.execute(
             "UPDATE task_executions SET status='failed', error=?, finished_at=?,"
             " claim_token=NULL, heartbeat_at=NULL"
-            " WHERE id=? AND status='running' AND heartbeat_at < ?",
-            (error, now, stale.row_id, older_than),
+            " WHERE id=? AND status='running' AND claim_token=?",
+            (error, now, stale.row_id, stale.claim_token),
         )
         return bool(cur.rowcount == 1)
 
@@ -367,9 +367,11 @@ class SQLStore(Store):
     def find_stale(self, older_than: float, limit: int = 100) -> list[StaleClaim]:
         rows = self._fetchall(
             "SELECT t.id, t.execution_id, t.task_id, t.recovery_count, t.attempt,"
-            " w.workflow_name, w.workflow_version"
+            " w.workflow_name, w.workflow_version, t.claim_token"
             " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
-            " WHERE t.status='running' AND t.heartbeat_at < ? ORDER BY t.id LIMIT ?",
+            " LEFT JOIN workers k ON k.id = t.claimed_by"
+            " WHERE t.status='running' AND COALESCE(k.last_heartbeat, t.heartbeat_at) < ?"
+            " ORDER BY t.id LIMIT ?",
             (older_than, limit),
         )
         return [StaleClaim(*r) for r in rows]

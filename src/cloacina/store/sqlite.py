@@ -153,14 +153,6 @@ class SQLiteStore(SQLStore):
             conn.execute("COMMIT")
 
     # -- small transactions ------------------------------------------------------------------
-    def heartbeat(self, claimed_by: str, now: float) -> int:
-        with self._write_lock:
-            cur = self._write_conn.execute(
-                "UPDATE task_executions SET heartbeat_at=? WHERE status='running' AND claimed_by=?",
-                (now, claimed_by),
-            )
-            return cur.rowcount
-
     def close(self) -> None:
         if self._closed:
             return

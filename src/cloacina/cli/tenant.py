@@ -1,0 +1,210 @@
+"""``cloacina tenant create|list|remove``: tenants of a database.
+
+PostgreSQL keeps each tenant in a schema of its own; SQLite in a file of its own beside the
+database file (``runs.db`` -> ``runs.acme.db``), ``public`` being the file itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from rich.text import Text
+
+from cloacina.cli.common import (
+    DEFAULT_TENANT,
+    CliError,
+    check_tenant_name,
+    db_option,
+    display_url,
+    echo_json,
+    new_table,
+    out_console,
+    postgres_tenants,
+    postgres_url,
+    resolve_db,
+    sqlite_file,
+    tenant_exists,
+)
+from cloacina.cli.workers import worker_status
+from cloacina.store import open_store
+
+#: Files SQLite keeps beside a database file while it is (or was) open.
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+@click.group("tenant")
+def tenant_group() -> None:
+    """Manage tenants: isolated databases (PostgreSQL schemas, SQLite files) in one --db."""
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    name: str
+    location: str
+
+
+def location(url: str, tenant: str) -> str:
+    """Where tenant ``tenant`` of ``url`` lives, for people."""
+    path = sqlite_file(url, tenant)
+    if path is not None:
+        return str(path)
+    return f"schema {tenant!r} of {display_url(url)}"
+
+
+def sqlite_tenants(base: Path) -> list[TenantInfo]:
+    """``public`` (the database file ``base``) if it exists, and the tenant files beside it."""
+    found: list[TenantInfo] = []
+    if base.exists():
+        found.append(TenantInfo(DEFAULT_TENANT, str(base)))
+    suffix = base.suffix or ".db"
+    prefix = f"{base.stem}."
+    if base.parent.is_dir():
+        for path in sorted(base.parent.glob(f"{base.stem}.*{suffix}")):
+            name = path.name[len(prefix) : len(path.name) - len(suffix)]
+            if name == DEFAULT_TENANT or not path.is_file():
+                continue
+            try:
+                check_tenant_name(name)
+            except CliError:
+                continue  # not a tenant file (a name no tenant can have)
+            found.append(TenantInfo(name, str(path)))
+    return found
+
+
+def list_tenants(url: str) -> list[TenantInfo]:
+    base = sqlite_file(url)
+    if base is not None:
+        return sqlite_tenants(base)
+    return [TenantInfo(name, location(url, name)) for name in postgres_tenants(url)]
+
+
+# ---- create ----------------------------------------------------------------------------------
+@tenant_group.command("create")
+@click.argument("name")
+@db_option
+@click.pass_context
+def create_command(ctx: click.Context, name: str, db: str | None) -> None:
+    """Create tenant NAME (a PostgreSQL schema or a SQLite file) and its tables.
+
+    Creating a tenant that exists already only brings its schema up to date.
+    """
+    url = resolve_db(ctx, db)
+    name = check_tenant_name(name)
+    existed = tenant_exists(url, name)
+    open_store(url, tenant=name).close()  # creates the schema/file and migrates it
+    console = out_console()
+    where = location(url, name)
+    if existed:
+        console.print(Text(f"Tenant {name} already exists, up to date: {where}"))
+    else:
+        created = Text.assemble(("Created tenant ", "bold green"), (name, "bold"), f": {where}")
+        console.print(created)
+    console.print(
+        Text(f"Use it with --tenant {name} (or CLOACINA_TENANT={name}).", style="dim"),
+        soft_wrap=True,
+    )
+
+
+# ---- list ------------------------------------------------------------------------------------
+@tenant_group.command("list")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the tenants as JSON.")
+@click.pass_context
+def list_command(ctx: click.Context, db: str | None, as_json: bool) -> None:
+    """List the tenants of the database."""
+    url = resolve_db(ctx, db)
+    tenants = list_tenants(url)
+    if as_json:
+        echo_json([{"tenant": t.name, "location": t.location} for t in tenants])
+        return
+    console = out_console()
+    if not tenants:
+        console.print(Text(f"No tenants in {display_url(url)} (no database yet).", style="dim"))
+        return
+    table = new_table(f"Tenants in {display_url(url)}")
+    table.add_column("tenant", no_wrap=True)
+    table.add_column("location", overflow="fold")
+    for t in tenants:
+        table.add_row(Text(t.name), Text(t.location))
+    console.print(table)
+
+
+# ---- remove ----------------------------------------------------------------------------------
+def live_workers(url: str, tenant: str) -> int:
+    """How many workers of the tenant are running and heard of lately."""
+    store = open_store(url, tenant=tenant)
+    try:
+        now = time.time()
+        return sum(1 for w in store.list_workers() if worker_status(w, now) == "running")
+    finally:
+        store.close()
+
+
+def remove_sqlite(path: Path) -> list[Path]:
+    removed = []
+    for candidate in [path, *(path.with_name(path.name + s) for s in SQLITE_SIDE_FILES)]:
+        try:
+            candidate.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise CliError(f"cannot remove {str(candidate)!r}: {exc}") from None
+        removed.append(candidate)
+    return removed
+
+
+@tenant_group.command("remove")
+@click.argument("name")
+@db_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def remove_command(ctx: click.Context, name: str, db: str | None, yes: bool) -> None:
+    """Remove tenant NAME and everything in it: runs, packages, schedules. Irreversible.
+
+    Refuses `public`, and a tenant that running workers still use (stop them first).
+    Asks for confirmation unless --yes is given (and refuses without a terminal).
+    """
+    url = resolve_db(ctx, db)
+    name = check_tenant_name(name)
+    if name == DEFAULT_TENANT:
+        raise CliError(
+            "refusing to remove the public tenant: it is the database itself "
+            "(delete the database to remove it)"
+        )
+    if not tenant_exists(url, name):
+        raise CliError(f"no tenant {name!r} in {display_url(url)}")
+    where = location(url, name)
+    workers = live_workers(url, name)
+    if workers:
+        raise CliError(
+            f"tenant {name!r} has {workers} running worker(s) (see: cloacina workers list "
+            f"--tenant {name}); stop them before removing it"
+        )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise CliError(
+                f"removing tenant {name!r} deletes all its data; pass --yes to confirm "
+                "(no terminal to ask on)"
+            )
+        click.confirm(
+            f"Remove tenant {name!r} ({where}) and all its runs, packages and schedules?",
+            abort=True,
+        )
+    path = sqlite_file(url, name)
+    if path is not None:
+        remove_sqlite(path)
+    else:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from cloacina.store.postgres import drop_schema
+
+        try:
+            drop_schema(postgres_url(url), name)
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).strip()
+            raise CliError(f"cannot remove tenant {name!r}: {detail}") from None
+    out_console().print(Text.assemble(("Removed tenant ", "bold"), (name, "bold"), f": {where}"))

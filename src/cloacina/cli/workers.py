@@ -1,0 +1,129 @@
+"""``cloacina workers list``: the worker processes of a database (tenant), as they last
+reported themselves."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+from rich.text import Text
+
+from cloacina.cli.common import (
+    db_option,
+    display_url,
+    echo_json,
+    fmt_duration,
+    fmt_time,
+    iso,
+    new_table,
+    open_existing_store,
+    out_console,
+    resolve_db,
+    resolve_tenant,
+    status_text,
+    tenant_option,
+)
+from cloacina.model.status import to_datetime
+from cloacina.store.records import WorkerRow
+
+#: A running worker whose last heartbeat is older than this (seconds) is shown as silent: it
+#: probably died without stopping (the default heartbeat is every second).
+SILENT_AFTER = 10.0
+
+
+@click.group("workers")
+def workers_group() -> None:
+    """Inspect the worker processes (`cloacina worker`) that execute tasks."""
+
+
+def worker_status(row: WorkerRow, now: float) -> str:
+    """``running``, ``stopped``, or ``silent`` for a running worker not heard of lately."""
+    if row.status == "running" and now - row.last_heartbeat > SILENT_AFTER:
+        return "silent"
+    return row.status
+
+
+def fmt_age(seconds: float) -> str:
+    """``2.1s ago``, ``3m 05s ago``."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s ago"
+    return f"{fmt_duration(seconds)} ago"
+
+
+def worker_json(row: WorkerRow, now: float) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "host": row.host,
+        "pid": row.pid,
+        "status": worker_status(row, now),
+        "recorded_status": row.status,
+        "started_at": iso(to_datetime(row.started_at)),
+        "last_heartbeat": iso(to_datetime(row.last_heartbeat)),
+        "heartbeat_age": round(max(0.0, now - row.last_heartbeat), 3),
+        "stopped_at": iso(to_datetime(row.stopped_at)),
+        "running_tasks": row.running_tasks,
+        "max_tasks": row.max_tasks,
+        "version": row.version,
+    }
+
+
+_STYLES = {"silent": "bold yellow", "stopped": "dim"}
+
+
+@workers_group.command("list")
+@db_option
+@tenant_option
+@click.option("--all", "include_stopped", is_flag=True, help="Include stopped workers.")
+@click.option("--json", "as_json", is_flag=True, help="Print the workers as JSON.")
+@click.pass_context
+def list_command(
+    ctx: click.Context, db: str | None, tenant: str | None, include_stopped: bool, as_json: bool
+) -> None:
+    """List the workers of the database: running ones (and stopped ones with --all).
+
+    A running worker whose last heartbeat is older than 10s is shown as `silent`: it
+    probably died without stopping, and its tasks are taken back once their claims go stale.
+    """
+    url = resolve_db(ctx, db)
+    tenant_name = resolve_tenant(ctx, tenant)
+    store = open_existing_store(url, tenant_name)
+    try:
+        rows = store.list_workers(include_stopped=include_stopped)
+    finally:
+        store.close()
+    now = time.time()
+    if as_json:
+        echo_json([worker_json(r, now) for r in rows])
+        return
+    console = out_console()
+    where = display_url(url) + ("" if tenant_name == "public" else f" (tenant {tenant_name})")
+    if not rows:
+        which = "" if include_stopped else "running "
+        hint = "" if include_stopped else "; --all shows stopped ones too"
+        console.print(Text(f"No {which}workers in {where}{hint}.", style="dim"))
+        return
+    table = new_table(f"Workers in {where}")
+    table.add_column("id", no_wrap=True)
+    table.add_column("host", no_wrap=True)
+    table.add_column("pid", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("heartbeat", justify="right", no_wrap=True)
+    table.add_column("tasks", justify="right", no_wrap=True)
+    for row in rows:
+        status = worker_status(row, now)
+        status_cell = (
+            Text(status, style=_STYLES[status]) if status in _STYLES else status_text(status)
+        )
+        table.add_row(
+            Text(row.id),
+            Text(row.host),
+            str(row.pid),
+            status_cell,
+            fmt_time(to_datetime(row.started_at)),
+            fmt_age(now - row.last_heartbeat),
+            f"{row.running_tasks}/{row.max_tasks}",
+        )
+    console.print(table)
