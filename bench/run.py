@@ -14,6 +14,7 @@ process start and import) against its 100 ms target, and the difference on later
     python bench/run.py chain3 wide --peers dbos  # some workloads, one peer
     python bench/run.py fanout --no-peers --n 800 # cloacina alone, a given size
     python bench/run.py all --repeat 3 --json bench/out/results.json
+    python bench/run.py pg-scale                  # fanout on PostgreSQL, 1/2/4 worker processes
 
 The shared machines are noisy: read the ratios, not the absolute times, and use
 ``--repeat`` (median of the repeats, runs interleaved across systems) when it matters.
@@ -48,6 +49,7 @@ from rich.table import Table
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 SCENARIOS = ("chain3", "fanout", "wide", "chain100")
+PG_SCALE = "pg-scale"  # bench/pg_scale.py: needs a PostgreSQL server, so not part of "all"
 ALL_PEERS = ("cloaca", "dbos")
 OURS = "cloacina"
 OURS_PKG = "cloacina-packaged"  # the same workloads, packaged (workloads.py --packaged)
@@ -663,9 +665,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "scenarios",
         nargs="*",
         default=["all"],
-        choices=[*SCENARIOS, "all"],
+        choices=[*SCENARIOS, "all", PG_SCALE],
         metavar="SCENARIO",
-        help=f"one or more of {', '.join(SCENARIOS)}, or all (default)",
+        help=f"one or more of {', '.join(SCENARIOS)}, or all (default; SQLite), and/or"
+        f" {PG_SCALE} (fanout on PostgreSQL with 1, 2 and 4 worker processes: --pg*)",
     )
     peers = ap.add_mutually_exclusive_group()
     peers.add_argument(
@@ -698,6 +701,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--json", type=Path, default=None, help="write all raw results to FILE")
     ap.add_argument(
+        "--pg",
+        default=None,
+        help=f"{PG_SCALE}: the PostgreSQL server's maintenance database URL (default"
+        " postgresql://postgres@127.0.0.1:5432/postgres); a fresh database per measurement",
+    )
+    ap.add_argument(
+        "--pg-workers", default="1,2,4", help=f"{PG_SCALE}: worker processes (%(default)s)"
+    )
+    ap.add_argument(
+        "--pg-client-poll",
+        type=float,
+        default=None,
+        help=f"{PG_SCALE}: the submit-only client's poll_interval (default: DefaultRunner's)",
+    )
+    ap.add_argument(
         "--peers-dir",
         type=Path,
         default=Path(os.environ.get("CLOACINA_PEERS_DIR", "/work/shared/peers")),
@@ -707,7 +725,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    scenarios = list(SCENARIOS) if "all" in a.scenarios else list(dict.fromkeys(a.scenarios))
+    want_pg = PG_SCALE in a.scenarios
+    asked = [x for x in a.scenarios if x != PG_SCALE] or ([] if want_pg else ["all"])
+    scenarios = list(SCENARIOS) if "all" in asked else list(dict.fromkeys(asked))
     peer_names = [] if a.no_peers else [p.strip() for p in a.peers.split(",") if p.strip()]
     unknown = set(peer_names) - set(ALL_PEERS)
     if unknown:
@@ -765,12 +785,23 @@ def main(argv: list[str] | None = None) -> int:
         doc["summary"][scenario] = report_scenario(scenario, runs, systems)
         if a.json:
             write_json(a.json, doc)
-    out.print(
-        f"\n[dim]{len(doc['runs'])} processes in {time.perf_counter() - t_all:.0f} s; speed-up ="
-        " peer time / cloacina time (or cloacina rate / peer rate): > 1 means cloacina is"
-        " faster. RSS is each process's peak resident memory (wait4). packaged/embedded ="
-        " the packaged form's figure over the embedded form's.[/]"
-    )
+    if doc["runs"]:
+        out.print(
+            f"\n[dim]{len(doc['runs'])} processes in {time.perf_counter() - t_all:.0f} s;"
+            " speed-up = peer time / cloacina time (or cloacina rate / peer rate): > 1 means"
+            " cloacina is faster. RSS is each process's peak resident memory (wait4)."
+            " packaged/embedded = the packaged form's figure over the embedded form's.[/]"
+        )
+    if want_pg:
+        available = [s.name for s in systems if not is_ours(s.name)]
+        try:
+            doc["summary"][PG_SCALE] = run_pg_scale(a, available)
+        except (SystemExit, Exception) as exc:  # a failed measurement: report it, go on
+            failures += 1
+            doc["summary"][PG_SCALE] = {"error": str(exc)}
+            err.print(f"[red]{PG_SCALE} FAILED[/] {exc}")
+        if a.json:
+            write_json(a.json, doc)
     versions = sorted(
         {str(r["figures"]["system"]) for r in doc["runs"] if r["figures"].get("system")}
     )
@@ -781,6 +812,23 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         out.print(f"[dim]raw results: {a.json}[/]")
     return 1 if failures else 0
+
+
+def run_pg_scale(a: argparse.Namespace, peers: list[str]) -> dict[str, Any]:
+    """The pg-scale workload: bench/pg_scale.py in this process (it starts the workers)."""
+    sys.path.insert(0, str(BENCH_DIR))
+    import pg_scale
+
+    argv = ["--workers", a.pg_workers, "--repeat", str(a.repeat), "--peers-dir", str(a.peers_dir)]
+    argv += ["--peers", ",".join(peers)] if peers else ["--no-peers"]
+    if a.n:  # one size for every system, as for the other workloads
+        argv += ["--n", str(a.n), "--peer-n", str(a.n)]
+    if a.pg:
+        argv += ["--pg", a.pg]
+    if a.pg_client_poll is not None:
+        argv += ["--client-poll", str(a.pg_client_poll)]
+    out.print(f"\n[bold]{PG_SCALE}[/] [dim](bench/pg_scale.py {' '.join(argv)})[/]")
+    return pg_scale.run(pg_scale.parse_args(argv))
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ uses the records only), so the store classes are imported on first use.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from cloacina.errors import StoreError
@@ -22,11 +23,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'cloacina.store' has no attribute {name!r}")
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+
+
 def normalize_url(url: str) -> str:
     """Accept SQLAlchemy-style URLs, the seed's ``sqlite://path`` and bare ``*.db`` paths."""
-    if "://" not in url and not url.startswith("sqlite:"):
-        return f"sqlite:///{url}"
-    return url
+    if "://" in url or url.startswith("sqlite:"):
+        return url
+    if _SCHEME.match(url):
+        raise StoreError(
+            f"malformed database URL {url!r}: expected scheme://..., e.g. "
+            "postgresql://user@host:5432/db or sqlite:///path/to/file.db"
+        )
+    return f"sqlite:///{url}"
 
 
 def open_store(
