@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +50,10 @@ from cloacina.store.records import ExecutionRow, TaskRow, WorkerRow
 log = logging.getLogger("cloacina.runner")
 
 ContextArg = Context | Mapping[str, Any] | None
+
+
+def _nothing() -> None:
+    return None
 
 
 def build_result(row: ExecutionRow, tasks: Iterable[TaskRow]) -> WorkflowResult:
@@ -177,6 +181,11 @@ class DefaultRunner:
             loader=loader,
             on_poll=self.registry.sync,
         )
+        # A submit-only client still hears when runs end (PostgreSQL NOTIFY), so that wait()
+        # returns at once instead of at the next poll.
+        self._unlisten: Callable[[], None] = _nothing
+        if not execute_tasks:
+            self._unlisten = self.store.listen(_nothing, self._engine.notify_external)
         if execute_tasks:
             now = time.time()
             self.store.register_worker(
@@ -284,6 +293,9 @@ class DefaultRunner:
         """Block until the run ends (or ``timeout`` seconds pass: ExecutionTimeoutError)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         event = self._engine.add_waiter(execution_id)
+        # Completions wake the event (in this process, or by NOTIFY); the checks in between
+        # back off from 5 ms to poll_interval for backends that cannot notify.
+        pause = 0.005
         try:
             while True:
                 status = self.store.execution_status(execution_id)
@@ -291,7 +303,7 @@ class DefaultRunner:
                     raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
                 if status in TERMINAL_EXECUTION:
                     return self.get_execution(execution_id)
-                pause = self.settings.poll_interval
+                step = pause
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -299,8 +311,9 @@ class DefaultRunner:
                             f"workflow execution {execution_id} is still {status} after "
                             f"{timeout:g}s; wait again, or cancel it with runner.cancel()"
                         )
-                    pause = min(pause, left)
-                event.wait(pause)
+                    step = min(step, left)
+                event.wait(step)
+                pause = min(pause * 2, self.settings.poll_interval)
         finally:
             self._engine.remove_waiter(execution_id, event)
 
@@ -427,6 +440,7 @@ class DefaultRunner:
             if self._closed:
                 return
             self._closed = True
+        self._unlisten()
         self._engine.shutdown(wait=wait)
         if self.execute_tasks:
             try:

@@ -110,7 +110,7 @@ class Engine:
         self._started.wait()
         # Other processes' work (new runs, ready tasks) wakes us at once where the database
         # can say so (PostgreSQL NOTIFY); the poll stays as the fallback.
-        self._unlisten = self.store.listen(self.wake)
+        self._unlisten = self.store.listen(self.wake, self.notify_external)
         self._heartbeat_thread.start()
 
     @property
@@ -533,8 +533,12 @@ class Engine:
             self.cache.drop(execution_id)
 
     def notify_external(self, execution_id: str) -> None:
-        """A run finished outside the loop (cancelled): wake its waiters."""
-        self._notify_finished([(execution_id, "cancelled")])
+        """A run finished elsewhere (another process, or cancelled): wake its waiters
+        (thread-safe)."""
+        with self._waiters.lock:
+            events = self._waiters.by_run.pop(execution_id, [])
+        for event in events:
+            event.set()
 
     def new_run(self, execution_id: str, input_json: str) -> None:
         """A run was scheduled: cache its input (so its roots need no query) and wake up."""

@@ -207,9 +207,14 @@ class Store(PackageQueries, MaintenanceQueries, abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
-    def listen(self, callback: Callable[[], object]) -> Callable[[], None]:
-        """Call ``callback`` when another process makes work ready (PostgreSQL NOTIFY); returns
-        a function that stops listening. Backends without notifications rely on polling."""
+    def listen(
+        self,
+        on_ready: Callable[[], object],
+        on_finished: Callable[[str], object] | None = None,
+    ) -> Callable[[], None]:
+        """Call ``on_ready`` when another process makes work ready and ``on_finished(id)`` when
+        a run ends (PostgreSQL NOTIFY); returns a function that stops listening. Backends
+        without notifications rely on polling."""
         return lambda: None
 
     def iter_all_executions(self, batch: int = 500) -> Iterator[ExecutionRow]:

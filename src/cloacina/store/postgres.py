@@ -79,11 +79,14 @@ class _PgConn:
 class PostgresWriteTx(SQLWriteTx):
     """The shared SQL, plus claims with SKIP LOCKED and NOTIFY to wake other workers."""
 
-    __slots__ = ("_channel", "_notified")
+    __slots__ = ("_channel", "_done_channel", "_notified")
 
-    def __init__(self, conn: _PgConn, tokens: Iterator[str], channel: str) -> None:
+    def __init__(
+        self, conn: _PgConn, tokens: Iterator[str], channel: str, done_channel: str
+    ) -> None:
         super().__init__(conn, tokens)
         self._channel = channel
+        self._done_channel = done_channel
         self._notified = False
 
     def _wake_others(self) -> None:
@@ -117,6 +120,20 @@ class PostgresWriteTx(SQLWriteTx):
             package_id=package_id,
         )
         self._wake_others()
+
+    def finish_run(
+        self,
+        execution_id: str,
+        status: str,
+        now: float,
+        *,
+        final_json: str | None,
+        error: str | None,
+    ) -> bool:
+        done = super().finish_run(execution_id, status, now, final_json=final_json, error=error)
+        if done:  # wake whoever waits for this run, in any process
+            self._c.execute("SELECT pg_notify(?, ?)", (self._done_channel, execution_id))
+        return done
 
     def mark_ready(self, row_ids: Sequence[int]) -> None:
         super().mark_ready(row_ids)
@@ -203,6 +220,7 @@ class PostgresStore(SQLStore):
         self.url = url
         self.schema = check_schema_name(schema)
         self.channel = f"cloacina_{self.schema}"
+        self.done_channel = f"cloacina_{self.schema}_done"
         self._sa_url = _sqlalchemy_url(url)
         self._where = _describe(self._sa_url)
         self._connect_timeout = connect_timeout
@@ -337,7 +355,9 @@ class PostgresStore(SQLStore):
         raw, transaction = self._begin()
         try:
             try:
-                yield PostgresWriteTx(_PgConn(raw.driver_connection), self._tokens, self.channel)
+                yield PostgresWriteTx(
+                    _PgConn(raw.driver_connection), self._tokens, self.channel, self.done_channel
+                )
             except BaseException as exc:
                 transaction.__exit__(type(exc), exc, exc.__traceback__)
                 raise
@@ -377,15 +397,20 @@ class PostgresStore(SQLStore):
         return self._read(sql, params, one=True)
 
     # ---- wake-ups ----------------------------------------------------------------------------
-    def listen(self, callback: Callable[[], object]) -> Callable[[], None]:
-        """Call ``callback`` on every NOTIFY of this schema's channel, from a dedicated
-        connection that reconnects (with a jittered back-off) when it is lost."""
+    def listen(
+        self,
+        on_ready: Callable[[], object],
+        on_finished: Callable[[str], object] | None = None,
+    ) -> Callable[[], None]:
+        """Call ``on_ready`` when work becomes ready and ``on_finished(execution_id)`` when a
+        run ends (NOTIFY on this schema's channels), from a dedicated connection that
+        reconnects with a jittered back-off when it is lost."""
         stop = threading.Event()
         self._listeners.append(stop)
         conninfo = self._sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
         thread = threading.Thread(
             target=self._listen_loop,
-            args=(conninfo, callback, stop),
+            args=(conninfo, on_ready, on_finished, stop),
             name="cloacina-listen",
             daemon=True,
         )
@@ -393,7 +418,11 @@ class PostgresStore(SQLStore):
         return stop.set
 
     def _listen_loop(
-        self, conninfo: str, callback: Callable[[], object], stop: threading.Event
+        self,
+        conninfo: str,
+        on_ready: Callable[[], object],
+        on_finished: Callable[[str], object] | None,
+        stop: threading.Event,
     ) -> None:
         import psycopg
 
@@ -404,12 +433,16 @@ class PostgresStore(SQLStore):
                     conninfo, autocommit=True, connect_timeout=max(1, int(self._connect_timeout))
                 ) as conn:
                     conn.execute(f'LISTEN "{self.channel}"')
-                    callback()  # we may have missed notifications while (re)connecting
+                    if on_finished is not None:
+                        conn.execute(f'LISTEN "{self.done_channel}"')
+                    on_ready()  # we may have missed notifications while (re)connecting
                     delay = 0.1
                     while not stop.is_set():
-                        for _ in conn.notifies(timeout=0.5, stop_after=64):
-                            callback()
-                            break
+                        for note in conn.notifies(timeout=0.5):
+                            if note.channel == self.done_channel and on_finished is not None:
+                                on_finished(note.payload)
+                            else:
+                                on_ready()
             except Exception as exc:
                 if stop.is_set():
                     return
