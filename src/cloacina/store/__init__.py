@@ -23,6 +23,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'cloacina.store' has no attribute {name!r}")
 
 
+_TENANT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_tenant_name(name: str) -> str:
+    """A tenant name: 1-63 lower-case letters, digits and ``_``, starting with a letter or
+    ``_``, not ``pg_*`` or ``information_schema`` — the same on every backend, so a tenant
+    can move from SQLite to PostgreSQL (where it names a schema)."""
+    if (
+        not isinstance(name, str)
+        or not _TENANT.match(name)
+        or name.startswith(("pg_", "information_schema"))
+    ):
+        raise StoreError(
+            f"invalid tenant name {name!r}: use 1-63 lower-case letters, digits and '_', "
+            "starting with a letter or '_' (and not pg_* or information_schema)"
+        )
+    return name
+
+
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 
 

@@ -18,7 +18,6 @@ import itertools
 import logging
 import os
 import random
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,25 +29,17 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from cloacina.errors import StoreError
-from cloacina.store import migrate
+from cloacina.store import check_tenant_name, migrate
 from cloacina.store.base import TaskSpec, WriteTx
 from cloacina.store.records import Claim, StaleClaim
 from cloacina.store.sql import SQLStore, SQLWriteTx, _marks
 
 log = logging.getLogger("cloacina.store.postgres")
 
-_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_RESERVED = ("pg_", "information_schema")
-
 
 def check_schema_name(name: str) -> str:
-    """A tenant's schema name: lower-case letters, digits and ``_``; not a system schema."""
-    if not _SCHEMA.match(name) or name.startswith(_RESERVED):
-        raise StoreError(
-            f"invalid tenant/schema name {name!r}: use 1-63 lower-case letters, digits and '_', "
-            "starting with a letter or '_' (and not pg_* or information_schema)"
-        )
-    return name
+    """A tenant's schema name (the same rules as every tenant name)."""
+    return check_tenant_name(name)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -184,7 +175,7 @@ class PostgresWriteTx(SQLWriteTx):
 def _sqlalchemy_url(url: str) -> URL:
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise StoreError(
             f"invalid PostgreSQL URL {url!r}: {exc}; expected postgresql://user@host:5432/db"
         ) from exc

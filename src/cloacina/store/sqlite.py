@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -23,7 +22,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.pool import NullPool
 
 from cloacina.errors import StoreError
-from cloacina.store import migrate
+from cloacina.store import check_tenant_name, migrate
 from cloacina.store.base import WriteTx
 from cloacina.store.sql import SQLStore, SQLWriteTx
 
@@ -46,18 +45,12 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-_TENANT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
 def tenant_url(url: str, tenant: str) -> str:
     """The SQLite URL of ``tenant``'s database: the file itself for ``public``, else a file of
     its own beside it (``runs.db`` -> ``runs.acme.db``)."""
     if tenant == "public":
         return url
-    if not _TENANT.match(tenant):
-        raise StoreError(
-            f"invalid tenant name {tenant!r}: use 1-63 lower-case letters, digits and '_'"
-        )
+    check_tenant_name(tenant)
     path = Path(sqlite_path(url))
     suffix = path.suffix or ".db"
     return f"sqlite:///{path.with_name(f'{path.stem}.{tenant}{suffix}')}"
