@@ -113,46 +113,28 @@ class SQLWriteTx(WriteTx):
             " ORDER BY t.id LIMIT ?",
             (now, *workflow_keys, limit),
         ).fetchall()
+        return self._claim_rows(rows, "ready", claimed_by, now)
+
+    def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
+        return self._claim_rows(ready, "pending", claimed_by, now)
+
+    def _claim_rows(
+        self, rows: Sequence[Sequence[Any]], from_status: str, claimed_by: str, now: float
+    ) -> list[Claim]:
+        """Mark each row running with a fresh claim token, if it is still ``from_status``.
+
+        ``rows`` are ``(row id, execution id, task id, workflow name, workflow version,
+        deps_total, deps_failed, deps_skipped)``.
+        """
+        sql = (
+            "UPDATE task_executions SET status='running', attempt=attempt+1,"
+            " claim_token=?, claimed_by=?, heartbeat_at=?, started_at=?, retry_at=NULL"
+            f" WHERE id=? AND status='{from_status}' RETURNING attempt, recovery_count"
+        )
         claims: list[Claim] = []
         for row_id, execution_id, task_id, name, version, d_total, d_failed, d_skipped in rows:
             token = next(self._tokens)
-            got = c.execute(
-                "UPDATE task_executions SET status='running', attempt=attempt+1,"
-                " claim_token=?, claimed_by=?, heartbeat_at=?, started_at=?, retry_at=NULL"
-                " WHERE id=? AND status='ready' RETURNING attempt, recovery_count",
-                (token, claimed_by, now, now, row_id),
-            ).fetchone()
-            if got is None:
-                continue
-            claims.append(
-                Claim(
-                    row_id,
-                    execution_id,
-                    task_id,
-                    got[0],
-                    got[1],
-                    token,
-                    name,
-                    version,
-                    now,
-                    d_total,
-                    d_failed,
-                    d_skipped,
-                )
-            )
-        return claims
-
-    def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
-        c = self._c
-        claims: list[Claim] = []
-        for row_id, execution_id, task_id, name, version, d_total, d_failed, d_skipped in ready:
-            token = next(self._tokens)
-            got = c.execute(
-                "UPDATE task_executions SET status='running', attempt=attempt+1,"
-                " claim_token=?, claimed_by=?, heartbeat_at=?, started_at=?"
-                " WHERE id=? AND status='pending' RETURNING attempt, recovery_count",
-                (token, claimed_by, now, now, row_id),
-            ).fetchone()
+            got = self._c.execute(sql, (token, claimed_by, now, now, row_id)).fetchone()
             if got is not None:
                 claims.append(
                     Claim(
