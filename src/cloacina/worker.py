@@ -21,6 +21,16 @@ from cloacina.runner import DefaultRunner
 log = logging.getLogger("cloacina.worker")
 
 
+def _without_password(url: str) -> str:
+    """The URL as it may appear in logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
 def serve(
     url: str,
     *,
@@ -52,7 +62,7 @@ def serve(
             log.info(
                 "worker %s running (database %s, tenant %s)",
                 runner.runner_id,
-                url,
+                _without_password(url),
                 runner.tenant,
             )
             if on_ready is not None:

@@ -33,6 +33,7 @@ from cloacina.model.status import (
 )
 from cloacina.runner import DefaultRunner
 from cloacina.store import Store, normalize_url, open_store
+from cloacina.store import check_tenant_name as store_check_tenant_name
 from cloacina.store.records import EventRow, ExecutionRow
 
 DB_ENV = "CLOACINA_DB"
@@ -157,12 +158,10 @@ def tenant_option(func: F) -> F:
 
 def check_tenant_name(name: str) -> str:
     """``name`` if it is a valid tenant name (a PostgreSQL schema / SQLite file name part)."""
-    from cloacina.store.postgres import check_schema_name
-
     try:
-        return check_schema_name(name)
+        return store_check_tenant_name(name)
     except StoreError as exc:
-        raise CliError(str(exc).replace("tenant/schema name", "tenant name")) from None
+        raise CliError(str(exc)) from None
 
 
 def resolve_tenant(ctx: click.Context, value: str | None) -> str:

@@ -476,22 +476,6 @@ def watch_command(
 
 
 # ---- prune -----------------------------------------------------------------------------------
-#: The statuses of finished runs (the ones ``prune`` removes).
-FINISHED = ("completed", "failed", "cancelled")
-
-
-def count_prunable(store: Store, finished_before: float) -> int:
-    """How many finished runs ended before ``finished_before`` (what prune would remove)."""
-    total = 0
-    for status in FINISHED:
-        # The store has no count query: read the rows (a dry run is rare and read-only).
-        rows = store.list_executions(limit=2**62, status=status)
-        total += sum(
-            1 for r in rows if r.finished_at is not None and r.finished_at < finished_before
-        )
-    return total
-
-
 def _runs(n: int) -> str:
     return "1 finished run" if n == 1 else f"{n} finished runs"
 
@@ -520,7 +504,7 @@ def prune_command(
     store = open_existing_store(url, tenant_name)
     cutoff = time.time() - older_than
     try:
-        count = count_prunable(store, cutoff) if dry_run else store.prune_executions(cutoff)
+        count = store.count_finished_before(cutoff) if dry_run else store.prune_executions(cutoff)
     finally:
         store.close()
     where = _where(url, tenant_name)

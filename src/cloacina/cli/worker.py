@@ -167,7 +167,7 @@ def check_settings(settings: dict[str, Any]) -> None:
         name: param.default
         for name, param in inspect.signature(DefaultRunner.__init__).parameters.items()
     }
-    for key in ("poll_interval", "heartbeat_interval"):
+    for key in ("poll_interval", "heartbeat_interval", "retention"):
         if key in settings and settings[key] <= 0:
             raise CliError(f"--{key.replace('_', '-')} must be longer than 0s")
     heartbeat = settings.get("heartbeat_interval", defaults["heartbeat_interval"])

@@ -3,7 +3,7 @@ backend-neutral)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from cloacina.store.records import WorkerRow
 from cloacina.store.tables import (
@@ -106,6 +106,15 @@ class MaintenanceQueries:
         return int(result.rowcount or 0)
 
     # ---- retention ---------------------------------------------------------------------------
+    def count_finished_before(self, finished_before: float) -> int:
+        """How many finished runs ended before ``finished_before`` (what a prune removes)."""
+        query = select(func.count(workflow_executions.c.id)).where(
+            workflow_executions.c.status.in_(TERMINAL),
+            workflow_executions.c.finished_at < finished_before,
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def prune_executions(self, finished_before: float, batch_size: int = 500) -> int:
         """Delete finished runs (and their tasks, outputs and events) that ended before
         ``finished_before``, ``batch_size`` runs per transaction. Returns how many."""

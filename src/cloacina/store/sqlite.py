@@ -56,6 +56,13 @@ def tenant_url(url: str, tenant: str) -> str:
     return f"sqlite:///{path.with_name(f'{path.stem}.{tenant}{suffix}')}"
 
 
+def _begin_immediate(conn: Any) -> None:
+    """SQLAlchemy transactions on SQLite take the write lock up front (BEGIN IMMEDIATE): a
+    transaction that reads and then writes would otherwise fail with SQLITE_BUSY instead of
+    waiting, when another connection wrote in between (WAL snapshots cannot be upgraded)."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class SQLiteStore(SQLStore):
     """A SQLite database file in WAL mode with a busy timeout, migrated on open."""
 
@@ -82,6 +89,7 @@ class SQLiteStore(SQLStore):
             f"sqlite:///{self.path}", poolclass=NullPool, connect_args={"timeout": busy_timeout}
         )
         event.listen(self.engine, "connect", self._on_connect)
+        event.listen(self.engine, "begin", _begin_immediate)
         try:
             migrate.upgrade(self.engine, migrate.file_lock(self.path))
             self._write_conn = self._connect()
@@ -106,6 +114,8 @@ class SQLiteStore(SQLStore):
 
     def _on_connect(self, dbapi_conn: Any, _record: Any) -> None:
         self._configure(dbapi_conn)
+        # SQLAlchemy's transactions below are begun explicitly (see _begin_immediate).
+        dbapi_conn.isolation_level = None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
