@@ -94,9 +94,8 @@ class Scheduler:
         eid, tid = claim.execution_id, claim.task_id
         if outcome.kind == COMPLETED:
             assert outcome.output_json is not None
-            if not tx.finish_task(claim, COMPLETED, outcome.finished_at):
+            if not tx.complete_task(claim, outcome.output_json, outcome.finished_at):
                 return  # the claim was lost (recovered elsewhere or cancelled): fenced out
-            tx.save_output(claim.row_id, eid, tid, outcome.output_json)
             self.cache.put(eid, tid, outcome.output_json)
             duration = round(outcome.finished_at - claim.started_at, 6)
             fx.events.append(

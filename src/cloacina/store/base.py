@@ -75,6 +75,13 @@ class WriteTx(abc.ABC):
     ) -> bool:
         """Record a claimed task's terminal status; False if the claim was lost (fenced)."""
 
+    def complete_task(self, claim: Claim, output_json: str, now: float) -> bool:
+        """Record a claimed task as completed with its output; False if fenced out."""
+        if not self.finish_task(claim, "completed", now):
+            return False
+        self.save_output(claim.row_id, claim.execution_id, claim.task_id, output_json)
+        return True
+
     @abc.abstractmethod
     def schedule_retry(
         self, claim: Claim, retry_at: float, error: str, traceback: str | None
