@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from cloacina.engine.executor import FAILED, Job, Outcome, run_async, run_sync, timeout_outcome
 from cloacina.engine.scheduler import INPUT_KEY, Effects, RunCache, Scheduler
 from cloacina.engine.threads import TaskThreads
-from cloacina.errors import StoreError
 from cloacina.model.namespace import DEFAULT_TENANT
 from cloacina.model.workflow import Workflow, WorkflowCatalog
 from cloacina.registry.loader import PackageLoader
@@ -553,14 +552,3 @@ class Engine:
             self._loop.call_soon_threadsafe(arrive)
         except RuntimeError:  # the loop is closed: another runner will run it
             pass
-
-    @property
-    def running_count(self) -> int:
-        return len(self._running)
-
-    def check_alive(self) -> None:
-        if not self._thread.is_alive():
-            raise StoreError("the runner's engine thread has stopped")
-
-    def call(self, fn: Callable[[], None]) -> None:
-        self._loop.call_soon_threadsafe(fn)

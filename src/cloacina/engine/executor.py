@@ -64,14 +64,16 @@ def build_context(inputs: list[str]) -> Context:
     return ctx
 
 
-def _condition_skip(job: Job, ctx: Context) -> str | None:
+def condition_skip(job: Job, ctx: Context) -> Outcome | None:
+    """A ``skipped`` outcome when the task's context condition does not hold, else None."""
     rule = job.task.trigger_rule
     if not rule.has_condition():
         return None
     c = job.claim
     deps = DepCounts(c.deps_total, 0, c.deps_failed, c.deps_skipped)
     if rule.evaluate(deps, ctx._data) is Verdict.SKIP:
-        return f"trigger rule not met: {rule.describe()}"
+        reason = f"trigger rule not met: {rule.describe()}"
+        return Outcome(c, SKIPPED, skip_reason=reason, finished_at=time.time())
     return None
 
 
@@ -107,9 +109,9 @@ def run_sync(job: Job) -> Outcome:
     job.body_started = time.monotonic()
     try:
         ctx = build_context(job.inputs)
-        reason = _condition_skip(job, ctx)
-        if reason is not None:
-            return Outcome(job.claim, SKIPPED, skip_reason=reason, finished_at=time.time())
+        skipped = condition_skip(job, ctx)
+        if skipped is not None:
+            return skipped
         token = set_current(job.info)
         try:
             result = job.task.func(ctx)
@@ -126,9 +128,9 @@ async def run_async(job: Job) -> Outcome:
 
     try:
         ctx = build_context(job.inputs)
-        reason = _condition_skip(job, ctx)
-        if reason is not None:
-            return Outcome(job.claim, SKIPPED, skip_reason=reason, finished_at=time.time())
+        skipped = condition_skip(job, ctx)
+        if skipped is not None:
+            return skipped
         set_current(job.info)  # this coroutine runs in its own copy of the context
         coro = job.task.func(ctx)
         if job.task.timeout is not None:

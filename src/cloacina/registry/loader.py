@@ -30,11 +30,11 @@ from cloacina.engine.executor import (
     Job,
     Outcome,
     build_context,
+    condition_skip,
     timeout_outcome,
 )
 from cloacina.errors import PackageError, RemoteTaskError
 from cloacina.model.context import dumps_context
-from cloacina.model.rules import DepCounts, Verdict
 from cloacina.packaging import protocol
 from cloacina.packaging.archive import PackageArchive
 from cloacina.packaging.worker import remote_error
@@ -302,9 +302,9 @@ class PackageLoader:
 
     async def _run_command(self, job: Job, pool: PackagePool, command: tuple[str, ...]) -> Outcome:
         ctx = build_context(job.inputs)
-        verdict = _condition(job, ctx._data)
-        if verdict is not None:
-            return verdict
+        skipped = condition_skip(job, ctx)
+        if skipped is not None:
+            return skipped
         executable = (pool.root / command[0]).resolve()
         if pool.root.resolve() not in executable.parents:
             return _failed(job, f"command {command[0]!r} is outside the package", False)
@@ -364,9 +364,6 @@ class PackageLoader:
             return _failed(job, str(exc), retryable=False)
         return Outcome(job.claim, COMPLETED, output_json=output, finished_at=time.time())
 
-    def pool_of(self, package_id: str) -> PackagePool | None:
-        return self._pools.get(package_id)
-
     async def close(self) -> None:
         for pool in list(self._pools.values()):
             await pool.close()
@@ -425,19 +422,6 @@ def _failed(job: Job, message: str, retryable: bool) -> Outcome:
         exc=RemoteTaskError(message, retryable=retryable),
         finished_at=time.time(),
     )
-
-
-def _condition(job: Job, context: dict[str, Any]) -> Outcome | None:
-    rule = job.task.trigger_rule
-    if not rule.has_condition():
-        return None
-    c = job.claim
-    if rule.evaluate(DepCounts(c.deps_total, 0, c.deps_failed, c.deps_skipped), context) is (
-        Verdict.SKIP
-    ):
-        reason = f"trigger rule not met: {rule.describe()}"
-        return Outcome(job.claim, SKIPPED, skip_reason=reason, finished_at=time.time())
-    return None
 
 
 async def _exit_code(worker: WorkerProcess) -> int | None:

@@ -7,9 +7,8 @@ Implementations hold all SQL (SQLite here; PostgreSQL plugs in behind the same i
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
 
 from cloacina.store.maintenance import MaintenanceQueries
 from cloacina.store.packages import PackageQueries
@@ -178,11 +177,6 @@ class Store(PackageQueries, MaintenanceQueries, abc.ABC):
         claimed now (a read, no lock)."""
 
     @abc.abstractmethod
-    def next_retry_at(self) -> float | None:
-        """The earliest ``retry_at`` of a ready task, if any."""
-
-    # ---- reads -----------------------------------------------------------------------------
-    @abc.abstractmethod
     def get_execution(self, execution_id: str) -> ExecutionRow | None: ...
 
     @abc.abstractmethod
@@ -223,10 +217,3 @@ class Store(PackageQueries, MaintenanceQueries, abc.ABC):
         a run ends (PostgreSQL NOTIFY); returns a function that stops listening. Backends
         without notifications rely on polling."""
         return lambda: None
-
-    def iter_all_executions(self, batch: int = 500) -> Iterator[ExecutionRow]:
-        """Every execution, newest first (for listings)."""
-        yield from self.list_executions(limit=batch)
-
-    def stats(self) -> dict[str, Any]:
-        return {}

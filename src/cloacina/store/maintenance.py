@@ -53,12 +53,6 @@ class MaintenanceQueries:
         with self.engine.connect() as conn:
             return [WorkerRow(**r._mapping) for r in conn.execute(query)]
 
-    def forget_workers(self, older_than: float) -> int:
-        """Remove stopped or silent workers last heard of before ``older_than``."""
-        with self.engine.begin() as conn:
-            result = conn.execute(delete(workers).where(workers.c.last_heartbeat < older_than))
-        return int(result.rowcount or 0)
-
     def release_claims(self, claimed_by: str, now: float) -> int:
         """Hand back the tasks a stopping worker still runs: ready again for another worker
         at once (not counted as a retry or a recovery), each with a ``task_handed_back``

@@ -371,11 +371,6 @@ class SQLStore(Store):
         )
         return row is not None
 
-    def next_retry_at(self) -> float | None:
-        row = self._fetchone("SELECT MIN(retry_at) FROM task_executions WHERE status='ready'")
-        return row[0] if row else None
-
-    # -- reads -------------------------------------------------------------------------------
     def get_execution(self, execution_id: str) -> ExecutionRow | None:
         row = self._fetchone(
             f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id=?", (execution_id,)
