@@ -380,6 +380,7 @@ class DefaultRunner:
         self._check_open()
         now = time.time()
         with self.store.write() as tx:
+            tx.lock_runs([execution_id])  # the run before its tasks, as every writer does
             status = self._status_or_raise(execution_id)
             if status in TERMINAL_EXECUTION:
                 raise InvalidStateError(

@@ -249,8 +249,8 @@ class Engine:
         self._cycle_scheduled = False
         outcomes, self._outcomes = self._outcomes, []
         if len(outcomes) > 1:
-            # One lock order for every worker (runs, then tasks): no deadlocks between
-            # workers completing tasks of the same runs at once.
+            # One order for every worker (runs, then tasks), so that what a backend cannot
+            # batch is done in the order the runs were locked.
             outcomes.sort(key=lambda o: (o.claim.execution_id, o.claim.row_id))
         want = 0 if self._stopping else self.free
         if not outcomes and (want <= 0 or not self._maybe_ready):
@@ -262,10 +262,10 @@ class Engine:
         searched = False
         try:
             with self.store.write() as tx:
-                for outcome in outcomes:
-                    wf = self._workflow(outcome.claim)
-                    if wf is not None:
-                        self.scheduler.apply(tx, wf, outcome, now, fx)
+                if outcomes:
+                    tx.lock_runs(sorted({o.claim.execution_id for o in outcomes}))
+                    items = [(wf, o) for o in outcomes if (wf := self._workflow(o.claim))]
+                    self.scheduler.apply_all(tx, items, now, fx)
                 if fx.ready:
                     # Dependents this cycle made runnable: claim them straight away (no search).
                     direct, rest = fx.ready[:want], fx.ready[want:]
@@ -355,7 +355,7 @@ class Engine:
                     if text is not None:  # a skipped or failed dependency has no output
                         inputs.append(text)
             else:
-                text = self.cache.get(eid, INPUT_KEY)
+                text = self.cache.get(eid, INPUT_KEY) or claim.input_json
                 if text is None:
                     text = tx.get_input(eid)
                     self.cache.put(eid, INPUT_KEY, text)
@@ -461,6 +461,7 @@ class Engine:
             return
         fx = Effects()
         with self.store.write() as tx:
+            tx.lock_runs(sorted({item.execution_id for item in stale}))
             for item in stale:
                 wf = self.catalog.find(item.workflow_name, item.workflow_version)
                 if wf is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cloacina.engine.executor import COMPLETED, FAILED, SKIPPED, Outcome
@@ -18,6 +19,7 @@ from cloacina.model.context import deep_merge, dumps_context
 from cloacina.model.rules import DepCounts, StatusRule, TriggerRule, Verdict
 from cloacina.model.workflow import Workflow
 from cloacina.store.base import EventTuple, WriteTx
+from cloacina.store.records import Completion, DependentState, RunProgress
 
 
 class RunCache:
@@ -89,7 +91,59 @@ class Scheduler:
         self.cache = cache
         self.rng = rng or random.Random()
 
+    def apply_all(
+        self, tx: WriteTx, items: Sequence[tuple[Workflow, Outcome]], now: float, fx: Effects
+    ) -> None:
+        """Apply outcomes that arrived together. Successes are recorded as one batch (one
+        statement where the backend can); failures, skips and retries one by one."""
+        completions: list[Completion] = []
+        workflows: dict[str, Workflow] = {}
+        for wf, outcome in items:
+            if outcome.kind == COMPLETED:
+                assert outcome.output_json is not None
+                claim = outcome.claim
+                completions.append(
+                    Completion(
+                        claim,
+                        outcome.output_json,
+                        outcome.finished_at,
+                        wf.graph.dependents[claim.task_id],
+                    )
+                )
+                workflows[claim.execution_id] = wf
+            else:
+                self.apply(tx, wf, outcome, now, fx)
+        if completions:
+            self._complete(tx, completions, workflows, now, fx)
+
+    def _complete(
+        self,
+        tx: WriteTx,
+        completions: list[Completion],
+        workflows: dict[str, Workflow],
+        now: float,
+        fx: Effects,
+    ) -> None:
+        result = tx.complete_tasks(completions, now)
+        for item in result.completed:
+            claim = item.claim
+            eid, tid = claim.execution_id, claim.task_id
+            self.cache.put(eid, tid, item.output_json)
+            duration = round(item.finished_at - claim.started_at, 6)
+            fx.events.append(
+                (eid, tid, "task_completed", claim.attempt, f'{{"duration":{duration}}}', now)
+            )
+        for eid, progress in result.progress.items():
+            wf = workflows[eid]
+            ready: list[Ready] = []
+            states = result.dependents.get(eid, {})
+            count, failed = self._cascade(tx, wf, eid, [], states.values(), now, fx, ready)
+            if count:  # skips cascaded from the completions
+                progress = tx.run_progress(eid, count, failed, now)
+            self._progressed(tx, wf, eid, progress, ready, now, fx)
+
     def apply(self, tx: WriteTx, wf: Workflow, outcome: Outcome, now: float, fx: Effects) -> None:
+        """Apply one outcome."""
         claim = outcome.claim
         eid, tid = claim.execution_id, claim.task_id
         if outcome.kind == COMPLETED:
@@ -140,19 +194,29 @@ class Scheduler:
     ) -> None:
         """Tasks reached a terminal status: update their dependents, cascade skips, and
         finish the run when nothing is left."""
+        ready: list[Ready] = []
+        count, failed = self._cascade(tx, wf, execution_id, settled, (), now, fx, ready)
+        progress = tx.run_progress(execution_id, count, failed, now)
+        self._progressed(tx, wf, execution_id, progress, ready, now, fx)
+
+    def _cascade(
+        self,
+        tx: WriteTx,
+        wf: Workflow,
+        execution_id: str,
+        settled: list[tuple[str, str]],
+        states: Iterable[DependentState],
+        now: float,
+        fx: Effects,
+        ready: list[Ready],
+    ) -> tuple[int, int]:
+        """Judge dependents by their trigger rules: those that may run go to ``ready``,
+        those to skip are skipped, and the skip cascades. ``settled`` are tasks that just
+        became terminal (their dependents still to bump); ``states`` are dependents already
+        bumped. Returns how many tasks this settled, and how many of them failed."""
         queue = list(settled)
         count = failed = 0
-        ready: list[Ready] = []
-        while queue:
-            tid, status = queue.pop()
-            count += 1
-            failed += status == FAILED
-            dependents = wf.graph.dependents[tid]
-            if not dependents:
-                continue
-            states = tx.bump_dependents(
-                execution_id, dependents, int(status == FAILED), int(status == SKIPPED)
-            )
+        while True:
             for st in states:
                 rule = wf.tasks[st.task_id].trigger_rule
                 deps = DepCounts(st.deps_total, st.deps_remaining, st.deps_failed, st.deps_skipped)
@@ -187,7 +251,32 @@ class Scheduler:
                             )
                         )
                         queue.append((st.task_id, SKIPPED))
-        progress = tx.run_progress(execution_id, count, failed, now)
+            if not queue:
+                return count, failed
+            tid, status = queue.pop()
+            count += 1
+            failed += status == FAILED
+            dependents = wf.graph.dependents[tid]
+            states = (
+                tx.bump_dependents(
+                    execution_id, dependents, int(status == FAILED), int(status == SKIPPED)
+                )
+                if dependents
+                else ()
+            )
+
+    def _progressed(
+        self,
+        tx: WriteTx,
+        wf: Workflow,
+        execution_id: str,
+        progress: RunProgress,
+        ready: list[Ready],
+        now: float,
+        fx: Effects,
+    ) -> None:
+        """After the run's counters moved: hand over the ready dependents, and finish the
+        run when nothing is left."""
         if ready:
             if progress.status == "running":
                 fx.ready.extend(ready)

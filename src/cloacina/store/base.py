@@ -14,6 +14,8 @@ from cloacina.store.maintenance import MaintenanceQueries
 from cloacina.store.packages import PackageQueries
 from cloacina.store.records import (
     Claim,
+    Completion,
+    CompletionResult,
     DependentState,
     EventRow,
     ExecutionRow,
@@ -80,6 +82,33 @@ class WriteTx(abc.ABC):
             return False
         self.save_output(claim.row_id, claim.execution_id, claim.task_id, output_json)
         return True
+
+    def complete_tasks(self, items: Sequence[Completion], now: float) -> CompletionResult:
+        """Record a batch of completions: each fenced by its claim, with its output; bump
+        the dependents of those that held by one per completed dependency; count them off
+        their runs. Backends may do it all in one statement."""
+        result = CompletionResult([], {}, {})
+        counts: dict[str, int] = {}
+        for item in items:
+            claim = item.claim
+            if not self.complete_task(claim, item.output_json, item.finished_at):
+                continue
+            result.completed.append(item)
+            eid = claim.execution_id
+            counts[eid] = counts.get(eid, 0) + 1
+            if item.dependents:
+                states = result.dependents.setdefault(eid, {})
+                for state in self.bump_dependents(eid, item.dependents, 0, 0):
+                    states[state.row_id] = state
+        for eid, count in counts.items():
+            result.progress[eid] = self.run_progress(eid, count, 0, now)
+        return result
+
+    def lock_runs(self, execution_ids: Sequence[str]) -> None:
+        """Lock these runs' rows, in id order, before touching their tasks. Every
+        transaction that changes a run's tasks takes its run first, so two workers settling
+        tasks of the same runs never deadlock. (A no-op where the database has one writer.)"""
+        return None
 
     @abc.abstractmethod
     def schedule_retry(

@@ -13,7 +13,6 @@ The hot path uses psycopg 3 directly (through SQLAlchemy's connection pool) with
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import os
@@ -30,9 +29,9 @@ from sqlalchemy.pool import NullPool
 
 from cloacina.errors import StoreError
 from cloacina.store import check_tenant_name, migrate
-from cloacina.store.base import TaskSpec, WriteTx
-from cloacina.store.records import Claim, StaleClaim
-from cloacina.store.sql import SQLStore, SQLWriteTx, _marks
+from cloacina.store.base import WriteTx
+from cloacina.store.postgres_tx import PostgresWriteTx, TxConnection, pg_sql
+from cloacina.store.sql import SQLStore
 
 log = logging.getLogger("cloacina.store.postgres")
 
@@ -42,14 +41,8 @@ def check_schema_name(name: str) -> str:
     return check_tenant_name(name)
 
 
-@functools.lru_cache(maxsize=1024)
-def _pg(sql: str) -> str:
-    """qmark SQL (``?``) as psycopg's ``%s`` (our statements hold no literal ``?`` or ``%``)."""
-    return sql.replace("?", "%s")
-
-
 class _PgConn:
-    """A psycopg connection that takes the stores' qmark SQL."""
+    """A psycopg connection that takes the stores' qmark SQL (for reads)."""
 
     __slots__ = ("raw",)
 
@@ -58,133 +51,8 @@ class _PgConn:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cur = self.raw.cursor()
-        cur.execute(_pg(sql), params)
+        cur.execute(pg_sql(sql), params)
         return cur
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
-        cur = self.raw.cursor()
-        cur.executemany(_pg(sql), rows)
-        return cur
-
-
-class PostgresWriteTx(SQLWriteTx):
-    """The shared SQL, plus claims with SKIP LOCKED and NOTIFY to wake other workers."""
-
-    __slots__ = ("_channel", "_done_channel", "_notified")
-
-    def __init__(
-        self, conn: _PgConn, tokens: Iterator[str], channel: str, done_channel: str
-    ) -> None:
-        super().__init__(conn, tokens)
-        self._channel = channel
-        self._done_channel = done_channel
-        self._notified = False
-
-    def _wake_others(self) -> None:
-        # Delivered at commit; repeated notifications in one transaction are folded into one.
-        if not self._notified:
-            self._notified = True
-            self._c.execute("SELECT pg_notify(?, '')", (self._channel,))
-
-    def create_execution(
-        self,
-        execution_id: str,
-        *,
-        tenant: str,
-        package: str,
-        workflow_name: str,
-        workflow_version: str,
-        input_json: str,
-        tasks: Sequence[TaskSpec],
-        now: float,
-        package_id: str | None = None,
-    ) -> None:
-        super().create_execution(
-            execution_id,
-            tenant=tenant,
-            package=package,
-            workflow_name=workflow_name,
-            workflow_version=workflow_version,
-            input_json=input_json,
-            tasks=tasks,
-            now=now,
-            package_id=package_id,
-        )
-        self._wake_others()
-
-    def finish_run(
-        self,
-        execution_id: str,
-        status: str,
-        now: float,
-        *,
-        final_json: str | None,
-        error: str | None,
-    ) -> bool:
-        done = super().finish_run(execution_id, status, now, final_json=final_json, error=error)
-        if done:  # wake whoever waits for this run, in any process
-            self._c.execute("SELECT pg_notify(?, ?)", (self._done_channel, execution_id))
-        return done
-
-    def complete_task(self, claim: Claim, output_json: str, now: float) -> bool:
-        # One round trip instead of two: the fenced status update and the output insert.
-        row = self._c.execute(
-            "WITH done AS ("
-            " UPDATE task_executions SET status='completed', finished_at=?, error=NULL,"
-            " error_traceback=NULL, skip_reason=NULL, claim_token=NULL, heartbeat_at=NULL"
-            " WHERE id=? AND claim_token=? AND status='running' RETURNING id)"
-            " INSERT INTO task_outputs (task_execution_id, execution_id, task_id, context)"
-            " SELECT id, ?, ?, ? FROM done"
-            " ON CONFLICT (task_execution_id) DO UPDATE SET context=excluded.context"
-            " RETURNING task_execution_id",
-            (now, claim.row_id, claim.claim_token, claim.execution_id, claim.task_id, output_json),
-        ).fetchone()
-        return row is not None
-
-    def mark_ready(self, row_ids: Sequence[int]) -> None:
-        super().mark_ready(row_ids)
-        if row_ids:
-            self._wake_others()
-
-    def requeue_stale(self, stale: StaleClaim, older_than: float) -> bool:
-        done = super().requeue_stale(stale, older_than)
-        if done:
-            self._wake_others()
-        return done
-
-    def set_run_status(
-        self, execution_id: str, status: str, from_statuses: Sequence[str], now: float
-    ) -> bool:
-        done = super().set_run_status(execution_id, status, from_statuses, now)
-        if done and status == "running":
-            self._wake_others()
-        return done
-
-    def claim_ready(
-        self, limit: int, workflow_keys: Sequence[str], claimed_by: str, now: float
-    ) -> list[Claim]:
-        if limit <= 0 or not workflow_keys:
-            return []
-        prefix = next(self._tokens)
-        rows = self._c.execute(
-            "UPDATE task_executions AS t SET status='running', attempt=t.attempt+1,"
-            " claim_token=? || '-' || t.id::text, claimed_by=?, heartbeat_at=?, started_at=?,"
-            " retry_at=NULL"
-            " FROM workflow_executions w"
-            " WHERE w.id = t.execution_id AND t.id IN ("
-            "  SELECT t2.id FROM task_executions t2"
-            "  JOIN workflow_executions w2 ON w2.id = t2.execution_id"
-            "  WHERE t2.status='ready' AND (t2.retry_at IS NULL OR t2.retry_at <= ?)"
-            "  AND w2.status='running'"
-            "  AND w2.workflow_name || ':' || w2.workflow_version"
-            f" IN ({_marks(len(workflow_keys))})"
-            "  ORDER BY t2.id LIMIT ? FOR UPDATE OF t2 SKIP LOCKED)"
-            " RETURNING t.id, t.execution_id, t.task_id, t.attempt, t.recovery_count,"
-            " t.claim_token, w.workflow_name, w.workflow_version, t.started_at, t.deps_total,"
-            " t.deps_failed, t.deps_skipped",
-            (prefix, claimed_by, now, now, now, *workflow_keys, limit),
-        ).fetchall()
-        return sorted((Claim(*r) for r in rows), key=lambda c: c.row_id)
 
 
 def _sqlalchemy_url(url: str) -> URL:
@@ -336,46 +204,28 @@ class PostgresStore(SQLStore):
         except Exception:
             raw.invalidate()
 
-    def _begin(self) -> tuple[Any, Any]:
-        """A pooled connection inside a new transaction. A connection found dead when the
-        transaction starts is replaced once, so a server restart costs no caller an error."""
-        import psycopg
-
-        for attempt in (1, 2):
-            raw = self._raw()
-            transaction = raw.driver_connection.transaction()
-            try:
-                transaction.__enter__()
-                return raw, transaction
-            except psycopg.OperationalError as exc:
-                self._drop_dead(raw)
-                raw.close()
-                if attempt == 2:
-                    raise self._error("write to", exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _reconnect(self, dead: Any) -> Any:
+        """A transaction's first statement found its pooled connection dead: a fresh one."""
+        self._drop_dead(dead)
+        dead.close()
+        return self._raw()
 
     @contextmanager
     def write(self) -> Iterator[WriteTx]:
         import psycopg
 
-        raw, transaction = self._begin()
+        conn = TxConnection(self._raw(), self._reconnect)
         try:
-            try:
-                yield PostgresWriteTx(
-                    _PgConn(raw.driver_connection), self._tokens, self.channel, self.done_channel
-                )
-            except BaseException as exc:
-                transaction.__exit__(type(exc), exc, exc.__traceback__)
-                raise
-            transaction.__exit__(None, None, None)  # COMMIT
+            yield PostgresWriteTx(conn, self._tokens, self.channel, self.done_channel)
+            conn.commit()
         except psycopg.OperationalError as exc:
-            self._drop_dead(raw)
+            self._drop_dead(conn.raw)
             raise self._error("write to", exc) from exc
         except BaseException as exc:
-            self._after_error(raw, exc)
+            self._after_error(conn.raw, exc)
             raise
         finally:
-            raw.close()
+            conn.raw.close()
 
     def _read(self, sql: str, params: Sequence[Any], one: bool) -> Any:
         import psycopg

@@ -21,6 +21,31 @@ class Claim:
     deps_total: int = 0
     deps_failed: int = 0
     deps_skipped: int = 0
+    #: The run's input context, when the claim query brought it along (a root task's input).
+    input_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A task body that succeeded: record it (fenced by its claim) with its output."""
+
+    claim: Claim
+    output_json: str
+    finished_at: float
+    #: The ids of the tasks that depend on this one (their counters are bumped).
+    dependents: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class CompletionResult:
+    """What recording a batch of completions did."""
+
+    #: The completions whose claims still held (the others were fenced out).
+    completed: list[Completion]
+    #: Per run, its pending dependents' counters after all of the batch's bumps, by row id.
+    dependents: dict[str, dict[int, DependentState]]
+    #: Per run with completed tasks, its counters afterwards.
+    progress: dict[str, RunProgress]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,402 @@
+"""A PostgreSQL write transaction: the shared SQL, batched where PostgreSQL can do more.
+
+Round trips are what a worker waits on, and statements are what the server spends its CPU
+on, so the hot path keeps both few:
+
+- ``BEGIN``, run locks, event rows and ``NOTIFY`` are *deferred*: nobody reads their
+  results, so they go to the server in one pipeline with the next statement that has
+  results, or with the ``COMMIT``.
+- A batch of completions (status, outputs, the dependents' counters, the runs' counters)
+  is one statement; so are a batch of claims and a new execution with all its tasks.
+- Every transaction that changes a run's tasks locks the run rows first, in id order, so
+  workers settling tasks of the same runs never deadlock.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from cloacina.store.base import EventTuple, ReadyRow, TaskSpec
+from cloacina.store.records import (
+    Claim,
+    Completion,
+    CompletionResult,
+    DependentState,
+    RunProgress,
+    StaleClaim,
+)
+from cloacina.store.sql import SQLWriteTx, _marks
+
+
+@functools.lru_cache(maxsize=1024)
+def pg_sql(sql: str) -> str:
+    """qmark SQL (``?``) as psycopg's ``%s`` (our statements hold no literal ``?`` or ``%``)."""
+    return sql.replace("?", "%s")
+
+
+class TxConnection:
+    """The connection of one write transaction, with deferred statements.
+
+    ``BEGIN`` is deferred too, so a connection that died in the pool (server restart,
+    ``pg_terminate_backend``) is found out by the first real statement, while nothing of
+    the transaction has reached the server: ``reconnect`` then hands over a fresh connection
+    and the same statements go again.
+    """
+
+    __slots__ = ("_fresh", "_pending", "_reconnect", "raw")
+
+    def __init__(self, raw: Any, reconnect: Callable[[Any], Any]) -> None:
+        self.raw = raw  # SQLAlchemy's pooled connection; .driver_connection is psycopg's
+        self._pending: list[tuple[str, Sequence[Any] | None]] = [("BEGIN", None)]
+        self._fresh = True
+        self._reconnect = reconnect
+
+    def defer(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Send this statement with the next one (its result is not needed)."""
+        self._pending.append((pg_sql(sql), params))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._send(pg_sql(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        if self._pending:
+            self._send(None, ())
+        cur = self.raw.driver_connection.cursor()
+        cur.executemany(pg_sql(sql), rows)
+        return cur
+
+    def commit(self) -> None:
+        if self._fresh and len(self._pending) == 1:
+            self._pending.clear()  # nothing was written: no transaction to commit
+            return
+        self._send("COMMIT", None)
+
+    def _send(self, sql: str | None, params: Sequence[Any] | None) -> Any:
+        conn = self.raw.driver_connection
+        if not self._pending:
+            cur = conn.cursor()
+            cur.execute(sql, params, prepare=sql != "COMMIT")
+            return cur
+        pending, self._pending = self._pending, []
+        import psycopg
+
+        try:
+            cur = self._pipeline(conn, pending, sql, params)
+        except psycopg.OperationalError:
+            if not self._fresh:
+                raise
+            # Nothing of this transaction reached the server: start it on a fresh connection.
+            self.raw = self._reconnect(self.raw)
+            cur = self._pipeline(self.raw.driver_connection, pending, sql, params)
+        self._fresh = False
+        return cur
+
+    @staticmethod
+    def _pipeline(
+        conn: Any,
+        pending: list[tuple[str, Sequence[Any] | None]],
+        sql: str | None,
+        params: Sequence[Any] | None,
+    ) -> Any:
+        cur = conn.cursor()
+        with conn.pipeline():
+            for pending_sql, pending_params in pending:
+                control = pending_params is None
+                conn.cursor().execute(pending_sql, pending_params, prepare=not control)
+            if sql is not None:
+                cur.execute(sql, params, prepare=sql != "COMMIT")
+        return cur
+
+
+_LOCK_RUNS = (
+    "SELECT id FROM workflow_executions WHERE id = ANY(?::text[]) ORDER BY id FOR NO KEY UPDATE"
+)
+
+# One statement for a batch of completions. The sub-statements touch disjoint rows (the
+# completed tasks, their pending dependents, their runs); the runs were locked beforehand.
+_COMPLETE_TASKS = (
+    "WITH input AS ("
+    " SELECT * FROM unnest(?::int[], ?::text[], ?::text[], ?::float8[]) AS i(id, token, ctx, fin)"
+    "), done AS ("
+    " UPDATE task_executions t SET status='completed', finished_at=i.fin, error=NULL,"
+    " error_traceback=NULL, skip_reason=NULL, claim_token=NULL, heartbeat_at=NULL"
+    " FROM input i WHERE t.id = i.id AND t.claim_token = i.token AND t.status = 'running'"
+    " RETURNING t.id, t.execution_id, t.task_id, i.ctx"
+    "), outs AS ("
+    " INSERT INTO task_outputs (task_execution_id, execution_id, task_id, context)"
+    " SELECT id, execution_id, task_id, ctx FROM done"
+    " ON CONFLICT (task_execution_id) DO UPDATE SET context = excluded.context"
+    "), bumps AS ("
+    " SELECT d.execution_id, e.dep, count(*)::int AS n"
+    " FROM done d JOIN unnest(?::int[], ?::text[]) AS e(src, dep) ON e.src = d.id"
+    " GROUP BY d.execution_id, e.dep"
+    "), deps AS ("
+    " UPDATE task_executions t SET deps_remaining = t.deps_remaining - b.n FROM bumps b"
+    " WHERE t.execution_id = b.execution_id AND t.task_id = b.dep AND t.status = 'pending'"
+    " RETURNING t.execution_id, t.id, t.task_id, t.deps_total, t.deps_remaining,"
+    " t.deps_failed, t.deps_skipped"
+    "), runs AS ("
+    " UPDATE workflow_executions w SET tasks_remaining = w.tasks_remaining - r.n, updated_at = ?"
+    " FROM (SELECT execution_id, count(*)::int AS n FROM done GROUP BY execution_id) r"
+    " WHERE w.id = r.execution_id"
+    " RETURNING w.id, w.status, w.tasks_remaining, w.tasks_failed"
+    ")"
+    " SELECT 0, id, execution_id, task_id, 0, 0, 0, 0 FROM done"
+    " UNION ALL SELECT 1, id, execution_id, task_id, deps_total, deps_remaining, deps_failed,"
+    " deps_skipped FROM deps"
+    " UNION ALL SELECT 2, 0, id, status, tasks_remaining, tasks_failed, 0, 0 FROM runs"
+)
+
+_CREATE_EXECUTION = (
+    "WITH run AS ("
+    " INSERT INTO workflow_executions (id, tenant, package, workflow_name, workflow_version,"
+    " status, input_context, tasks_total, tasks_remaining, tasks_failed, created_at,"
+    " started_at, updated_at, package_id)"
+    " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?)"
+    "), tasks AS ("
+    " INSERT INTO task_executions (execution_id, task_id, task_index, status, max_attempts,"
+    " deps_total, deps_remaining)"
+    " SELECT ?, t.* FROM unnest(?::text[], ?::int[], ?::text[], ?::int[], ?::int[], ?::int[])"
+    " AS t(task_id, task_index, status, max_attempts, deps_total, deps_remaining)"
+    ") SELECT pg_notify(?, '')"
+)
+
+_CLAIM_PENDING = (
+    "UPDATE task_executions SET status='running', attempt=attempt+1,"
+    " claim_token=? || '-' || id::text, claimed_by=?, heartbeat_at=?, started_at=?, retry_at=NULL"
+    " WHERE id = ANY(?::int[]) AND status='pending'"
+    " RETURNING id, attempt, recovery_count, claim_token"
+)
+
+_ADD_EVENTS = (
+    "INSERT INTO execution_events (execution_id, task_id, event, attempt, detail, created_at)"
+    " SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?::float8[])"
+)
+
+_FINISH_RUN = (
+    "WITH run AS ("
+    " UPDATE workflow_executions SET status=?, final_context=?, error=?, finished_at=?,"
+    " updated_at=? WHERE id=? AND status IN ('running', 'paused') RETURNING id"
+    ") SELECT pg_notify(?, id) FROM run"
+)
+
+
+class PostgresWriteTx(SQLWriteTx):
+    """The shared SQL, plus batched statements, claims with SKIP LOCKED, and NOTIFY to wake
+    other workers (delivered at commit)."""
+
+    __slots__ = ("_channel", "_done_channel", "_notified")
+
+    _c: TxConnection
+
+    def __init__(
+        self, conn: TxConnection, tokens: Iterator[str], channel: str, done_channel: str
+    ) -> None:
+        super().__init__(conn, tokens)
+        self._channel = channel
+        self._done_channel = done_channel
+        self._notified = False
+
+    def _wake_others(self) -> None:
+        # Repeated notifications in one transaction are folded into one anyway.
+        if not self._notified:
+            self._notified = True
+            self._c.defer("SELECT pg_notify(?, '')", (self._channel,))
+
+    def lock_runs(self, execution_ids: Sequence[str]) -> None:
+        if execution_ids:
+            self._c.defer(_LOCK_RUNS, (list(execution_ids),))
+
+    def create_execution(
+        self,
+        execution_id: str,
+        *,
+        tenant: str,
+        package: str,
+        workflow_name: str,
+        workflow_version: str,
+        input_json: str,
+        tasks: Sequence[TaskSpec],
+        now: float,
+        package_id: str | None = None,
+    ) -> None:
+        self._notified = True
+        self._c.execute(
+            _CREATE_EXECUTION,
+            (
+                execution_id,
+                tenant,
+                package,
+                workflow_name,
+                workflow_version,
+                input_json,
+                len(tasks),
+                len(tasks),
+                now,
+                now,
+                now,
+                package_id,
+                execution_id,
+                [t[0] for t in tasks],
+                [t[1] for t in tasks],
+                ["pending" if t[2] else "ready" for t in tasks],
+                [t[3] for t in tasks],
+                [t[2] for t in tasks],
+                [t[2] for t in tasks],
+                self._channel,
+            ),
+        )
+
+    def complete_tasks(self, items: Sequence[Completion], now: float) -> CompletionResult:
+        result = CompletionResult([], {}, {})
+        if not items:
+            return result
+        by_row = {item.claim.row_id: item for item in items}
+        sources: list[int] = []
+        targets: list[str] = []
+        for item in items:
+            for dep in item.dependents:
+                sources.append(item.claim.row_id)
+                targets.append(dep)
+        rows = self._c.execute(
+            _COMPLETE_TASKS,
+            (
+                list(by_row),
+                [item.claim.claim_token for item in items],
+                [item.output_json for item in items],
+                [item.finished_at for item in items],
+                sources,
+                targets,
+                now,
+            ),
+        ).fetchall()
+        done: set[int] = set()
+        for kind, row_id, eid, text, a, b, c, d in rows:
+            if kind == 0:
+                done.add(row_id)
+            elif kind == 1:
+                state = DependentState(row_id, text, a, b, c, d)
+                result.dependents.setdefault(eid, {})[row_id] = state
+            else:
+                result.progress[eid] = RunProgress(text, a, b)
+        result.completed = [item for item in items if item.claim.row_id in done]
+        return result
+
+    def complete_task(self, claim: Claim, output_json: str, now: float) -> bool:
+        # One round trip instead of two: the fenced status update and the output insert.
+        row = self._c.execute(
+            "WITH done AS ("
+            " UPDATE task_executions SET status='completed', finished_at=?, error=NULL,"
+            " error_traceback=NULL, skip_reason=NULL, claim_token=NULL, heartbeat_at=NULL"
+            " WHERE id=? AND claim_token=? AND status='running' RETURNING id)"
+            " INSERT INTO task_outputs (task_execution_id, execution_id, task_id, context)"
+            " SELECT id, ?, ?, ? FROM done"
+            " ON CONFLICT (task_execution_id) DO UPDATE SET context=excluded.context"
+            " RETURNING task_execution_id",
+            (now, claim.row_id, claim.claim_token, claim.execution_id, claim.task_id, output_json),
+        ).fetchone()
+        return row is not None
+
+    def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
+        if not ready:
+            return []
+        prefix = next(self._tokens)
+        rows = self._c.execute(
+            _CLAIM_PENDING, (prefix, claimed_by, now, now, [r[0] for r in ready])
+        ).fetchall()
+        got = {r[0]: r for r in rows}
+        claims: list[Claim] = []
+        for row_id, execution_id, task_id, name, version, d_total, d_failed, d_skipped in ready:
+            row = got.get(row_id)
+            if row is not None:
+                claims.append(
+                    Claim(
+                        row_id,
+                        execution_id,
+                        task_id,
+                        row[1],
+                        row[2],
+                        row[3],
+                        name,
+                        version,
+                        now,
+                        d_total,
+                        d_failed,
+                        d_skipped,
+                    )
+                )
+        return claims
+
+    def finish_run(
+        self,
+        execution_id: str,
+        status: str,
+        now: float,
+        *,
+        final_json: str | None,
+        error: str | None,
+    ) -> bool:
+        # Whoever waits for this run, in any process, hears of it at commit.
+        rows = self._c.execute(
+            _FINISH_RUN,
+            (status, final_json, error, now, now, execution_id, self._done_channel),
+        ).fetchall()
+        return len(rows) == 1
+
+    def add_events(self, events: Sequence[EventTuple]) -> None:
+        if events:
+            columns = list(zip(*events, strict=True))
+            self._c.defer(_ADD_EVENTS, [list(col) for col in columns])
+
+    def mark_ready(self, row_ids: Sequence[int]) -> None:
+        if row_ids:
+            self._c.defer(
+                "UPDATE task_executions SET status='ready' WHERE id = ANY(?::int[])"
+                " AND status='pending'",
+                (list(row_ids),),
+            )
+            self._wake_others()
+
+    def requeue_stale(self, stale: StaleClaim, older_than: float) -> bool:
+        done = super().requeue_stale(stale, older_than)
+        if done:
+            self._wake_others()
+        return done
+
+    def set_run_status(
+        self, execution_id: str, status: str, from_statuses: Sequence[str], now: float
+    ) -> bool:
+        done = super().set_run_status(execution_id, status, from_statuses, now)
+        if done and status == "running":
+            self._wake_others()
+        return done
+
+    def claim_ready(
+        self, limit: int, workflow_keys: Sequence[str], claimed_by: str, now: float
+    ) -> list[Claim]:
+        if limit <= 0 or not workflow_keys:
+            return []
+        prefix = next(self._tokens)
+        rows = self._c.execute(
+            "UPDATE task_executions AS t SET status='running', attempt=t.attempt+1,"
+            " claim_token=? || '-' || t.id::text, claimed_by=?, heartbeat_at=?, started_at=?,"
+            " retry_at=NULL"
+            " FROM workflow_executions w"
+            " WHERE w.id = t.execution_id AND t.id IN ("
+            "  SELECT t2.id FROM task_executions t2"
+            "  JOIN workflow_executions w2 ON w2.id = t2.execution_id"
+            "  WHERE t2.status='ready' AND (t2.retry_at IS NULL OR t2.retry_at <= ?)"
+            "  AND w2.status='running'"
+            "  AND w2.workflow_name || ':' || w2.workflow_version"
+            f" IN ({_marks(len(workflow_keys))})"
+            "  ORDER BY t2.id LIMIT ? FOR UPDATE OF t2 SKIP LOCKED)"
+            " RETURNING t.id, t.execution_id, t.task_id, t.attempt, t.recovery_count,"
+            " t.claim_token, w.workflow_name, w.workflow_version, t.started_at, t.deps_total,"
+            " t.deps_failed, t.deps_skipped,"
+            # A root's input comes along: no query for it before the task starts.
+            " CASE WHEN t.deps_total = 0 THEN w.input_context END",
+            (prefix, claimed_by, now, now, now, *workflow_keys, limit),
+        ).fetchall()
+        return sorted((Claim(*r) for r in rows), key=lambda c: c.row_id)
