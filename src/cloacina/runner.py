@@ -293,9 +293,9 @@ class DefaultRunner:
         """Block until the run ends (or ``timeout`` seconds pass: ExecutionTimeoutError)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         event = self._engine.add_waiter(execution_id)
-        # Completions wake the event (in this process, or by NOTIFY); the checks in between
-        # back off from 5 ms to poll_interval for backends that cannot notify.
-        pause = 0.005
+        # Completions wake the event (in this process, or by NOTIFY). Where runs ending in
+        # other processes are not notified, the checks back off from 5 ms to poll_interval.
+        pause = self.settings.poll_interval if self.store.notifying else 0.005
         try:
             while True:
                 status = self.store.execution_status(execution_id)

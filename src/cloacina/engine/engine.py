@@ -86,6 +86,9 @@ class Engine:
         self._pool = TaskThreads(settings.max_concurrent_tasks)
         self._running: dict[str, _Running] = {}
         self._outcomes: list[Outcome] = []
+        self._inbox: list[tuple[_Running, Outcome]] = []  # from task threads, for the loop
+        self._inbox_lock = threading.Lock()
+        self._inbox_signalled = False
         self._cycle_scheduled = False
         self._waiters = _Waiters()
         self._stopping = False
@@ -387,13 +390,26 @@ class Engine:
                 running.timer = self._loop.call_later(task.timeout, self._sync_timed_out, running)
 
     def _thread_done(self, running: _Running, outcome: Outcome) -> None:
-        # Runs on the worker thread: hand the outcome to the loop.
+        # Runs on the worker thread: hand the outcome to the loop. Outcomes that finish
+        # close together share one wake-up of the loop.
         if running.done:  # timed out or cancelled meanwhile: its thread is free again
             self._pool.unmark_stuck()
+        with self._inbox_lock:
+            self._inbox.append((running, outcome))
+            if self._inbox_signalled:
+                return
+            self._inbox_signalled = True
         try:
-            self._loop.call_soon_threadsafe(self._record, running, outcome)
+            self._loop.call_soon_threadsafe(self._drain_inbox)
         except RuntimeError:  # loop closed during shutdown; the task will be recovered
             pass
+
+    def _drain_inbox(self) -> None:
+        with self._inbox_lock:
+            arrived, self._inbox = self._inbox, []
+            self._inbox_signalled = False
+        for running, outcome in arrived:
+            self._record(running, outcome)
 
     def _async_done(self, running: _Running, task: asyncio.Task[Outcome]) -> None:
         if task.cancelled():  # only the engine cancels (run cancelled, shutdown)

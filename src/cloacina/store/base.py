@@ -246,3 +246,9 @@ class Store(PackageQueries, MaintenanceQueries, abc.ABC):
         a run ends (PostgreSQL NOTIFY); returns a function that stops listening. Backends
         without notifications rely on polling."""
         return lambda: None
+
+    @property
+    def notifying(self) -> bool:
+        """Whether a listener is connected right now, so that runs ending in other processes
+        are heard of at once (waiters then need not poll often)."""
+        return False

@@ -101,6 +101,8 @@ class PostgresStore(SQLStore):
         self._closed = False
         self._tokens = (f"{os.getpid():x}.{id(self):x}.{n}" for n in itertools.count(1))
         self._listeners: list[threading.Event] = []
+        self._listening = 0  # listener connections established now
+        self._listening_lock = threading.Lock()
         if create_schema and self.schema != "public":
             self._create_schema()
         self.engine = create_engine(
@@ -293,18 +295,30 @@ class PostgresStore(SQLStore):
                         conn.execute(f'LISTEN "{self.done_channel}"')
                     on_ready()  # we may have missed notifications while (re)connecting
                     delay = 0.1
-                    while not stop.is_set():
-                        for note in conn.notifies(timeout=0.5):
-                            if note.channel == self.done_channel and on_finished is not None:
-                                on_finished(note.payload)
-                            else:
-                                on_ready()
+                    self._count_listening(+1)
+                    try:
+                        while not stop.is_set():
+                            for note in conn.notifies(timeout=0.5):
+                                if note.channel == self.done_channel and on_finished is not None:
+                                    on_finished(note.payload)
+                                else:
+                                    on_ready()
+                    finally:
+                        self._count_listening(-1)
             except Exception as exc:
                 if stop.is_set():
                     return
                 log.warning("listener connection lost (%s); reconnecting in %.1fs", exc, delay)
                 stop.wait(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, 5.0)
+
+    def _count_listening(self, delta: int) -> None:
+        with self._listening_lock:
+            self._listening += delta
+
+    @property
+    def notifying(self) -> bool:
+        return self._listening > 0
 
     def close(self) -> None:
         if self._closed:

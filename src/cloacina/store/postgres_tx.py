@@ -32,7 +32,8 @@ from cloacina.store.sql import SQLWriteTx, _marks
 
 @functools.lru_cache(maxsize=1024)
 def pg_sql(sql: str) -> str:
-    """qmark SQL (``?``) as psycopg's ``%s`` (our statements hold no literal ``?`` or ``%``)."""
+    """qmark SQL (``?``) as psycopg's ``%s``. Our statements hold no literal ``?`` or ``%``;
+    PostgreSQL-only ones pass arrays as ``%b``: binary, which skips quoting each element."""
     return sql.replace("?", "%s")
 
 
@@ -111,14 +112,15 @@ class TxConnection:
 
 
 _LOCK_RUNS = (
-    "SELECT id FROM workflow_executions WHERE id = ANY(?::text[]) ORDER BY id FOR NO KEY UPDATE"
+    "SELECT id FROM workflow_executions WHERE id = ANY(%b::text[]) ORDER BY id FOR NO KEY UPDATE"
 )
 
 # One statement for a batch of completions. The sub-statements touch disjoint rows (the
 # completed tasks, their pending dependents, their runs); the runs were locked beforehand.
 _COMPLETE_TASKS = (
     "WITH input AS ("
-    " SELECT * FROM unnest(?::int[], ?::text[], ?::text[], ?::float8[]) AS i(id, token, ctx, fin)"
+    " SELECT * FROM unnest(%b::int[], %b::text[], %b::text[], %b::float8[])"
+    " AS i(id, token, ctx, fin)"
     "), done AS ("
     " UPDATE task_executions t SET status='completed', finished_at=i.fin, error=NULL,"
     " error_traceback=NULL, skip_reason=NULL, claim_token=NULL, heartbeat_at=NULL"
@@ -130,7 +132,7 @@ _COMPLETE_TASKS = (
     " ON CONFLICT (task_execution_id) DO UPDATE SET context = excluded.context"
     "), bumps AS ("
     " SELECT d.execution_id, e.dep, count(*)::int AS n"
-    " FROM done d JOIN unnest(?::int[], ?::text[]) AS e(src, dep) ON e.src = d.id"
+    " FROM done d JOIN unnest(%b::int[], %b::text[]) AS e(src, dep) ON e.src = d.id"
     " GROUP BY d.execution_id, e.dep"
     "), deps AS ("
     " UPDATE task_executions t SET deps_remaining = t.deps_remaining - b.n FROM bumps b"
@@ -158,7 +160,7 @@ _CREATE_EXECUTION = (
     "), tasks AS ("
     " INSERT INTO task_executions (execution_id, task_id, task_index, status, max_attempts,"
     " deps_total, deps_remaining)"
-    " SELECT ?, t.* FROM unnest(?::text[], ?::int[], ?::text[], ?::int[], ?::int[], ?::int[])"
+    " SELECT ?, t.* FROM unnest(%b::text[], %b::int[], %b::text[], %b::int[], %b::int[], %b::int[])"
     " AS t(task_id, task_index, status, max_attempts, deps_total, deps_remaining)"
     ") SELECT pg_notify(?, '')"
 )
@@ -166,13 +168,13 @@ _CREATE_EXECUTION = (
 _CLAIM_PENDING = (
     "UPDATE task_executions SET status='running', attempt=attempt+1,"
     " claim_token=? || '-' || id::text, claimed_by=?, heartbeat_at=?, started_at=?, retry_at=NULL"
-    " WHERE id = ANY(?::int[]) AND status='pending'"
+    " WHERE id = ANY(%b::int[]) AND status='pending'"
     " RETURNING id, attempt, recovery_count, claim_token"
 )
 
 _ADD_EVENTS = (
     "INSERT INTO execution_events (execution_id, task_id, event, attempt, detail, created_at)"
-    " SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?::float8[])"
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::int[], %b::text[], %b::float8[])"
 )
 
 _FINISH_RUN = (
@@ -353,7 +355,7 @@ class PostgresWriteTx(SQLWriteTx):
     def mark_ready(self, row_ids: Sequence[int]) -> None:
         if row_ids:
             self._c.defer(
-                "UPDATE task_executions SET status='ready' WHERE id = ANY(?::int[])"
+                "UPDATE task_executions SET status='ready' WHERE id = ANY(%b::int[])"
                 " AND status='pending'",
                 (list(row_ids),),
             )
