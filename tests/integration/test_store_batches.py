@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from cloacina.store import Store, open_store
-from cloacina.store.records import Claim, Completion
+from cloacina.store.records import Claim, Completion, CompletionResult
 
 # root -> a, b, c -> join
 TASKS = [("root", 0, 0, 1), ("a", 1, 1, 1), ("b", 2, 1, 1), ("c", 3, 1, 1), ("join", 4, 3, 1)]
@@ -46,7 +46,7 @@ def claim_roots(store: Store, limit: int = 100) -> list[Claim]:
         return tx.claim_ready(limit, ["wf:v1"], "me", time.time())
 
 
-def complete(store: Store, claims: list[Claim], output: str = '{"x": 1}') -> object:
+def complete(store: Store, claims: list[Claim], output: str = '{"x": 1}') -> CompletionResult:
     now = time.time()
     items = [Completion(c, output, now, DEPENDENTS.get(c.task_id, ())) for c in claims]
     with store.write() as tx:
