@@ -342,6 +342,21 @@ class Engine:
         return self.catalog.find(claim.workflow_name, claim.workflow_version)
 
     def _jobs_for(self, tx: WriteTx, claims: list[Claim]) -> list[Job]:
+        # The outputs a claim needs that this process did not see made: one query for all.
+        missing: dict[str, dict[str, None]] = {}  # an ordered set of task ids per run
+        for claim in claims:
+            wf = self._workflow(claim)
+            if wf is not None:
+                eid = claim.execution_id
+                for dep in wf.tasks[claim.task_id].dependencies:
+                    if self.cache.get(eid, dep) is None:
+                        missing.setdefault(eid, {})[dep] = None
+        loaded: dict[str, dict[str, str]] = {}
+        if missing:
+            loaded = tx.get_outputs_of_runs({eid: list(ids) for eid, ids in missing.items()})
+            for eid, outputs in loaded.items():
+                for task_id, context in outputs.items():
+                    self.cache.put(eid, task_id, context)  # other tasks of the run may need it
         jobs: list[Job] = []
         for claim in claims:
             wf = self._workflow(claim)
@@ -351,12 +366,11 @@ class Engine:
             eid = claim.execution_id
             if task.dependencies:
                 inputs: list[str] = []
-                missing = [d for d in task.dependencies if self.cache.get(eid, d) is None]
-                loaded = tx.get_outputs(eid, missing) if missing else {}
+                run_loaded = loaded.get(eid, {})
                 for dep in task.dependencies:
-                    text = self.cache.get(eid, dep) or loaded.get(dep)
-                    if text is not None:  # a skipped or failed dependency has no output
-                        inputs.append(text)
+                    output = self.cache.get(eid, dep) or run_loaded.get(dep)
+                    if output is not None:  # a skipped or failed dependency has no output
+                        inputs.append(output)
             else:
                 text = self.cache.get(eid, INPUT_KEY) or claim.input_json
                 if text is None:

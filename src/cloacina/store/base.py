@@ -166,6 +166,11 @@ class WriteTx(abc.ABC):
     def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
         """Output contexts (JSON) of the given tasks that have one."""
 
+    def get_outputs_of_runs(self, wanted: dict[str, list[str]]) -> dict[str, dict[str, str]]:
+        """Output contexts of several runs' tasks (``{execution id: [task id, ...]}``), by
+        run and task, for those that have one."""
+        return {eid: self.get_outputs(eid, task_ids) for eid, task_ids in wanted.items()}
+
     @abc.abstractmethod
     def failed_task_errors(self, execution_id: str) -> list[tuple[str, str | None]]:
         """``(task_id, error)`` of the run's failed tasks, in task order."""

@@ -301,6 +301,23 @@ class PostgresWriteTx(SQLWriteTx):
         ).fetchone()
         return row is not None
 
+    def get_outputs_of_runs(self, wanted: dict[str, list[str]]) -> dict[str, dict[str, str]]:
+        # One query for every claim of a cycle: the runs' and the tasks' ids are matched as
+        # two lists (a superset, as runs of one workflow share task ids), then filtered here.
+        out: dict[str, dict[str, str]] = {eid: {} for eid in wanted}
+        if not wanted:
+            return out
+        task_ids = sorted({t for ids in wanted.values() for t in ids})
+        rows = self._c.execute(
+            "SELECT execution_id, task_id, context FROM task_outputs"
+            " WHERE execution_id = ANY(%b::text[]) AND task_id = ANY(%b::text[])",
+            (list(wanted), task_ids),
+        ).fetchall()
+        for eid, task_id, context in rows:
+            if task_id in wanted[eid]:
+                out[eid][task_id] = context
+        return out
+
     def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
         if not ready:
             return []
