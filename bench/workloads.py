@@ -114,20 +114,24 @@ def define_chain3() -> None:
             context.set("final_report", {"summary": {"total_processed": p["processed_records"]}})
 
 
-def _setter(key: str, value: Any) -> TaskFn:
-    """A fresh task body that sets one key (a new function object for every task)."""
+def _setter(key: str, value: Any, sleep_s: float = 0.0) -> TaskFn:
+    """A fresh task body that sets one key (a new function object for every task), after
+    sleeping ``sleep_s`` (a stand-in for I/O; 0 in the standard workloads)."""
 
     def body(context: Context) -> None:
+        if sleep_s:
+            time.sleep(sleep_s)
         context.set(key, value)
 
     return body
 
 
-def define_fanout(width: int = FANOUT_WIDTH) -> None:
+def define_fanout(width: int = FANOUT_WIDTH, task_ms: float = 0.0) -> None:
     leaves = [f"leaf_{i}" for i in range(width)]
-    tasks: list[tuple[str, list[str], TaskFn]] = [("root", [], _setter("seed", 1))]
-    tasks += [(leaves[i], ["root"], _setter(f"leaf_{i}", i)) for i in range(width)]
-    tasks.append(("join", leaves, _setter("joined", True)))
+    s = task_ms / 1000
+    tasks: list[tuple[str, list[str], TaskFn]] = [("root", [], _setter("seed", 1, s))]
+    tasks += [(leaves[i], ["root"], _setter(f"leaf_{i}", i, s)) for i in range(width)]
+    tasks.append(("join", leaves, _setter("joined", True, s)))
     build_workflow("fanout", tasks)
 
 
