@@ -269,38 +269,36 @@ class Engine:
                     tx.lock_runs(sorted({o.claim.execution_id for o in outcomes}))
                     items = [(wf, o) for o in outcomes if (wf := self._workflow(o.claim))]
                     self.scheduler.apply_all(tx, items, now, fx)
-                if fx.ready:
-                    # Dependents this cycle made runnable: claim them straight away (no search).
-                    direct, rest = fx.ready[:want], fx.ready[want:]
-                    if direct:
-                        claims = tx.claim_pending(
-                            [
-                                (
-                                    r.row_id,
-                                    r.execution_id,
-                                    r.task_id,
-                                    r.workflow.name,
-                                    r.workflow.version,
-                                    r.deps_total,
-                                    r.deps_failed,
-                                    r.deps_skipped,
-                                )
-                                for r in direct
-                            ],
-                            self.runner_id,
-                            now,
-                        )
-                    if rest:
-                        tx.mark_ready([r.row_id for r in rest])
-                        self._maybe_ready = True
-                if want > len(claims) and self._maybe_ready:
-                    # Work that did not come from this cycle: new runs, retries, recoveries,
-                    # runs resumed, runs scheduled by other processes.
-                    searched = True
-                    found = tx.claim_ready(
-                        want - len(claims), self._workflow_keys(), self.runner_id, now
+                # Dependents this cycle made runnable are claimed straight away (no search);
+                # free slots left over look for work that did not come from this cycle: new
+                # runs, retries, recoveries, resumed runs, other processes' runs.
+                direct, rest = fx.ready[:want], fx.ready[want:]
+                if rest:
+                    tx.mark_ready([r.row_id for r in rest])
+                    self._maybe_ready = True
+                search = want - len(direct) if self._maybe_ready else 0
+                if direct or search > 0:
+                    searched = search > 0
+                    claims, found = tx.claim_next(
+                        [
+                            (
+                                r.row_id,
+                                r.execution_id,
+                                r.task_id,
+                                r.workflow.name,
+                                r.workflow.version,
+                                r.deps_total,
+                                r.deps_failed,
+                                r.deps_skipped,
+                            )
+                            for r in direct
+                        ],
+                        search,
+                        self._workflow_keys(),
+                        self.runner_id,
+                        now,
                     )
-                    if len(found) < want - len(claims):
+                    if searched and len(found) < search:
                         self._maybe_ready = False
                     claims.extend(found)
                 for claim in claims:

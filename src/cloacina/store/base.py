@@ -63,6 +63,22 @@ class WriteTx(abc.ABC):
     def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
         """Claim tasks that just became runnable (pending -> running) without a search."""
 
+    def claim_next(
+        self,
+        pending: Sequence[ReadyRow],
+        ready_limit: int,
+        workflow_keys: Sequence[str],
+        claimed_by: str,
+        now: float,
+    ) -> tuple[list[Claim], list[Claim]]:
+        """``claim_pending(pending)`` and ``claim_ready(ready_limit)`` together (one round
+        trip where the backend can): the claims of each."""
+        direct = self.claim_pending(pending, claimed_by, now) if pending else []
+        found = (
+            self.claim_ready(ready_limit, workflow_keys, claimed_by, now) if ready_limit > 0 else []
+        )
+        return direct, found
+
     @abc.abstractmethod
     def finish_task(
         self,

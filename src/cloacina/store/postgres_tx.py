@@ -59,11 +59,15 @@ class TxConnection:
         self._pending.append((pg_sql(sql), params))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._send(pg_sql(sql), params)
+        return self._send([(pg_sql(sql), params)])[0]
+
+    def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Send several statements in one round trip; their cursors, in order."""
+        return self._send([(pg_sql(sql), params) for sql, params in statements])
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         if self._pending:
-            self._send(None, ())
+            self._send([])
         cur = self.raw.driver_connection.cursor()
         cur.executemany(pg_sql(sql), rows)
         return cur
@@ -72,43 +76,43 @@ class TxConnection:
         if self._fresh and len(self._pending) == 1:
             self._pending.clear()  # nothing was written: no transaction to commit
             return
-        self._send("COMMIT", None)
+        self._send([("COMMIT", None)])
 
-    def _send(self, sql: str | None, params: Sequence[Any] | None) -> Any:
+    def _send(self, statements: list[tuple[str, Sequence[Any] | None]]) -> list[Any]:
         conn = self.raw.driver_connection
-        if not self._pending:
+        if not self._pending and len(statements) == 1:
+            ((sql, params),) = statements
             cur = conn.cursor()
-            cur.execute(sql, params, prepare=sql != "COMMIT")
-            return cur
+            cur.execute(sql, params, prepare=params is not None)
+            return [cur]
         pending, self._pending = self._pending, []
         import psycopg
 
         try:
-            cur = self._pipeline(conn, pending, sql, params)
+            cursors = self._pipeline(conn, pending, statements)
         except psycopg.OperationalError:
             if not self._fresh:
                 raise
             # Nothing of this transaction reached the server: start it on a fresh connection.
             self.raw = self._reconnect(self.raw)
-            cur = self._pipeline(self.raw.driver_connection, pending, sql, params)
+            cursors = self._pipeline(self.raw.driver_connection, pending, statements)
         self._fresh = False
-        return cur
+        return cursors
 
     @staticmethod
     def _pipeline(
         conn: Any,
         pending: list[tuple[str, Sequence[Any] | None]],
-        sql: str | None,
-        params: Sequence[Any] | None,
-    ) -> Any:
-        cur = conn.cursor()
+        statements: list[tuple[str, Sequence[Any] | None]],
+    ) -> list[Any]:
+        cursors = [conn.cursor() for _ in statements]
         with conn.pipeline():
-            for pending_sql, pending_params in pending:
-                control = pending_params is None
-                conn.cursor().execute(pending_sql, pending_params, prepare=not control)
-            if sql is not None:
-                cur.execute(sql, params, prepare=sql != "COMMIT")
-        return cur
+            # Transaction control (no parameters) is never prepared.
+            for sql, params in pending:
+                conn.cursor().execute(sql, params, prepare=params is not None)
+            for cur, (sql, params) in zip(cursors, statements, strict=True):
+                cur.execute(sql, params, prepare=params is not None)
+        return cursors
 
 
 _LOCK_RUNS = (
@@ -321,13 +325,42 @@ class PostgresWriteTx(SQLWriteTx):
     def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
         if not ready:
             return []
-        prefix = next(self._tokens)
-        rows = self._c.execute(
-            _CLAIM_PENDING, (prefix, claimed_by, now, now, [r[0] for r in ready])
-        ).fetchall()
+        return self.claim_next(ready, 0, (), claimed_by, now)[0]
+
+    def claim_next(
+        self,
+        pending: Sequence[ReadyRow],
+        ready_limit: int,
+        workflow_keys: Sequence[str],
+        claimed_by: str,
+        now: float,
+    ) -> tuple[list[Claim], list[Claim]]:
+        statements: list[tuple[str, Sequence[Any]]] = []
+        if pending:
+            prefix = next(self._tokens)
+            statements.append(
+                (_CLAIM_PENDING, (prefix, claimed_by, now, now, [r[0] for r in pending]))
+            )
+        search = ready_limit > 0 and bool(workflow_keys)
+        if search:
+            statements.append(self._claim_ready_sql(ready_limit, workflow_keys, claimed_by, now))
+        if not statements:
+            return [], []
+        cursors = self._c.execute_all(statements)
+        direct = self._pending_claims(pending, cursors[0].fetchall(), now) if pending else []
+        found: list[Claim] = []
+        if search:
+            rows = cursors[-1].fetchall()
+            found = sorted((Claim(*r) for r in rows), key=lambda c: c.row_id)
+        return direct, found
+
+    @staticmethod
+    def _pending_claims(
+        pending: Sequence[ReadyRow], rows: Sequence[Sequence[Any]], now: float
+    ) -> list[Claim]:
         got = {r[0]: r for r in rows}
         claims: list[Claim] = []
-        for row_id, execution_id, task_id, name, version, d_total, d_failed, d_skipped in ready:
+        for row_id, execution_id, task_id, name, version, d_total, d_failed, d_skipped in pending:
             row = got.get(row_id)
             if row is not None:
                 claims.append(
@@ -397,8 +430,13 @@ class PostgresWriteTx(SQLWriteTx):
     ) -> list[Claim]:
         if limit <= 0 or not workflow_keys:
             return []
+        return self.claim_next((), limit, workflow_keys, claimed_by, now)[1]
+
+    def _claim_ready_sql(
+        self, limit: int, workflow_keys: Sequence[str], claimed_by: str, now: float
+    ) -> tuple[str, Sequence[Any]]:
         prefix = next(self._tokens)
-        rows = self._c.execute(
+        sql = (
             "UPDATE task_executions AS t SET status='running', attempt=t.attempt+1,"
             " claim_token=? || '-' || t.id::text, claimed_by=?, heartbeat_at=?, started_at=?,"
             " retry_at=NULL"
@@ -415,7 +453,6 @@ class PostgresWriteTx(SQLWriteTx):
             " t.claim_token, w.workflow_name, w.workflow_version, t.started_at, t.deps_total,"
             " t.deps_failed, t.deps_skipped,"
             # A root's input comes along: no query for it before the task starts.
-            " CASE WHEN t.deps_total = 0 THEN w.input_context END",
-            (prefix, claimed_by, now, now, now, *workflow_keys, limit),
-        ).fetchall()
-        return sorted((Claim(*r) for r in rows), key=lambda c: c.row_id)
+            " CASE WHEN t.deps_total = 0 THEN w.input_context END"
+        )
+        return sql, (prefix, claimed_by, now, now, now, *workflow_keys, limit)
