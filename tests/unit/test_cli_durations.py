@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cloacina.cli.common import DURATION, fmt_span, parse_duration
+from cloacina.cli.durations import DURATION, fmt_span, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,15 @@ One module per command group: :mod:`~cloacina.cli.run`, :mod:`~cloacina.cli.exec
 :mod:`~cloacina.cli.workflows`, :mod:`~cloacina.cli.worker`, :mod:`~cloacina.cli.workers`,
 :mod:`~cloacina.cli.tenant`, :mod:`~cloacina.cli.db` and :mod:`~cloacina.cli.demo`.
 The commands are thin: they call :class:`~cloacina.runner.DefaultRunner` and the store's
-read methods.
+read methods; they never talk SQL.
+
+What the command groups share lives in modules of its own: :mod:`~cloacina.cli.errors`
+(user errors, exit codes), :mod:`~cloacina.cli.consoles` (stdout / stderr consoles),
+:mod:`~cloacina.cli.options` (``--db`` and ``--tenant``), :mod:`~cloacina.cli.databases`
+(reaching that database and its tenants), :mod:`~cloacina.cli.durations` (``30s``, ``5m``,
+...), :mod:`~cloacina.cli.formatting` (times, durations, statuses),
+:mod:`~cloacina.cli.json_output` (``--json``), :mod:`~cloacina.cli.render` (tables of a run)
+and :mod:`~cloacina.cli.follow` (printing a run's events as it goes).
 """
 
 from __future__ import annotations
@@ -16,11 +24,12 @@ from collections.abc import Sequence
 import click
 
 from cloacina import __version__
-from cloacina.cli.common import DB_ENV, DEFAULT_DB, DEFAULT_TENANT, TENANT_ENV, print_error
 from cloacina.cli.db import db_group
 from cloacina.cli.demo import demo_command
+from cloacina.cli.errors import print_error
 from cloacina.cli.executions import executions_group
 from cloacina.cli.keys import keys_group
+from cloacina.cli.options import DB_ENV, DEFAULT_DB, DEFAULT_TENANT, TENANT_ENV
 from cloacina.cli.package import package_group
 from cloacina.cli.run import run_command
 from cloacina.cli.tenant import tenant_group

@@ -5,7 +5,10 @@ from __future__ import annotations
 import click
 from rich.text import Text
 
-from cloacina.cli.common import CliError, db_option, out_console, resolve_db, sqlite_file
+from cloacina.cli.consoles import out_console
+from cloacina.cli.databases import sqlite_file
+from cloacina.cli.errors import CliError
+from cloacina.cli.options import db_option, resolve_db
 from cloacina.store import open_store
 
 

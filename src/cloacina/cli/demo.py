@@ -13,17 +13,12 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from cloacina.cli.common import (
-    CliInterrupted,
-    EventPrinter,
-    exit_code_for,
-    fancy,
-    fmt_duration,
-    follow,
-    out_console,
-    print_json_block,
-    render_tasks,
-)
+from cloacina.cli.consoles import fancy, out_console
+from cloacina.cli.errors import CliInterrupted, exit_code_for
+from cloacina.cli.follow import EventPrinter, follow
+from cloacina.cli.formatting import fmt_duration
+from cloacina.cli.json_output import print_json_block
+from cloacina.cli.render import render_tasks
 from cloacina.errors import InvalidStateError
 from cloacina.runner import DefaultRunner
 

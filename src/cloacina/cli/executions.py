@@ -14,34 +14,20 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from cloacina.cli.common import (
-    DURATION,
-    CliError,
-    CliInterrupted,
-    db_option,
-    display_url,
-    echo_json,
-    elapsed,
-    exit_code_for,
-    fancy,
-    fmt_duration,
-    fmt_span,
-    fmt_time,
-    iso,
+from cloacina.cli.consoles import fancy, out_console
+from cloacina.cli.databases import display_url, open_existing_store
+from cloacina.cli.durations import DURATION, fmt_span
+from cloacina.cli.errors import CliError, CliInterrupted, exit_code_for
+from cloacina.cli.formatting import elapsed, fmt_duration, fmt_time, iso, status_text
+from cloacina.cli.json_output import echo_json, result_json
+from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.render import (
     new_table,
-    open_existing_store,
-    out_console,
     render_context,
     render_events,
     render_header,
     render_tasks,
     render_tracebacks,
-    resolve_db,
-    resolve_execution,
-    resolve_tenant,
-    result_json,
-    status_text,
-    tenant_option,
 )
 from cloacina.model.context import loads_context
 from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, to_datetime
@@ -82,6 +68,30 @@ def _row_json(row: ExecutionRow) -> dict[str, Any]:
 def _where(url: str, tenant: str) -> str:
     """The database (without its password) and the tenant unless it is ``public``."""
     return display_url(url) + ("" if tenant == "public" else f" (tenant {tenant})")
+
+
+def resolve_execution(store: Store, ident: str) -> ExecutionRow:
+    """The execution with id ``ident``, or the only one whose id starts with ``ident``."""
+    ident = ident.strip()
+    if not ident:
+        raise CliError("give an execution id (or a unique prefix of one)")
+    row = store.get_execution(ident)
+    if row is not None:
+        return row
+    matches = store.find_executions(ident, limit=6)
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise CliError(
+            f"no workflow execution with id or id prefix {ident!r}; "
+            "list them with: cloacina executions list"
+        )
+    shown = ", ".join(f"{r.id} ({r.workflow_name})" for r in matches[:5])
+    more = " and more" if len(matches) > 5 else ""
+    raise CliError(
+        f"execution id prefix {ident!r} is ambiguous: it matches {shown}{more}; "
+        "give more characters"
+    )
 
 
 @executions_group.command("list")

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 from rich.text import Text
 
-from cloacina.cli.common import CliError, out_console
+from cloacina.cli.consoles import out_console
+from cloacina.cli.errors import CliError
 from cloacina.errors import PackageError
 from cloacina.packaging.signing import generate_keypair, key_fingerprint, write_keypair
 

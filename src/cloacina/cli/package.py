@@ -16,19 +16,12 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from cloacina.cli.common import (
-    CliError,
-    db_option,
-    echo_json,
-    err_console,
-    fancy,
-    new_table,
-    out_console,
-    require_tenant,
-    resolve_db,
-    resolve_tenant,
-    tenant_option,
-)
+from cloacina.cli.consoles import err_console, fancy, out_console
+from cloacina.cli.databases import require_tenant
+from cloacina.cli.errors import CliError
+from cloacina.cli.json_output import echo_json
+from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.render import new_table
 from cloacina.errors import PackageError
 from cloacina.packaging.archive import PackageArchive, read_archive
 from cloacina.packaging.build import build, fmt_size

@@ -17,28 +17,13 @@ from typing import Any
 
 import click
 
-from cloacina.cli.common import (
-    CliError,
-    CliInterrupted,
-    EventPrinter,
-    db_option,
-    echo_json,
-    err_console,
-    exit_code_for,
-    follow,
-    out_console,
-    print_error,
-    render_context,
-    render_header,
-    render_tasks,
-    render_tracebacks,
-    require_tenant,
-    resolve_db,
-    resolve_tenant,
-    result_json,
-    sqlite_file,
-    tenant_option,
-)
+from cloacina.cli.consoles import err_console, out_console
+from cloacina.cli.databases import require_tenant, sqlite_file
+from cloacina.cli.errors import CliError, CliInterrupted, exit_code_for, print_error
+from cloacina.cli.follow import EventPrinter, follow
+from cloacina.cli.json_output import echo_json, result_json
+from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.render import render_context, render_header, render_tasks, render_tracebacks
 from cloacina.errors import ExecutionTimeoutError, InvalidStateError, WorkflowNotFoundError
 from cloacina.model.status import WorkflowResult
 from cloacina.model.workflow import catalog

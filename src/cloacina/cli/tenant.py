@@ -14,21 +14,18 @@ from pathlib import Path
 import click
 from rich.text import Text
 
-from cloacina.cli.common import (
-    DEFAULT_TENANT,
-    CliError,
-    check_tenant_name,
-    db_option,
+from cloacina.cli.consoles import out_console
+from cloacina.cli.databases import (
     display_url,
-    echo_json,
-    new_table,
-    out_console,
     postgres_tenants,
     postgres_url,
-    resolve_db,
     sqlite_file,
     tenant_exists,
 )
+from cloacina.cli.errors import CliError
+from cloacina.cli.json_output import echo_json
+from cloacina.cli.options import DEFAULT_TENANT, check_tenant_name, db_option, resolve_db
+from cloacina.cli.render import new_table
 from cloacina.cli.workers import worker_status
 from cloacina.store import open_store
 

@@ -14,16 +14,10 @@ from typing import Any
 
 import click
 
-from cloacina.cli.common import (
-    DURATION,
-    CliError,
-    db_option,
-    display_url,
-    require_tenant,
-    resolve_db,
-    resolve_tenant,
-    tenant_option,
-)
+from cloacina.cli.databases import display_url, require_tenant
+from cloacina.cli.durations import DURATION
+from cloacina.cli.errors import CliError
+from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
 from cloacina.cli.run import import_modules
 from cloacina.runner import DefaultRunner
 

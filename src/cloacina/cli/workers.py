@@ -9,21 +9,12 @@ from typing import Any
 import click
 from rich.text import Text
 
-from cloacina.cli.common import (
-    db_option,
-    display_url,
-    echo_json,
-    fmt_duration,
-    fmt_time,
-    iso,
-    new_table,
-    open_existing_store,
-    out_console,
-    resolve_db,
-    resolve_tenant,
-    status_text,
-    tenant_option,
-)
+from cloacina.cli.consoles import out_console
+from cloacina.cli.databases import display_url, open_existing_store
+from cloacina.cli.formatting import fmt_duration, fmt_time, iso, status_text
+from cloacina.cli.json_output import echo_json
+from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.render import new_table
 from cloacina.model.status import to_datetime
 from cloacina.store.records import WorkerRow
 

@@ -9,21 +9,13 @@ from typing import Any
 
 import click
 
-from cloacina.cli.common import (
-    F,
-    db_option,
-    echo_json,
-    fancy,
-    fmt_time,
-    new_table,
-    out_console,
-    require_tenant,
-    resolve_db,
-    resolve_tenant,
-    sqlite_file,
-    tenant_option,
-)
+from cloacina.cli.consoles import fancy, out_console
+from cloacina.cli.databases import require_tenant, sqlite_file
+from cloacina.cli.formatting import fmt_time
 from cloacina.cli.graph_render import FORMATS, render_workflow
+from cloacina.cli.json_output import echo_json
+from cloacina.cli.options import F, db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.render import new_table
 from cloacina.cli.run import check_workflow, import_modules
 from cloacina.model.status import to_datetime
 from cloacina.model.workflow import Workflow, catalog

@@ -1,0 +1,116 @@
+"""Following a run as it happens: waiting for it to end while printing its events."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from cloacina.cli.consoles import fancy
+from cloacina.cli.formatting import fmt_duration
+from cloacina.cli.render import event_style
+from cloacina.errors import ExecutionTimeoutError
+from cloacina.model.status import TERMINAL_EXECUTION, WorkflowResult
+from cloacina.runner import DefaultRunner
+from cloacina.store.records import EventRow
+
+
+class EventPrinter:
+    """Prints a run's events as they happen, one line each."""
+
+    def __init__(self, console: Console, start: float, indent: str = "  ") -> None:
+        self.console = console
+        self.start = start
+        self.indent = indent
+        ok = fancy(console)
+        self.marks = {
+            "started": "▶" if ok else ">",
+            "completed": "✓" if ok else "+",
+            "failed": "✗" if ok else "x",
+            "skipped": "↷" if ok else "~",
+            "retry": "↻" if ok else "r",
+            "run": "●" if ok else "*",
+        }
+
+    def __call__(self, event: EventRow) -> None:
+        line = Text(self.indent)
+        line.append(f"[+{max(0.0, event.created_at - self.start):6.2f}s] ", style="dim")
+        detail = _detail_dict(event)
+        name = event.event
+        task = event.task_id or ""
+        attempt = f" (attempt {event.attempt})" if event.attempt else ""
+        if name == "task_started":
+            line.append(f"{self.marks['started']} {task} started{attempt}", style="cyan")
+        elif name == "task_completed":
+            took = detail.get("duration")
+            took_s = f" in {fmt_duration(float(took))}" if isinstance(took, int | float) else ""
+            line.append(f"{self.marks['completed']} {task} completed{took_s}", style="green")
+            line.append(attempt, style="dim")
+        elif name == "task_retry_scheduled":
+            wait = detail.get("retry_in")
+            wait_s = (
+                f", retrying in {fmt_duration(float(wait))}"
+                if isinstance(wait, int | float)
+                else ""
+            )
+            line.append(
+                f"{self.marks['retry']} {task} failed{attempt}: {detail.get('error')}{wait_s}",
+                style="yellow",
+            )
+        elif name == "task_failed":
+            line.append(
+                f"{self.marks['failed']} {task} failed{attempt}: {detail.get('error')}",
+                style="bold red",
+            )
+        elif name == "task_skipped":
+            line.append(
+                f"{self.marks['skipped']} {task} skipped: {detail.get('reason')}", style="yellow"
+            )
+        else:
+            label = name.replace("_", " ")
+            if task:
+                label = f"{task} {label}"
+            line.append(f"{self.marks['run']} {label}", style=event_style(name) + " bold")
+        self.console.print(line)
+
+
+def _detail_dict(event: EventRow) -> dict[str, Any]:
+    if not event.detail:
+        return {}
+    try:
+        detail = json.loads(event.detail)
+    except ValueError:
+        return {"detail": event.detail}
+    return detail if isinstance(detail, dict) else {"detail": detail}
+
+
+def follow(
+    runner: DefaultRunner,
+    execution_id: str,
+    on_event: Callable[[EventRow], None],
+    *,
+    timeout: float | None = None,
+    interval: float = 0.05,
+) -> WorkflowResult:
+    """Wait for a run to end, calling ``on_event`` for each of its events as they are stored.
+
+    Raises :class:`ExecutionTimeoutError` when ``timeout`` seconds pass first.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    after = 0
+    while True:
+        status = runner.store.execution_status(execution_id)
+        for event in runner.store.get_events(execution_id, after_id=after):
+            after = event.id
+            on_event(event)
+        if status is None or status in TERMINAL_EXECUTION:
+            return runner.get_execution(execution_id)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ExecutionTimeoutError(
+                f"workflow execution {execution_id} is still {status} after {timeout:g}s"
+            )
+        time.sleep(interval)

@@ -1,0 +1,85 @@
+"""JSON output: the ``--json`` form of runs, tasks and events, and printing JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import click
+from rich.console import Console
+
+from cloacina.cli.formatting import iso
+from cloacina.model.status import TaskResult, WorkflowResult, to_datetime
+from cloacina.store.records import EventRow
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout, nothing else (for ``--json``)."""
+    click.echo(dump_json(data))
+
+
+def print_json_block(console: Console, data: Any) -> None:
+    """Pretty JSON (coloured on a terminal)."""
+    console.print_json(dump_json(data), highlight=console.is_terminal)
+
+
+def task_json(task: TaskResult, max_attempts: int | None) -> dict[str, Any]:
+    return {
+        "status": str(task.status),
+        "attempts": task.attempts,
+        "max_attempts": max_attempts,
+        "recoveries": task.recoveries,
+        "started_at": iso(task.started_at),
+        "finished_at": iso(task.finished_at),
+        "duration": None if task.duration is None else round(task.duration, 6),
+        "error": task.error,
+        "skip_reason": task.skip_reason,
+    }
+
+
+def result_json(
+    result: WorkflowResult,
+    max_attempts: Mapping[str, int] | None = None,
+    events: list[EventRow] | None = None,
+) -> dict[str, Any]:
+    """A JSON-ready description of a run (the ``--json`` output of ``run`` and ``show``)."""
+    limits = max_attempts or {}
+    data: dict[str, Any] = {
+        "execution_id": result.execution_id,
+        "workflow": result.workflow_name,
+        "version": result.workflow_version,
+        "package": result.package,
+        "tenant": result.tenant,
+        "status": str(result.status),
+        "error": result.error,
+        "started_at": iso(result.started_at),
+        "finished_at": iso(result.finished_at),
+        "duration": None if result.duration is None else round(result.duration, 6),
+        "tasks": {tid: task_json(t, limits.get(tid)) for tid, t in result.tasks.items()},
+        "final_context": result.final_context,
+    }
+    if events is not None:
+        data["events"] = [event_json(e) for e in events]
+    return data
+
+
+def event_json(event: EventRow) -> dict[str, Any]:
+    detail: Any = None
+    if event.detail:
+        try:
+            detail = json.loads(event.detail)
+        except ValueError:
+            detail = event.detail
+    return {
+        "id": event.id,
+        "time": iso(to_datetime(event.created_at)),
+        "task": event.task_id,
+        "event": event.event,
+        "attempt": event.attempt,
+        "detail": detail,
+    }

@@ -1,0 +1,158 @@
+"""Tables and blocks for a run: its header, tasks, tracebacks, context and event log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cloacina.cli.formatting import elapsed, fmt_duration, fmt_time, status_text, tail
+from cloacina.cli.json_output import print_json_block
+from cloacina.model.status import TaskStatus, WorkflowResult
+from cloacina.store.records import EventRow
+
+
+def new_table(title: str) -> Table:
+    """A compact table (no vertical borders) with a bold title on the left."""
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+
+
+def render_header(console: Console, result: WorkflowResult) -> None:
+    """The run's id, workflow, version, status, times and error."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("execution", Text(result.execution_id))
+    workflow = Text(result.workflow_name)
+    if result.package != "embedded" or result.tenant != "public":
+        workflow.append(f"  ({result.tenant}::{result.package})", style="dim")
+    grid.add_row("workflow", workflow)
+    grid.add_row("version", Text(result.workflow_version[:12]))
+    grid.add_row("status", status_text(result.status))
+    grid.add_row("started", fmt_time(result.started_at))
+    grid.add_row("finished", fmt_time(result.finished_at))
+    grid.add_row(
+        "duration", fmt_duration(elapsed(result.started_at, result.finished_at, result.status))
+    )
+    if result.error:
+        grid.add_row("error", Text(result.error, style="red"))
+    console.print(grid)
+
+
+def render_tasks(
+    console: Console,
+    result: WorkflowResult,
+    max_attempts: Mapping[str, int] | None = None,
+    *,
+    recoveries: bool | None = None,
+) -> None:
+    """One row per task: status, attempts, (recoveries,) duration, error or skip reason.
+
+    ``recoveries=None`` shows that column only when a task was recovered.
+    """
+    limits = max_attempts or {}
+    show_recoveries = (
+        any(t.recoveries for t in result.tasks.values()) if recoveries is None else recoveries
+    )
+    table = new_table("Tasks")
+    table.add_column("task", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    if show_recoveries:
+        table.add_column("recoveries", justify="right", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("error / skip reason", overflow="fold")
+    for tid, t in result.tasks.items():
+        limit = limits.get(tid)
+        attempts = f"{t.attempts}/{limit}" if limit else str(t.attempts)
+        if t.error:
+            note = Text(t.error, style="red")
+        elif t.skip_reason:
+            note = Text(t.skip_reason, style="yellow")
+        else:
+            note = Text("")
+        cells: list[Text | str] = [Text(tid), status_text(t.status), attempts]
+        if show_recoveries:
+            cells.append(str(t.recoveries))
+        cells.append(fmt_duration(elapsed(t.started_at, t.finished_at, t.status)))
+        cells.append(note)
+        table.add_row(*cells)
+    console.print(table)
+
+
+def render_tracebacks(console: Console, result: WorkflowResult, lines: int = 12) -> None:
+    """The traceback tails of the run's failed tasks."""
+    for tid, t in result.tasks.items():
+        if t.status == TaskStatus.FAILED and t.traceback:
+            console.print(Text(f"Traceback of failed task {tid!r} (last lines):", style="bold"))
+            console.print(Text(tail(t.traceback, lines), style="dim"))
+
+
+def render_context(console: Console, title: str, data: Mapping[str, Any]) -> None:
+    console.print(Text(title, style="bold"))
+    if data:
+        print_json_block(console, dict(data))
+    else:
+        console.print(Text("(empty)", style="dim"))
+
+
+# ---- events ----------------------------------------------------------------------------------
+def event_detail(event: EventRow) -> str:
+    """An event's detail as ``key=value`` pairs."""
+    if not event.detail:
+        return ""
+    try:
+        detail = json.loads(event.detail)
+    except ValueError:
+        return event.detail
+    if not isinstance(detail, dict):
+        return str(detail)
+    parts = []
+    for key, value in detail.items():
+        if key in ("duration", "retry_in") and isinstance(value, int | float):
+            parts.append(f"{key}={fmt_duration(float(value))}")
+        else:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def render_events(console: Console, events: list[EventRow], start: float | None) -> None:
+    """The event log of a run, times relative to ``start`` (epoch seconds)."""
+    table = new_table("Events")
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("task", no_wrap=True)
+    table.add_column("event", no_wrap=True)
+    table.add_column("attempt", justify="right", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    base = start if start is not None else (events[0].created_at if events else 0.0)
+    for e in events:
+        table.add_row(
+            f"+{e.created_at - base:.3f}s",
+            Text(e.task_id or "-"),
+            Text(e.event, style=event_style(e.event)),
+            "" if e.attempt is None else str(e.attempt),
+            Text(event_detail(e)),
+        )
+    console.print(table)
+
+
+def event_style(name: str) -> str:
+    if name.endswith(("_completed",)):
+        return "green"
+    if name.endswith(("_failed",)):
+        return "red"
+    if name.endswith(("_skipped", "_retry_scheduled", "_paused", "_cancelled")):
+        return "yellow"
+    return "cyan"
