@@ -282,14 +282,30 @@ def gated_run(tmp_path: Path) -> Iterator[GatedRun]:
             run.communicate()
 
 
-def read_line(stream: object, deadline: float) -> str:
-    """The next line of a text pipe, failing the test when none comes before ``deadline``."""
-    assert hasattr(stream, "readline") and hasattr(stream, "fileno")
-    ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
-    assert ready, "watch printed nothing in time"
-    line: str = stream.readline()
-    assert line, "watch ended early"
-    return line.rstrip("\n")
+class LineReader:
+    """Lines of a child's stdout, read straight from the pipe with ``os.read``: ``select``
+    then sees every byte not yet read (a buffered ``readline`` could hold a second line back
+    where ``select`` cannot see it, and the test would wait for it in vain)."""
+
+    def __init__(self, stream: object) -> None:
+        assert hasattr(stream, "fileno")
+        self.fd: int = stream.fileno()
+        self.buffer = b""
+
+    def line(self, deadline: float) -> str:
+        """The next line, failing the test when none comes before ``deadline``."""
+        while b"\n" not in self.buffer:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, "watch printed nothing in time"
+            chunk = os.read(self.fd, 65536)
+            assert chunk, "watch ended early"
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode()
+
+    def unread(self) -> str:
+        """What was read from the pipe but not returned as a line yet."""
+        return self.buffer.decode()
 
 
 def test_watch_follows_a_running_run(gated_run: GatedRun, tmp_path: Path) -> None:
@@ -305,13 +321,15 @@ def test_watch_follows_a_running_run(gated_run: GatedRun, tmp_path: Path) -> Non
     )
     try:
         deadline = time.monotonic() + 45  # generous: the machine may be loaded
-        lines = [read_line(watch.stdout, deadline)]
+        reader = LineReader(watch.stdout)
+        lines = [reader.line(deadline)]
         assert lines[0] == f"watching execution {execution_id} (workflow slow, 4 tasks): running"
         # Output comes line by line while the run goes on: wait until the held task shows.
         while "wait_for_gate running (attempt 1)" not in lines[-1]:
-            lines.append(read_line(watch.stdout, deadline))
+            lines.append(reader.line(deadline))
         open_gate()
         out, err = watch.communicate(timeout=20)
+        out = reader.unread() + out
     finally:
         if watch.poll() is None:
             watch.kill()
