@@ -122,3 +122,14 @@ def test_prune_removes_finished_runs_of_its_tenant_only(
     assert "Removed 2 finished runs older than 0s" in pruned.stdout
     assert run_ids(cli, url, "--tenant", "acme") == [unfinished]
     assert run_ids(cli, url) == [public_run]  # another tenant: untouched
+
+
+def test_read_commands_create_no_database(cli: Cli, url: str, tmp_path: Path) -> None:
+    for command in (("executions", "list"), ("workers", "list")):
+        res = cli(*command, "--db", url)
+        assert res.returncode == 2, res
+        assert "no Cloacina database in" in res.stderr or "no database at" in res.stderr, res
+    if url.startswith("sqlite"):
+        assert not (tmp_path / "runs.db").exists()
+    else:
+        assert tenants(cli, url) == []  # no schema got Cloacina's tables

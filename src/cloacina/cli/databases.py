@@ -35,6 +35,12 @@ def open_existing_store(url: str, tenant: str = DEFAULT_TENANT) -> Store:
             f"no database at {str(path)!r} (from --db {url}); run a workflow first, or point "
             f"--db (or ${DB_ENV}) at an existing database"
         )
+    if path is None and tenant == DEFAULT_TENANT and tenant not in postgres_tenants(url):
+        raise CliError(
+            f"no Cloacina database in {display_url(url)} (schema {tenant!r} has no Cloacina "
+            "tables); run a workflow or start a worker there first, or create the tables with: "
+            f"cloacina db upgrade --db {display_url(url)}"
+        )
     require_tenant(url, tenant)
     return open_store(url, tenant=tenant)
 
