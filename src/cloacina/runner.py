@@ -56,6 +56,19 @@ def _nothing() -> None:
     return None
 
 
+#: Longest runner id the store keeps (``workers.id``, ``task_executions.claimed_by``).
+RUNNER_ID_MAX = 64
+#: Longest host name the store keeps (``workers.host``).
+HOST_MAX = 255
+
+
+def make_runner_id(host: str, pid: int) -> str:
+    """``host:pid:random`` in at most :data:`RUNNER_ID_MAX` characters: a long host name (a
+    Kubernetes pod's) is cut short, the pid and the random suffix that make it unique stay."""
+    tail = f":{pid}:{uuid.uuid4().hex[:8]}"
+    return f"{host[: max(0, RUNNER_ID_MAX - len(tail))]}{tail}"[-RUNNER_ID_MAX:]
+
+
 def build_result(row: ExecutionRow, tasks: Iterable[TaskRow]) -> WorkflowResult:
     """A :class:`WorkflowResult` from the store's rows of one execution."""
     return WorkflowResult(
@@ -137,7 +150,8 @@ class DefaultRunner:
         # Packages registered in this runner's database, over the workflows of this process.
         self.packages = WorkflowCatalog()
         self.catalog = CatalogView(self.packages, workflows or catalog)
-        self.runner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.host = socket.gethostname()[:HOST_MAX]
+        self.runner_id = make_runner_id(self.host, os.getpid())
         self.settings = EngineSettings(
             max_concurrent_tasks=max_concurrent_tasks,
             poll_interval=poll_interval,
@@ -191,7 +205,7 @@ class DefaultRunner:
             self.store.register_worker(
                 WorkerRow(
                     id=self.runner_id,
-                    host=socket.gethostname(),
+                    host=self.host,
                     pid=os.getpid(),
                     status="running",
                     started_at=now,
