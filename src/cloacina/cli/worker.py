@@ -97,6 +97,28 @@ def _startup_line(runner: DefaultRunner, url: str) -> str:
     help="Prune finished runs older than this, e.g. 30d [default: keep them].",
 )
 @click.option(
+    "--pool-size",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="PostgreSQL: database connections this worker keeps open [default: 10].",
+)
+@click.option(
+    "--max-overflow",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="PostgreSQL: extra connections opened beyond --pool-size under load, closed when "
+    "returned [default: 20].",
+)
+@click.option(
+    "--pool-timeout",
+    type=DURATION,
+    default=None,
+    metavar="DURATION",
+    help="PostgreSQL: how long to wait for a free connection when all are in use [default: 30s].",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="info",
@@ -115,6 +137,9 @@ def worker_command(
     stale_claim_threshold: float | None,
     grace: float | None,
     retention: float | None,
+    pool_size: int | None,
+    max_overflow: int | None,
+    pool_timeout: float | None,
     log_level: str,
 ) -> None:
     """Execute tasks from the database until stopped (SIGTERM or Ctrl-C).
@@ -138,6 +163,9 @@ def worker_command(
             ("stale_claim_threshold", stale_claim_threshold),
             ("shutdown_grace", grace),
             ("retention", retention),
+            ("pool_size", pool_size),
+            ("max_overflow", max_overflow),
+            ("pool_timeout", pool_timeout),
         )
         if value is not None
     }
@@ -161,7 +189,7 @@ def check_settings(settings: dict[str, Any]) -> None:
         name: param.default
         for name, param in inspect.signature(DefaultRunner.__init__).parameters.items()
     }
-    for key in ("poll_interval", "heartbeat_interval", "retention"):
+    for key in ("poll_interval", "heartbeat_interval", "retention", "pool_timeout"):
         if key in settings and settings[key] <= 0:
             raise CliError(f"--{key.replace('_', '-')} must be longer than 0s")
     heartbeat = settings.get("heartbeat_interval", defaults["heartbeat_interval"])
