@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from cloacina.engine.executor import FAILED, Job, Outcome, run_async, run_sync, timeout_outcome
 from cloacina.engine.scheduler import INPUT_KEY, Effects, RunCache, Scheduler
 from cloacina.engine.threads import TaskThreads
+from cloacina.errors import StoreError, TaskError
 from cloacina.model.namespace import DEFAULT_TENANT
 from cloacina.model.workflow import Workflow, WorkflowCatalog
 from cloacina.registry.loader import PackageLoader
@@ -29,6 +30,20 @@ from cloacina.store.records import Claim
 from cloacina.taskinfo import TaskInfo
 
 log = logging.getLogger("cloacina.engine")
+
+
+def storable_text(text: str | None) -> str | None:
+    """Text every database stores: no NUL characters (PostgreSQL refuses them) and no lone
+    surrogates (not UTF-8); both are written as escapes instead."""
+    if text is None or (text.isascii() and "\x00" not in text):
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Whether the database is unreachable or busy (retry as is), rather than refusing data.
+    Our stores wrap lost connections in StoreError; drivers name the rest OperationalError."""
+    return isinstance(exc, StoreError) or type(exc).__name__ == "OperationalError"
 
 
 @dataclass
@@ -103,6 +118,15 @@ class Engine:
         self._heartbeat_thread = threading.Thread(
             target=self._heartbeat_loop, name="cloacina-heartbeat", daemon=True
         )
+        self._prune_thread = threading.Thread(
+            target=self._prune_loop, name="cloacina-retention", daemon=True
+        )
+        # Since when (monotonic) our heartbeats have been reaching the database without a
+        # break; None while they fail. Recovery waits for a full threshold of it.
+        self._healthy_since: float | None = None
+        self._store_failures = 0  # consecutive failed cycles (for the back-off)
+        self._one_at_a_time = False  # the database refused a batch: find the outcome it refuses
+        self._refusals: dict[str, int] = {}  # claim token -> times the database refused it
         self._maybe_ready = True  # whether a search for ready tasks may find something
         self._keys_generation = -1
 
@@ -114,6 +138,8 @@ class Engine:
         # can say so (PostgreSQL NOTIFY); the poll stays as the fallback.
         self._unlisten = self.store.listen(self.wake, self.notify_external)
         self._heartbeat_thread.start()
+        if self.settings.retention is not None:
+            self._prune_thread.start()
 
     @property
     def started(self) -> bool:
@@ -142,10 +168,12 @@ class Engine:
                 self._loop.close()
             return
         self._unlisten()
-        self._heartbeat_stop.set()
         done = threading.Event()
         self._loop.call_soon_threadsafe(self._begin_stop, done, wait)
         done.wait()
+        # Only now: while running tasks finish within the grace period, our heartbeats must
+        # go on, or other workers would take those tasks back and run them a second time.
+        self._heartbeat_stop.set()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._pool.shutdown()
@@ -212,24 +240,34 @@ class Engine:
     def _heartbeat_loop(self) -> None:
         """On a thread of its own, so a slow or unreachable database never stalls the loop:
         refresh our row in ``workers`` (the liveness of every claim we hold: one row per
-        runner, which no other transaction locks); prune old runs when due."""
+        runner, which no other transaction locks)."""
         interval = self.settings.heartbeat_interval
-        next_prune = time.monotonic()
         while not self._heartbeat_stop.wait(interval):
-            now = time.time()
             try:
-                self.store.worker_heartbeat(self.runner_id, now, len(self._running))
+                self.store.worker_heartbeat(self.runner_id, time.time(), len(self._running))
             except Exception as exc:  # the database may be briefly unavailable
-                log.warning("heartbeat failed (will retry): %s", exc)
-            retention = self.settings.retention
-            if retention is not None and time.monotonic() >= next_prune:
-                next_prune = time.monotonic() + min(max(retention / 10, 1.0), 3600.0)
-                try:
-                    pruned = self.store.prune_executions(now - retention)
-                    if pruned:
-                        log.info("pruned %d finished runs older than %.0fs", pruned, retention)
-                except Exception as exc:
-                    log.warning("pruning old runs failed: %s", exc)
+                if self._healthy_since is not None:
+                    log.warning("heartbeat failed (will retry): %s", exc)
+                self._healthy_since = None
+            else:
+                if self._healthy_since is None:
+                    self._healthy_since = time.monotonic()
+
+    def _prune_loop(self) -> None:
+        """Remove finished runs past the retention period, on a thread of its own (a large
+        backlog takes a while and must not hold up heartbeats)."""
+        retention = self.settings.retention
+        assert retention is not None
+        pause = min(max(retention / 10, 1.0), 3600.0)
+        while True:
+            try:
+                pruned = self.store.prune_executions(time.time() - retention)
+                if pruned:
+                    log.info("pruned %d finished runs older than %.0fs", pruned, retention)
+            except Exception as exc:
+                log.warning("pruning old runs failed: %s", exc)
+            if self._heartbeat_stop.wait(pause):
+                return
 
     def _recovery_tick(self) -> None:
         if self._stopping:
@@ -251,6 +289,8 @@ class Engine:
     def _cycle(self) -> None:
         self._cycle_scheduled = False
         outcomes, self._outcomes = self._outcomes, []
+        if self._one_at_a_time and len(outcomes) > 1:
+            outcomes, self._outcomes = outcomes[:1], outcomes[1:]
         if len(outcomes) > 1:
             # One order for every worker (runs, then tasks), so that what a backend cannot
             # batch is done in the order the runs were locked.
@@ -317,6 +357,14 @@ class Engine:
         except Exception as exc:
             self._on_store_error(exc, outcomes)
             return
+        self._store_failures = 0
+        for outcome in outcomes:
+            self._refusals.pop(outcome.claim.claim_token, None)
+        if self._one_at_a_time:
+            if self._outcomes:
+                self._request_cycle()
+            else:
+                self._one_at_a_time = False
         self.free -= len(jobs)
         for job in jobs:
             self._dispatch(job)
@@ -330,11 +378,52 @@ class Engine:
             self._request_cycle()  # there may be more ready work than free slots took
 
     def _on_store_error(self, exc: BaseException, outcomes: list[Outcome]) -> None:
-        """Keep the outcomes and try again shortly: the database may come back."""
+        """Keep the outcomes and try again after a back-off: the database may come back.
+        If it is there but refuses the data, find the outcome it refuses and record that
+        task as failed instead, so that one bad outcome cannot hold up every other."""
         self.last_error = exc
-        log.error("database error, retrying shortly: %s", exc)
+        self._store_failures += 1
+        delay = min(5.0, 0.05 * 2 ** min(self._store_failures - 1, 7))
+        if self._store_failures in (1, 5) or delay >= 5.0:
+            log.error("database error, retrying in %.2fs: %s", delay, exc)
+        if outcomes and not _is_outage(exc):
+            if len(outcomes) > 1:
+                self._one_at_a_time = True
+                delay = 0.0
+            else:
+                instead = self._refused(outcomes[0], exc)
+                outcomes = [] if instead is None else [instead]
         self._outcomes[:0] = outcomes
-        self._loop.call_later(min(1.0, self.settings.poll_interval), self._request_cycle, True)
+        self._loop.call_later(delay, self._request_cycle, True)
+
+    def _refused(self, outcome: Outcome, exc: BaseException) -> Outcome | None:
+        """The database refused to record this outcome (twice): record a failure instead;
+        if it refuses that too, give the outcome up (and say so)."""
+        token = outcome.claim.claim_token
+        strikes = self._refusals[token] = self._refusals.get(token, 0) + 1
+        if strikes < 2:
+            return outcome
+        if strikes == 2:
+            task = outcome.claim.task_id
+            message = storable_text(
+                f"the outcome of task {task!r} could not be stored: {type(exc).__name__}: {exc}"
+            )
+            log.error("%s; recording the task as failed", message)
+            return Outcome(
+                outcome.claim,
+                FAILED,
+                error=message,
+                exc=TaskError(message or "", retryable=False),
+                finished_at=outcome.finished_at or time.time(),
+            )
+        log.error(
+            "giving up recording task %s of execution %s: the database refuses it (%s)",
+            outcome.claim.task_id,
+            outcome.claim.execution_id,
+            exc,
+        )
+        self._refusals.pop(token, None)
+        return None
 
     def _workflow(self, claim: Claim) -> Workflow | None:
         return self.catalog.find(claim.workflow_name, claim.workflow_version)
@@ -458,6 +547,9 @@ class Engine:
             return False
         if not outcome.finished_at:
             outcome.finished_at = time.time()
+        outcome.error = storable_text(outcome.error)
+        outcome.traceback = storable_text(outcome.traceback)
+        outcome.skip_reason = storable_text(outcome.skip_reason)
         self._outcomes.append(outcome)
         self._request_cycle()
         return True
@@ -482,9 +574,15 @@ class Engine:
 
     # ---- recovery --------------------------------------------------------------------------
     def _recover_stale(self) -> None:
+        healthy = self._healthy_since
+        threshold = self.settings.stale_claim_threshold
+        if healthy is None or time.monotonic() - healthy < threshold:
+            # After an outage every worker's heartbeats are old: give them a full threshold
+            # to come back before taking their tasks.
+            return
         now = time.time()
-        older_than = now - self.settings.stale_claim_threshold
-        stale = self.store.find_stale(older_than)
+        older_than = now - threshold
+        stale = [s for s in self.store.find_stale(older_than) if s.claim_token not in self._running]
         if not stale:
             return
         fx = Effects()

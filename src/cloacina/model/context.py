@@ -137,6 +137,8 @@ def deep_merge(*parts: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+# For text a database cannot store as UTF-8 (lone surrogates): escaped, it round-trips.
+_ascii_encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=True)
 
 
 def dumps_context(data: Mapping[str, Any]) -> str:
@@ -157,6 +159,11 @@ def dumps_context(data: Mapping[str, Any]) -> str:
         _check_keys(data)
         raise ContextSerializationError("<context>", str(exc)) from exc
     _check_keys(data)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = _ascii_encoder.encode(data)
     return text
 
 

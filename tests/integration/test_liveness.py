@@ -1,0 +1,200 @@
+"""Liveness in hard cases: a graceful shutdown longer than the stale threshold, heartbeats
+that stop reaching the database for a while, data the database refuses, and the runner's
+retention setting. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from cloacina import Context, DefaultRunner, ExecutionNotFoundError, task, workflow
+
+pytestmark = pytest.mark.timeout(60)
+
+RunnerFactory = Callable[..., DefaultRunner]
+
+
+def events_of(runner: DefaultRunner, execution_id: str) -> list[str]:
+    return [e.event for e in runner.store.get_events(execution_id)]
+
+
+def test_graceful_shutdown_longer_than_the_threshold_runs_the_task_once(
+    make_runner: RunnerFactory, name: Callable[[str], str]
+) -> None:
+    started = threading.Event()
+    calls: list[int] = []
+    wf_name = name("grace")
+
+    @workflow(name=wf_name)
+    class Grace:
+        @task
+        def slow(context: Context) -> None:
+            calls.append(1)
+            started.set()
+            time.sleep(1.5)  # three stale thresholds
+            context.insert("done", True)
+
+    first = make_runner(stale_claim_threshold=0.5, shutdown_grace=10.0)
+    eid = first.schedule_workflow(wf_name)
+    assert started.wait(10)
+    other = make_runner(stale_claim_threshold=0.5)  # would take back a task that went stale
+    first.shutdown(wait=True)  # the grace period covers the task: it finishes here
+
+    result = other.wait(eid, timeout=20)
+    assert result.status == "completed", result
+    assert calls == [1]
+    assert result.tasks["slow"].recoveries == 0
+    assert "task_recovered" not in events_of(other, eid)
+
+
+def test_heartbeats_lost_for_a_while_do_not_take_back_a_live_task(
+    make_runner: RunnerFactory, name: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is out of reach of the heartbeat for longer than the threshold (an
+    outage): the runner's own running task is not taken back when it returns."""
+    started = threading.Event()
+    calls: list[int] = []
+    wf_name = name("outage")
+
+    @workflow(name=wf_name)
+    class Outage:
+        @task
+        def long(context: Context) -> None:
+            calls.append(1)
+            started.set()
+            time.sleep(2.0)
+            context.insert("done", True)
+
+    runner = make_runner(stale_claim_threshold=0.5, heartbeat_interval=0.1)
+    beat = runner.store.worker_heartbeat
+    broken = threading.Event()
+
+    def heartbeat(*args: Any, **kwargs: Any) -> None:
+        if broken.is_set():
+            raise ConnectionError("database unreachable (simulated)")
+        beat(*args, **kwargs)
+
+    monkeypatch.setattr(runner.store, "worker_heartbeat", heartbeat)
+    eid = runner.schedule_workflow(wf_name)
+    assert started.wait(10)
+    broken.set()
+    time.sleep(1.0)  # two thresholds without a heartbeat
+    broken.clear()
+
+    result = runner.wait(eid, timeout=20)
+    assert result.status == "completed", result
+    assert calls == [1]
+    assert result.tasks["long"].recoveries == 0
+    assert "task_recovered" not in events_of(runner, eid)
+
+
+def test_text_the_database_refuses_is_stored_escaped(
+    runner: DefaultRunner, name: Callable[[str], str]
+) -> None:
+    wf_name = name("nul")
+
+    @workflow(name=wf_name)
+    class Nul:
+        @task
+        def odd_output(context: Context) -> None:
+            context.insert("surrogate", "a\ud800b")  # not UTF-8: escaped in the JSON
+
+        @task(dependencies=[odd_output])
+        def bad_error(context: Context) -> None:
+            raise ValueError("bad\x00byte")  # PostgreSQL text cannot hold NUL
+
+    result = runner.execute(wf_name, timeout=20)
+    assert result.status == "failed"
+    assert result.tasks["odd_output"].status == "completed"
+    error = result.tasks["bad_error"].error or ""
+    assert "bad\\x00byte" in error, error
+    # The runner is not stuck: the next run goes through too.
+    again = runner.execute(wf_name, timeout=20)
+    assert again.status == "failed"
+    assert runner.get_execution(result.execution_id).status == "failed"
+
+
+def test_a_refused_outcome_fails_its_task_and_holds_up_nothing(
+    runner: DefaultRunner, name: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outcome the database will not take (simulated: its output makes every write fail)
+    fails its own task after a retry; the other tasks' outcomes are recorded meanwhile."""
+    wf_name = name("refused")
+    poison = '{"poison":true}'
+
+    @workflow(name=wf_name)
+    class Refused:
+        @task
+        def good(context: Context) -> None:
+            context.insert("good", True)
+
+        @task
+        def bad(context: Context) -> None:
+            context.insert("poison", True)
+
+    engine = runner._engine
+    write = engine.store.write
+
+    class Refusing:
+        def __init__(self) -> None:
+            self.cm = write()
+
+        def __enter__(self) -> Any:
+            tx = self.cm.__enter__()
+            complete_tasks = tx.complete_tasks
+
+            def refuse(items: Any, now: float) -> Any:
+                if any(i.output_json == poison for i in items):
+                    raise ValueError("the database refuses this value (simulated)")
+                return complete_tasks(items, now)
+
+            tx.complete_tasks = refuse
+            return tx
+
+        def __exit__(self, *exc: Any) -> Any:
+            return self.cm.__exit__(*exc)
+
+    monkeypatch.setattr(engine.store, "write", Refusing)
+    result = runner.execute(wf_name, timeout=30)
+    assert result.tasks["good"].status == "completed"
+    assert result.tasks["bad"].status == "failed"
+    assert "could not be stored" in (result.tasks["bad"].error or "")
+    assert result.status == "failed"
+
+
+def test_retention_setting_prunes_finished_runs(
+    make_runner: RunnerFactory, name: Callable[[str], str]
+) -> None:
+    wf_name = name("retained")
+
+    @workflow(name=wf_name)
+    class Retained:
+        @task
+        def only(context: Context) -> None:
+            context.insert("x", 1)
+
+    plain = make_runner()
+    kept = plain.execute(wf_name, timeout=20)
+    pruning = make_runner(retention=0.3)
+    old = pruning.execute(wf_name, timeout=20)
+
+    def gone() -> bool:
+        try:
+            pruning.get_execution(old.execution_id)
+        except ExecutionNotFoundError:
+            return True
+        return False
+
+    deadline = time.monotonic() + 15
+    while not gone():
+        assert time.monotonic() < deadline, "the finished run was never pruned"
+        time.sleep(0.1)
+    # Every finished run of the database is past retention by then, the first one too; a
+    # running one is never pruned.
+    assert pruning.store.get_events(old.execution_id) == []
+    assert pruning.store.get_tasks(old.execution_id) == []
+    del kept
