@@ -1,0 +1,221 @@
+"""An engine's liveness: heartbeats, retention, stale-claim recovery and store errors.
+
+Liveness is one heartbeat row per runner in ``workers``. Recovery takes back the running
+tasks of runners whose heartbeat is older than the threshold, but only once this runner's
+own heartbeats have reached the database for a full threshold (after an outage, every
+runner's heartbeat is old), and never its own claims. When a cycle's write fails, the
+outcomes are kept and retried with a back-off; when the database is there but refuses an
+outcome, that task is recorded as failed instead of holding up every other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from cloacina.engine.executor import FAILED, Outcome
+from cloacina.engine.scheduler import Effects, Scheduler
+from cloacina.errors import StoreError, TaskError
+from cloacina.model.workflow import WorkflowCatalog
+from cloacina.store.base import Store
+
+if TYPE_CHECKING:
+    from cloacina.engine.engine import EngineSettings
+
+log = logging.getLogger("cloacina.engine")
+
+
+def storable_text(text: str | None) -> str | None:
+    """Text every database stores: no NUL characters (PostgreSQL refuses them) and no lone
+    surrogates (not UTF-8); both are written as escapes instead."""
+    if text is None or (text.isascii() and "\x00" not in text):
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Whether the database is unreachable or busy (retry as is), rather than refusing data.
+    Our stores wrap lost connections in StoreError; drivers name the rest OperationalError."""
+    return isinstance(exc, StoreError) or type(exc).__name__ == "OperationalError"
+
+
+class Liveness:
+    """The liveness half of :class:`~cloacina.engine.engine.Engine` (a mixin: the engine
+    provides the attributes declared here)."""
+
+    store: Store
+    catalog: WorkflowCatalog
+    scheduler: Scheduler
+    settings: EngineSettings
+    runner_id: str
+    last_error: BaseException | None
+    _loop: asyncio.AbstractEventLoop
+    _running: dict[str, Any]
+    _outcomes: list[Outcome]
+    _stopping: bool
+    _heartbeat_stop: threading.Event
+    _healthy_since: float | None
+    _store_failures: int
+    _one_at_a_time: bool
+    _refusals: dict[str, int]
+    _request_cycle: Callable[..., None]
+    _notify_finished: Callable[[list[tuple[str, str]]], None]
+
+    def _recovery_interval(self) -> float:
+        return max(0.05, min(self.settings.stale_claim_threshold / 2, 2.0))
+
+    def _heartbeat_loop(self) -> None:
+        """On a thread of its own, so a slow or unreachable database never stalls the loop:
+        refresh our row in ``workers`` (the liveness of every claim we hold: one row per
+        runner, which no other transaction locks)."""
+        interval = self.settings.heartbeat_interval
+        while not self._heartbeat_stop.wait(interval):
+            try:
+                self.store.worker_heartbeat(self.runner_id, time.time(), len(self._running))
+            except Exception as exc:  # the database may be briefly unavailable
+                if self._healthy_since is not None:
+                    log.warning("heartbeat failed (will retry): %s", exc)
+                self._healthy_since = None
+            else:
+                if self._healthy_since is None:
+                    self._healthy_since = time.monotonic()
+
+    def _prune_loop(self) -> None:
+        """Remove finished runs past the retention period, on a thread of its own (a large
+        backlog takes a while and must not hold up heartbeats)."""
+        retention = self.settings.retention
+        assert retention is not None
+        pause = min(max(retention / 10, 1.0), 3600.0)
+        while True:
+            try:
+                pruned = self.store.prune_executions(time.time() - retention)
+                if pruned:
+                    log.info("pruned %d finished runs older than %.0fs", pruned, retention)
+            except Exception as exc:
+                log.warning("pruning old runs failed: %s", exc)
+            if self._heartbeat_stop.wait(pause):
+                return
+
+    def _recovery_tick(self) -> None:
+        if self._stopping:
+            return
+        try:
+            self._recover_stale()
+        except Exception as exc:
+            log.warning("stale-claim recovery failed: %s", exc)
+        self._loop.call_later(self._recovery_interval(), self._recovery_tick)
+
+    def _on_store_error(self, exc: BaseException, outcomes: list[Outcome]) -> None:
+        """Keep the outcomes and try again after a back-off: the database may come back.
+        If it is there but refuses the data, find the outcome it refuses and record that
+        task as failed instead, so that one bad outcome cannot hold up every other."""
+        self.last_error = exc
+        self._store_failures += 1
+        delay = min(5.0, 0.05 * 2 ** min(self._store_failures - 1, 7))
+        if self._store_failures in (1, 5) or delay >= 5.0:
+            log.error("database error, retrying in %.2fs: %s", delay, exc)
+        if outcomes and not _is_outage(exc):
+            if len(outcomes) > 1:
+                self._one_at_a_time = True
+                delay = 0.0
+            else:
+                instead = self._refused(outcomes[0], exc)
+                outcomes = [] if instead is None else [instead]
+        self._outcomes[:0] = outcomes
+        self._loop.call_later(delay, self._request_cycle, True)
+
+    def _refused(self, outcome: Outcome, exc: BaseException) -> Outcome | None:
+        """The database refused to record this outcome (twice): record a failure instead;
+        if it refuses that too, give the outcome up (and say so)."""
+        token = outcome.claim.claim_token
+        strikes = self._refusals[token] = self._refusals.get(token, 0) + 1
+        if strikes < 2:
+            return outcome
+        if strikes == 2:
+            task = outcome.claim.task_id
+            message = storable_text(
+                f"the outcome of task {task!r} could not be stored: {type(exc).__name__}: {exc}"
+            )
+            log.error("%s; recording the task as failed", message)
+            return Outcome(
+                outcome.claim,
+                FAILED,
+                error=message,
+                exc=TaskError(message or "", retryable=False),
+                finished_at=outcome.finished_at or time.time(),
+            )
+        log.error(
+            "giving up recording task %s of execution %s: the database refuses it (%s)",
+            outcome.claim.task_id,
+            outcome.claim.execution_id,
+            exc,
+        )
+        self._refusals.pop(token, None)
+        return None
+
+    def _recover_stale(self) -> None:
+        healthy = self._healthy_since
+        threshold = self.settings.stale_claim_threshold
+        if healthy is None or time.monotonic() - healthy < threshold:
+            # After an outage every worker's heartbeats are old: give them a full threshold
+            # to come back before taking their tasks.
+            return
+        now = time.time()
+        older_than = now - threshold
+        stale = [s for s in self.store.find_stale(older_than) if s.claim_token not in self._running]
+        if not stale:
+            return
+        fx = Effects()
+        with self.store.write() as tx:
+            tx.lock_runs(sorted({item.execution_id for item in stale}))
+            for item in stale:
+                wf = self.catalog.find(item.workflow_name, item.workflow_version)
+                if wf is None:
+                    continue  # a runner that knows this workflow will recover it
+                if item.recovery_count >= self.settings.max_recoveries:
+                    error = (
+                        f"task {item.task_id!r} was abandoned: its runner stopped responding "
+                        f"{item.recovery_count + 1} times (max_recoveries="
+                        f"{self.settings.max_recoveries})"
+                    )
+                    if tx.fail_stale(item, error, now, older_than):
+                        fx.events.append(
+                            (
+                                item.execution_id,
+                                item.task_id,
+                                "task_abandoned",
+                                item.attempt,
+                                json.dumps({"error": error}),
+                                now,
+                            )
+                        )
+                        self.scheduler.settle(
+                            tx, wf, item.execution_id, [(item.task_id, FAILED)], now, fx
+                        )
+                elif tx.requeue_stale(item, older_than):
+                    log.warning(
+                        "recovered task %s of execution %s from a runner that stopped responding",
+                        item.task_id,
+                        item.execution_id,
+                    )
+                    fx.events.append(
+                        (
+                            item.execution_id,
+                            item.task_id,
+                            "task_recovered",
+                            item.attempt,
+                            json.dumps({"recovery": item.recovery_count + 1}),
+                            now,
+                        )
+                    )
+            if fx.ready:
+                tx.mark_ready([r.row_id for r in fx.ready])
+            tx.add_events(fx.events)
+        if fx.finished_runs:
+            self._notify_finished(fx.finished_runs)
+        self._request_cycle(True)
