@@ -8,7 +8,10 @@ Each tenant lives in its own schema: every connection has its ``search_path`` pi
 when it is opened, and verified (fail closed).
 
 The hot path uses psycopg 3 directly (through SQLAlchemy's connection pool) with the SQL of
-:mod:`cloacina.store.sql`; psycopg prepares statements it sees repeatedly.
+:mod:`cloacina.store.sql`; psycopg prepares statements it sees repeatedly. It runs in
+autocommit (a read is one round trip; a write transaction sends its own ``BEGIN``/``COMMIT``),
+while SQLAlchemy Core (migrations, packages, workers, pruning) gets every pooled connection in
+ordinary transactional mode: each ``engine.begin()`` block is one transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.pool import NullPool
 
 from cloacina.errors import StoreError
@@ -119,6 +122,7 @@ class PostgresStore(SQLStore):
             },
         )
         event.listen(self.engine, "connect", self._verify_search_path)
+        event.listen(self.engine, "checkout", _transactional)
         try:
             migrate.upgrade(self.engine, self._migration_lock())
         except DBAPIError as exc:
@@ -156,9 +160,6 @@ class PostgresStore(SQLStore):
             cur.execute("SELECT current_schema()")
             row = cur.fetchone()
         dbapi_conn.rollback()
-        # Reads run in autocommit (one round trip each, no BEGIN/ROLLBACK); writes open an
-        # explicit transaction.
-        dbapi_conn.autocommit = True
         if row is None or row[0] != self.schema:
             raise StoreError(
                 f"connection search_path is not pinned to schema {self.schema!r} "
@@ -181,12 +182,16 @@ class PostgresStore(SQLStore):
         return hold()
 
     def _raw(self) -> Any:
+        """A pooled connection for the hot path, in autocommit: a read is one round trip, and
+        a write transaction sends its own ``BEGIN``/``COMMIT`` (see :class:`TxConnection`)."""
         if self._closed:
             raise StoreError("the store is closed")
         try:
-            return self.engine.raw_connection()
+            raw: Any = self.engine.raw_connection()
         except DBAPIError as exc:
             raise self._error("connect to", exc) from exc
+        raw.driver_connection.autocommit = True  # idle (see _transactional): no round trip
+        return raw
 
     def _drop_dead(self, raw: Any) -> None:
         """A connection died (server restart, failover, pg_terminate_backend): its idle
@@ -253,6 +258,14 @@ class PostgresStore(SQLStore):
 
     def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._read(sql, params, one=True)
+
+    def packages_state(self, tenant: str) -> tuple[int, float]:
+        # Asked on every poll: one round trip, not a transaction of three.
+        count, newest = self._fetchone(
+            "SELECT count(id), max(created_at) FROM workflow_packages WHERE tenant = ?",
+            (tenant,),
+        )
+        return int(count), float(newest or 0.0)
 
     # ---- wake-ups ----------------------------------------------------------------------------
     def listen(
@@ -327,6 +340,22 @@ class PostgresStore(SQLStore):
         for stop in self._listeners:
             stop.set()
         self.engine.dispose()
+
+
+def _transactional(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """On checkout: an idle connection in ordinary transactional mode, whatever state its
+    last user left it in (SQLAlchemy Core relies on it; the hot path turns autocommit on).
+    Setting ``autocommit`` costs no round trip, but needs an idle connection."""
+    from psycopg.pq import TransactionStatus
+
+    try:
+        if dbapi_conn.info.transaction_status != TransactionStatus.IDLE:
+            dbapi_conn.rollback()
+        if dbapi_conn.autocommit:
+            dbapi_conn.autocommit = False
+    except Exception as exc:
+        # The pool drops this connection and hands out another.
+        raise DisconnectionError(f"pooled connection unusable: {exc}") from exc
 
 
 def drop_schema(url: str, schema: str) -> None:
