@@ -1,24 +1,34 @@
-"""The PostgreSQL store's connections, on a real server.
+"""The PostgreSQL store's connections and channels, on a real server.
 
 - SQLAlchemy Core work (migrations, packages, workers, pruning) runs in real transactions,
   while the hot path (reads, ``write()``) runs in autocommit with its own BEGIN/COMMIT — on
   the same pooled connections, whatever state the previous user left them in.
+- Every valid tenant name works, including 63-character ones (whose NOTIFY channels would be
+  too long if they were simply ``cloacina_<schema>_done``).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, insert, select, text
 
+from cloacina import Context, DefaultRunner, task, workflow
 from cloacina.store import open_store
 from cloacina.store.postgres import PostgresStore
 from cloacina.store.tables import workers
 
 pytestmark = pytest.mark.timeout(90)
+
+#: Valid tenant names whose channels do not fit ``cloacina_<schema>_done`` in 63 bytes.
+LONG_TENANTS = [
+    pytest.param("t" + "x" * 49, id="50-chars"),
+    pytest.param("t" + "x" * 62, id="63-chars"),
+]
 
 
 @pytest.fixture
@@ -136,3 +146,65 @@ def test_postgres_pooled_connection_left_in_any_state_is_fine_for_the_next_user(
         assert store.list_executions() == []
     finally:
         store.close()
+
+
+# ---- long tenant names ----------------------------------------------------------------------
+@pytest.mark.parametrize("tenant", LONG_TENANTS)
+def test_postgres_long_tenant_name_runs_and_is_notified(postgres_url: str, tenant: str) -> None:
+    wf_name = f"long_tenant_{uuid.uuid4().hex[:10]}"
+
+    @workflow(name=wf_name)
+    class LongTenant:
+        @task
+        def first(context: Context) -> None:
+            context.insert("first", True)
+
+        @task(dependencies=[first])
+        def second(context: Context) -> None:
+            context.insert("second", True)
+
+    fast: dict[str, Any] = {"heartbeat_interval": 0.1, "stale_claim_threshold": 0.5}
+    with DefaultRunner(postgres_url, tenant=tenant, poll_interval=0.05, **fast) as runner:
+        result = runner.execute(wf_name, timeout=20)
+        assert result.status == "completed", result.error
+        assert result.tenant == tenant
+        assert result.final_context == {"first": True, "second": True}
+
+    # A client that only submits, and a worker: with polls far apart, the worker hears of the
+    # new run and the client of its end only through NOTIFY.
+    slow: dict[str, Any] = {"poll_interval": 30.0}
+    with (
+        DefaultRunner(postgres_url, tenant=tenant, execute_tasks=False, **slow) as client,
+        DefaultRunner(postgres_url, tenant=tenant, **slow) as worker,
+    ):
+        stores: list[Any] = [client.store, worker.store]
+        deadline = time.monotonic() + 10
+        while not all(s.notifying for s in stores):
+            assert time.monotonic() < deadline, "the listeners did not connect"
+            time.sleep(0.01)
+        started = time.monotonic()
+        eid = client.schedule_workflow(wf_name)
+        done = client.wait(eid, timeout=15)
+        assert done.status == "completed", done.error
+        assert time.monotonic() - started < 10
+        assert {r.execution_id for r in client.list_executions(status="completed")} == {
+            result.execution_id,
+            eid,
+        }
+
+
+def test_postgres_channels_fit_and_are_distinct(postgres_url: str) -> None:
+    tenants = ["acme", "t" + "x" * 49, "t" + "x" * 62, "t" + "x" * 61 + "y"]
+    channels: list[str] = []
+    for tenant in tenants:
+        store = open_store(postgres_url, tenant=tenant)
+        assert isinstance(store, PostgresStore)
+        try:
+            for channel in (store.channel, store.done_channel):
+                assert len(channel.encode()) <= 63
+                channels.append(channel)
+        finally:
+            store.close()
+    assert len(set(channels)) == len(channels)
+    # Short tenant names keep their readable channels.
+    assert channels[:2] == ["cloacina_acme", "cloacina_acme_done"]

@@ -16,6 +16,7 @@ ordinary transactional mode: each ``engine.begin()`` block is one transaction.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import os
@@ -42,6 +43,25 @@ log = logging.getLogger("cloacina.store.postgres")
 def check_schema_name(name: str) -> str:
     """A tenant's schema name (the same rules as every tenant name)."""
     return check_tenant_name(name)
+
+
+#: PostgreSQL's longest identifier, and so NOTIFY channel name, in bytes (NAMEDATALEN - 1).
+MAX_IDENTIFIER = 63
+
+
+def channel_names(schema: str) -> tuple[str, str]:
+    """The NOTIFY channels of a schema: work became ready, a run ended.
+
+    ``cloacina_<schema>`` and ``cloacina_<schema>_done`` where they fit in PostgreSQL's 63
+    bytes; for longer tenant names, a prefix of the name and a hash of all of it (the ``.``
+    cannot occur in a tenant name, so these never collide with the readable forms).
+    """
+    ready, done = f"cloacina_{schema}", f"cloacina_{schema}_done"
+    if len(done.encode()) <= MAX_IDENTIFIER:
+        return ready, done
+    digest = hashlib.sha256(schema.encode()).hexdigest()[:16]
+    ready = f"cloacina_{schema[:28]}.{digest}"
+    return ready, f"{ready}_done"
 
 
 class _PgConn:
@@ -96,8 +116,7 @@ class PostgresStore(SQLStore):
             ) from exc
         self.url = url
         self.schema = check_schema_name(schema)
-        self.channel = f"cloacina_{self.schema}"
-        self.done_channel = f"cloacina_{self.schema}_done"
+        self.channel, self.done_channel = channel_names(self.schema)
         self._sa_url = _sqlalchemy_url(url)
         self._where = _describe(self._sa_url)
         self._connect_timeout = connect_timeout
