@@ -198,3 +198,44 @@ def test_retention_setting_prunes_finished_runs(
     assert pruning.store.get_events(old.execution_id) == []
     assert pruning.store.get_tasks(old.execution_id) == []
     del kept
+
+
+def test_staleness_is_judged_by_the_database_clock(db_url: str) -> None:
+    """A worker whose own clock is an hour behind (or ahead) is neither stale while it
+    heartbeats nor fresh once it stops: heartbeats are stamped by the database."""
+    import uuid
+
+    from cloacina.store import open_store
+    from cloacina.store.records import WorkerRow
+
+    store = open_store(db_url)
+    try:
+        eid = str(uuid.uuid4())
+        with store.write() as tx:
+            tx.create_execution(
+                eid,
+                tenant="public",
+                package="embedded",
+                workflow_name="wf",
+                workflow_version="v1",
+                input_json="{}",
+                tasks=[("only", 0, 0, 1)],
+                now=time.time(),
+            )
+        for skew in (-3600.0, 3600.0):
+            worker = f"skewed-{skew:+.0f}"
+            local = time.time() + skew
+            store.register_worker(
+                WorkerRow(worker, "host", 1, "running", local, local, 0, 8, "0", None)
+            )
+            with store.write() as tx:
+                (claim,) = tx.claim_ready(1, ["wf:v1"], worker, local)
+            store.worker_heartbeat(worker, local, 1)
+            assert store.find_stale(5.0) == [], f"clock {skew:+.0f}s: a live worker looked stale"
+            time.sleep(0.6)  # no heartbeat for longer than the max age below
+            stale = store.find_stale(0.5)
+            assert [s.claim_token for s in stale] == [claim.claim_token], f"clock {skew:+.0f}s"
+            with store.write() as tx:
+                assert tx.requeue_stale(stale[0], 0.0)
+    finally:
+        store.close()

@@ -167,7 +167,7 @@ class Liveness:
             return
         now = time.time()
         older_than = now - threshold
-        stale = [s for s in self.store.find_stale(older_than) if s.claim_token not in self._running]
+        stale = [s for s in self.store.find_stale(threshold) if s.claim_token not in self._running]
         if not stale:
             return
         fx = Effects()

@@ -218,8 +218,9 @@ class Store(PackageQueries, MaintenanceQueries, abc.ABC):
 
     # ---- small transactions ----------------------------------------------------------------
     @abc.abstractmethod
-    def find_stale(self, older_than: float, limit: int = 100) -> list[StaleClaim]:
-        """Running tasks whose heartbeat is older than ``older_than``."""
+    def find_stale(self, max_age: float, limit: int = 100) -> list[StaleClaim]:
+        """Running tasks whose runner's heartbeat is more than ``max_age`` seconds old, by
+        the database's clock."""
 
     @abc.abstractmethod
     def has_ready(self, now: float, workflow_keys: Sequence[str]) -> bool:

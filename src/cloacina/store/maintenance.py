@@ -3,7 +3,8 @@ backend-neutral)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, Float, cast, delete, func, insert, literal, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from cloacina.store.records import WorkerRow
 from cloacina.store.tables import (
@@ -23,19 +24,27 @@ class MaintenanceQueries:
     engine: Engine
 
     # ---- workers -----------------------------------------------------------------------------
+    def db_now(self) -> ColumnElement[float]:
+        """The database's clock in seconds since the epoch. Heartbeats are stamped and
+        judged by it, so that workers on machines whose clocks differ agree on staleness."""
+        if self.engine.dialect.name == "postgresql":
+            return cast(func.extract("epoch", func.clock_timestamp()), Float)
+        return cast((func.julianday("now") - literal(2440587.5)) * literal(86400.0), Float)
+
     def register_worker(self, row: WorkerRow) -> None:
+        values = {c.name: getattr(row, c.name) for c in workers.c}
+        values["last_heartbeat"] = self.db_now()
         with self.engine.begin() as conn:
             conn.execute(delete(workers).where(workers.c.id == row.id))
-            conn.execute(
-                insert(workers).values(**{c.name: getattr(row, c.name) for c in workers.c})
-            )
+            conn.execute(insert(workers).values(**values))
 
     def worker_heartbeat(self, worker_id: str, now: float, running_tasks: int) -> None:
+        """Refresh a worker's heartbeat (stamped with the database's clock, not ``now``)."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(workers)
                 .where(workers.c.id == worker_id)
-                .values(last_heartbeat=now, running_tasks=running_tasks)
+                .values(last_heartbeat=self.db_now(), running_tasks=running_tasks)
             )
 
     def worker_stopped(self, worker_id: str, now: float) -> None:

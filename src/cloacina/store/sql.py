@@ -346,15 +346,20 @@ class SQLStore(Store):
     @abc.abstractmethod
     def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
 
-    def find_stale(self, older_than: float, limit: int = 100) -> list[StaleClaim]:
+    def find_stale(self, max_age: float, limit: int = 100) -> list[StaleClaim]:
+        # The age is judged by the database's clock, as the heartbeats are stamped with it.
+        if self.engine.dialect.name == "postgresql":
+            now = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
+        else:
+            now = "((julianday('now') - 2440587.5) * 86400.0)"
         rows = self._fetchall(
             "SELECT t.id, t.execution_id, t.task_id, t.recovery_count, t.attempt,"
             " w.workflow_name, w.workflow_version, t.claim_token"
             " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
             " LEFT JOIN workers k ON k.id = t.claimed_by"
-            " WHERE t.status='running' AND COALESCE(k.last_heartbeat, t.heartbeat_at) < ?"
+            f" WHERE t.status='running' AND COALESCE(k.last_heartbeat, t.heartbeat_at) < {now} - ?"
             " ORDER BY t.id LIMIT ?",
-            (older_than, limit),
+            (max_age, limit),
         )
         return [StaleClaim(*r) for r in rows]
 
