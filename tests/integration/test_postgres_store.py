@@ -1,24 +1,27 @@
-"""The PostgreSQL store's connections and channels, on a real server.
+"""The PostgreSQL store's connections, channels and opening, on a real server.
 
 - SQLAlchemy Core work (migrations, packages, workers, pruning) runs in real transactions,
   while the hot path (reads, ``write()``) runs in autocommit with its own BEGIN/COMMIT — on
   the same pooled connections, whatever state the previous user left them in.
 - Every valid tenant name works, including 63-character ones (whose NOTIFY channels would be
   too long if they were simply ``cloacina_<schema>_done``).
+- Opening works with a pool of one connection, and when several openers race on a fresh
+  database or tenant.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, insert, select, text
 
 from cloacina import Context, DefaultRunner, task, workflow
-from cloacina.store import open_store
+from cloacina.store import Store, open_store
 from cloacina.store.postgres import PostgresStore
 from cloacina.store.tables import workers
 
@@ -208,3 +211,94 @@ def test_postgres_channels_fit_and_are_distinct(postgres_url: str) -> None:
     assert len(set(channels)) == len(channels)
     # Short tenant names keep their readable channels.
     assert channels[:2] == ["cloacina_acme", "cloacina_acme_done"]
+
+
+# ---- opening ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("tenant", ["public", "acme"])
+def test_postgres_open_with_a_pool_of_one_connection(postgres_url: str, tenant: str) -> None:
+    started = time.monotonic()
+    store = open_store(postgres_url, tenant=tenant, pool_size=1, max_overflow=0, pool_timeout=5)
+    assert time.monotonic() - started < 5
+    try:
+        with store.write() as tx:
+            tx.create_execution(
+                "run-1",
+                tenant=tenant,
+                package="embedded",
+                workflow_name="wf",
+                workflow_version="v1",
+                input_json="{}",
+                tasks=[("only", 0, 0, 1)],
+                now=time.time(),
+            )
+        assert store.execution_status("run-1") == "running"
+        assert [r.id for r in store.list_executions()] == ["run-1"]
+    finally:
+        store.close()
+    # Opening the database again (already migrated) works the same.
+    again = open_store(postgres_url, tenant=tenant, pool_size=1, max_overflow=0, pool_timeout=5)
+    try:
+        assert again.execution_status("run-1") == "running"
+    finally:
+        again.close()
+
+
+def test_postgres_runner_with_a_pool_of_one_connection_runs_a_workflow(
+    postgres_url: str,
+) -> None:
+    wf_name = f"pool_one_{uuid.uuid4().hex[:10]}"
+
+    @workflow(name=wf_name)
+    class PoolOne:
+        @task
+        def only(context: Context) -> None:
+            context.insert("ran", True)
+
+    with DefaultRunner(
+        postgres_url, pool_size=1, max_overflow=0, pool_timeout=5, poll_interval=0.05
+    ) as runner:
+        result = runner.execute(wf_name, timeout=20)
+    assert result.status == "completed", result.error
+    assert result.final_context == {"ran": True}
+
+
+def open_at_once(url: str, tenant: str, count: int) -> tuple[list[Store], list[BaseException]]:
+    """Open ``count`` stores of ``url`` from as many threads, released together."""
+    barrier = threading.Barrier(count)
+    stores: list[Store] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            store = open_store(url, tenant=tenant)
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+            return
+        with lock:
+            stores.append(store)
+
+    threads = [threading.Thread(target=open_one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return stores, errors
+
+
+@pytest.mark.parametrize("tenant", ["public", "acme"])
+def test_postgres_concurrent_openers_of_a_fresh_database_all_succeed(
+    postgres_database: Callable[[], str], tenant: str
+) -> None:
+    for _ in range(3):  # a fresh database each round: the race is on creation
+        stores, errors = open_at_once(postgres_database(), tenant, 6)
+        try:
+            assert errors == []
+            assert len(stores) == 6
+            for store in stores:
+                assert store.list_executions() == []
+        finally:
+            for store in stores:
+                store.close()

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from cloacina.errors import StoreError
@@ -40,15 +40,19 @@ def head_revision() -> str:
     return str(head)
 
 
-def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None for an empty database."""
-    with engine.connect() as conn:
-        try:
-            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-        except DBAPIError:
-            conn.rollback()
-            return None  # no alembic_version table yet
-        return None if row is None else str(row[0])
+def current_revision(bind: Engine | Connection) -> str | None:
+    """The revision the database is at, or None for an empty database. On a connection, the
+    read's transaction is ended (rolled back: it wrote nothing)."""
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return current_revision(conn)
+    try:
+        row = bind.execute(text("SELECT version_num FROM alembic_version")).first()
+    except DBAPIError:
+        return None  # no alembic_version table yet
+    finally:
+        bind.rollback()
+    return None if row is None else str(row[0])
 
 
 def file_lock(path: str) -> AbstractContextManager[None]:
@@ -67,36 +71,48 @@ def file_lock(path: str) -> AbstractContextManager[None]:
     return hold()
 
 
-def upgrade(engine: Engine, lock: AbstractContextManager[None] | None = None) -> str:
+def upgrade(engine: Engine, lock: AbstractContextManager[Connection | None] | None = None) -> str:
     """Bring the database to the newest schema; returns the revision it is at.
 
     Refuses a database whose revision this version of Cloacina does not know (a newer one).
     Concurrent starters serialise on ``lock`` (a file lock for SQLite, an advisory lock for
-    PostgreSQL) so they do not race.
+    PostgreSQL) so they do not race. A lock held on a connection of ``engine`` yields that
+    connection, and the migration runs on it (a pool of one connection cannot hand out a
+    second one while the lock holds the first).
     """
     if current_revision(engine) == HEAD_REVISION:
         return HEAD_REVISION
-    from alembic import command
     from alembic.script import ScriptDirectory
 
     cfg = _config()
     script = ScriptDirectory.from_config(cfg)
+    with lock if lock is not None else nullcontext() as held:
+        if held is not None:
+            return _upgrade_on(held, cfg, script)
+        with engine.connect() as conn:
+            return _upgrade_on(conn, cfg, script)
+
+
+def _upgrade_on(conn: Connection, cfg: Any, script: Any) -> str:
+    """Migrate on ``conn`` to the head revision, in one transaction (under the lock: another
+    starter may have migrated while this one waited for it)."""
+    from alembic import command
+
     head = script.get_current_head()
-    with lock if lock is not None else nullcontext():
-        current = current_revision(engine)
-        if current is not None and current == head:
-            return current
-        if current is not None:
-            try:
-                script.get_revision(current)
-            except Exception:
-                raise StoreError(
-                    f"the database schema is at revision {current!r}, which this version of "
-                    "cloacina does not know: it was created by a newer cloacina. Upgrade "
-                    "cloacina (pip install -U cloacina) to use this database."
-                ) from None
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-        assert head is not None
-        return str(head)
+    current = current_revision(conn)
+    if current is not None and current == head:
+        return str(current)
+    if current is not None:
+        try:
+            script.get_revision(current)
+        except Exception:
+            raise StoreError(
+                f"the database schema is at revision {current!r}, which this version of "
+                "cloacina does not know: it was created by a newer cloacina. Upgrade "
+                "cloacina (pip install -U cloacina) to use this database."
+            ) from None
+    with conn.begin():
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    assert head is not None
+    return str(head)

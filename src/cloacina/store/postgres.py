@@ -23,10 +23,10 @@ import os
 import random
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.pool import NullPool
@@ -167,6 +167,11 @@ class PostgresStore(SQLStore):
         )
         try:
             with bootstrap.begin() as conn:
+                # Concurrent openers of a new tenant would race in CREATE SCHEMA IF NOT EXISTS
+                # (one fails on a unique violation): they queue here instead, and the next
+                # sees the schema once the first commits.
+                key = f"cloacina-schema:{self.schema}"
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
                 conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
         except DBAPIError as exc:
             raise self._error("open", exc) from exc
@@ -185,18 +190,29 @@ class PostgresStore(SQLStore):
                 f"(current schema: {row[0] if row else None!r}); refusing to use it"
             )
 
-    def _migration_lock(self) -> Any:
+    def _migration_lock(self) -> AbstractContextManager[Connection]:
+        """Serialise migrations of this schema across processes (a session advisory lock),
+        on a connection the migration then runs on: a pool of one connection is enough."""
+
         @contextmanager
-        def hold() -> Iterator[None]:
+        def hold() -> Iterator[Connection]:
+            key = f"cloacina-migrate:{self.schema}"
             with self.engine.connect() as conn:
-                key = f"cloacina-migrate:{self.schema}"
                 conn.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
                 conn.commit()
                 try:
-                    yield
+                    yield conn
                 finally:
-                    conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
-                    conn.commit()
+                    try:
+                        if conn.in_transaction():
+                            conn.rollback()
+                        conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
+                        conn.commit()
+                    except Exception:
+                        # The lock must not stay held by a pooled connection: closing it ends
+                        # the session, and with it the lock.
+                        conn.invalidate()
+                        raise
 
         return hold()
 
