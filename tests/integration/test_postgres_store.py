@@ -302,3 +302,17 @@ def test_postgres_concurrent_openers_of_a_fresh_database_all_succeed(
         finally:
             for store in stores:
                 store.close()
+
+
+def test_postgres_exhausted_pool_is_a_clear_store_error(postgres_url: str) -> None:
+    from cloacina.errors import StoreError
+
+    store = open_store(postgres_url, pool_size=1, max_overflow=0, pool_timeout=0.5)
+    try:
+        assert isinstance(store, PostgresStore)
+        # The write holds the only connection: a read cannot have one.
+        with store.write(), pytest.raises(StoreError, match=r"no free connection .* pool_size"):
+            store.get_execution("nope")
+        assert store.get_execution("nope") is None  # free again afterwards
+    finally:
+        store.close()

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import NullPool
 
 from cloacina.errors import StoreError
@@ -120,6 +121,7 @@ class PostgresStore(SQLStore):
         self._sa_url = _sqlalchemy_url(url)
         self._where = _describe(self._sa_url)
         self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
         self._closed = False
         self._tokens = (f"{os.getpid():x}.{id(self):x}.{n}" for n in itertools.count(1))
         self._listeners: list[threading.Event] = []
@@ -225,6 +227,12 @@ class PostgresStore(SQLStore):
             raw: Any = self.engine.raw_connection()
         except DBAPIError as exc:
             raise self._error("connect to", exc) from exc
+        except PoolTimeoutError as exc:
+            raise StoreError(
+                f"no free connection to the PostgreSQL database at {self._where}: every pooled "
+                f"connection stayed busy for {self._pool_timeout:g}s; raise pool_size / "
+                "max_overflow (cloacina worker --pool-size / --max-overflow) or pool_timeout"
+            ) from exc
         raw.driver_connection.autocommit = True  # idle (see _transactional): no round trip
         return raw
 
