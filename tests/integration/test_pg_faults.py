@@ -511,6 +511,9 @@ def test_workers_survive_all_connections_being_dropped_twice(cluster: Cluster) -
     finished = {eid for (eid,) in cluster.sql("SELECT id FROM workflow_executions")}
     assert finished >= set(scheduled)
     assert_exactly_once(cluster, len(finished), len(FANOUT_TASKS))
+    # Each worker said what happened: its listener reconnected.
+    for proc in workers:
+        assert "listener connection lost" in cluster.stderr_of(proc), cluster.stderr_of(proc)
 
 
 def test_client_calls_survive_dropped_connections(cluster: Cluster) -> None:
