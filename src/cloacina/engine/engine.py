@@ -122,6 +122,8 @@ class Engine(Liveness):
         # Other processes' work (new runs, ready tasks) wakes us at once where the database
         # can say so (PostgreSQL NOTIFY); the poll stays as the fallback.
         self._unlisten = self.store.listen(self.wake, self.notify_external)
+        # The runner registered this worker (a heartbeat) just before starting us.
+        self._healthy_since = time.monotonic()
         self._heartbeat_thread.start()
         if self.settings.retention is not None:
             self._prune_thread.start()
