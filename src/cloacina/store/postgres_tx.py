@@ -171,7 +171,8 @@ _CREATE_EXECUTION = (
 
 _CLAIM_PENDING = (
     "UPDATE task_executions SET status='running', attempt=attempt+1,"
-    " claim_token=? || '-' || id::text, claimed_by=?, heartbeat_at=?, started_at=?, retry_at=NULL"
+    " claim_token=? || '-' || id::text, claimed_by=?, heartbeat_at=EXTRACT(EPOCH FROM now()),"
+    " started_at=?, retry_at=NULL"
     " WHERE id = ANY(%b::int[]) AND status='pending'"
     " RETURNING id, attempt, recovery_count, claim_token"
 )
@@ -338,9 +339,7 @@ class PostgresWriteTx(SQLWriteTx):
         statements: list[tuple[str, Sequence[Any]]] = []
         if pending:
             prefix = next(self._tokens)
-            statements.append(
-                (_CLAIM_PENDING, (prefix, claimed_by, now, now, [r[0] for r in pending]))
-            )
+            statements.append((_CLAIM_PENDING, (prefix, claimed_by, now, [r[0] for r in pending])))
         search = ready_limit > 0 and bool(workflow_keys)
         if search:
             statements.append(self._claim_ready_sql(ready_limit, workflow_keys, claimed_by, now))
@@ -438,8 +437,8 @@ class PostgresWriteTx(SQLWriteTx):
         prefix = next(self._tokens)
         sql = (
             "UPDATE task_executions AS t SET status='running', attempt=t.attempt+1,"
-            " claim_token=? || '-' || t.id::text, claimed_by=?, heartbeat_at=?, started_at=?,"
-            " retry_at=NULL"
+            " claim_token=? || '-' || t.id::text, claimed_by=?,"
+            " heartbeat_at=EXTRACT(EPOCH FROM now()), started_at=?, retry_at=NULL"
             " FROM workflow_executions w"
             " WHERE w.id = t.execution_id AND t.id IN ("
             "  SELECT t2.id FROM task_executions t2"
@@ -455,4 +454,4 @@ class PostgresWriteTx(SQLWriteTx):
             # A root's input comes along: no query for it before the task starts.
             " CASE WHEN t.deps_total = 0 THEN w.input_context END"
         )
-        return sql, (prefix, claimed_by, now, now, now, *workflow_keys, limit)
+        return sql, (prefix, claimed_by, now, now, *workflow_keys, limit)

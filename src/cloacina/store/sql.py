@@ -128,13 +128,15 @@ class SQLWriteTx(WriteTx):
         """
         sql = (
             "UPDATE task_executions SET status='running', attempt=attempt+1,"
-            " claim_token=?, claimed_by=?, heartbeat_at=?, started_at=?, retry_at=NULL"
+            " claim_token=?, claimed_by=?, started_at=?, retry_at=NULL,"
+            # The database's clock, as for the workers' heartbeats (see find_stale).
+            " heartbeat_at=((julianday('now') - 2440587.5) * 86400.0)"
             f" WHERE id=? AND status='{from_status}' RETURNING attempt, recovery_count"
         )
         claims: list[Claim] = []
         for row_id, execution_id, task_id, name, version, d_total, d_failed, d_skipped in rows:
             token = next(self._tokens)
-            got = self._c.execute(sql, (token, claimed_by, now, now, row_id)).fetchone()
+            got = self._c.execute(sql, (token, claimed_by, now, row_id)).fetchone()
             if got is not None:
                 claims.append(
                     Claim(
