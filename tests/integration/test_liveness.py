@@ -239,3 +239,60 @@ def test_staleness_is_judged_by_the_database_clock(db_url: str) -> None:
                 assert tx.requeue_stale(stale[0], 0.0)
     finally:
         store.close()
+
+
+def test_claims_of_a_cycle_whose_commit_seemed_to_fail_are_handed_back(
+    runner: DefaultRunner, name: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection dies just after COMMIT reached the server: the cycle looks failed but
+    its claims were committed. Nobody runs them, so the runner hands them back, and the run
+    still completes (instead of a task staying 'running' behind a live heartbeat)."""
+    from cloacina.errors import StoreError
+
+    wf_name = name("unknown_commit")
+
+    @workflow(name=wf_name)
+    class UnknownCommit:
+        @task
+        def first(context: Context) -> None:
+            context.insert("first", True)
+
+        @task(dependencies=[first])
+        def second(context: Context) -> None:
+            context.insert("second", True)
+
+    store = runner._engine.store
+    write = store.write
+    fired: list[bool] = []
+
+    class CommitThenFail:
+        def __init__(self) -> None:
+            self.cm = write()
+            self.claimed = False
+
+        def __enter__(self) -> Any:
+            tx = self.cm.__enter__()
+            claim_next = tx.claim_next
+
+            def spy(pending: Any, *args: Any) -> Any:
+                direct, found = claim_next(pending, *args)
+                self.claimed = self.claimed or any(c.task_id == "second" for c in direct)
+                return direct, found
+
+            tx.claim_next = spy
+            return tx
+
+        def __exit__(self, *exc: Any) -> Any:
+            result = self.cm.__exit__(*exc)  # the real COMMIT
+            if exc[0] is None and self.claimed and not fired:
+                fired.append(True)
+                raise StoreError("connection lost after COMMIT (simulated)")
+            return result
+
+    monkeypatch.setattr(store, "write", CommitThenFail)
+    result = runner.execute(wf_name, timeout=20)
+    assert fired, "the simulated failure never happened"
+    assert result.status == "completed", result
+    assert result.final_context == {"first": True, "second": True}
+    assert result.tasks["second"].attempts == 1  # handing back is not an attempt
+    assert "task_handed_back" in events_of(runner, result.execution_id)

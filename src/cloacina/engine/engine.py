@@ -112,6 +112,7 @@ class Engine(Liveness):
         self._store_failures = 0  # consecutive failed cycles (for the back-off)
         self._one_at_a_time = False  # the database refused a batch: find the outcome it refuses
         self._refusals: dict[str, int] = {}  # claim token -> times the database refused it
+        self._orphans: list[Claim] = []  # claims of failed cycles, perhaps committed anyway
         self._maybe_ready = True  # whether a search for ready tasks may find something
         self._keys_generation = -1
 
@@ -248,8 +249,21 @@ class Engine(Liveness):
         searched = False
         try:
             with self.store.write() as tx:
+                orphans = self._orphans
+                runs = {o.claim.execution_id for o in outcomes}
+                runs.update(c.execution_id for c in orphans)
+                if runs:
+                    tx.lock_runs(sorted(runs))
+                if orphans:
+                    # Claims of a cycle whose commit failed may have been committed all the
+                    # same (the connection died after COMMIT reached the server): nobody
+                    # runs them, so hand back those that hold.
+                    for claim in tx.hand_back(orphans):
+                        fx.events.append(
+                            (claim.execution_id, claim.task_id, "task_handed_back", None, None, now)
+                        )
+                    self._maybe_ready = True
                 if outcomes:
-                    tx.lock_runs(sorted({o.claim.execution_id for o in outcomes}))
                     items = [(wf, o) for o in outcomes if (wf := self._workflow(o.claim))]
                     self.scheduler.apply_all(tx, items, now, fx)
                 # Dependents this cycle made runnable are claimed straight away (no search);
@@ -298,8 +312,10 @@ class Engine(Liveness):
                 jobs = self._jobs_for(tx, claims)
                 tx.add_events(fx.events)
         except Exception as exc:
+            self._orphans.extend(claims)
             self._on_store_error(exc, outcomes)
             return
+        self._orphans = []
         self._store_failures = 0
         for outcome in outcomes:
             self._refusals.pop(outcome.claim.claim_token, None)

@@ -171,6 +171,11 @@ class WriteTx(abc.ABC):
         """Append rows to the execution event log."""
 
     @abc.abstractmethod
+    def hand_back(self, claims: Sequence[Claim]) -> list[Claim]:
+        """Put claimed tasks that never started back to ``ready`` (not counted as an attempt
+        or a recovery), if their claim still holds; the ones handed back."""
+
+    @abc.abstractmethod
     def requeue_stale(self, stale: StaleClaim, older_than: float) -> bool:
         """Take back a stale claim: the task becomes ``ready`` again (recovery counted)."""
 

@@ -410,6 +410,12 @@ class PostgresWriteTx(SQLWriteTx):
             )
             self._wake_others()
 
+    def hand_back(self, claims: Sequence[Claim]) -> list[Claim]:
+        back = super().hand_back(claims)
+        if back:
+            self._wake_others()
+        return back
+
     def requeue_stale(self, stale: StaleClaim, older_than: float) -> bool:
         done = super().requeue_stale(stale, older_than)
         if done:

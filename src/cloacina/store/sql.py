@@ -260,6 +260,19 @@ class SQLWriteTx(WriteTx):
                 events,
             )
 
+    def hand_back(self, claims: Sequence[Claim]) -> list[Claim]:
+        back: list[Claim] = []
+        for claim in claims:
+            cur = self._c.execute(
+                "UPDATE task_executions SET status='ready', claim_token=NULL, claimed_by=NULL,"
+                " heartbeat_at=NULL, attempt=attempt-1"
+                " WHERE id=? AND claim_token=? AND status='running'",
+                (claim.row_id, claim.claim_token),
+            )
+            if cur.rowcount == 1:
+                back.append(claim)
+        return back
+
     def requeue_stale(self, stale: StaleClaim, older_than: float) -> bool:
         cur = self._c.execute(
             "UPDATE task_executions SET status='ready', claim_token=NULL, claimed_by=NULL,"
