@@ -240,7 +240,7 @@ class Engine(Liveness):
             # batch is done in the order the runs were locked.
             outcomes.sort(key=lambda o: (o.claim.execution_id, o.claim.row_id))
         want = 0 if self._stopping else self.free
-        if not outcomes and (want <= 0 or not self._maybe_ready):
+        if not outcomes and not self._orphans and (want <= 0 or not self._maybe_ready):
             return
         now = time.time()
         fx = Effects()
