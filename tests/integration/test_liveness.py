@@ -296,3 +296,57 @@ def test_claims_of_a_cycle_whose_commit_seemed_to_fail_are_handed_back(
     assert result.final_context == {"first": True, "second": True}
     assert result.tasks["second"].attempts == 1  # handing back is not an attempt
     assert "task_handed_back" in events_of(runner, result.execution_id)
+
+
+def test_prune_workers_forgets_only_workers_long_gone(db_url: str) -> None:
+    import uuid
+
+    from cloacina.store import open_store
+    from cloacina.store.records import WorkerRow
+
+    store = open_store(db_url)
+    try:
+        long_ago = time.time() - 7200
+        rows = {
+            "stopped-long-ago": ("stopped", long_ago),
+            "silent-long-ago": ("running", long_ago),
+            "silent-with-a-task": ("running", long_ago),
+            "stopped-just-now": ("stopped", time.time()),
+            "live": ("running", time.time()),
+        }
+        for worker, (status, when) in rows.items():
+            stopped_at = when if status == "stopped" else None
+            store.register_worker(
+                WorkerRow(worker, "host", 1, status, when, when, 0, 8, "0", stopped_at)
+            )
+        # register_worker stamps the heartbeat with the database clock: age two of them.
+        with store.engine.begin() as conn:
+            from sqlalchemy import update
+
+            from cloacina.store.tables import workers
+
+            conn.execute(
+                update(workers)
+                .where(workers.c.id.in_(["silent-long-ago", "silent-with-a-task"]))
+                .values(last_heartbeat=long_ago)
+            )
+        eid = str(uuid.uuid4())
+        with store.write() as tx:
+            tx.create_execution(
+                eid,
+                tenant="public",
+                package="embedded",
+                workflow_name="wf",
+                workflow_version="v1",
+                input_json="{}",
+                tasks=[("only", 0, 0, 1)],
+                now=time.time(),
+            )
+        with store.write() as tx:
+            assert tx.claim_ready(1, ["wf:v1"], "silent-with-a-task", time.time())
+
+        assert store.prune_workers(time.time() - 3600) == 2
+        left = {w.id for w in store.list_workers(include_stopped=True)}
+        assert left == {"silent-with-a-task", "stopped-just-now", "live"}
+    finally:
+        store.close()

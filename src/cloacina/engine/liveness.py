@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cloacina.engine")
 
+#: Stopped or silent workers' rows are kept at least this long (seconds), whatever the
+#: retention of runs.
+WORKER_RETENTION_FLOOR = 86400.0
+
 
 def storable_text(text: str | None) -> str | None:
     """Text every database stores: no NUL characters (PostgreSQL refuses them) and no lone
@@ -93,9 +97,16 @@ class Liveness:
         pause = min(max(retention / 10, 1.0), 3600.0)
         while True:
             try:
-                pruned = self.store.prune_executions(time.time() - retention)
+                cutoff = time.time() - retention
+                pruned = self.store.prune_executions(cutoff)
                 if pruned:
                     log.info("pruned %d finished runs older than %.0fs", pruned, retention)
+                # Workers: gone for a day at least, however short the retention, so that a
+                # live but slow worker never loses its row.
+                gone = max(retention, WORKER_RETENTION_FLOOR)
+                forgotten = self.store.prune_workers(time.time() - gone)
+                if forgotten:
+                    log.info("forgot %d workers gone for over %.0fs", forgotten, gone)
             except Exception as exc:
                 log.warning("pruning old runs failed: %s", exc)
             if self._heartbeat_stop.wait(pause):

@@ -3,7 +3,19 @@ backend-neutral)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, Float, cast, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    Engine,
+    Float,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from cloacina.store.records import WorkerRow
@@ -104,6 +116,30 @@ class MaintenanceQueries:
                     claimed_by=None,
                     heartbeat_at=None,
                     attempt=task_executions.c.attempt - 1,
+                )
+            )
+        return int(result.rowcount or 0)
+
+    def prune_workers(self, gone_before: float) -> int:
+        """Forget workers that stopped, or went silent, before ``gone_before`` and hold no
+        running task (a silent one that does keeps its row until its tasks are taken back).
+        Returns how many."""
+        holds_claims = (
+            select(task_executions.c.id)
+            .where(
+                task_executions.c.claimed_by == workers.c.id,
+                task_executions.c.status == "running",
+            )
+            .exists()
+        )
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                delete(workers).where(
+                    or_(
+                        and_(workers.c.status == "stopped", workers.c.stopped_at < gone_before),
+                        and_(workers.c.status != "stopped", workers.c.last_heartbeat < gone_before),
+                    ),
+                    ~holds_claims,
                 )
             )
         return int(result.rowcount or 0)
