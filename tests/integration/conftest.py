@@ -234,3 +234,30 @@ def make_package_runner(make_runner: RunnerFactory) -> RunnerFactory:
         return make_runner(url, **{"stale_claim_threshold": 1.0, **overrides})
 
     return make
+
+
+InsertRun = Callable[..., str]
+
+
+@pytest.fixture
+def insert_run() -> InsertRun:
+    """Insert a running execution of workflow ``wf`` (version ``v1``) straight into a store,
+    without a runner: ``insert_run(store, tasks, input_json="{}")`` returns its id.
+    ``tasks`` are ``(task id, index, number of dependencies, max attempts)``."""
+
+    def insert(store: Any, tasks: list[tuple[str, int, int, int]], input_json: str = "{}") -> str:
+        execution_id = str(uuid.uuid4())
+        with store.write() as tx:
+            tx.create_execution(
+                execution_id,
+                tenant="public",
+                package="embedded",
+                workflow_name="wf",
+                workflow_version="v1",
+                input_json=input_json,
+                tasks=tasks,
+                now=time.time(),
+            )
+        return execution_id
+
+    return insert

@@ -200,28 +200,18 @@ def test_retention_setting_prunes_finished_runs(
     del kept
 
 
-def test_staleness_is_judged_by_the_database_clock(db_url: str) -> None:
+def test_staleness_is_judged_by_the_database_clock(
+    db_url: str, insert_run: Callable[..., str]
+) -> None:
     """A worker whose own clock is an hour behind (or ahead) is neither stale while it
     heartbeats nor fresh once it stops: heartbeats are stamped by the database."""
-    import uuid
 
     from cloacina.store import open_store
     from cloacina.store.records import WorkerRow
 
     store = open_store(db_url)
     try:
-        eid = str(uuid.uuid4())
-        with store.write() as tx:
-            tx.create_execution(
-                eid,
-                tenant="public",
-                package="embedded",
-                workflow_name="wf",
-                workflow_version="v1",
-                input_json="{}",
-                tasks=[("only", 0, 0, 1)],
-                now=time.time(),
-            )
+        insert_run(store, [("only", 0, 0, 1)])
         for skew in (-3600.0, 3600.0):
             worker = f"skewed-{skew:+.0f}"
             local = time.time() + skew
@@ -298,8 +288,9 @@ def test_claims_of_a_cycle_whose_commit_seemed_to_fail_are_handed_back(
     assert "task_handed_back" in events_of(runner, result.execution_id)
 
 
-def test_prune_workers_forgets_only_workers_long_gone(db_url: str) -> None:
-    import uuid
+def test_prune_workers_forgets_only_workers_long_gone(
+    db_url: str, insert_run: Callable[..., str]
+) -> None:
 
     from cloacina.store import open_store
     from cloacina.store.records import WorkerRow
@@ -330,18 +321,7 @@ def test_prune_workers_forgets_only_workers_long_gone(db_url: str) -> None:
                 .where(workers.c.id.in_(["silent-long-ago", "silent-with-a-task"]))
                 .values(last_heartbeat=long_ago)
             )
-        eid = str(uuid.uuid4())
-        with store.write() as tx:
-            tx.create_execution(
-                eid,
-                tenant="public",
-                package="embedded",
-                workflow_name="wf",
-                workflow_version="v1",
-                input_json="{}",
-                tasks=[("only", 0, 0, 1)],
-                now=time.time(),
-            )
+        insert_run(store, [("only", 0, 0, 1)])
         with store.write() as tx:
             assert tx.claim_ready(1, ["wf:v1"], "silent-with-a-task", time.time())
 

@@ -5,8 +5,7 @@ claims, run locks and deferred writes that must still commit or roll back with t
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -25,20 +24,12 @@ def store(db_url: str) -> Iterator[Store]:
     s.close()
 
 
-def new_run(store: Store, name: str = "wf") -> str:
-    eid = str(uuid.uuid4())
-    with store.write() as tx:
-        tx.create_execution(
-            eid,
-            tenant="public",
-            package="embedded",
-            workflow_name=name,
-            workflow_version="v1",
-            input_json='{"n": 1}',
-            tasks=TASKS,
-            now=time.time(),
-        )
-    return eid
+@pytest.fixture
+def new_run(insert_run: Callable[..., str]) -> Callable[[Store], str]:
+    def new(store: Store) -> str:
+        return insert_run(store, TASKS, '{"n": 1}')
+
+    return new
 
 
 def claim_roots(store: Store, limit: int = 100) -> list[Claim]:
@@ -62,7 +53,7 @@ def claim_pending(store: Store, eid: str, task_ids: list[str]) -> list[Claim]:
         )
 
 
-def test_claim_ready_brings_a_roots_input(store: Store) -> None:
+def test_claim_ready_brings_a_roots_input(store: Store, new_run: Callable[[Store], str]) -> None:
     eid = new_run(store)
     (root,) = claim_roots(store)
     assert root.task_id == "root" and root.execution_id == eid
@@ -70,7 +61,9 @@ def test_claim_ready_brings_a_roots_input(store: Store) -> None:
         assert root.input_json == '{"n": 1}'
 
 
-def test_a_batch_completes_bumps_dependents_and_counts_runs(store: Store) -> None:
+def test_a_batch_completes_bumps_dependents_and_counts_runs(
+    store: Store, new_run: Callable[[Store], str]
+) -> None:
     first, second = new_run(store), new_run(store)
     roots = claim_roots(store)
     assert {c.execution_id for c in roots} == {first, second}
@@ -98,7 +91,7 @@ def test_a_batch_completes_bumps_dependents_and_counts_runs(store: Store) -> Non
     assert result.progress[first].tasks_remaining == 1
 
 
-def test_a_fenced_out_claim_changes_nothing(store: Store) -> None:
+def test_a_fenced_out_claim_changes_nothing(store: Store, new_run: Callable[[Store], str]) -> None:
     eid = new_run(store)
     (root,) = claim_roots(store)
     stolen = Claim(
@@ -123,7 +116,9 @@ def test_a_fenced_out_claim_changes_nothing(store: Store) -> None:
         assert tx.get_outputs(eid, ["root"]) == {"root": '{"from": "owner"}'}
 
 
-def test_claim_pending_claims_only_pending_rows(store: Store) -> None:
+def test_claim_pending_claims_only_pending_rows(
+    store: Store, new_run: Callable[[Store], str]
+) -> None:
     eid = new_run(store)
     complete(store, claim_roots(store))
     got = claim_pending(store, eid, ["a", "b"])
@@ -133,7 +128,9 @@ def test_claim_pending_claims_only_pending_rows(store: Store) -> None:
     assert claim_pending(store, eid, ["a", "b"]) == []  # already running
 
 
-def test_deferred_writes_roll_back_with_the_transaction(store: Store) -> None:
+def test_deferred_writes_roll_back_with_the_transaction(
+    store: Store, new_run: Callable[[Store], str]
+) -> None:
     eid = new_run(store)
     with pytest.raises(RuntimeError), store.write() as tx:
         tx.lock_runs([eid])
@@ -152,7 +149,9 @@ def test_deferred_writes_roll_back_with_the_transaction(store: Store) -> None:
     ]
 
 
-def test_a_transaction_that_writes_nothing_is_harmless(store: Store) -> None:
+def test_a_transaction_that_writes_nothing_is_harmless(
+    store: Store, new_run: Callable[[Store], str]
+) -> None:
     eid = new_run(store)
     for _ in range(3):
         with store.write() as tx:

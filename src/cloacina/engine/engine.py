@@ -317,8 +317,9 @@ class Engine(Liveness):
             return
         self._orphans = []
         self._store_failures = 0
-        for outcome in outcomes:
-            self._refusals.pop(outcome.claim.claim_token, None)
+        if self._refusals:  # rare: only after the database refused an outcome
+            for outcome in outcomes:
+                self._refusals.pop(outcome.claim.claim_token, None)
         if self._one_at_a_time:
             if self._outcomes:
                 self._request_cycle()
@@ -341,14 +342,14 @@ class Engine(Liveness):
 
     def _jobs_for(self, tx: WriteTx, claims: list[Claim]) -> list[Job]:
         # The outputs a claim needs that this process did not see made: one query for all.
+        # (Claims are filtered by the workflow versions this runner knows.)
+        known = [(claim, wf) for claim in claims if (wf := self._workflow(claim)) is not None]
         missing: dict[str, dict[str, None]] = {}  # an ordered set of task ids per run
-        for claim in claims:
-            wf = self._workflow(claim)
-            if wf is not None:
-                eid = claim.execution_id
-                for dep in wf.tasks[claim.task_id].dependencies:
-                    if self.cache.get(eid, dep) is None:
-                        missing.setdefault(eid, {})[dep] = None
+        for claim, wf in known:
+            eid = claim.execution_id
+            for dep in wf.tasks[claim.task_id].dependencies:
+                if self.cache.get(eid, dep) is None:
+                    missing.setdefault(eid, {})[dep] = None
         loaded: dict[str, dict[str, str]] = {}
         if missing:
             loaded = tx.get_outputs_of_runs({eid: list(ids) for eid, ids in missing.items()})
@@ -356,10 +357,7 @@ class Engine(Liveness):
                 for task_id, context in outputs.items():
                     self.cache.put(eid, task_id, context)  # other tasks of the run may need it
         jobs: list[Job] = []
-        for claim in claims:
-            wf = self._workflow(claim)
-            if wf is None:  # pragma: no cover - claims are filtered by known versions
-                continue
+        for claim, wf in known:
             task = wf.tasks[claim.task_id]
             eid = claim.execution_id
             if task.dependencies:

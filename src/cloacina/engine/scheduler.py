@@ -112,7 +112,7 @@ class Scheduler:
                 )
                 workflows[claim.execution_id] = wf
             else:
-                self.apply(tx, wf, outcome, now, fx)
+                self._apply_one(tx, wf, outcome, now, fx)
         if completions:
             self._complete(tx, completions, workflows, now, fx)
 
@@ -142,21 +142,13 @@ class Scheduler:
                 progress = tx.run_progress(eid, count, failed, now)
             self._progressed(tx, wf, eid, progress, ready, now, fx)
 
-    def apply(self, tx: WriteTx, wf: Workflow, outcome: Outcome, now: float, fx: Effects) -> None:
-        """Apply one outcome."""
+    def _apply_one(
+        self, tx: WriteTx, wf: Workflow, outcome: Outcome, now: float, fx: Effects
+    ) -> None:
+        """Apply one outcome that is not a success: a skip, a retry or a failure."""
         claim = outcome.claim
         eid, tid = claim.execution_id, claim.task_id
-        if outcome.kind == COMPLETED:
-            assert outcome.output_json is not None
-            if not tx.complete_task(claim, outcome.output_json, outcome.finished_at):
-                return  # the claim was lost (recovered elsewhere or cancelled): fenced out
-            self.cache.put(eid, tid, outcome.output_json)
-            duration = round(outcome.finished_at - claim.started_at, 6)
-            fx.events.append(
-                (eid, tid, "task_completed", claim.attempt, f'{{"duration":{duration}}}', now)
-            )
-            self.settle(tx, wf, eid, [(tid, COMPLETED)], now, fx)
-        elif outcome.kind == SKIPPED:
+        if outcome.kind == SKIPPED:
             if not tx.finish_task(claim, SKIPPED, now, skip_reason=outcome.skip_reason):
                 return
             fx.events.append((eid, tid, "task_skipped", claim.attempt, _detail(outcome), now))

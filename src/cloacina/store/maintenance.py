@@ -7,17 +7,17 @@ from sqlalchemy import (
     Engine,
     Float,
     and_,
-    cast,
     delete,
     func,
     insert,
-    literal,
+    literal_column,
     or_,
     select,
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from cloacina.store.clock import db_now_sql
 from cloacina.store.records import WorkerRow
 from cloacina.store.tables import (
     execution_events,
@@ -37,11 +37,8 @@ class MaintenanceQueries:
 
     # ---- workers -----------------------------------------------------------------------------
     def db_now(self) -> ColumnElement[float]:
-        """The database's clock in seconds since the epoch. Heartbeats are stamped and
-        judged by it, so that workers on machines whose clocks differ agree on staleness."""
-        if self.engine.dialect.name == "postgresql":
-            return cast(func.extract("epoch", func.clock_timestamp()), Float)
-        return cast((func.julianday("now") - literal(2440587.5)) * literal(86400.0), Float)
+        """The database's clock in seconds since the epoch (see :mod:`cloacina.store.clock`)."""
+        return literal_column(db_now_sql(self.engine.dialect.name), Float)
 
     def register_worker(self, row: WorkerRow) -> None:
         values = {c.name: getattr(row, c.name) for c in workers.c}

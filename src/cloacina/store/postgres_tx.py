@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from cloacina.store.base import EventTuple, ReadyRow, TaskSpec
+from cloacina.store.clock import db_now_sql
 from cloacina.store.records import (
     Claim,
     Completion,
@@ -64,13 +65,6 @@ class TxConnection:
     def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """Send several statements in one round trip; their cursors, in order."""
         return self._send([(pg_sql(sql), params) for sql, params in statements])
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
-        if self._pending:
-            self._send([])
-        cur = self.raw.driver_connection.cursor()
-        cur.executemany(pg_sql(sql), rows)
-        return cur
 
     def commit(self) -> None:
         if self._fresh and len(self._pending) == 1:
@@ -171,8 +165,8 @@ _CREATE_EXECUTION = (
 
 _CLAIM_PENDING = (
     "UPDATE task_executions SET status='running', attempt=attempt+1,"
-    " claim_token=? || '-' || id::text, claimed_by=?, heartbeat_at=EXTRACT(EPOCH FROM now()),"
-    " started_at=?, retry_at=NULL"
+    " claim_token=? || '-' || id::text, claimed_by=?,"
+    f" heartbeat_at={db_now_sql('postgresql')}, started_at=?, retry_at=NULL"
     " WHERE id = ANY(%b::int[]) AND status='pending'"
     " RETURNING id, attempt, recovery_count, claim_token"
 )
@@ -290,38 +284,6 @@ class PostgresWriteTx(SQLWriteTx):
                 result.progress[eid] = RunProgress(text, a, b)
         result.completed = [item for item in items if item.claim.row_id in done]
         return result
-
-    def complete_task(self, claim: Claim, output_json: str, now: float) -> bool:
-        # One round trip instead of two: the fenced status update and the output insert.
-        row = self._c.execute(
-            "WITH done AS ("
-            " UPDATE task_executions SET status='completed', finished_at=?, error=NULL,"
-            " error_traceback=NULL, skip_reason=NULL, claim_token=NULL, heartbeat_at=NULL"
-            " WHERE id=? AND claim_token=? AND status='running' RETURNING id)"
-            " INSERT INTO task_outputs (task_execution_id, execution_id, task_id, context)"
-            " SELECT id, ?, ?, ? FROM done"
-            " ON CONFLICT (task_execution_id) DO UPDATE SET context=excluded.context"
-            " RETURNING task_execution_id",
-            (now, claim.row_id, claim.claim_token, claim.execution_id, claim.task_id, output_json),
-        ).fetchone()
-        return row is not None
-
-    def get_outputs_of_runs(self, wanted: dict[str, list[str]]) -> dict[str, dict[str, str]]:
-        # One query for every claim of a cycle: the runs' and the tasks' ids are matched as
-        # two lists (a superset, as runs of one workflow share task ids), then filtered here.
-        out: dict[str, dict[str, str]] = {eid: {} for eid in wanted}
-        if not wanted:
-            return out
-        task_ids = sorted({t for ids in wanted.values() for t in ids})
-        rows = self._c.execute(
-            "SELECT execution_id, task_id, context FROM task_outputs"
-            " WHERE execution_id = ANY(%b::text[]) AND task_id = ANY(%b::text[])",
-            (list(wanted), task_ids),
-        ).fetchall()
-        for eid, task_id, context in rows:
-            if task_id in wanted[eid]:
-                out[eid][task_id] = context
-        return out
 
     def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
         if not ready:
@@ -444,7 +406,7 @@ class PostgresWriteTx(SQLWriteTx):
         sql = (
             "UPDATE task_executions AS t SET status='running', attempt=t.attempt+1,"
             " claim_token=? || '-' || t.id::text, claimed_by=?,"
-            " heartbeat_at=EXTRACT(EPOCH FROM now()), started_at=?, retry_at=NULL"
+            f" heartbeat_at={db_now_sql('postgresql')}, started_at=?, retry_at=NULL"
             " FROM workflow_executions w"
             " WHERE w.id = t.execution_id AND t.id IN ("
             "  SELECT t2.id FROM task_executions t2"

@@ -13,6 +13,7 @@ from typing import Any
 
 from cloacina.errors import StoreError
 from cloacina.store.base import EventTuple, ReadyRow, Store, TaskSpec, WriteTx
+from cloacina.store.clock import db_now_sql
 from cloacina.store.records import (
     Claim,
     DependentState,
@@ -130,7 +131,7 @@ class SQLWriteTx(WriteTx):
             "UPDATE task_executions SET status='running', attempt=attempt+1,"
             " claim_token=?, claimed_by=?, started_at=?, retry_at=NULL,"
             # The database's clock, as for the workers' heartbeats (see find_stale).
-            " heartbeat_at=((julianday('now') - 2440587.5) * 86400.0)"
+            f" heartbeat_at={db_now_sql('sqlite')}"
             f" WHERE id=? AND status='{from_status}' RETURNING attempt, recovery_count"
         )
         claims: list[Claim] = []
@@ -363,10 +364,7 @@ class SQLStore(Store):
 
     def find_stale(self, max_age: float, limit: int = 100) -> list[StaleClaim]:
         # The age is judged by the database's clock, as the heartbeats are stamped with it.
-        if self.engine.dialect.name == "postgresql":
-            now = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
-        else:
-            now = "((julianday('now') - 2440587.5) * 86400.0)"
+        now = db_now_sql(self.engine.dialect.name)
         rows = self._fetchall(
             "SELECT t.id, t.execution_id, t.task_id, t.recovery_count, t.attempt,"
             " w.workflow_name, w.workflow_version, t.claim_token"
