@@ -226,7 +226,39 @@ def test_staleness_is_judged_by_the_database_clock(
             stale = store.find_stale(0.5)
             assert [s.claim_token for s in stale] == [claim.claim_token], f"clock {skew:+.0f}s"
             with store.write() as tx:
-                assert tx.requeue_stale(stale[0], 0.0)
+                assert tx.requeue_stale(stale[0], 0.5)
+    finally:
+        store.close()
+
+
+def test_recovery_rechecks_staleness_inside_its_write(
+    db_url: str, insert_run: Callable[..., str]
+) -> None:
+    """A worker judged stale by a read, whose heartbeat comes back before the recovery's
+    write, keeps its task: the write re-checks the heartbeat (else the body runs twice)."""
+
+    from cloacina.store import open_store
+    from cloacina.store.records import WorkerRow
+
+    store = open_store(db_url)
+    try:
+        insert_run(store, [("a", 0, 0, 1), ("b", 1, 0, 1)])
+        now = time.time()
+        store.register_worker(WorkerRow("slow", "host", 1, "running", now, now, 0, 8, "0", None))
+        with store.write() as tx:
+            claims = tx.claim_ready(2, ["wf:v1"], "slow", now)
+        assert len(claims) == 2
+        time.sleep(0.6)
+        stale = store.find_stale(0.5)
+        assert sorted(s.claim_token for s in stale) == sorted(c.claim_token for c in claims)
+        store.worker_heartbeat("slow", time.time(), 2)  # back, before the recovery writes
+        with store.write() as tx:
+            assert not tx.requeue_stale(stale[0], 0.5)
+            assert not tx.fail_stale(stale[1], "abandoned", time.time(), 0.5)
+        assert [t.status for t in store.get_tasks(claims[0].execution_id)] == [
+            "running",
+            "running",
+        ]
     finally:
         store.close()
 

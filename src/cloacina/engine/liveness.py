@@ -177,7 +177,6 @@ class Liveness:
             # to come back before taking their tasks.
             return
         now = time.time()
-        older_than = now - threshold
         stale = [s for s in self.store.find_stale(threshold) if s.claim_token not in self._running]
         if not stale:
             return
@@ -194,7 +193,7 @@ class Liveness:
                         f"{item.recovery_count + 1} times (max_recoveries="
                         f"{self.settings.max_recoveries})"
                     )
-                    if tx.fail_stale(item, error, now, older_than):
+                    if tx.fail_stale(item, error, now, threshold):
                         fx.events.append(
                             (
                                 item.execution_id,
@@ -208,7 +207,7 @@ class Liveness:
                         self.scheduler.settle(
                             tx, wf, item.execution_id, [(item.task_id, FAILED)], now, fx
                         )
-                elif tx.requeue_stale(item, older_than):
+                elif tx.requeue_stale(item, threshold):
                     log.warning(
                         "recovered task %s of execution %s from a runner that stopped responding",
                         item.task_id,

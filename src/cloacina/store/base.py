@@ -176,12 +176,15 @@ class WriteTx(abc.ABC):
         or a recovery), if their claim still holds; the ones handed back."""
 
     @abc.abstractmethod
-    def requeue_stale(self, stale: StaleClaim, older_than: float) -> bool:
-        """Take back a stale claim: the task becomes ``ready`` again (recovery counted)."""
+    def requeue_stale(self, stale: StaleClaim, max_age: float) -> bool:
+        """Take back a stale claim: the task becomes ``ready`` again (recovery counted).
+        Only if its holder's heartbeat is still more than ``max_age`` seconds old by the
+        database's clock, judged in the same statement."""
 
     @abc.abstractmethod
-    def fail_stale(self, stale: StaleClaim, error: str, now: float, older_than: float) -> bool:
-        """Fail a stale claim that ran out of recovery attempts."""
+    def fail_stale(self, stale: StaleClaim, error: str, now: float, max_age: float) -> bool:
+        """Fail a stale claim that ran out of recovery attempts (if it is still stale, as
+        :meth:`requeue_stale` judges it)."""
 
     @abc.abstractmethod
     def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:

@@ -191,6 +191,7 @@ class PostgresWriteTx(SQLWriteTx):
     __slots__ = ("_channel", "_done_channel", "_notified")
 
     _c: TxConnection
+    dialect = "postgresql"
 
     def __init__(
         self, conn: TxConnection, tokens: Iterator[str], channel: str, done_channel: str
@@ -378,8 +379,8 @@ class PostgresWriteTx(SQLWriteTx):
             self._wake_others()
         return back
 
-    def requeue_stale(self, stale: StaleClaim, older_than: float) -> bool:
-        done = super().requeue_stale(stale, older_than)
+    def requeue_stale(self, stale: StaleClaim, max_age: float) -> bool:
+        done = super().requeue_stale(stale, max_age)
         if done:
             self._wake_others()
         return done

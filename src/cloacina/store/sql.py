@@ -51,6 +51,9 @@ class SQLWriteTx(WriteTx):
 
     __slots__ = ("_c", "_tokens")
 
+    #: The SQL dialect, for the few expressions that differ (the database's clock).
+    dialect = "sqlite"
+
     def __init__(self, conn: Any, tokens: Iterator[str]) -> None:
         self._c = conn
         self._tokens = tokens
@@ -131,7 +134,7 @@ class SQLWriteTx(WriteTx):
             "UPDATE task_executions SET status='running', attempt=attempt+1,"
             " claim_token=?, claimed_by=?, started_at=?, retry_at=NULL,"
             # The database's clock, as for the workers' heartbeats (see find_stale).
-            f" heartbeat_at={db_now_sql('sqlite')}"
+            f" heartbeat_at={db_now_sql(self.dialect)}"
             f" WHERE id=? AND status='{from_status}' RETURNING attempt, recovery_count"
         )
         claims: list[Claim] = []
@@ -274,21 +277,31 @@ class SQLWriteTx(WriteTx):
                 back.append(claim)
         return back
 
-    def requeue_stale(self, stale: StaleClaim, older_than: float) -> bool:
+    def _still_stale(self) -> str:
+        """The staleness predicate of ``find_stale``, re-checked inside the write that acts
+        on it: the read may be up to a busy timeout old, and a worker whose heartbeat came
+        back in between keeps its task (else its body would run twice)."""
+        return (
+            "COALESCE((SELECT k.last_heartbeat FROM workers k"
+            " WHERE k.id = task_executions.claimed_by), task_executions.heartbeat_at)"
+            f" < {db_now_sql(self.dialect)} - ?"
+        )
+
+    def requeue_stale(self, stale: StaleClaim, max_age: float) -> bool:
         cur = self._c.execute(
             "UPDATE task_executions SET status='ready', claim_token=NULL, claimed_by=NULL,"
             " heartbeat_at=NULL, recovery_count=recovery_count+1, attempt=attempt-1"
-            " WHERE id=? AND status='running' AND claim_token=?",
-            (stale.row_id, stale.claim_token),
+            f" WHERE id=? AND status='running' AND claim_token=? AND {self._still_stale()}",
+            (stale.row_id, stale.claim_token, max_age),
         )
         return bool(cur.rowcount == 1)
 
-    def fail_stale(self, stale: StaleClaim, error: str, now: float, older_than: float) -> bool:
+    def fail_stale(self, stale: StaleClaim, error: str, now: float, max_age: float) -> bool:
         cur = self._c.execute(
             "UPDATE task_executions SET status='failed', error=?, finished_at=?,"
             " claim_token=NULL, heartbeat_at=NULL"
-            " WHERE id=? AND status='running' AND claim_token=?",
-            (error, now, stale.row_id, stale.claim_token),
+            f" WHERE id=? AND status='running' AND claim_token=? AND {self._still_stale()}",
+            (error, now, stale.row_id, stale.claim_token, max_age),
         )
         return bool(cur.rowcount == 1)
 
