@@ -119,13 +119,12 @@ def test_default_retry_on_does_not_retry_base_exceptions() -> None:
 
 
 def test_retry_on_single_type_is_normalised_to_a_tuple() -> None:
-    policy = RetryPolicy(retry_on=ValueError)  # type: ignore[arg-type]
+    policy = RetryPolicy(retry_on=ValueError)
     assert policy.retry_on == (ValueError,)
     assert policy.should_retry(ValueError(), 1)
-    assert RetryPolicy(retry_on=[KeyError, IndexError]).retry_on == (  # type: ignore[arg-type]
-        KeyError,
-        IndexError,
-    )
+    assert RetryPolicy(retry_on=[KeyError, IndexError]).retry_on == (KeyError, IndexError)
+    assert policy == RetryPolicy(retry_on=(ValueError,))
+    assert dataclasses.replace(policy, max_attempts=2).retry_on == (ValueError,)
 
 
 def test_task_error_retryable_flag() -> None:
@@ -186,3 +185,21 @@ def test_retry_on_must_hold_exception_types() -> None:
 def test_timeout_is_retryable_whatever_retry_on_says() -> None:
     policy = RetryPolicy(max_attempts=3, retry_on=(ConnectionError,))
     assert policy.should_retry(TaskTimeoutError("too slow"), 1)
+
+
+def test_retry_on_a_string_is_refused_with_the_fix() -> None:
+    # Regression: a string was taken apart into its characters ("got 'V'").
+    with pytest.raises(ValueError) as info:
+        RetryPolicy(retry_on="ValueError")  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "not the string 'ValueError'" in message
+    assert "retry_on=ValueError" in message
+    assert "'V'" not in message
+    with pytest.raises(ValueError, match="retry_on=SomeError"):
+        RetryPolicy(retry_on="MyAppError")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [42, None, (ValueError, 3), [ValueError, "KeyError"], (int,)])
+def test_retry_on_refuses_what_is_not_exception_classes(bad: Any) -> None:
+    with pytest.raises(ValueError, match="retry_on"):
+        RetryPolicy(retry_on=bad)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import builtins
 import math
 import random
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Backoff = Literal["exponential", "linear", "fixed"]
 _BACKOFFS = ("exponential", "linear", "fixed")
+#: What ``retry_on`` accepts: one exception class or several (a tuple, list, ...).
+RetryOn = type[BaseException] | Iterable[type[BaseException]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RetryPolicy:
     """How a failed task is retried.
 
@@ -19,16 +23,37 @@ class RetryPolicy:
     (exponential), ``initial_delay * n`` (linear) or ``initial_delay`` (fixed), jittered by up to
     ±25 % when ``jitter`` is set, then capped at ``max_delay``. A ``TaskError(retryable=False)``
     or an exception that is not an instance of one of ``retry_on`` fails the task at once.
+    ``retry_on`` takes one exception class or several (stored as a tuple).
     """
 
-    max_attempts: int = 3
-    backoff: Backoff = "exponential"
-    initial_delay: float = 1.0
-    max_delay: float = 60.0
-    jitter: bool = True
-    retry_on: tuple[type[BaseException], ...] = field(default=(Exception,))
+    max_attempts: int
+    backoff: Backoff
+    initial_delay: float
+    max_delay: float
+    jitter: bool
+    retry_on: tuple[type[BaseException], ...]
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        max_attempts: int = 3,
+        backoff: Backoff = "exponential",
+        initial_delay: float = 1.0,
+        max_delay: float = 60.0,
+        jitter: bool = True,
+        retry_on: RetryOn = (Exception,),
+    ) -> None:
+        # An explicit __init__ (not the dataclass one) so that the type of ``retry_on`` can
+        # say a single class is accepted while the attribute is always a tuple.
+        set_ = object.__setattr__
+        set_(self, "max_attempts", max_attempts)
+        set_(self, "backoff", backoff)
+        set_(self, "initial_delay", initial_delay)
+        set_(self, "max_delay", max_delay)
+        set_(self, "jitter", jitter)
+        set_(self, "retry_on", _exception_types(retry_on))
+        self._validate()
+
+    def _validate(self) -> None:
         if (
             isinstance(self.max_attempts, bool)
             or not isinstance(self.max_attempts, int)
@@ -52,12 +77,6 @@ class RetryPolicy:
                 raise ValueError(
                     f"RetryPolicy.{label} must be a finite number of seconds >= 0, got {value!r}"
                 )
-        retry_on = self.retry_on
-        types = (retry_on,) if isinstance(retry_on, type) else tuple(retry_on)
-        for t in types:
-            if not (isinstance(t, type) and issubclass(t, BaseException)):
-                raise ValueError(f"RetryPolicy.retry_on must hold exception classes, got {t!r}")
-        object.__setattr__(self, "retry_on", types)
 
     def delay_for(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based) before the next one."""
@@ -98,6 +117,40 @@ class RetryPolicy:
             "jitter": self.jitter,
             "retry_on": [f"{t.__module__}.{t.__qualname__}" for t in self.retry_on],
         }
+
+
+def _exception_types(retry_on: object) -> tuple[type[BaseException], ...]:
+    """``retry_on`` as a tuple of exception classes; a clear error for anything else (a
+    string would otherwise be taken apart into its characters)."""
+    if isinstance(retry_on, str | bytes):
+        name = retry_on.decode(errors="replace") if isinstance(retry_on, bytes) else retry_on
+        known = getattr(builtins, name, None)
+        hint = (
+            f"retry_on={name}"
+            if isinstance(known, type) and issubclass(known, BaseException)
+            else "retry_on=SomeError"
+        )
+        raise ValueError(
+            f"RetryPolicy.retry_on takes exception classes, not the string {retry_on!r}: "
+            f"write {hint} (or a tuple of classes, such as retry_on=(ValueError, KeyError))"
+        )
+    if isinstance(retry_on, type):
+        types: tuple[object, ...] = (retry_on,)
+    else:
+        try:
+            types = tuple(retry_on)  # type: ignore[arg-type]
+        except TypeError:
+            raise ValueError(
+                "RetryPolicy.retry_on must be an exception class or a tuple of them, "
+                f"got {retry_on!r}"
+            ) from None
+    for t in types:
+        if not (isinstance(t, type) and issubclass(t, BaseException)):
+            hint = (
+                " (a string: give the class itself, without quotes)" if isinstance(t, str) else ""
+            )
+            raise ValueError(f"RetryPolicy.retry_on must hold exception classes, got {t!r}{hint}")
+    return types  # type: ignore[return-value]
 
 
 NO_RETRY = RetryPolicy(max_attempts=1, initial_delay=0.0, jitter=False)
