@@ -102,6 +102,21 @@ class StoreError(CloacinaError):
     """The database could not be opened, migrated or used."""
 
 
+class SchemaError(StoreError):
+    """A database opened for reading holds no Cloacina schema, or not this version's.
+
+    ``revision`` is the schema revision found (None: no Cloacina schema at all).
+    """
+
+    def __init__(self, message: str, *, revision: str | None = None) -> None:
+        super().__init__(message)
+        self.revision = revision
+
+
+class ReadOnlyDatabaseError(StoreError):
+    """The database cannot be written from here (a read-only file or directory)."""
+
+
 class RunnerClosedError(CloacinaError):
     """The runner was shut down; create a new one."""
 
