@@ -12,6 +12,28 @@ EMBEDDED_PACKAGE = "embedded"
 SEPARATOR = "::"
 _PART = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
+# The longest names the database holds (the VARCHAR columns of store/tables.py). SQLite does
+# not enforce these lengths and PostgreSQL does, so names are checked where they are defined
+# (decorators, the package builder): the same error on both backends, before anything runs.
+# The full ``tenant::package::workflow::task`` name is never stored, so it has no limit of
+# its own. Tenant names are checked by the store (at most 63 characters).
+MAX_TASK_ID = 255
+MAX_WORKFLOW_NAME = 255
+MAX_PACKAGE_NAME = 128
+MAX_PACKAGE_VERSION = 64
+
+
+def too_long(kind: str, value: str, limit: int) -> str | None:
+    """The message for ``value`` (a ``kind`` such as "task id") longer than ``limit``
+    characters, or None when it fits."""
+    if len(value) <= limit:
+        return None
+    shown = value if len(value) <= 60 else value[:50] + "..."
+    return (
+        f"{kind} {shown!r} is {len(value)} characters long, over the limit of {limit} "
+        "(the longest the database stores); shorten it"
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class TaskNamespace:

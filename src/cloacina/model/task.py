@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, overload
 
 from cloacina.errors import WorkflowDefinitionError
+from cloacina.model.namespace import MAX_TASK_ID, too_long
 from cloacina.model.retry import NO_RETRY, RetryPolicy
 from cloacina.model.rules import TriggerRule, coerce_rule, with_default_status
 
@@ -54,6 +55,9 @@ class Task:
                 "(it becomes part of the tenant::package::workflow::task name)"
             )
         self.id = id if id is not None else func.__name__
+        problem = too_long("task id", self.id, MAX_TASK_ID)
+        if problem:
+            raise WorkflowDefinitionError(problem)
         if isinstance(dependencies, str | Task) or callable(dependencies):
             dependencies = [dependencies]
         self.dependencies = tuple(_dependency_id(self.id, d) for d in dependencies)

@@ -10,7 +10,14 @@ from typing import Any, TypeVar
 
 from cloacina.errors import WorkflowDefinitionError, WorkflowNotFoundError
 from cloacina.model.graph import Graph, build_graph, check_unique
-from cloacina.model.namespace import DEFAULT_TENANT, EMBEDDED_PACKAGE, TaskNamespace
+from cloacina.model.namespace import (
+    DEFAULT_TENANT,
+    EMBEDDED_PACKAGE,
+    MAX_PACKAGE_NAME,
+    MAX_WORKFLOW_NAME,
+    TaskNamespace,
+    too_long,
+)
 from cloacina.model.task import Task
 from cloacina.model.version import compute_version
 
@@ -55,6 +62,11 @@ class Workflow:
                 f"invalid workflow name {name!r}: start with a letter or '_' and use letters, "
                 "digits, '_', '.' and '-'"
             )
+        problem = too_long("workflow name", name, MAX_WORKFLOW_NAME)
+        if problem:
+            raise WorkflowDefinitionError(problem)
+        # A manifest's package name comes here without passing @packaged_workflow.
+        check_package_name(package)
         task_list = list(tasks)
         check_unique(name, [t.id for t in task_list])
         graph = build_graph(name, {t.id: t.dependencies for t in task_list})
@@ -247,16 +259,24 @@ def packaged_workflow(
 
     Imported into a process it registers there like ``@workflow`` (handy for tests).
     """
-    if not isinstance(package, str) or not _NAME.match(package):
-        raise WorkflowDefinitionError(
-            f"invalid package name {package!r}: use letters, digits, '_', '.' and '-'"
-        )
+    check_package_name(package)
 
     def decorate(cls: C) -> C:
         _decorate(cls, name, description, package, author)
         return cls
 
     return decorate
+
+
+def check_package_name(package: object) -> None:
+    """A :class:`WorkflowDefinitionError` unless ``package`` is a valid package name."""
+    if not isinstance(package, str) or not _NAME.match(package):
+        raise WorkflowDefinitionError(
+            f"invalid package name {package!r}: use letters, digits, '_', '.' and '-'"
+        )
+    problem = too_long("package name", package, MAX_PACKAGE_NAME)
+    if problem:
+        raise WorkflowDefinitionError(problem)
 
 
 def workflow_of(obj: Any) -> Workflow:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cloacina.errors import PackageError
+from cloacina.model.namespace import MAX_PACKAGE_NAME, MAX_PACKAGE_VERSION, too_long
 
 PYPROJECT = "pyproject.toml"
 #: Directories never taken for the project's own package when guessing it.
@@ -121,12 +122,22 @@ def load_project(path: Path) -> Project:
         )
     if "/" in version or "\\" in version or version.strip() != version:
         raise PackageError(f"{pyproject}: version {version!r} cannot be part of a file name")
+    problem = too_long("version", version, MAX_PACKAGE_VERSION)
+    if problem:
+        raise PackageError(f"{pyproject}: [project] {problem}")
 
     package = tool.get("package", import_name(name))
     if not isinstance(package, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.\-]*$", package):
         raise PackageError(
             f"{pyproject}: package name {package!r} is invalid; set [tool.cloacina] package to "
             "letters, digits, '_', '.' and '-'"
+        )
+    problem = too_long("package name", package, MAX_PACKAGE_NAME)
+    if problem:
+        where = "[tool.cloacina] package" if "package" in tool else "[project].name"
+        raise PackageError(
+            f"{pyproject}: {problem} (set by {where}; a shorter [tool.cloacina] package "
+            "keeps the project name)"
         )
     deps = _str_list(project.get("dependencies", []), "[project].dependencies")
     requires_python = project.get("requires-python", "")
