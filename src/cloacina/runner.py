@@ -110,7 +110,9 @@ class DefaultRunner:
     (PostgreSQL). ``url`` is ``sqlite:///path.db`` or ``postgresql://user@host/db``;
     ``tenant`` picks the tenant's own schema (PostgreSQL) or file (SQLite).
     ``execute_tasks=False`` makes a submit-only client: it schedules, waits and inspects,
-    and leaves the work to ``cloacina worker`` processes.
+    and leaves the work to ``cloacina worker`` processes. ``read_only=True`` (with
+    ``execute_tasks=False``) only inspects: it migrates and writes nothing, so it works on a
+    database it cannot write (a read-only SQLite file, a PostgreSQL role without CREATE).
     """
 
     def __init__(
@@ -136,7 +138,10 @@ class DefaultRunner:
         pool_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         retention: float | timedelta | None = None,
+        read_only: bool = False,
     ) -> None:
+        if read_only and execute_tasks:
+            raise ValueError("read_only=True needs execute_tasks=False: a reader runs no tasks")
         if max_concurrent_tasks < 1:
             raise ValueError("max_concurrent_tasks must be >= 1")
         if stale_claim_threshold <= heartbeat_interval:
@@ -169,6 +174,7 @@ class DefaultRunner:
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
             connect_timeout=connect_timeout,
+            read_only=read_only,
         )
         try:
             self.registry = PackageRegistry(
@@ -183,8 +189,14 @@ class DefaultRunner:
         except BaseException:
             self.store.close()
             raise
-        loader = PackageLoader(
-            self.registry.fetch, max_package_processes or max_concurrent_tasks, tenant
+        # A client runs no tasks: no package processes, and no temporary directory for them
+        # (its engine is never started, so nothing would remove one).
+        loader = (
+            PackageLoader(
+                self.registry.fetch, max_package_processes or max_concurrent_tasks, tenant
+            )
+            if execute_tasks
+            else None
         )
         self._engine = Engine(
             self.store,

@@ -66,17 +66,23 @@ def open_store(
     max_overflow: int = 20,
     pool_timeout: float = 30.0,
     connect_timeout: float = 10.0,
+    read_only: bool = False,
 ) -> Store:
     """Open (creating and migrating when needed) the database at ``url`` for ``tenant``.
 
     SQLite keeps each tenant but ``public`` in a file of its own beside the given one
     (``runs.db`` -> ``runs.<tenant>.db``); PostgreSQL keeps each in a schema of its own.
+
+    ``read_only=True`` opens an existing database to read it: nothing is created or migrated
+    (no DDL, no CREATE rights needed), the schema revision is checked instead (a
+    :class:`~cloacina.errors.SchemaError` says how to upgrade it), writes are refused, and a
+    SQLite file or directory this process cannot write is fine.
     """
     url = normalize_url(url)
     if url.startswith("sqlite:"):
         from cloacina.store.sqlite import SQLiteStore, tenant_url
 
-        return SQLiteStore(tenant_url(url, tenant), busy_timeout=busy_timeout)
+        return SQLiteStore(tenant_url(url, tenant), busy_timeout=busy_timeout, read_only=read_only)
     if url.startswith(("postgresql:", "postgresql+", "postgres:")):
         from cloacina.store.postgres import PostgresStore
 
@@ -89,6 +95,7 @@ def open_store(
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
             connect_timeout=connect_timeout,
+            read_only=read_only,
         )
     raise StoreError(
         f"unsupported database URL {url!r}: use sqlite:///path/to/file.db "

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from cloacina.errors import StoreError
+from cloacina.errors import SchemaError, StoreError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: The newest revision in migrations/versions (a unit test keeps the two in step).
@@ -53,6 +53,48 @@ def current_revision(bind: Engine | Connection) -> str | None:
     finally:
         bind.rollback()
     return None if row is None else str(row[0])
+
+
+def _newer_message(current: str) -> str:
+    return (
+        f"the database schema is at revision {current!r}, which this version of "
+        "cloacina does not know: it was created by a newer cloacina. Upgrade "
+        "cloacina (pip install -U cloacina) to use this database."
+    )
+
+
+def _is_known(current: str) -> bool:
+    from alembic.script import ScriptDirectory
+
+    try:
+        ScriptDirectory.from_config(_config()).get_revision(current)
+    except Exception:
+        return False
+    return True
+
+
+def require_head(bind: Engine | Connection, where: str, upgrade_hint: str) -> str:
+    """Check, without changing anything, that the database is at :data:`HEAD_REVISION`.
+
+    For stores opened to read: they run no DDL, so a database with no schema or an older one
+    is refused with a :class:`SchemaError` that says to run ``upgrade_hint`` (the command that
+    migrates it); a newer one, with the advice to upgrade cloacina.
+    """
+    current = current_revision(bind)
+    if current == HEAD_REVISION:
+        return current
+    if current is None:
+        raise SchemaError(
+            f"no Cloacina database in {where} (no Cloacina tables); run a workflow there, "
+            f"or create the schema with: {upgrade_hint}"
+        )
+    if not _is_known(current):
+        raise SchemaError(_newer_message(current), revision=current)
+    raise SchemaError(
+        f"{where} is at schema revision {current}, older than this cloacina's "
+        f"{HEAD_REVISION}; upgrade it with: {upgrade_hint}",
+        revision=current,
+    )
 
 
 def file_lock(path: str) -> AbstractContextManager[None]:
@@ -106,11 +148,7 @@ def _upgrade_on(conn: Connection, cfg: Any, script: Any) -> str:
         try:
             script.get_revision(current)
         except Exception:
-            raise StoreError(
-                f"the database schema is at revision {current!r}, which this version of "
-                "cloacina does not know: it was created by a newer cloacina. Upgrade "
-                "cloacina (pip install -U cloacina) to use this database."
-            ) from None
+            raise StoreError(_newer_message(current)) from None
     with conn.begin():
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -32,7 +32,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import NullPool
 
-from cloacina.errors import StoreError
+from cloacina.errors import ReadOnlyDatabaseError, SchemaError, StoreError
 from cloacina.store import check_tenant_name, migrate
 from cloacina.store.base import WriteTx
 from cloacina.store.postgres_tx import PostgresWriteTx, TxConnection, pg_sql
@@ -108,7 +108,10 @@ class PostgresStore(SQLStore):
         max_overflow: int = 20,
         pool_timeout: float = 30.0,
         connect_timeout: float = 10.0,
+        read_only: bool = False,
     ) -> None:
+        """``read_only=True`` creates and migrates nothing (no CREATE rights needed): the
+        schema revision is checked instead, and the server refuses writes on its sessions."""
         try:
             import psycopg  # noqa: F401  (the driver SQLAlchemy will use)
         except ImportError as exc:
@@ -127,8 +130,12 @@ class PostgresStore(SQLStore):
         self._listeners: list[threading.Event] = []
         self._listening = 0  # listener connections established now
         self._listening_lock = threading.Lock()
-        if create_schema and self.schema != "public":
+        self.read_only = read_only
+        if create_schema and not read_only and self.schema != "public":
             self._create_schema()
+        options = f"-c search_path={self.schema}"
+        if read_only:
+            options += " -c default_transaction_read_only=on"
         self.engine = create_engine(
             self._sa_url,
             # The most recently used connection first: its prepared statements are warm.
@@ -138,20 +145,41 @@ class PostgresStore(SQLStore):
             pool_timeout=pool_timeout,
             connect_args={
                 "connect_timeout": max(1, int(connect_timeout)),
-                "options": f"-c search_path={self.schema}",
+                "options": options,
                 "application_name": "cloacina",
             },
         )
         event.listen(self.engine, "connect", self._verify_search_path)
         event.listen(self.engine, "checkout", _transactional)
         try:
-            migrate.upgrade(self.engine, self._migration_lock())
+            if read_only:
+                self._check_schema()
+            else:
+                migrate.upgrade(self.engine, self._migration_lock())
         except DBAPIError as exc:
             self.engine.dispose()
             raise self._error("open", exc) from exc
         except BaseException:
             self.engine.dispose()
             raise
+
+    def _check_schema(self) -> None:
+        """A read-only store migrates nothing: refuse a missing schema or another revision."""
+        shown = make_url(self.url).render_as_string(hide_password=True)  # as the user wrote it
+        hint = f"cloacina db upgrade --db {shown}"
+        if self.schema != "public":
+            hint += f" --tenant {self.schema}"
+        where = f"schema {self.schema!r} of {self._where}"
+        try:
+            migrate.require_head(self.engine, where, hint)
+        except StoreError as exc:
+            if isinstance(exc, SchemaError):
+                raise
+            # The schema does not exist: connections refuse to run without it (fail closed).
+            raise SchemaError(
+                f"no Cloacina database in {where} (no such schema); run a workflow or start "
+                f"a worker there first, or create it with: {hint}"
+            ) from None
 
     # ---- connections -------------------------------------------------------------------------
     def _error(self, doing: str, exc: BaseException) -> StoreError:
@@ -264,6 +292,11 @@ class PostgresStore(SQLStore):
     def write(self) -> Iterator[WriteTx]:
         import psycopg
 
+        if self.read_only:
+            raise ReadOnlyDatabaseError(
+                f"this store was opened read-only on {self._where}; open it without read_only "
+                "to write"
+            )
         conn = TxConnection(self._raw(), self._reconnect)
         try:
             yield PostgresWriteTx(conn, self._tokens, self.channel, self.done_channel)
