@@ -22,8 +22,13 @@ def sqlite_file(url: str, tenant: str = DEFAULT_TENANT) -> Path | None:
     return Path(sqlite_path(tenant_url(url, tenant)))
 
 
-def open_existing_store(url: str, tenant: str = DEFAULT_TENANT) -> Store:
-    """Open a database (and tenant) that must exist already: read commands create neither."""
+def open_existing_store(url: str, tenant: str = DEFAULT_TENANT, *, read_only: bool = True) -> Store:
+    """Open a database (and tenant) that must exist already: read commands create neither.
+
+    Read-only by default: no migration (an old schema is a clear error that names
+    ``cloacina db upgrade``), no write, and a database this process cannot write is fine.
+    Commands that write (``executions prune``) pass ``read_only=False``.
+    """
     path = sqlite_file(url, tenant)
     if path is not None and not path.exists():
         if tenant != DEFAULT_TENANT:
@@ -42,7 +47,7 @@ def open_existing_store(url: str, tenant: str = DEFAULT_TENANT) -> Store:
             f"cloacina db upgrade --db {display_url(url)}"
         )
     require_tenant(url, tenant)
-    return open_store(url, tenant=tenant)
+    return open_store(url, tenant=tenant, read_only=read_only)
 
 
 def is_postgres(url: str) -> bool:

@@ -511,7 +511,7 @@ def prune_command(
     """
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
-    store = open_existing_store(url, tenant_name)
+    store = open_existing_store(url, tenant_name, read_only=dry_run)  # pruning writes
     cutoff = time.time() - older_than
     try:
         count = store.count_finished_before(cutoff) if dry_run else store.prune_executions(cutoff)
