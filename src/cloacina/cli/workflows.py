@@ -17,6 +17,7 @@ from cloacina.cli.json_output import echo_json
 from cloacina.cli.options import F, db_option, resolve_db, resolve_tenant, tenant_option
 from cloacina.cli.render import new_table
 from cloacina.cli.run import check_workflow, import_modules
+from cloacina.errors import SchemaError
 from cloacina.model.status import to_datetime
 from cloacina.model.workflow import Workflow, catalog
 from cloacina.runner import DefaultRunner
@@ -48,7 +49,15 @@ def _registry(url: str, tenant: str) -> Iterator[DefaultRunner | None]:
     if path is not None and not path.exists():
         yield None
         return
-    with DefaultRunner(url, tenant=tenant, execute_tasks=False) as runner:
+    try:
+        # Read-only: listing migrates nothing, and works on a database it cannot write.
+        runner = DefaultRunner(url, tenant=tenant, execute_tasks=False, read_only=True)
+    except SchemaError as exc:
+        if exc.revision is not None:
+            raise  # an older or newer schema: the message says what to do
+        yield None  # no Cloacina tables yet, so nothing registered
+        return
+    with runner:
         yield runner
 
 
