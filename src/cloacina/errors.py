@@ -58,6 +58,24 @@ class ContextSerializationError(ContextError, TypeError):
         )
 
 
+class ContextTooDeepError(ContextSerializationError):
+    """A context nests objects and arrays deeper than the limit (``MAX_DEPTH`` of
+    ``cloacina.model.context``): deeper data would end in a ``RecursionError`` somewhere."""
+
+    def __init__(self, key: str, where: str, limit: int) -> None:
+        self.key = key
+        self.limit = limit
+        what = "the context" if key == "<context>" else f"context key {key!r}"
+        at = f" (at {where})" if where else ""
+        # Not ContextSerializationError's message: the value is JSON, just too deep.
+        ContextError.__init__(
+            self,
+            f"{what} nests objects and arrays more than {limit} levels deep{at}; "
+            f"a context may nest at most {limit} levels: store the data flatter, or as a "
+            "JSON string",
+        )
+
+
 class TaskError(CloacinaError):
     """Raise inside a task to fail it with a message.
 

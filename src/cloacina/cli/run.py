@@ -24,7 +24,13 @@ from cloacina.cli.follow import EventPrinter, follow
 from cloacina.cli.json_output import echo_json, result_json
 from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
 from cloacina.cli.render import render_context, render_header, render_tasks, render_tracebacks
-from cloacina.errors import ExecutionTimeoutError, InvalidStateError, WorkflowNotFoundError
+from cloacina.errors import (
+    ContextError,
+    ExecutionTimeoutError,
+    InvalidStateError,
+    WorkflowNotFoundError,
+)
+from cloacina.model.context import parse_context_json
 from cloacina.model.status import WorkflowResult
 from cloacina.model.workflow import catalog
 from cloacina.runner import DefaultRunner
@@ -34,13 +40,11 @@ from cloacina.runner import DefaultRunner
 def parse_context(text: str, source: str) -> dict[str, Any]:
     """The JSON object in ``text`` (``source`` names where it came from, for messages)."""
     try:
-        data = json.loads(text)
+        return parse_context_json(text)
     except json.JSONDecodeError as exc:
         raise CliError(f"{source} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        kind = "null" if data is None else type(data).__name__
-        raise CliError(f'{source} must be a JSON object like {{"key": "value"}}, not a {kind}')
-    return data
+    except ContextError as exc:  # not an object, or nested too deeply
+        raise CliError(f"{source}: {exc}") from None
 
 
 def load_context(context: str | None, context_file: str | None) -> dict[str, Any]:

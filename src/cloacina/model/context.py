@@ -6,9 +6,20 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cloacina.errors import ContextKeyError, ContextSerializationError
+from cloacina.errors import (
+    ContextError,
+    ContextKeyError,
+    ContextSerializationError,
+    ContextTooDeepError,
+)
 
 _MISSING: Any = object()
+
+#: How many levels of objects and arrays a context may nest, the context itself being level 1
+#: (``{"a": [1]}`` has 2). JSON parsers and encoders recurse, so much deeper data would end
+#: in a ``RecursionError``; 100 levels is far more than real data needs.
+MAX_DEPTH = 100
+_CONTAINERS = (dict, list, tuple)
 
 
 class Context:
@@ -144,21 +155,25 @@ _ascii_encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure
 def dumps_context(data: Mapping[str, Any]) -> str:
     """Serialise context data to compact JSON, naming the first key that cannot be stored.
 
-    Top-level keys must be strings (JSON would silently turn ``1`` into ``"1"``).
+    Keys must be strings at every depth (JSON would silently turn ``1`` into ``"1"``) and
+    data may nest at most :data:`MAX_DEPTH` levels.
     """
     try:
         text = _encoder.encode(data)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         if not isinstance(data, Mapping):
             raise ContextSerializationError("<context>", "not a mapping") from exc
         for key, value in data.items():
             try:
                 _encoder.encode(value)
-            except (TypeError, ValueError) as inner:
+            except (TypeError, ValueError, RecursionError) as inner:
+                check_context_data({key: value})  # a bad key, nesting or cycle, with its path
+                if isinstance(inner, RecursionError):  # pragma: no cover - found by the walk
+                    raise ContextTooDeepError(str(key), _path([key]), MAX_DEPTH) from None
                 raise ContextSerializationError(str(key), str(inner)) from inner
-        _check_keys(data)
+        check_context_data(data)
         raise ContextSerializationError("<context>", str(exc)) from exc
-    _check_keys(data)
+    check_context_data(data, acyclic=True)  # the encoder refuses cycles
     if not text.isascii():
         try:
             text.encode("utf-8")
@@ -167,12 +182,90 @@ def dumps_context(data: Mapping[str, Any]) -> str:
     return text
 
 
-def _check_keys(data: Mapping[Any, Any]) -> None:
-    for key in data:
+def check_context_data(data: Mapping[Any, Any], *, acyclic: bool = False) -> None:
+    """Refuse keys that are not strings (at any depth), nesting deeper than
+    :data:`MAX_DEPTH` and values that contain themselves, naming where. Values JSON cannot
+    store are left to the encoder. The walk uses no recursion: it is safe on any data.
+
+    ``acyclic=True`` skips the search for cycles (faster), for data the JSON encoder took.
+    """
+    # Entries: (container, its depth, its path as (parent path, step) links), or a marker
+    # (None, 0, container) that takes a container off the current branch once it is done.
+    stack: list[tuple[Any, int, Any]] = []
+    for key, value in data.items():
         if not isinstance(key, str):
-            raise ContextSerializationError(
-                repr(key), f"keys must be strings, not {type(key).__name__}"
-            )
+            raise _key_error([], key)
+        if isinstance(value, _CONTAINERS):
+            stack.append((value, 2, (None, key)))
+    branch: set[int] = set()  # the containers between the top and the current one
+    while stack:
+        node, depth, path = stack.pop()
+        if node is None:
+            branch.discard(id(path))
+            continue
+        if depth > MAX_DEPTH:
+            steps = _steps(path)
+            raise ContextTooDeepError(str(steps[0]), _path(steps), MAX_DEPTH)
+        if not acyclic:
+            if id(node) in branch:
+                steps = _steps(path)
+                raise ContextSerializationError(
+                    str(steps[0]), f"the value at {_path(steps)} contains itself"
+                )
+            branch.add(id(node))
+            stack.append((None, 0, node))
+        depth += 1
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    raise _key_error(_steps(path), key)
+                if isinstance(value, _CONTAINERS):
+                    stack.append((value, depth, (path, key)))
+        else:
+            for index, value in enumerate(node):
+                if isinstance(value, _CONTAINERS):
+                    stack.append((value, depth, (path, index)))
+
+
+def _steps(path: Any) -> list[Any]:
+    steps = []
+    while path is not None:
+        path, step = path
+        steps.append(step)
+    return steps[::-1]
+
+
+def _path(steps: list[Any]) -> str:
+    """``context['a'][0]['b']``; a long path keeps its first and last steps."""
+    parts = [f"[{s!r}]" for s in steps]
+    if len(parts) > 10:
+        parts = [*parts[:4], f"...({len(parts) - 7} more)...", *parts[-3:]]
+    return "context" + "".join(parts)
+
+
+def _key_error(steps: list[Any], key: Any) -> ContextSerializationError:
+    """The error for ``key`` (not a string) in the object at ``steps``."""
+    return ContextSerializationError(
+        str(steps[0]) if steps else repr(key),
+        f"the key {key!r} at {_path([*steps, key])} is of type {type(key).__name__}; keys "
+        "must be strings at every depth",
+    )
+
+
+def parse_context_json(text: str) -> dict[str, Any]:
+    """Parse JSON text given as a context (a file, a command line), with the rules
+    :func:`dumps_context` applies: a :class:`ContextTooDeepError` for data nested too deeply,
+    ``ValueError`` (``json.JSONDecodeError``) for text that is not JSON, and a
+    :class:`ContextError` for JSON that is not an object."""
+    try:
+        value = json.loads(text)
+    except RecursionError:  # the decoder recurses: much deeper than MAX_DEPTH
+        raise ContextTooDeepError("<context>", "", MAX_DEPTH) from None
+    if not isinstance(value, dict):
+        kind = "null" if value is None else type(value).__name__
+        raise ContextError(f'a context must be a JSON object like {{"key": "value"}}, not a {kind}')
+    check_context_data(value)
+    return value
 
 
 def loads_context(text: str | None) -> dict[str, Any]:
