@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from cloacina.errors import PackageError
+from cloacina.model.namespace import MAX_PACKAGE_NAME
 from cloacina.packaging.project import import_name, is_identifier
+
+#: A project name as PEP 508 has it (what pip and setuptools accept in ``[project].name``).
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+#: Import names a project's package must not take, and what it would shadow: on the project's
+#: path (its tests, its package's processes) the project's package would be imported instead.
+_TAKEN = {
+    "cloacina": "the cloacina library itself",
+    **{
+        dep: f"{dep} (which cloacina needs)"
+        for dep in ("sqlalchemy", "alembic", "click", "rich", "cryptography", "psycopg")
+    },
+    "pytest": "pytest (which runs the project's tests)",
+    "tests": "the project's tests directory",
+}
 
 PYPROJECT = """\
 [build-system]
@@ -150,12 +167,7 @@ def scaffold(name: str, directory: Path | None = None) -> Scaffold:
 
     Refuses to overwrite any file.
     """
-    pkg = import_name(name)
-    if not pkg or not is_identifier(pkg) or name.strip() != name:
-        raise PackageError(
-            f"{name!r} cannot name a Python package; use letters, digits, '-' and '_', "
-            "starting with a letter"
-        )
+    pkg = check_project_name(name)
     root = Path(directory) if directory is not None else Path(name)
     workflow = f"{pkg}_pipeline"
     values = {"name": name, "pkg": pkg, "workflow": workflow}
@@ -184,4 +196,53 @@ def scaffold(name: str, directory: Path | None = None) -> Scaffold:
     return Scaffold(root=root, package=pkg, workflow=workflow, files=tuple(written))
 
 
-__all__ = ["Scaffold", "scaffold"]
+def _shadows(pkg: str) -> str | None:
+    """What a top-level package named ``pkg`` would hide, or None."""
+    if pkg in _TAKEN:
+        return _TAKEN[pkg]
+    if pkg in sys.stdlib_module_names:
+        return f"the standard library's {pkg} module"
+    return None
+
+
+def suggest_name(name: str) -> str:
+    """A valid project name close to ``name`` (for error messages)."""
+    base = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[: MAX_PACKAGE_NAME - 10]
+    if not base:
+        return "my-flows"
+    if not base[0].isalpha():
+        base = f"flows-{base}"
+    if _shadows(import_name(base)) is not None or not is_identifier(import_name(base)):
+        base = f"{base}-flows"
+    return base
+
+
+def check_project_name(name: str) -> str:
+    """The import name of project ``name``; a :class:`PackageError` with a suggestion when
+    ``name`` is not a valid project name or its package would shadow a module it needs."""
+    pkg = import_name(name)
+    example = f"for example: cloacina package new {suggest_name(name)}"
+    if not _PROJECT_NAME.match(name) or not pkg or not name[0].isalpha():
+        raise PackageError(
+            f"{name!r} cannot name a Python package: a project name has letters, digits, "
+            f"'-', '_' and '.', starts with a letter and ends with a letter or digit; {example}"
+        )
+    if not is_identifier(pkg):
+        raise PackageError(
+            f"{name!r} cannot name a Python package: {pkg!r} is a Python keyword; {example}"
+        )
+    shadowed = _shadows(pkg)
+    if shadowed is not None:
+        raise PackageError(
+            f"{name!r} would make a Python package named {pkg!r}, which would hide "
+            f"{shadowed} from the project's code and tests; choose another name, {example}"
+        )
+    if len(pkg) > MAX_PACKAGE_NAME:
+        raise PackageError(
+            f"{name!r} is {len(name)} characters long; a package name may have at most "
+            f"{MAX_PACKAGE_NAME}; {example}"
+        )
+    return pkg
+
+
+__all__ = ["Scaffold", "check_project_name", "scaffold", "suggest_name"]
