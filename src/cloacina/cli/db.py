@@ -6,9 +6,16 @@ import click
 from rich.text import Text
 
 from cloacina.cli.consoles import out_console
-from cloacina.cli.databases import sqlite_file
+from cloacina.cli.databases import display_url, require_tenant, sqlite_file
 from cloacina.cli.errors import CliError
-from cloacina.cli.options import db_option, resolve_db
+from cloacina.cli.options import (
+    DEFAULT_TENANT,
+    db_option,
+    resolve_db,
+    resolve_tenant,
+    tenant_option,
+)
+from cloacina.errors import SchemaError
 from cloacina.store import open_store
 
 
@@ -17,68 +24,79 @@ def db_group() -> None:
     """Manage the database schema."""
 
 
-def stored_revision(url: str) -> tuple[bool, str | None]:
-    """Whether the (SQLite) database exists, and its schema revision, without changing it."""
-    path = sqlite_file(url)
-    if path is None:
-        raise CliError(
-            f"reading the schema revision of {url!r} is supported for SQLite databases only"
-        )
-    if not path.exists():
-        return False, None
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import SQLAlchemyError
-    from sqlalchemy.pool import NullPool
+def stored_revision(url: str, tenant: str = DEFAULT_TENANT) -> tuple[str | None, str]:
+    """The schema revision of the tenant's database (None: no Cloacina schema, or no SQLite
+    file), without changing anything, and what to say about it."""
+    from cloacina.store.migrate import HEAD_REVISION
 
-    from cloacina.store.migrate import current_revision
-
-    engine = create_engine(f"sqlite:///{path}", poolclass=NullPool)
+    path = sqlite_file(url, tenant)
+    if path is not None and not path.exists():
+        return None, f"no database at {str(path)!r}"
     try:
-        return True, current_revision(engine)
-    except SQLAlchemyError as exc:
-        raise CliError(
-            f"cannot read database {str(path)!r}: {exc.orig if hasattr(exc, 'orig') else exc}. "
-            "Is it a SQLite database file?"
-        ) from None
-    finally:
-        engine.dispose()
+        open_store(url, tenant=tenant, read_only=True).close()
+    except SchemaError as exc:
+        return exc.revision, str(exc)
+    return HEAD_REVISION, "up to date"
+
+
+def _where(url: str, tenant: str) -> str:
+    path = sqlite_file(url, tenant)
+    if path is not None:
+        return str(path)
+    shown = display_url(url)
+    return shown if tenant == DEFAULT_TENANT else f"schema {tenant!r} of {shown}"
+
+
+def _upgrade_hint(url: str, tenant: str) -> str:
+    hint = f"cloacina db upgrade --db {display_url(url)}"
+    return hint if tenant == DEFAULT_TENANT else f"{hint} --tenant {tenant}"
 
 
 @db_group.command("upgrade")
 @db_option
+@tenant_option
 @click.pass_context
-def upgrade_command(ctx: click.Context, db: str | None) -> None:
-    """Create the database or apply pending migrations, then print its schema revision."""
+def upgrade_command(ctx: click.Context, db: str | None, tenant: str | None) -> None:
+    """Create the database or apply pending migrations, then print its schema revision.
+
+    SQLite or PostgreSQL; with --tenant, the tenant's file or schema (create a tenant with
+    `cloacina tenant create`).
+    """
     url = resolve_db(ctx, db)
-    path = sqlite_file(url)
-    existed, before = stored_revision(url) if path is not None else (True, None)
+    tenant_name = resolve_tenant(ctx, tenant)
+    require_tenant(url, tenant_name)  # commands do not create tenants by accident
+    before, _ = stored_revision(url, tenant_name)
     from cloacina.store.migrate import head_revision
 
-    store = open_store(url)  # opening a store migrates it to the newest schema
+    store = open_store(url, tenant=tenant_name)  # opening a store to write migrates it
     store.close()
     head = head_revision()
-    where = str(path) if path is not None else url
-    console = out_console()
-    if not existed:
+    where = _where(url, tenant_name)
+    if before is None:
         message = f"created {where} at schema revision {head} (head)"
     elif before == head:
         message = f"{where} is up to date at schema revision {head} (head)"
     else:
-        message = f"upgraded {where} from schema revision {before or 'none'} to {head} (head)"
-    console.print(Text(message, style="green"))
+        message = f"upgraded {where} from schema revision {before} to {head} (head)"
+    out_console().print(Text(message, style="green"))
 
 
 @db_group.command("current")
 @db_option
+@tenant_option
 @click.pass_context
-def current_command(ctx: click.Context, db: str | None) -> None:
-    """Print the database's schema revision (without changing anything)."""
+def current_command(ctx: click.Context, db: str | None, tenant: str | None) -> None:
+    """Print the database's schema revision, without changing anything (it needs no write
+    access). SQLite or PostgreSQL; with --tenant, the tenant's file or schema."""
     url = resolve_db(ctx, db)
-    existed, revision = stored_revision(url)
-    if not existed:
+    tenant_name = resolve_tenant(ctx, tenant)
+    require_tenant(url, tenant_name)
+    path = sqlite_file(url, tenant_name)
+    if path is not None and not path.exists():
         raise CliError(
-            f"no database at {str(sqlite_file(url))!r}; create it with: cloacina db upgrade"
+            f"no database at {str(path)!r}; create it with: {_upgrade_hint(url, tenant_name)}"
         )
+    revision, detail = stored_revision(url, tenant_name)
     from cloacina.store.migrate import head_revision
 
     head = head_revision()
@@ -87,9 +105,11 @@ def current_command(ctx: click.Context, db: str | None) -> None:
         console.print(Text(f"{revision} (head)", style="green"))
     elif revision is None:
         console.print(
-            Text(f"none: no schema yet (head is {head}); run: cloacina db upgrade", style="yellow")
+            Text(
+                f"none: no schema yet (head is {head}); run: {_upgrade_hint(url, tenant_name)}",
+                style="yellow",
+            )
         )
     else:
-        console.print(
-            Text(f"{revision} (head is {head}; run: cloacina db upgrade)", style="yellow")
-        )
+        # Older (upgrade the database) or newer (upgrade cloacina): the store's message says.
+        console.print(Text(f"{revision} (head is {head}): {detail}", style="yellow"))
