@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ def inspect_code(
     the ``@packaged_workflow`` classes they define. Raises :class:`PackageError` with the
     import's traceback when it fails."""
     cmd = [sys.executable, "-I", "-m", "cloacina.packaging.worker", "inspect"]
+    cmd += ["--parent-pid", str(os.getpid())]  # it dies with us (a killed build or verify)
     for path in lib:
         cmd += ["--lib", str(path)]
     cmd += ["--modules", ",".join(modules)]

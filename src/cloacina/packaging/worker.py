@@ -1,6 +1,6 @@
 """The process a package's tasks run in.
 
-``python -I -m cloacina.packaging.worker inspect|serve --lib DIR --modules a.b,c``
+``python -I -m cloacina.packaging.worker inspect|serve [--parent-pid PID] --lib DIR --modules M``
 
 The package's ``lib/`` goes first on ``sys.path`` (and nothing else of the package's goes
 anywhere), the modules are imported, and the ``@packaged_workflow`` classes they define are
@@ -8,6 +8,14 @@ found in the catalog. ``inspect`` prints their description and exits (the builde
 registry use it to validate code against a manifest); ``serve`` answers task requests on
 stdin/stdout until stdin closes. The protocol owns the real stdout: a task's own ``print``
 goes to stderr.
+
+With ``--parent-pid`` the process dies with the runner that started it, even in the middle
+of a task body: on Linux the kernel kills it when the parent *thread* that started it exits
+(``PR_SET_PDEATHSIG``; the runner starts these processes from its engine's event-loop
+thread, which lives as long as the engine), and everywhere a watcher thread exits the
+process when the parent pid changes or (``serve``) the runner's end of stdin is closed.
+Otherwise a runner killed with ``kill -9`` would leave its package processes running tasks
+that another runner recovers and runs again.
 """
 
 from __future__ import annotations
@@ -15,7 +23,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import select
+import signal
 import sys
+import threading
 import time
 import traceback
 from typing import IO, Any
@@ -25,6 +36,7 @@ from cloacina.errors import RemoteTaskError, TaskTimeoutError
 from cloacina.model.workflow import Workflow, catalog
 from cloacina.packaging import protocol
 from cloacina.packaging.manifest import describe_workflow
+from cloacina.packaging.supervise import set_parent_death_signal
 from cloacina.store.records import Claim
 from cloacina.taskinfo import TaskInfo
 
@@ -138,12 +150,51 @@ def serve_main(lib: list[str], modules: list[str]) -> int:
         protocol.write(out, _reply(int(request["id"]), outcome, wf))
 
 
+#: How often the watcher looks at the parent (seconds).
+WATCH_INTERVAL = 0.5
+_GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL if hasattr(select, "poll") else 0
+
+
+def die_with_parent(parent: int, *, watch_stdin: bool) -> None:
+    """Make this process end when ``parent`` does (see the module's docstring).
+
+    Called first thing, before the package's code is imported. The death signal cannot be
+    caught, and the watcher leaves with ``os._exit``: a task body that is busy, or that
+    catches ``SystemExit``, cannot keep the process alive.
+    """
+    set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(1)
+    poller = None
+    if watch_stdin and hasattr(select, "poll"):
+        poller = select.poll()
+        # No events asked for: poll still reports POLLHUP (the runner closed its end or
+        # died) without consuming the requests the serve loop reads on this same fd.
+        poller.register(0, 0)
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            if poller is None:
+                time.sleep(WATCH_INTERVAL)
+                continue
+            events = poller.poll(WATCH_INTERVAL * 1000)
+            if any(mask & _GONE for _, mask in events):
+                os._exit(0)
+
+    threading.Thread(target=watch, name="cloacina-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cloacina.packaging.worker")
     parser.add_argument("mode", choices=["inspect", "serve"])
+    parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--lib", action="append", default=[])
     parser.add_argument("--modules", required=True)
     args = parser.parse_args(argv)
+    if args.parent_pid is not None:
+        die_with_parent(args.parent_pid, watch_stdin=args.mode == "serve")
     modules = [m for m in args.modules.split(",") if m]
     if args.mode == "inspect":
         return inspect_main(args.lib, modules)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -35,7 +36,7 @@ from cloacina.engine.executor import (
 )
 from cloacina.errors import PackageError, RemoteTaskError
 from cloacina.model.context import dumps_context
-from cloacina.packaging import protocol
+from cloacina.packaging import protocol, supervise
 from cloacina.packaging.archive import PackageArchive
 from cloacina.packaging.worker import remote_error
 
@@ -43,6 +44,11 @@ log = logging.getLogger("cloacina.loader")
 
 #: How long a package's process may take to import its code before it counts as broken.
 START_TIMEOUT = 60.0
+#: How long a finished command's output may take to drain once its process group is gone
+#: (only a process that left the group, e.g. with ``setsid``, can make this wait).
+PIPE_GRACE = 1.0
+#: The script that runs a command task in a process group tied to the runner's life.
+SUPERVISOR = str(Path(supervise.__file__).resolve())
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,8 @@ class WorkerProcess:
             "-m",
             "cloacina.packaging.worker",
             "serve",
+            "--parent-pid",
+            str(os.getpid()),
             "--lib",
             str(root / "lib"),
             "--modules",
@@ -316,33 +324,24 @@ class PackageLoader:
             CLOACINA_NAMESPACE=job.info.namespace,
         )
         try:
-            proc = await asyncio.create_subprocess_exec(
-                str(executable),
-                *command[1:],
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=str(pool.root),
-                env=env,
-            )
-        except OSError as exc:
-            return _failed(job, f"command task {job.task.id!r} could not start: {exc}", True)
-        try:
-            stdout, stderr = await asyncio.wait_for(
-                proc.communicate(dumps_context(ctx._data).encode()), job.task.timeout
+            returncode, stdout, stderr = await asyncio.wait_for(
+                _run_supervised(
+                    (str(executable), *command[1:]),
+                    dumps_context(ctx._data).encode(),
+                    cwd=pool.root,
+                    env=env,
+                ),
+                job.task.timeout,
             )
         except TimeoutError:
-            proc.kill()
-            await proc.wait()
             return timeout_outcome(job)
-        except asyncio.CancelledError:
-            proc.kill()
-            raise
-        if proc.returncode != 0:
+        except OSError as exc:
+            return _failed(job, f"command task {job.task.id!r} could not start: {exc}", True)
+        if returncode != 0:
             tail = stderr.decode(errors="replace").strip()[-2000:]
             return _failed(
                 job,
-                f"command {' '.join(command)} exited with code {proc.returncode}: {tail}",
+                f"command {' '.join(command)} exited with code {returncode}: {tail}",
                 retryable=True,
             )
         text = stdout.decode(errors="replace").strip()
@@ -369,6 +368,96 @@ class PackageLoader:
             await pool.close()
         self._pools.clear()
         await asyncio.to_thread(shutil.rmtree, self._root, True)
+
+
+class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Streams, plus a future set the moment the process exits.
+
+    ``Process.wait()`` resolves only once every pipe is closed too, and a grandchild that
+    escaped the process group can hold the pipes open forever; the end of the process itself
+    is what a command task waits for.
+    """
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # the group is gone already
+        pass
+
+
+async def _feed(stream: asyncio.StreamWriter | None, data: bytes) -> None:
+    if stream is None:
+        return
+    try:
+        stream.write(data)
+        await stream.drain()
+        stream.close()
+    except OSError:  # the command stopped reading its stdin (or exited): not our error
+        pass
+
+
+async def _collect(stream: asyncio.StreamReader | None, sink: bytearray) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(1 << 16):
+        sink += chunk
+
+
+async def _run_supervised(
+    argv: tuple[str, ...], stdin: bytes, *, cwd: Path, env: dict[str, str]
+) -> tuple[int, bytes, bytes]:
+    """Run a command task's executable under :mod:`cloacina.packaging.supervise`: in a
+    process group of its own, tied to this process's life. Returns ``(exit code, stdout,
+    stderr)`` once the command has exited.
+
+    When the command exits, whatever it left running in its group is killed; when this
+    coroutine is cancelled (a timeout, a cancelled run, a shutdown) the whole group is killed.
+    Neither waits on pipes that a process outside the group might hold.
+    """
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.subprocess_exec(
+        lambda: _ExitProtocol(limit=1 << 16, loop=loop),
+        sys.executable,
+        "-I",
+        SUPERVISOR,
+        str(os.getpid()),
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=str(cwd),
+        env=env,
+        start_new_session=True,  # its pid is its process group's id
+    )
+    proc = asyncio.subprocess.Process(transport, protocol, loop)
+    out, err = bytearray(), bytearray()
+    helpers = [
+        loop.create_task(_feed(proc.stdin, stdin)),
+        loop.create_task(_collect(proc.stdout, out)),
+        loop.create_task(_collect(proc.stderr, err)),
+    ]
+    try:
+        await protocol.exited
+        _kill_group(proc.pid)  # what the command left behind in its group
+        await asyncio.wait(helpers[1:], timeout=PIPE_GRACE)
+        code = transport.get_returncode()
+        assert code is not None
+        return code, bytes(out), bytes(err)
+    finally:
+        _kill_group(proc.pid)
+        for helper in helpers:
+            helper.cancel()
+        transport.close()
 
 
 def _extract(archive: PackageArchive, root: Path) -> None:
