@@ -327,3 +327,50 @@ def test_command_task_dies_with_a_runner_killed_mid_task(
         )
     finally:
         kill_all(pids)
+
+
+def test_package_process_busy_in_a_task_exits_when_its_stdin_closes(tmp_path: Path) -> None:
+    """The watch of the runner's pipe, which covers systems without ``PR_SET_PDEATHSIG``:
+    the serve loop reads no request while a body runs, yet closing stdin ends the process."""
+    import json
+
+    from cloacina.packaging import protocol
+
+    lib = tmp_path / "lib"
+    (lib / "nap_pkg").mkdir(parents=True)
+    (lib / "nap_pkg" / "__init__.py").write_text("")
+    flows = SLEEPY_FLOW.replace("NAME", "pipe_nap_flow").replace("PKG", "nap_pkg")
+    (lib / "nap_pkg" / "flows.py").write_text(flows)
+    pidfile = tmp_path / "pids"
+    serve = [sys.executable, "-I", "-m", "cloacina.packaging.worker", "serve"]
+    proc = subprocess.Popen(
+        [*serve, "--parent-pid", str(os.getpid()), "--lib", str(lib), "--modules", "nap_pkg.flows"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        hello = protocol.read(proc.stdout)
+        assert hello is not None and hello.get("ready"), hello
+        request = {
+            "id": 1,
+            "workflow": "pipe_nap_flow",
+            "task": "nap",
+            "execution_id": "e1",
+            "attempt": 1,
+            "recovery": 0,
+            "deps_total": 0,
+            "deps_failed": 0,
+            "deps_skipped": 0,
+            "namespace": "public::nap_pkg::pipe_nap_flow::nap",
+            "inputs": [json.dumps({"pidfile": str(pidfile)})],
+        }
+        proc.stdin.write(protocol.encode(request))
+        proc.stdin.flush()
+        wait_for(lambda: bool(read_pids(pidfile)), 30, "the task to start")
+        proc.stdin.close()  # what the runner's death does to the pipe
+        proc.wait(timeout=5)
+    finally:
+        proc.kill()
+        proc.wait()
