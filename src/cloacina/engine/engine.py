@@ -1,23 +1,37 @@
-"""The engine loop: one thread with an asyncio loop that claims, dispatches and completes.
+"""The engine: one thread with an asyncio loop that claims, dispatches and completes.
 
 Push-based: when a task finishes, its outcome is recorded and its ready dependents are claimed
 in the same transaction and dispatched at once. Outcomes that arrive together are committed
 together (group commit). A short poll, heartbeats and stale-claim recovery run on timers.
-``def`` tasks run on a thread pool, ``async def`` tasks on this loop.
+
+The engine's loop is the only one that waits on the database. Task bodies never share it:
+``def`` tasks run on a thread pool, ``async def`` tasks and packaged tasks on a second loop
+of their own (started on first use), so a contended database lock never stalls an async task
+or its timeout. Every claim the engine takes ends on one path: as an outcome (a failure if the
+body's machinery itself broke), or handed back to the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
-from cloacina.engine.executor import Job, Outcome, run_async, run_sync, timeout_outcome
+from cloacina.engine.executor import (
+    Job,
+    Outcome,
+    machinery_failure,
+    run_async,
+    run_sync,
+    timeout_outcome,
+)
 from cloacina.engine.liveness import Liveness, storable_text
 from cloacina.engine.scheduler import INPUT_KEY, Effects, RunCache, Scheduler
 from cloacina.engine.threads import TaskThreads
@@ -49,7 +63,9 @@ class EngineSettings:
 class _Running:
     job: Job
     timer: asyncio.TimerHandle | None = None
-    task: asyncio.Task[Outcome] | None = None
+    #: The body on the task loop (``async def`` and packaged tasks); None for ``def`` tasks.
+    future: concurrent.futures.Future[Outcome] | None = None
+    #: Released: the engine no longer tracks it (read and written on the engine loop only).
     done: bool = False
 
 
@@ -86,7 +102,9 @@ class Engine(Liveness):
         self._pool = TaskThreads(settings.max_concurrent_tasks)
         self._running: dict[str, _Running] = {}
         self._outcomes: list[Outcome] = []
-        self._inbox: list[tuple[_Running, Outcome]] = []  # from task threads, for the loop
+        # Outcomes from task threads and the task loop, for the engine loop (None: the body
+        # was cancelled by the engine, nothing to record).
+        self._inbox: list[tuple[_Running, Outcome | None]] = []
         self._inbox_lock = threading.Lock()
         self._inbox_signalled = False
         self._cycle_scheduled = False
@@ -94,6 +112,10 @@ class Engine(Liveness):
         self._stopping = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="cloacina-engine", daemon=True)
+        # The loop of async and packaged task bodies, started on first use.
+        self._task_loop: asyncio.AbstractEventLoop | None = None
+        self._task_thread: threading.Thread | None = None
+        self._polling_hook = False  # the poll hook runs on a thread; one at a time
         self._started = threading.Event()
         self._stopped = threading.Event()
         self.last_error: BaseException | None = None
@@ -161,8 +183,34 @@ class Engine(Liveness):
         self._heartbeat_stop.set()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
+        self._stop_task_loop()
         self._pool.shutdown()
         self._loop.close()
+
+    def _stop_task_loop(self) -> None:
+        loop, thread = self._task_loop, self._task_thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+    def _tasks_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop of async and packaged task bodies (started on first use)."""
+        if self._task_loop is None:
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            thread = threading.Thread(target=run, name="cloacina-async-tasks", daemon=True)
+            thread.start()
+            ready.wait()
+            self._task_loop, self._task_thread = loop, thread
+        return self._task_loop
 
     def _begin_stop(self, done: threading.Event, wait: bool) -> None:
         self._stopping = True
@@ -173,13 +221,17 @@ class Engine(Liveness):
                 self._cycle()
             if not self._running or time.monotonic() >= deadline:
                 for running in self._running.values():
-                    if running.task is not None:
-                        running.task.cancel()
-                if self.loader is not None:
-                    closing = self._loop.create_task(self.loader.close())
-                    closing.add_done_callback(lambda _t: done.set())
-                else:
+                    if running.future is not None:
+                        running.future.cancel()
+                if self.loader is None:
                     done.set()
+                elif self._task_loop is not None:
+                    # The packages' processes belong to the task loop: close them there.
+                    closing = asyncio.run_coroutine_threadsafe(self.loader.close(), self._task_loop)
+                    closing.add_done_callback(lambda _f: done.set())
+                else:
+                    closing_here = self._loop.create_task(self.loader.close())
+                    closing_here.add_done_callback(lambda _t: done.set())
             else:
                 self._loop.call_later(0.01, check)
 
@@ -206,11 +258,11 @@ class Engine(Liveness):
     def _poll_tick(self) -> None:
         if self._stopping:
             return
-        if self._on_poll is not None:
-            try:
-                self._on_poll()  # e.g. pick up packages registered by other processes
-            except Exception as exc:
-                log.warning("poll hook failed: %s", exc)
+        if self._on_poll is not None and not self._polling_hook:
+            # E.g. pick up packages registered by other processes: that may verify and
+            # import a package, so on a thread of its own, never holding up the cycle.
+            self._polling_hook = True
+            self._loop.run_in_executor(None, self._run_poll_hook)
         try:
             # A cheap read first: an idle runner should not take the write lock every tick.
             if self.free > 0 and self.store.has_ready(time.time(), self._workflow_keys()):
@@ -221,6 +273,15 @@ class Engine(Liveness):
         self._loop.call_later(
             self.settings.poll_interval * random.uniform(0.8, 1.2), self._poll_tick
         )
+
+    def _run_poll_hook(self) -> None:
+        assert self._on_poll is not None
+        try:
+            self._on_poll()
+        except Exception as exc:
+            log.warning("poll hook failed: %s", exc)
+        finally:
+            self._polling_hook = False
 
     # ---- the cycle: complete outcomes, claim, dispatch ---------------------------------------
     def _workflow_keys(self) -> list[str]:
@@ -256,15 +317,21 @@ class Engine(Liveness):
                     tx.lock_runs(sorted(runs))
                 if orphans:
                     # Claims of a cycle whose commit failed may have been committed all the
-                    # same (the connection died after COMMIT reached the server): nobody
-                    # runs them, so hand back those that hold.
-                    for claim in tx.hand_back(orphans):
-                        fx.events.append(
-                            (claim.execution_id, claim.task_id, "task_handed_back", None, None, now)
-                        )
-                    self._maybe_ready = True
+                    # same (the connection died after COMMIT reached the server), and claims
+                    # whose outcome could not be stored: nobody runs them, so hand back
+                    # those that hold.
+                    self._hand_back(tx, orphans, None, now, fx)
                 if outcomes:
-                    items = [(wf, o) for o in outcomes if (wf := self._workflow(o.claim))]
+                    items = []
+                    unknown = []
+                    for outcome in outcomes:
+                        wf = self._workflow(outcome.claim)
+                        if wf is None:
+                            unknown.append(outcome.claim)
+                        else:
+                            items.append((wf, outcome))
+                    if unknown:  # its workflow left the catalog meanwhile: someone else's
+                        self._hand_back(tx, unknown, "its workflow is no longer loaded", now, fx)
                     self.scheduler.apply_all(tx, items, now, fx)
                 # Dependents this cycle made runnable are claimed straight away (no search);
                 # free slots left over look for work that did not come from this cycle: new
@@ -298,7 +365,13 @@ class Engine(Liveness):
                     if searched and len(found) < search:
                         self._maybe_ready = False
                     claims.extend(found)
-                for claim in claims:
+                jobs = self._jobs_for(tx, claims)
+                if len(jobs) < len(claims):  # their workflow left the catalog meanwhile
+                    taken = {job.claim.claim_token for job in jobs}
+                    unknown = [c for c in claims if c.claim_token not in taken]
+                    self._hand_back(tx, unknown, "its workflow is no longer loaded", now, fx)
+                for job in jobs:
+                    claim = job.claim
                     fx.events.append(
                         (
                             claim.execution_id,
@@ -309,12 +382,13 @@ class Engine(Liveness):
                             now,
                         )
                     )
-                jobs = self._jobs_for(tx, claims)
                 tx.add_events(fx.events)
         except Exception as exc:
+            self.cache.discard_staged()
             self._orphans.extend(claims)
             self._on_store_error(exc, outcomes)
             return
+        self.cache.commit_staged()
         self._orphans = []
         self._store_failures = 0
         if self._refusals:  # rare: only after the database refused an outcome
@@ -336,6 +410,23 @@ class Engine(Liveness):
             self._notify_finished(fx.finished_runs)
         if searched and self._maybe_ready and self.free > 0:
             self._request_cycle()  # there may be more ready work than free slots took
+
+    def _hand_back(
+        self, tx: WriteTx, claims: list[Claim], why: str | None, now: float, fx: Effects
+    ) -> None:
+        """Put claims this engine will not run back to ``ready`` (those that still hold)."""
+        for claim in tx.hand_back(claims):
+            if why is not None:
+                log.warning(
+                    "handing back task %s of execution %s: %s",
+                    claim.task_id,
+                    claim.execution_id,
+                    why,
+                )
+            fx.events.append(
+                (claim.execution_id, claim.task_id, "task_handed_back", None, None, now)
+            )
+        self._maybe_ready = True
 
     def _workflow(self, claim: Claim) -> Workflow | None:
         return self.catalog.find(claim.workflow_name, claim.workflow_version)
@@ -388,22 +479,42 @@ class Engine(Liveness):
         running = _Running(job)
         self._running[job.claim.claim_token] = running
         task = job.task
-        if job.origin is not None and self.loader is not None:
-            running.task = self._loop.create_task(self.loader.run(job, job.origin))
-            running.task.add_done_callback(functools.partial(self._async_done, running))
-        elif task.is_async:
-            running.task = self._loop.create_task(run_async(job))
-            running.task.add_done_callback(functools.partial(self._async_done, running))
-        else:
-            self._pool.submit(run_sync, job, functools.partial(self._thread_done, running))
-            if task.timeout is not None:
-                running.timer = self._loop.call_later(task.timeout, self._sync_timed_out, running)
+        try:
+            if job.origin is not None and self.loader is not None:
+                self._on_task_loop(running, self.loader.run(job, job.origin))
+            elif task.is_async:
+                self._on_task_loop(running, run_async(job))
+            else:
+                self._pool.submit(run_sync, job, functools.partial(self._deliver, running))
+                if task.timeout is not None:
+                    running.timer = self._loop.call_later(
+                        task.timeout, self._sync_timed_out, running
+                    )
+        except Exception as exc:  # e.g. no thread could be started: the claim ends here
+            self._record(running, machinery_failure(job, exc))
 
-    def _thread_done(self, running: _Running, outcome: Outcome) -> None:
-        # Runs on the worker thread: hand the outcome to the loop. Outcomes that finish
-        # close together share one wake-up of the loop.
-        if running.done:  # timed out or cancelled meanwhile: its thread is free again
-            self._pool.unmark_stuck()
+    def _on_task_loop(self, running: _Running, body: Coroutine[Any, Any, Outcome]) -> None:
+        future = asyncio.run_coroutine_threadsafe(body, self._tasks_loop())
+        running.future = future
+        future.add_done_callback(functools.partial(self._future_done, running))
+
+    def _future_done(self, running: _Running, future: concurrent.futures.Future[Outcome]) -> None:
+        # On the task loop (or here, if cancelled before it started).
+        if future.cancelled():  # only the engine cancels (run cancelled, shutdown)
+            self._deliver(running, None)
+            return
+        exc = future.exception()
+        if exc is not None:
+            # The body's machinery broke (say an OSError extracting a package or spawning
+            # its process): the task fails, it is never left 'running' behind our heartbeat.
+            log.error("task %s could not run: %r", running.job.task.id, exc)
+            self._deliver(running, machinery_failure(running.job, exc))
+        else:
+            self._deliver(running, future.result())
+
+    def _deliver(self, running: _Running, outcome: Outcome | None) -> None:
+        # Any thread: hand the outcome to the engine loop. Outcomes that finish close
+        # together share one wake-up of the loop.
         with self._inbox_lock:
             self._inbox.append((running, outcome))
             if self._inbox_signalled:
@@ -411,7 +522,7 @@ class Engine(Liveness):
             self._inbox_signalled = True
         try:
             self._loop.call_soon_threadsafe(self._drain_inbox)
-        except RuntimeError:  # loop closed during shutdown; the task will be recovered
+        except RuntimeError:  # loop closed during shutdown; the claim was handed back
             pass
 
     def _drain_inbox(self) -> None:
@@ -419,13 +530,14 @@ class Engine(Liveness):
             arrived, self._inbox = self._inbox, []
             self._inbox_signalled = False
         for running, outcome in arrived:
-            self._record(running, outcome)
-
-    def _async_done(self, running: _Running, task: asyncio.Task[Outcome]) -> None:
-        if task.cancelled():  # only the engine cancels (run cancelled, shutdown)
-            self._release(running)
-            return
-        self._record(running, task.result())
+            if running.done:
+                # Timed out or abandoned meanwhile: a def body's thread is free again.
+                if running.future is None:
+                    self._pool.unmark_stuck()
+            elif outcome is None:
+                self._release(running)
+            else:
+                self._record(running, outcome)
 
     def _sync_timed_out(self, running: _Running) -> None:
         job = running.job
@@ -470,8 +582,8 @@ class Engine(Liveness):
         def abandon() -> None:
             for running in list(self._running.values()):
                 if running.job.claim.execution_id == execution_id:
-                    if running.task is not None:
-                        running.task.cancel()
+                    if running.future is not None:
+                        running.future.cancel()
                         self._release(running)
                     elif self._release(running):
                         self._pool.mark_stuck()  # the body runs on; its result is discarded

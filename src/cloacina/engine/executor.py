@@ -150,6 +150,14 @@ async def run_async(job: Job) -> Outcome:
         return _failure(job, exc)
 
 
+def machinery_failure(job: Job, exc: BaseException) -> Outcome:
+    """The outcome of a task whose body could not be run or its result not be read (the
+    engine's own machinery broke: a package that cannot be extracted, a process that cannot
+    be spawned): a failure that follows the task's retry policy."""
+    detail = str(exc) or type(exc).__name__
+    return _failure(job, exc, f"task {job.task.id!r} could not run: {type(exc).__name__}: {detail}")
+
+
 def timeout_outcome(job: Job) -> Outcome:
     err = TaskTimeoutError(
         f"task {job.task.id!r} timed out after {job.task.timeout:g}s (attempt {job.claim.attempt})"

@@ -23,6 +23,7 @@ from cloacina.engine.scheduler import Effects, Scheduler
 from cloacina.errors import StoreError, TaskError
 from cloacina.model.workflow import WorkflowCatalog
 from cloacina.store.base import Store
+from cloacina.store.records import Claim
 
 if TYPE_CHECKING:
     from cloacina.engine.engine import EngineSettings
@@ -67,6 +68,7 @@ class Liveness:
     _store_failures: int
     _one_at_a_time: bool
     _refusals: dict[str, int]
+    _orphans: list[Claim]
     _request_cycle: Callable[..., None]
     _notify_finished: Callable[[list[tuple[str, str]]], None]
 
@@ -141,17 +143,21 @@ class Liveness:
         self._loop.call_later(delay, self._request_cycle, True)
 
     def _refused(self, outcome: Outcome, exc: BaseException) -> Outcome | None:
-        """The database refused to record this outcome (twice): record a failure instead;
-        if it refuses that too, give the outcome up (and say so)."""
+        """The database refused to record this outcome (twice): record a failure instead,
+        then a failure with nothing of the task's text in it; if it refuses even that, hand
+        the claim back (and say so) rather than leave it 'running' behind our heartbeat."""
         token = outcome.claim.claim_token
         strikes = self._refusals[token] = self._refusals.get(token, 0) + 1
         if strikes < 2:
             return outcome
-        if strikes == 2:
-            task = outcome.claim.task_id
-            message = storable_text(
-                f"the outcome of task {task!r} could not be stored: {type(exc).__name__}: {exc}"
-            )
+        task = outcome.claim.task_id
+        if strikes <= 3:
+            if strikes == 2:
+                message = storable_text(
+                    f"the outcome of task {task!r} could not be stored: {type(exc).__name__}: {exc}"
+                )
+            else:
+                message = "the outcome of this task could not be stored (see the worker's log)"
             log.error("%s; recording the task as failed", message)
             return Outcome(
                 outcome.claim,
@@ -161,12 +167,14 @@ class Liveness:
                 finished_at=outcome.finished_at or time.time(),
             )
         log.error(
-            "giving up recording task %s of execution %s: the database refuses it (%s)",
-            outcome.claim.task_id,
+            "giving up recording task %s of execution %s: the database refuses it (%s); "
+            "handing the task back",
+            task,
             outcome.claim.execution_id,
             exc,
         )
         self._refusals.pop(token, None)
+        self._orphans.append(outcome.claim)
         return None
 
     def _recover_stale(self) -> None:

@@ -23,11 +23,29 @@ from cloacina.store.records import Completion, DependentState, RunProgress
 
 
 class RunCache:
-    """Outputs of recent runs kept in memory, so a dependent's input needs no query."""
+    """Outputs of recent runs kept in memory, so a dependent's input needs no query.
+
+    Outputs written inside a transaction are *staged*: visible to the rest of that
+    transaction, kept only once it commits (:meth:`commit_staged`), forgotten if it fails
+    (:meth:`discard_staged`) — a fenced-out claim's output must never feed a dependent.
+    """
 
     def __init__(self, max_runs: int = 2048) -> None:
         self._runs: OrderedDict[str, dict[str, str]] = OrderedDict()
         self._max = max_runs
+        self._staged: dict[tuple[str, str], str] = {}
+
+    def stage(self, execution_id: str, key: str, value: str) -> None:
+        self._staged[(execution_id, key)] = value
+
+    def commit_staged(self) -> None:
+        if self._staged:
+            for (execution_id, key), value in self._staged.items():
+                self.put(execution_id, key, value)
+            self._staged = {}
+
+    def discard_staged(self) -> None:
+        self._staged = {}
 
     def put(self, execution_id: str, key: str, value: str) -> None:
         run = self._runs.get(execution_id)
@@ -38,6 +56,10 @@ class RunCache:
         run[key] = value
 
     def get(self, execution_id: str, key: str) -> str | None:
+        if self._staged:
+            staged = self._staged.get((execution_id, key))
+            if staged is not None:
+                return staged
         run = self._runs.get(execution_id)
         return None if run is None else run.get(key)
 
@@ -128,7 +150,7 @@ class Scheduler:
         for item in result.completed:
             claim = item.claim
             eid, tid = claim.execution_id, claim.task_id
-            self.cache.put(eid, tid, item.output_json)
+            self.cache.stage(eid, tid, item.output_json)  # kept once the transaction commits
             duration = round(item.finished_at - claim.started_at, 6)
             fx.events.append(
                 (eid, tid, "task_completed", claim.attempt, f'{{"duration":{duration}}}', now)
