@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,54 @@ def test_package_new_refuses_an_invalid_project_name_and_suggests_one(
     made = cli("package", "new", suggestion)
     assert made.returncode == 0, made
     assert f'name = "{suggestion}"' in (tmp_path / suggestion / "pyproject.toml").read_text()
+
+
+# ---- 9.21: what tasks write is printed escaped ------------------------------------------------
+EVIL_FLOWS = r"""
+from cloacina import Context, task, workflow
+
+
+@workflow(name="evil")
+class evil:
+    @task()
+    def boom(context: Context) -> None:
+        raise ValueError("bad \x1b[31mRED\x1b[0m [red]x[/red] \x9b2J \u202eevil\rover end")
+
+    @task(dependencies=["boom"], trigger_rule="one_failed")
+    def after(context: Context) -> None:
+        context.insert("k\x1b[2J", "v\x1b]0;title\x07 [bold]b[/bold] \x9b31m \u202eabc")
+"""
+
+
+def _assert_escaped(text: str, what: str) -> None:
+    for raw in ("\x1b", "\x9b", "\u202e", "\x07", "\r"):
+        assert raw not in text, f"{what}: raw {raw!r} printed"
+
+
+def test_task_text_is_printed_escaped(cli: Cli, tmp_path: Path, db: str) -> None:
+    (tmp_path / "evil_flows.py").write_text(EVIL_FLOWS, encoding="utf-8")
+    run = cli("run", "evil", "-m", "evil_flows", "--db", db)
+    assert run.returncode == 1, run
+    _assert_escaped(run.output, "run")
+    assert "\\x1b[31mRED\\x1b[0m" in run.stdout, run
+    assert "\\x9b2J" in run.stdout and "\\u202eevil\\rover" in run.stdout, run
+    assert "[red]x[/red]" in run.stdout  # markup printed as it is, not interpreted
+    assert "Traceback of failed task 'boom'" in run.stdout
+
+    listed = cli("executions", "list", "--db", db, "--json")
+    [row] = json.loads(listed.stdout)
+    show = cli("executions", "show", row["execution_id"], "--events", "--context", "--db", db)
+    assert show.returncode == 0, show
+    _assert_escaped(show.output, "show")
+    assert "\\x1b[31mRED" in show.stdout and "[red]x[/red]" in show.stdout
+    assert "[bold]b[/bold]" in show.stdout  # a context value
+    assert "\\u001b[2J" in show.stdout  # a context key, JSON-escaped
+
+    watch = cli("executions", "watch", row["execution_id"], "--db", db)
+    _assert_escaped(watch.output, "watch")
+    assert "\\x1b[31mRED" in watch.stdout
+
+    as_json = cli("executions", "show", row["execution_id"], "--json", "--db", db)
+    _assert_escaped(as_json.output, "show --json")
+    data = json.loads(as_json.stdout)
+    assert data["tasks"]["boom"]["error"].startswith("ValueError: bad \x1b[31mRED")  # lossless

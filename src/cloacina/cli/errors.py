@@ -8,6 +8,7 @@ import click
 from rich.text import Text
 
 from cloacina.cli.consoles import err_console
+from cloacina.cli.formatting import safe_text
 from cloacina.model.status import ExecutionStatus
 
 
@@ -27,8 +28,10 @@ class CliInterrupted(CliError):
 
 
 def print_error(message: str) -> None:
-    """``error: <message>`` in red on stderr."""
-    err_console().print(Text.assemble(("error: ", "bold red"), (message, "red")))
+    """``error: <message>`` in red on stderr (escaped: messages quote tasks and modules)."""
+    err_console().print(
+        Text.assemble(("error: ", "bold red"), safe_text(message, "red", multiline=True))
+    )
 
 
 def exit_code_for(status: str) -> int:

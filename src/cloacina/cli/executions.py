@@ -18,7 +18,15 @@ from cloacina.cli.consoles import fancy, out_console
 from cloacina.cli.databases import display_url, open_existing_store
 from cloacina.cli.durations import DURATION, fmt_span
 from cloacina.cli.errors import CliError, CliInterrupted, exit_code_for
-from cloacina.cli.formatting import elapsed, fmt_duration, fmt_time, iso, status_text
+from cloacina.cli.formatting import (
+    elapsed,
+    escape_controls,
+    fmt_duration,
+    fmt_time,
+    iso,
+    safe_text,
+    status_text,
+)
 from cloacina.cli.json_output import echo_json, result_json
 from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
 from cloacina.cli.render import (
@@ -152,7 +160,7 @@ def list_command(
         started, finished = to_datetime(row.started_at), to_datetime(row.finished_at)
         table.add_row(
             row.id[:SHORT_ID],
-            Text(row.workflow_name),
+            safe_text(row.workflow_name),
             status_text(row.status),
             f"{row.tasks_total - row.tasks_remaining}/{row.tasks_total}",
             fmt_time(started),
@@ -231,7 +239,7 @@ def _poll(store: Store, execution_id: str) -> Snapshot:
 
 
 def _first_line(text: str | None) -> str:
-    lines = (text or "").strip().splitlines()
+    lines = (text or "").strip().split("\n")  # a carriage return is shown, escaped
     return lines[0] if lines else ""
 
 
@@ -311,11 +319,11 @@ def watch_view(row: ExecutionRow, tasks: Sequence[TaskRow], *, unicode: bool) ->
         else:
             status = status_text(task.status, icon=unicode)
         if task.status == "skipped":
-            note = Text(task.skip_reason or "", style="yellow")
+            note = safe_text(task.skip_reason or "", "yellow")
         else:
-            note = Text(_first_line(task.error), style="red")
+            note = safe_text(_first_line(task.error), "red")
         table.add_row(
-            Text(task.task_id),
+            safe_text(task.task_id),
             status,
             _attempt(task) if task.attempt else "-",
             fmt_duration(elapsed(started, finished, task.status)),
@@ -323,7 +331,7 @@ def watch_view(row: ExecutionRow, tasks: Sequence[TaskRow], *, unicode: bool) ->
         )
     items: list[RenderableType] = [header, progress, table]
     if row.error and row.status in TERMINAL_EXECUTION:
-        items.append(Text(f"error: {row.error}", style="red"))
+        items.append(safe_text(f"error: {row.error}", "red", multiline=True))
     return Group(*items)
 
 
@@ -337,7 +345,8 @@ class ChangePrinter:
         self.run_status: str | None = None
 
     def _print(self, text: str) -> None:
-        self.console.print(Text(text), soft_wrap=True)
+        # One line per change: what came from a task is escaped, newlines included.
+        self.console.print(Text(escape_controls(text)), soft_wrap=True)
 
     def _stamp(self, row: ExecutionRow, at: float | None) -> str:
         base = row.started_at if row.started_at is not None else row.created_at

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from cloacina.cli.consoles import fancy
-from cloacina.cli.formatting import fmt_duration
+from cloacina.cli.formatting import escape_controls, fmt_duration
 from cloacina.cli.render import event_style
 from cloacina.errors import ExecutionTimeoutError
 from cloacina.model.status import TERMINAL_EXECUTION, WorkflowResult
@@ -39,17 +39,22 @@ class EventPrinter:
     def __call__(self, event: EventRow) -> None:
         line = Text(self.indent)
         line.append(f"[+{max(0.0, event.created_at - self.start):6.2f}s] ", style="dim")
+
+        def add(text: str, style: str) -> None:
+            # One line per event: a task's error or skip reason is escaped (newlines too).
+            line.append(escape_controls(text), style=style)
+
         detail = _detail_dict(event)
         name = event.event
         task = event.task_id or ""
         attempt = f" (attempt {event.attempt})" if event.attempt else ""
         if name == "task_started":
-            line.append(f"{self.marks['started']} {task} started{attempt}", style="cyan")
+            add(f"{self.marks['started']} {task} started{attempt}", "cyan")
         elif name == "task_completed":
             took = detail.get("duration")
             took_s = f" in {fmt_duration(float(took))}" if isinstance(took, int | float) else ""
-            line.append(f"{self.marks['completed']} {task} completed{took_s}", style="green")
-            line.append(attempt, style="dim")
+            add(f"{self.marks['completed']} {task} completed{took_s}", "green")
+            add(attempt, "dim")
         elif name == "task_retry_scheduled":
             wait = detail.get("retry_in")
             wait_s = (
@@ -57,24 +62,22 @@ class EventPrinter:
                 if isinstance(wait, int | float)
                 else ""
             )
-            line.append(
+            add(
                 f"{self.marks['retry']} {task} failed{attempt}: {detail.get('error')}{wait_s}",
                 style="yellow",
             )
         elif name == "task_failed":
-            line.append(
+            add(
                 f"{self.marks['failed']} {task} failed{attempt}: {detail.get('error')}",
                 style="bold red",
             )
         elif name == "task_skipped":
-            line.append(
-                f"{self.marks['skipped']} {task} skipped: {detail.get('reason')}", style="yellow"
-            )
+            add(f"{self.marks['skipped']} {task} skipped: {detail.get('reason')}", style="yellow")
         else:
             label = name.replace("_", " ")
             if task:
                 label = f"{task} {label}"
-            line.append(f"{self.marks['run']} {label}", style=event_style(name) + " bold")
+            add(f"{self.marks['run']} {label}", event_style(name) + " bold")
         self.console.print(line)
 
 

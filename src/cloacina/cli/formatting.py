@@ -1,11 +1,60 @@
-"""How values look in human-readable output: durations, times, statuses."""
+"""How values look in human-readable output: durations, times, statuses, and text that came
+from tasks made safe to print."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 
 from rich.text import Text
+
+# ---- text from tasks ---------------------------------------------------------------------------
+# What a task wrote (its errors, skip reasons, tracebacks, context, event details) must not
+# drive the terminal: C0 controls (ESC starts escape sequences that recolour, move the cursor,
+# retitle the window; CR and BS overwrite what was printed), DEL, C1 controls (U+009B is a CSI
+# on some terminals) and the Unicode bidirectional controls that reorder what is shown. They
+# are printed as escapes (``\x1b``, ``\u202e``) instead. Newline and tab are kept where
+# several lines are shown.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+_UNSAFE_MULTILINE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_controls(text: str, *, multiline: bool = False) -> str:
+    r"""``text`` with the characters that could drive a terminal written as escapes (ESC
+    prints as the four characters ``\x1b``, a newline as ``\n``); ``multiline`` keeps
+    newlines and tabs."""
+    pattern = _UNSAFE_MULTILINE if multiline else _UNSAFE_LINE
+    return pattern.sub(_escape, text)
+
+
+def safe_text(value: object, style: str = "", *, multiline: bool = False) -> Text:
+    """Text that came from a task (or a user's code), ready to print: control characters
+    escaped and nothing read as markup (``[bold]`` prints as it is)."""
+    return Text(escape_controls(str(value), multiline=multiline), style=style)
+
+
+# JSON text: the encoder escapes C0 controls itself; these others become \uXXXX (still JSON,
+# and the same data to a parser).
+_UNSAFE_JSON = re.compile(f"[\x7f-\x9f{_BIDI}]")
+
+
+def escape_json_controls(text: str) -> str:
+    r"""JSON text (``ensure_ascii=False``) with DEL, C1 and bidirectional controls written as
+    ``\uXXXX``: safe on a terminal, equal data for a JSON parser."""
+    return _UNSAFE_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
 
 STATUS_STYLES: dict[str, str] = {
     "completed": "green",
@@ -82,8 +131,9 @@ def elapsed(started: datetime | None, finished: datetime | None, status: str) ->
 
 
 def tail(text: str, lines: int = 12) -> str:
-    """The last ``lines`` lines of ``text``."""
-    parts = text.rstrip().splitlines()
+    """The last ``lines`` lines of ``text`` (split at newlines only: a carriage return or
+    other separator stays in its line, to be shown escaped)."""
+    parts = text.rstrip().split("\n")
     if len(parts) <= lines:
         return "\n".join(parts)
     return "\n".join(["  ...", *parts[-lines:]])

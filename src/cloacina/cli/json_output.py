@@ -8,14 +8,18 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.highlighter import JSONHighlighter
+from rich.text import Text
 
-from cloacina.cli.formatting import iso
+from cloacina.cli.formatting import escape_json_controls, iso
 from cloacina.model.status import TaskResult, WorkflowResult, to_datetime
 from cloacina.store.records import EventRow
 
 
 def dump_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    """Indented JSON; characters that could drive a terminal are ``\\u`` escapes (a task's
+    text shows up here too)."""
+    return escape_json_controls(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 def echo_json(data: Any) -> None:
@@ -25,7 +29,9 @@ def echo_json(data: Any) -> None:
 
 def print_json_block(console: Console, data: Any) -> None:
     """Pretty JSON (coloured on a terminal)."""
-    console.print_json(dump_json(data), highlight=console.is_terminal)
+    # Not console.print_json: it parses and re-encodes the text, undoing dump_json's escapes.
+    text = Text(dump_json(data), no_wrap=True)
+    console.print(JSONHighlighter()(text) if console.is_terminal else text, soft_wrap=True)
 
 
 def task_json(task: TaskResult, max_attempts: int | None) -> dict[str, Any]:

@@ -11,7 +11,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cloacina.cli.formatting import elapsed, fmt_duration, fmt_time, status_text, tail
+from cloacina.cli.formatting import (
+    elapsed,
+    fmt_duration,
+    fmt_time,
+    safe_text,
+    status_text,
+    tail,
+)
 from cloacina.cli.json_output import print_json_block
 from cloacina.model.status import TaskStatus, WorkflowResult
 from cloacina.store.records import EventRow
@@ -34,8 +41,8 @@ def render_header(console: Console, result: WorkflowResult) -> None:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("execution", Text(result.execution_id))
-    workflow = Text(result.workflow_name)
+    grid.add_row("execution", safe_text(result.execution_id))
+    workflow = safe_text(result.workflow_name)
     if result.package != "embedded" or result.tenant != "public":
         workflow.append(f"  ({result.tenant}::{result.package})", style="dim")
     grid.add_row("workflow", workflow)
@@ -47,7 +54,7 @@ def render_header(console: Console, result: WorkflowResult) -> None:
         "duration", fmt_duration(elapsed(result.started_at, result.finished_at, result.status))
     )
     if result.error:
-        grid.add_row("error", Text(result.error, style="red"))
+        grid.add_row("error", safe_text(result.error, "red", multiline=True))
     console.print(grid)
 
 
@@ -78,12 +85,12 @@ def render_tasks(
         limit = limits.get(tid)
         attempts = f"{t.attempts}/{limit}" if limit else str(t.attempts)
         if t.error:
-            note = Text(t.error, style="red")
+            note = safe_text(t.error, "red", multiline=True)
         elif t.skip_reason:
-            note = Text(t.skip_reason, style="yellow")
+            note = safe_text(t.skip_reason, "yellow", multiline=True)
         else:
             note = Text("")
-        cells: list[Text | str] = [Text(tid), status_text(t.status), attempts]
+        cells: list[Text | str] = [safe_text(tid), status_text(t.status), attempts]
         if show_recoveries:
             cells.append(str(t.recoveries))
         cells.append(fmt_duration(elapsed(t.started_at, t.finished_at, t.status)))
@@ -96,8 +103,8 @@ def render_tracebacks(console: Console, result: WorkflowResult, lines: int = 12)
     """The traceback tails of the run's failed tasks."""
     for tid, t in result.tasks.items():
         if t.status == TaskStatus.FAILED and t.traceback:
-            console.print(Text(f"Traceback of failed task {tid!r} (last lines):", style="bold"))
-            console.print(Text(tail(t.traceback, lines), style="dim"))
+            console.print(safe_text(f"Traceback of failed task {tid!r} (last lines):", "bold"))
+            console.print(safe_text(tail(t.traceback, lines), "dim", multiline=True))
 
 
 def render_context(console: Console, title: str, data: Mapping[str, Any]) -> None:
@@ -110,7 +117,7 @@ def render_context(console: Console, title: str, data: Mapping[str, Any]) -> Non
 
 # ---- events ----------------------------------------------------------------------------------
 def event_detail(event: EventRow) -> str:
-    """An event's detail as ``key=value`` pairs."""
+    """An event's detail as ``key=value`` pairs (raw: print it with ``safe_text``)."""
     if not event.detail:
         return ""
     try:
@@ -140,10 +147,10 @@ def render_events(console: Console, events: list[EventRow], start: float | None)
     for e in events:
         table.add_row(
             f"+{e.created_at - base:.3f}s",
-            Text(e.task_id or "-"),
-            Text(e.event, style=event_style(e.event)),
+            safe_text(e.task_id or "-"),
+            safe_text(e.event, event_style(e.event)),
             "" if e.attempt is None else str(e.attempt),
-            Text(event_detail(e)),
+            safe_text(event_detail(e)),
         )
     console.print(table)
 
