@@ -402,20 +402,27 @@ class DefaultRunner:
     # ---- control ---------------------------------------------------------------------------
     def cancel(self, execution_id: str) -> None:
         """Cancel a run: unfinished tasks are skipped, running ``async`` tasks are cancelled and
-        the results of running ``def`` tasks are discarded."""
+        the results of running ``def`` tasks are discarded. Raises
+        :class:`InvalidStateError` if the run had already ended (even if it ended a moment
+        ago, while this call waited for it)."""
         self._check_open()
         now = time.time()
         with self.store.write() as tx:
-            tx.lock_runs([execution_id])  # the run before its tasks, as every writer does
-            status = self._status_or_raise(execution_id)
+            # Locked, then judged: what the run is now is what it stays until the commit.
+            status = tx.lock_run_status(execution_id)
+            if status is None:
+                raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
             if status in TERMINAL_EXECUTION:
                 raise InvalidStateError(
                     f"workflow execution {execution_id} is already {status}; nothing to cancel"
                 )
             running = tx.cancel_tasks(execution_id, "execution cancelled", now)
-            tx.finish_run(
+            if not tx.finish_run(
                 execution_id, "cancelled", now, final_json=None, error="cancelled by request"
-            )
+            ):  # cannot happen while the run is locked; never report a cancel that was not
+                raise InvalidStateError(
+                    f"workflow execution {execution_id} could not be cancelled: it ended meanwhile"
+                )
             tx.add_events(
                 [
                     (
@@ -440,20 +447,18 @@ class DefaultRunner:
         self._set_status(execution_id, "running", ("paused",), "execution_resumed")
         self._engine.wake()
 
-    def _status_or_raise(self, execution_id: str) -> str:
-        status = self.store.execution_status(execution_id)
-        if status is None:
-            raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
-        return status
-
     def _set_status(
         self, execution_id: str, status: str, from_statuses: tuple[str, ...], event: str
     ) -> None:
         self._check_open()
         now = time.time()
         with self.store.write() as tx:
-            if not tx.set_run_status(execution_id, status, from_statuses, now):
-                current = self._status_or_raise(execution_id)
+            current = tx.lock_run_status(execution_id)
+            if current is None:
+                raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
+            if current not in from_statuses or not tx.set_run_status(
+                execution_id, status, from_statuses, now
+            ):
                 raise InvalidStateError(
                     f"cannot make workflow execution {execution_id} {status}: it is {current} "
                     f"(must be {' or '.join(from_statuses)})"

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -357,3 +357,75 @@ def test_pause_and_resume_from_another_runner(
     assert result.status == "completed"
     assert result.final_context == {"second": True}
     assert recorder.count("second") == 1
+
+
+def _hold_run_and_complete_it(db_url: str, execution_id: str) -> Callable[[], None]:
+    """On a connection of its own, lock the run's row and mark it completed without
+    committing yet; returns the commit."""
+    if db_url.startswith("sqlite"):
+        import sqlite3
+
+        conn: Any = sqlite3.connect(db_url[len("sqlite:///") :], isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "UPDATE workflow_executions SET status='completed', finished_at=? WHERE id=?",
+            (time.time(), execution_id),
+        )
+    else:
+        import psycopg
+
+        conn = psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://"))
+        conn.execute("SELECT 1 FROM workflow_executions WHERE id=%s FOR UPDATE", (execution_id,))
+        conn.execute(
+            "UPDATE workflow_executions SET status='completed', finished_at=%s WHERE id=%s",
+            (time.time(), execution_id),
+        )
+
+    def commit() -> None:
+        conn.execute("COMMIT") if db_url.startswith("sqlite") else conn.commit()
+        conn.close()
+
+    return commit
+
+
+@pytest.mark.parametrize("action", ["cancel", "pause"])
+def test_control_of_a_run_that_ends_meanwhile_is_refused(
+    db_url: str, insert_run: Callable[..., str], action: str
+) -> None:
+    """A run completes (in another transaction) while cancel or pause waits for it: the call
+    is refused with InvalidStateError and changes nothing (no 'cancelled' event on a run that
+    stays completed, no skipped tasks)."""
+    client = DefaultRunner(db_url, execute_tasks=False)
+    try:
+        eid = insert_run(client.store, [("only", 0, 0, 1)])
+        commit = _hold_run_and_complete_it(db_url, eid)
+        outcome: list[BaseException | None] = []
+
+        def control() -> None:
+            try:
+                getattr(client, action)(eid)
+            except BaseException as exc:
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        thread = threading.Thread(target=control)
+        thread.start()
+        time.sleep(0.5)  # the call now waits for the run's lock
+        commit()
+        thread.join(20)
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], InvalidStateError), outcome
+        assert "completed" in str(outcome[0])
+        assert client.get_execution(eid).status == "completed"
+        events = [e.event for e in client.store.get_events(eid)]
+        assert "execution_cancelled" not in events and "execution_paused" not in events
+        assert [t.status for t in client.store.get_tasks(eid)] == ["ready"]
+    finally:
+        client.shutdown()
+
+
+def test_control_of_an_unknown_run_says_so(runner: DefaultRunner) -> None:
+    for action in (runner.cancel, runner.pause, runner.resume):
+        with pytest.raises(ExecutionNotFoundError):
+            action("no-such-run")

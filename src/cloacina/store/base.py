@@ -204,6 +204,11 @@ class WriteTx(abc.ABC):
         """The run's input context (JSON)."""
 
     @abc.abstractmethod
+    def lock_run_status(self, execution_id: str) -> str | None:
+        """Lock the run's row for the rest of the transaction and return its status (None:
+        no such run), so that a decision taken on it holds until the commit."""
+
+    @abc.abstractmethod
     def set_run_status(
         self, execution_id: str, status: str, from_statuses: Sequence[str], now: float
     ) -> bool:

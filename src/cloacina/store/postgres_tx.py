@@ -192,6 +192,7 @@ class PostgresWriteTx(SQLWriteTx):
 
     _c: TxConnection
     dialect = "postgresql"
+    lock_rows = " FOR NO KEY UPDATE"  # as _LOCK_RUNS takes them
 
     def __init__(
         self, conn: TxConnection, tokens: Iterator[str], channel: str, done_channel: str

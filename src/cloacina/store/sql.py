@@ -53,6 +53,9 @@ class SQLWriteTx(WriteTx):
 
     #: The SQL dialect, for the few expressions that differ (the database's clock).
     dialect = "sqlite"
+    #: How a SELECT locks the rows it reads until the commit ("": SQLite's write
+    #: transaction already holds the whole database).
+    lock_rows = ""
 
     def __init__(self, conn: Any, tokens: Iterator[str]) -> None:
         self._c = conn
@@ -321,6 +324,13 @@ class SQLWriteTx(WriteTx):
             "SELECT input_context FROM workflow_executions WHERE id=?", (execution_id,)
         ).fetchone()
         return (row[0] if row else None) or "{}"
+
+    def lock_run_status(self, execution_id: str) -> str | None:
+        row = self._c.execute(
+            f"SELECT status FROM workflow_executions WHERE id=?{self.lock_rows}",
+            (execution_id,),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def set_run_status(
         self, execution_id: str, status: str, from_statuses: Sequence[str], now: float
