@@ -158,7 +158,9 @@ class SQLiteStore(SQLStore):
         """The URI of read-only connections: ``mode=ro``; where that cannot open (a WAL
         database in a directory we cannot write, when no writer has it open: SQLite must
         create the -shm file), ``immutable=1``, which needs no -shm but reads the file as a
-        snapshot (safe then: with no -wal file, every commit is in the database file)."""
+        snapshot: with no -wal file every commit is in the database file, but a writer that
+        starts later (one allowed to write there) is not seen, and must not checkpoint while
+        this reads."""
         base = "file:" + urllib.parse.quote(str(Path(self.path).resolve()))
         uri = f"{base}?mode=ro"
         try:
@@ -170,7 +172,8 @@ class SQLiteStore(SQLStore):
             return uri
         except sqlite3.OperationalError as exc:
             parent = str(Path(self.path).resolve().parent)
-            if os.access(parent, os.W_OK) or "unable to open" not in str(exc):
+            # SQLITE_CANTOPEN or SQLITE_READONLY_DIRECTORY, depending on who is refused.
+            if os.access(parent, os.W_OK):
                 raise
             if os.path.exists(self.path + "-wal"):
                 raise ReadOnlyDatabaseError(
