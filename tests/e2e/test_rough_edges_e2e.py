@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,27 @@ def test_task_text_is_printed_escaped(cli: Cli, tmp_path: Path, db: str) -> None
     _assert_escaped(as_json.output, "show --json")
     data = json.loads(as_json.stdout)
     assert data["tasks"]["boom"]["error"].startswith("ValueError: bad \x1b[31mRED")  # lossless
+
+
+# ---- 9.25: the README's first example works with --module -------------------------------------
+def readme_first_example() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## A workflow in your own code", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_first_example_runs_with_module_without_a_run_at_import(
+    cli: Cli, tmp_path: Path, db: str
+) -> None:
+    (tmp_path / "my_workflows.py").write_text(readme_first_example(), encoding="utf-8")
+    res = cli("run", "data_processing", "--module", "my_workflows", "--db", db, "--json")
+    assert res.returncode == 0, res
+    assert json.loads(res.stdout)["final_context"]["report"] == {"total": 950}
+    # importing the module started no run of its own (it would use ./cloacina.db)
+    assert not (tmp_path / "cloacina.db").exists(), res
+
+    direct = subprocess.run(
+        [sys.executable, "my_workflows.py"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert direct.returncode == 0, direct.stderr
+    assert direct.stdout.splitlines()[:2] == ["completed", "{'total': 950}"]
