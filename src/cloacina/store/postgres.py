@@ -17,7 +17,6 @@ ordinary transactional mode: each ``engine.begin()`` block is one transaction.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import os
 import random
@@ -36,7 +35,7 @@ from cloacina.errors import ReadOnlyDatabaseError, SchemaError, StoreError
 from cloacina.store import check_tenant_name, migrate
 from cloacina.store.base import WriteTx
 from cloacina.store.postgres_tx import PostgresWriteTx, TxConnection, pg_sql
-from cloacina.store.sql import SQLStore
+from cloacina.store.sql import ClaimTokens, SQLStore
 
 log = logging.getLogger("cloacina.store.postgres")
 
@@ -126,7 +125,7 @@ class PostgresStore(SQLStore):
         self._connect_timeout = connect_timeout
         self._pool_timeout = pool_timeout
         self._closed = False
-        self._tokens = (f"{os.getpid():x}.{id(self):x}.{n}" for n in itertools.count(1))
+        self._tokens = ClaimTokens(f"{os.getpid():x}.{id(self):x}.")
         self._listeners: list[threading.Event] = []
         self._listening = 0  # listener connections established now
         self._listening_lock = threading.Lock()

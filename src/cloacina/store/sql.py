@@ -8,6 +8,7 @@ with ``FOR UPDATE SKIP LOCKED``), the PostgreSQL store overrides a method.
 from __future__ import annotations
 
 import abc
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -34,6 +35,24 @@ _TASK_COLS = (
     " finished_at"
 )
 _CHUNK = 500  # bound on host parameters per statement
+
+
+class ClaimTokens:
+    """Unique claim tokens (``<prefix><n>``), safe to draw from any thread: a generator
+    is not (two threads in ``next()`` at once raise "generator already executing"), while
+    ``next()`` of an ``itertools.count`` is atomic."""
+
+    __slots__ = ("_counter", "_prefix")
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._counter = itertools.count(1)
+
+    def __iter__(self) -> ClaimTokens:
+        return self
+
+    def __next__(self) -> str:
+        return f"{self._prefix}{next(self._counter)}"
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
