@@ -19,8 +19,11 @@ from cloacina.model.namespace import (
     MAX_PACKAGE_VERSION,
     MAX_TASK_ID,
     MAX_WORKFLOW_NAME,
+    MAX_WORKFLOW_VERSION,
 )
 from cloacina.model.workflow import Workflow
+from cloacina.packaging.archive import read_archive, write_archive
+from cloacina.packaging.manifest import Manifest, TaskSpec, WorkflowSpec
 from cloacina.packaging.project import load_project
 from cloacina.store import tables
 
@@ -42,6 +45,8 @@ def test_limits_are_the_column_sizes() -> None:
     assert length(tables.workflow_executions.c.package) == MAX_PACKAGE_NAME
     assert length(tables.workflow_packages.c.package) == MAX_PACKAGE_NAME
     assert length(tables.workflow_packages.c.version) == MAX_PACKAGE_VERSION
+    for table in (tables.workflow_executions, tables.package_workflows):
+        assert length(table.c.workflow_version) == MAX_WORKFLOW_VERSION
 
 
 # ---- task ids ----------------------------------------------------------------------------------
@@ -182,3 +187,57 @@ def test_project_version_over_the_limit_is_refused(tmp_path: Path) -> None:
         f'[project]\nname = "flows"\nversion = "{at_limit}"\n', encoding="utf-8"
     )
     assert load_project(root).version == at_limit
+
+
+# ---- manifests not written by the builder ------------------------------------------------------
+def _manifest(
+    package: str = "pkg", version: str = "1.0", wf_version: str = "a" * 64, task_id: str = "t"
+) -> Manifest:
+    task_spec = TaskSpec(
+        id=task_id,
+        function="t",
+        dependencies=(),
+        is_async=False,
+        timeout=None,
+        retry={},
+        trigger_rule={"kind": "all_success"},
+    )
+    spec = WorkflowSpec(
+        name="wf", version=wf_version, module="pkg.flows", qualname="wf", tasks=(task_spec,)
+    )
+    return Manifest(package=package, version=version, workflows=(spec,), modules=("pkg.flows",))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "kind", "limit"),
+    [
+        ({"package": "p" * (MAX_PACKAGE_NAME + 1)}, "package name", MAX_PACKAGE_NAME),
+        ({"version": "1" * (MAX_PACKAGE_VERSION + 1)}, "package version", MAX_PACKAGE_VERSION),
+        ({"wf_version": "a" * (MAX_WORKFLOW_VERSION + 1)}, "version of workflow 'wf'", 64),
+        ({"task_id": "t" * (MAX_TASK_ID + 1)}, "task id", MAX_TASK_ID),
+    ],
+)
+def test_a_crafted_manifest_with_a_long_name_is_refused_when_read(
+    kwargs: dict[str, str], kind: str, limit: int
+) -> None:
+    manifest = _manifest(**kwargs)
+    with pytest.raises(PackageError) as info:
+        Manifest.from_toml(manifest.to_toml())
+    assert f"manifest.toml: {kind}" in str(info.value)
+    assert f"limit of {limit}" in str(info.value)
+
+    archive = write_archive(
+        {"manifest.toml": manifest.to_toml().encode()},
+        {"package": manifest.package, "version": manifest.version},
+    )
+    with pytest.raises(PackageError, match=f"limit of {limit}"):
+        read_archive(archive)
+
+
+def test_a_manifest_at_the_limits_is_read() -> None:
+    manifest = _manifest(
+        package="p" * MAX_PACKAGE_NAME,
+        version="1" * MAX_PACKAGE_VERSION,
+        task_id="t" * MAX_TASK_ID,
+    )
+    assert Manifest.from_toml(manifest.to_toml()) == manifest

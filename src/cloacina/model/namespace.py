@@ -21,6 +21,8 @@ MAX_TASK_ID = 255
 MAX_WORKFLOW_NAME = 255
 MAX_PACKAGE_NAME = 128
 MAX_PACKAGE_VERSION = 64
+#: A workflow's version is the hex SHA-256 of its code (64 characters); manifests say it too.
+MAX_WORKFLOW_VERSION = 64
 
 
 def too_long(kind: str, value: str, limit: int) -> str | None:

@@ -12,6 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloacina.errors import PackageError
+from cloacina.model.namespace import (
+    MAX_PACKAGE_NAME,
+    MAX_PACKAGE_VERSION,
+    MAX_TASK_ID,
+    MAX_WORKFLOW_NAME,
+    MAX_WORKFLOW_VERSION,
+    too_long,
+)
 from cloacina.model.retry import RetryPolicy
 from cloacina.model.rules import rule_from_data, rule_to_data
 from cloacina.model.task import Task
@@ -143,7 +151,7 @@ class Manifest:
                     f"manifest format {data['format']} is newer than this cloacina reads "
                     f"({MANIFEST_FORMAT}); upgrade cloacina"
                 )
-            return cls(
+            manifest = cls(
                 package=str(pkg["name"]),
                 version=str(pkg["version"]),
                 description=str(pkg.get("description", "")),
@@ -152,10 +160,30 @@ class Manifest:
                 modules=tuple(str(m) for m in pkg.get("modules", [])),
                 workflows=tuple(WorkflowSpec.from_data(w) for w in data.get("workflows", [])),
             )
+            manifest.check_lengths()
+            return manifest
         except PackageError:
             raise
         except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
             raise PackageError(f"manifest.toml is malformed: {exc}") from exc
+
+    def check_lengths(self) -> None:
+        """A :class:`PackageError` for a name longer than the database holds: a manifest not
+        written by the builder (which checks them) must not fail only on PostgreSQL."""
+        names = [
+            ("package name", self.package, MAX_PACKAGE_NAME),
+            ("package version", self.version, MAX_PACKAGE_VERSION),
+        ]
+        for wf in self.workflows:
+            names += [
+                ("workflow name", wf.name, MAX_WORKFLOW_NAME),
+                (f"version of workflow {wf.name[:50]!r}", wf.version, MAX_WORKFLOW_VERSION),
+            ]
+            names += [("task id", t.id, MAX_TASK_ID) for t in wf.tasks]
+        for kind, value, limit in names:
+            problem = too_long(kind, value, limit)
+            if problem:
+                raise PackageError(f"manifest.toml: {problem}")
 
     def workflow(self, name: str) -> WorkflowSpec | None:
         for wf in self.workflows:
