@@ -135,6 +135,11 @@ class ReadOnlyDatabaseError(StoreError):
     """The database cannot be written from here (a read-only file or directory)."""
 
 
+class SettingsError(CloacinaError, ValueError):
+    """A setting has a value it cannot take (a wrong type, out of bounds, or at odds with
+    another setting). A ValueError too: runners always refused bad settings with one."""
+
+
 class RunnerClosedError(CloacinaError):
     """The runner was shut down; create a new one."""
 
