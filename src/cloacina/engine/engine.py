@@ -38,6 +38,7 @@ from cloacina.engine.threads import TaskThreads
 from cloacina.model.namespace import DEFAULT_TENANT
 from cloacina.model.workflow import Workflow, WorkflowCatalog
 from cloacina.registry.loader import PackageLoader
+from cloacina.settings import Settings
 from cloacina.store.base import Store, WriteTx
 from cloacina.store.records import Claim
 from cloacina.taskinfo import TaskInfo
@@ -45,18 +46,9 @@ from cloacina.taskinfo import TaskInfo
 log = logging.getLogger("cloacina.engine")
 
 
-@dataclass
-class EngineSettings:
-    """Timing and capacity settings of an engine (all times in seconds)."""
-
-    max_concurrent_tasks: int = 8
-    poll_interval: float = 0.5
-    heartbeat_interval: float = 1.0
-    stale_claim_threshold: float = 5.0
-    max_recoveries: int = 3
-    shutdown_grace: float = 30.0
-    #: Finished runs older than this many seconds are pruned (None: kept forever).
-    retention: float | None = None
+#: The engine reads its timing and capacity from the one settings object (its defaults,
+#: bounds and checks live there); the old name stays for code that imports it.
+EngineSettings = Settings
 
 
 @dataclass
