@@ -10,6 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from cloacina.errors import StoreError
+from cloacina.settings import DEFAULTS
 
 if TYPE_CHECKING:
     from cloacina.store.base import Store, WriteTx
@@ -61,17 +62,19 @@ def open_store(
     url: str,
     *,
     tenant: str = "public",
-    busy_timeout: float = 30.0,
-    pool_size: int = 10,
-    max_overflow: int = 20,
-    pool_timeout: float = 30.0,
-    connect_timeout: float = 10.0,
+    busy_timeout: float = DEFAULTS.busy_timeout,
+    pool_size: int = DEFAULTS.pool_size,
+    max_overflow: int = DEFAULTS.max_overflow,
+    pool_timeout: float = DEFAULTS.pool_timeout,
+    connect_timeout: float = DEFAULTS.connect_timeout,
     read_only: bool = False,
 ) -> Store:
     """Open (creating and migrating when needed) the database at ``url`` for ``tenant``.
 
     SQLite keeps each tenant but ``public`` in a file of its own beside the given one
     (``runs.db`` -> ``runs.<tenant>.db``); PostgreSQL keeps each in a schema of its own.
+    Timeouts and pool sizes default to :data:`cloacina.settings.DEFAULTS` (a runner passes
+    its checked :class:`~cloacina.settings.Settings`).
 
     ``read_only=True`` opens an existing database to read it: nothing is created or migrated
     (no DDL, no CREATE rights needed), the schema revision is checked instead (a
