@@ -22,8 +22,14 @@ from cloacina.cli.errors import CliError
 from cloacina.cli.json_output import echo_json
 from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
 from cloacina.cli.render import new_table
-from cloacina.errors import PackageError
-from cloacina.packaging.archive import PackageArchive, read_archive
+from cloacina.errors import PackageError, UnsafePackageError
+from cloacina.packaging.archive import (
+    MAX_SMALL_FILE_BYTES,
+    PackageArchive,
+    read_archive,
+    read_file_capped,
+    read_package_file,
+)
 from cloacina.packaging.build import build, fmt_size
 from cloacina.packaging.manifest import TaskSpec, WorkflowSpec
 from cloacina.packaging.scaffold import scaffold
@@ -53,10 +59,18 @@ def package_group() -> None:
 
 # ---- helpers ---------------------------------------------------------------------------------
 def _read_file(path: str, what: str = "package") -> bytes:
+    """A package (or a signature or key) file's bytes: refused before it is read when it is
+    not a regular file or over its size limit, never read past that limit."""
     try:
-        return Path(path).read_bytes()
+        if what == "package":
+            return read_package_file(path)
+        return read_file_capped(path, MAX_SMALL_FILE_BYTES, f"{what} file")
     except OSError as exc:
         raise CliError(f"cannot read {what} {path!r}: {exc.strerror or exc}") from None
+    except UnsafePackageError as exc:  # too large
+        raise PackageFailed(f"cannot read {what}: {exc}") from None
+    except PackageError as exc:  # not a regular file
+        raise CliError(f"cannot read {what}: {exc}") from None
 
 
 def _sig_path(package: str) -> Path:
@@ -69,7 +83,7 @@ def _signature_for(package: str, signature: str | None) -> tuple[bytes | None, P
         return _read_file(signature, "signature"), Path(signature)
     default = _sig_path(package)
     if default.is_file():
-        return default.read_bytes(), default
+        return _read_file(str(default), "signature"), default
     return None, None
 
 

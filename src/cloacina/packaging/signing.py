@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloacina.errors import PackageError, SignatureError
+from cloacina.packaging.archive import MAX_SMALL_FILE_BYTES, read_file_capped
 
 ALGORITHM = "ed25519"
 SIG_SUFFIX = ".sig"
@@ -116,6 +117,17 @@ def load_trusted_keys(items: Iterable[str | bytes | Path]) -> dict[str, bytes]:
         except (ValueError, SignatureError) as exc:
             raise SignatureError(f"{origin} is not an Ed25519 public key: {exc}") from exc
 
+    def read(path: Path) -> bytes:
+        # Capped: a key is a few hundred bytes, and `--trusted-key /dev/zero` must not hang.
+        try:
+            return read_file_capped(path, MAX_SMALL_FILE_BYTES, "public key (.pub) file")
+        except OSError as exc:
+            raise SignatureError(
+                f"cannot read trusted key {str(path)!r}: {exc.strerror or exc}"
+            ) from None
+        except PackageError as exc:
+            raise SignatureError(f"trusted key: {exc}") from None
+
     for item in items:
         if isinstance(item, bytes) or (isinstance(item, str) and "BEGIN PUBLIC KEY" in item):
             add(item if isinstance(item, bytes) else item.encode(), "a trusted key")
@@ -123,9 +135,9 @@ def load_trusted_keys(items: Iterable[str | bytes | Path]) -> dict[str, bytes]:
         path = Path(item)
         if path.is_dir():
             for pub in sorted(path.glob("*.pub")):
-                add(pub.read_bytes(), str(pub))
-        elif path.is_file():
-            add(path.read_bytes(), str(path))
+                add(read(pub), str(pub))
+        elif path.exists():
+            add(read(path), str(path))
         else:
             raise SignatureError(f"trusted key {str(path)!r} does not exist")
     return keys
