@@ -234,24 +234,18 @@ def verify_package(
     limits: Limits = DEFAULT_LIMITS,
 ) -> Verification:
     """Check a package: the archive's safety and fingerprint (raises
-    :class:`PackageError`), then its manifest against its own code imported in a clean
-    process from the extracted ``lib/``, its command executables, and, with
-    ``trusted_keys``, its signature. Problems are collected in the result."""
+    :class:`PackageError`), its command executables and, with ``trusted_keys``, its
+    signature; then, last, its manifest against its own code imported in a clean process
+    from the extracted ``lib/``. Problems are collected in the result.
+
+    Importing runs the package's code, so with ``trusted_keys`` the code is imported only
+    once the signature has verified: an unsigned or tampered package is refused on what can
+    be checked without running it.
+    """
     archive = read_archive(data, limits)
     result = Verification(archive)
-    with tempfile.TemporaryDirectory(prefix="cloacina-verify-") as tmp:
-        root = Path(tmp)
-        archive.extract(root)
-        try:
-            result.declared = inspect_code([root / "lib"], list(archive.manifest.modules), cwd=root)
-        except PackageError as exc:
-            result.problems.append(f"the package's code cannot be imported: {exc}")
-    if result.declared or not result.problems:
-        result.problems.extend(
-            compare(archive.manifest.package, archive.manifest.workflows, result.declared)
-        )
-    result.problems.extend(command_problems(archive))
-    result.matches_code = not result.problems
+    commands = command_problems(archive)
+    result.problems.extend(commands)
     if trusted_keys and not signature:
         result.problems.append(
             "signature: the package is not signed (no .sig file was found or given), but "
@@ -267,6 +261,25 @@ def verify_package(
             result.problems.append(f"signature: {exc}")
     elif signature:
         result.signature = "unchecked"
+    if trusted_keys and result.signature != "verified":
+        result.problems.append(
+            "code: not imported, since importing runs it and the signature did not verify"
+        )
+        return result
+    code_problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="cloacina-verify-") as tmp:
+        root = Path(tmp)
+        archive.extract(root)
+        try:
+            result.declared = inspect_code([root / "lib"], list(archive.manifest.modules), cwd=root)
+        except PackageError as exc:
+            code_problems.append(f"the package's code cannot be imported: {exc}")
+    if result.declared or not code_problems:
+        code_problems.extend(
+            compare(archive.manifest.package, archive.manifest.workflows, result.declared)
+        )
+    result.problems.extend(code_problems)
+    result.matches_code = not code_problems and not commands
     return result
 
 
