@@ -6,10 +6,11 @@ with the command's status. Everything the command starts stays in the group, so 
 ends the whole task, grandchildren included, with one ``killpg`` at a timeout or a cancel.
 
 It also ties the group's life to the runner's: on Linux the kernel sends this process
-``SIGUSR1`` when the runner's thread that started it exits (``PR_SET_PDEATHSIG``), elsewhere a
-thread notices the parent pid change; either way the whole group is killed, so a runner killed
-with ``kill -9`` leaves no command running a task that another runner will recover and run
-again.
+``SIGUSR1`` when the runner's thread that started it exits (``PR_SET_PDEATHSIG`` follows the
+parent *thread*: the runner starts commands from its engine's task loop thread, which ends
+only after every command task on it has ended), elsewhere a thread notices the parent pid
+change; either way the whole group is killed, so a runner killed with ``kill -9`` leaves no
+command running a task that another runner will recover and run again.
 
 Standard library only: this file runs outside the ``cloacina`` package.
 """

@@ -11,9 +11,10 @@ goes to stderr.
 
 With ``--parent-pid`` the process dies with the runner that started it, even in the middle
 of a task body: on Linux the kernel kills it when the parent *thread* that started it exits
-(``PR_SET_PDEATHSIG``; the runner starts these processes from its engine's event-loop
-thread, which lives as long as the engine), and everywhere a watcher thread exits the
-process when the parent pid changes or (``serve``) the runner's end of stdin is closed.
+(``PR_SET_PDEATHSIG``; the runner starts ``serve`` processes from its engine's task loop
+thread, which ends only after the loader has closed them, and ``inspect`` from a thread that
+waits for it), and everywhere a watcher thread exits the process when the parent pid changes
+or (``serve``) the runner's end of stdin is closed.
 Otherwise a runner killed with ``kill -9`` would leave its package processes running tasks
 that another runner recovers and runs again.
 """
