@@ -2,15 +2,17 @@
 
 One module per command group: :mod:`~cloacina.cli.run`, :mod:`~cloacina.cli.executions`,
 :mod:`~cloacina.cli.workflows`, :mod:`~cloacina.cli.worker`, :mod:`~cloacina.cli.workers`,
-:mod:`~cloacina.cli.tenant`, :mod:`~cloacina.cli.db` and :mod:`~cloacina.cli.demo`.
+:mod:`~cloacina.cli.tenant`, :mod:`~cloacina.cli.db`, :mod:`~cloacina.cli.config` and
+:mod:`~cloacina.cli.demo`.
 The commands are thin: they call :class:`~cloacina.runner.DefaultRunner` and the store's
 read methods; they never talk SQL.
 
 What the command groups share lives in modules of its own: :mod:`~cloacina.cli.errors`
 (user errors, exit codes), :mod:`~cloacina.cli.consoles` (stdout / stderr consoles),
-:mod:`~cloacina.cli.options` (``--db`` and ``--tenant``), :mod:`~cloacina.cli.databases`
-(reaching that database and its tenants), :mod:`~cloacina.cli.durations` (``30s``, ``5m``,
-...), :mod:`~cloacina.cli.formatting` (times, durations, statuses),
+:mod:`~cloacina.cli.options` (``--db``, ``--tenant``, the settings' options),
+:mod:`~cloacina.cli.databases` (reaching that database and its tenants),
+:mod:`~cloacina.cli.durations` (``30s``, ``5m``, ...), :mod:`~cloacina.cli.formatting`
+(times, durations, statuses),
 :mod:`~cloacina.cli.json_output` (``--json``), :mod:`~cloacina.cli.render` (tables of a run)
 and :mod:`~cloacina.cli.follow` (printing a run's events as it goes).
 """
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 import click
 
 from cloacina import __version__
+from cloacina.cli.config import config_group
 from cloacina.cli.db import db_group
 from cloacina.cli.demo import demo_command
 from cloacina.cli.errors import print_error
@@ -86,6 +89,7 @@ cli.add_command(keys_group)
 cli.add_command(worker_command)
 cli.add_command(workers_group)
 cli.add_command(tenant_group)
+cli.add_command(config_group)
 
 
 def _prog_name() -> str:
