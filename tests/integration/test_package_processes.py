@@ -172,6 +172,35 @@ def test_command_timeout_kills_the_commands_children_too(
         kill_all(pids)
 
 
+def test_cancelling_the_run_kills_the_commands_process_group(
+    tmp_path: Path,
+    make_package: PackageFactory,
+    runners: Callable[[], DefaultRunner],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pidfile = tmp_path / "pids"
+    monkeypatch.setenv("CLOACINA_TEST_PIDFILE", str(pidfile))
+    script = """\
+        cat > /dev/null
+        sleep 60 &
+        printf '%s\\n%s\\n' "$$" "$!" > "$CLOACINA_TEST_PIDFILE"
+        wait
+        echo '{}'
+        """
+    runner = runners()
+    runner.register_workflow(command_package(tmp_path, make_package, "cmd_cx_pkg", script))
+    execution_id = runner.schedule_workflow("cmd_cx_pkg_flow")
+    pids: list[int] = []
+    try:
+        wait_for(lambda: bool(read_pids(pidfile)), 30, "the command to start")
+        pids = read_pids(pidfile)
+        runner.cancel(execution_id)
+        wait_for(lambda: not any(pid_alive(p) for p in pids), 5, "the cancelled command to die")
+        assert runner.wait(execution_id, timeout=30).status == "cancelled"
+    finally:
+        kill_all(pids)
+
+
 def test_command_that_leaves_a_child_holding_its_output_finishes_at_once(
     tmp_path: Path,
     make_package: PackageFactory,
