@@ -45,7 +45,7 @@ from cloacina.packaging.archive import DEFAULT_LIMITS, Limits
 from cloacina.registry.loader import PackageLoader
 from cloacina.registry.registry import PackageInfo, PackageRegistry
 from cloacina.store import Store, open_store
-from cloacina.store.records import ExecutionRow, TaskRow, WorkerRow
+from cloacina.store.records import ExecutionRow, NewTask, TaskRow, WorkerRow
 
 log = logging.getLogger("cloacina.runner")
 
@@ -229,6 +229,7 @@ class DefaultRunner:
                 )
             )
             self._engine.start()
+        self._task_rows: dict[tuple[str, str], list[NewTask]] = {}
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -285,10 +286,12 @@ class DefaultRunner:
         input_json = dumps_context(as_context_dict(context))
         execution_id = str(uuid.uuid4())
         now = time.time()
-        specs = [
-            (tid, index, len(task.dependencies), task.retry.max_attempts)
-            for index, (tid, task) in enumerate(wf.tasks.items())
-        ]
+        specs = self._task_rows.get((wf.name, wf.version))
+        if specs is None:  # the same for every run of a version: built once
+            specs = self._task_rows[(wf.name, wf.version)] = [
+                NewTask(tid, index, task.dependencies, task.retry.max_attempts)
+                for index, (tid, task) in enumerate(wf.tasks.items())
+            ]
         with self.store.write() as tx:
             tx.create_execution(
                 execution_id,

@@ -243,10 +243,16 @@ InsertRun = Callable[..., str]
 def insert_run() -> InsertRun:
     """Insert a running execution of workflow ``wf`` (version ``v1``) straight into a store,
     without a runner: ``insert_run(store, tasks, input_json="{}")`` returns its id.
-    ``tasks`` are ``(task id, index, number of dependencies, max attempts)``."""
+    ``tasks`` are ``(task id, index, number of dependencies, max attempts)``; a task with
+    n dependencies depends on the first n tasks of the list."""
+    from cloacina.store.records import NewTask
 
     def insert(store: Any, tasks: list[tuple[str, int, int, int]], input_json: str = "{}") -> str:
         execution_id = str(uuid.uuid4())
+        ids = [t[0] for t in tasks]
+        rows = [
+            NewTask(tid, idx, tuple(ids[:deps]), attempts) for tid, idx, deps, attempts in tasks
+        ]
         with store.write() as tx:
             tx.create_execution(
                 execution_id,
@@ -255,7 +261,7 @@ def insert_run() -> InsertRun:
                 workflow_name="wf",
                 workflow_version="v1",
                 input_json=input_json,
-                tasks=tasks,
+                tasks=rows,
                 now=time.time(),
             )
         return execution_id

@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, insert, select, text
 from cloacina import Context, DefaultRunner, task, workflow
 from cloacina.store import Store, open_store
 from cloacina.store.postgres import PostgresStore
+from cloacina.store.records import NewTask
 from cloacina.store.tables import workers
 
 pytestmark = pytest.mark.timeout(90)
@@ -228,7 +229,7 @@ def test_postgres_open_with_a_pool_of_one_connection(postgres_url: str, tenant: 
                 workflow_name="wf",
                 workflow_version="v1",
                 input_json="{}",
-                tasks=[("only", 0, 0, 1)],
+                tasks=[NewTask("only", 0, (), 1)],
                 now=time.time(),
             )
         assert store.execution_status("run-1") == "running"

@@ -13,12 +13,14 @@ from contextlib import AbstractContextManager
 from cloacina.store.maintenance import MaintenanceQueries
 from cloacina.store.packages import PackageQueries
 from cloacina.store.records import (
+    AttemptRow,
     Claim,
     Completion,
     CompletionResult,
     DependentState,
     EventRow,
     ExecutionRow,
+    NewTask,
     RunProgress,
     StaleClaim,
     TaskRow,
@@ -29,8 +31,6 @@ EventTuple = tuple[str, str | None, str, int | None, str | None, float]
 #: (row_id, execution_id, task_id, workflow_name, workflow_version, deps_total, deps_failed,
 #:  deps_skipped)
 ReadyRow = tuple[int, str, str, str, str, int, int, int]
-#: (task_id, task_index, deps_total, max_attempts)
-TaskSpec = tuple[str, int, int, int]
 
 
 class WriteTx(abc.ABC):
@@ -46,7 +46,7 @@ class WriteTx(abc.ABC):
         workflow_name: str,
         workflow_version: str,
         input_json: str,
-        tasks: Sequence[TaskSpec],
+        tasks: Sequence[NewTask],
         now: float,
         package_id: str | None = None,
     ) -> None:
@@ -187,6 +187,25 @@ class WriteTx(abc.ABC):
         :meth:`requeue_stale` judges it)."""
 
     @abc.abstractmethod
+    def reset_tasks(
+        self, execution_id: str, task_ids: Sequence[str], now: float
+    ) -> list[DependentState]:
+        """Make these tasks of a run ``pending`` again (a rerun): their claims, errors and
+        outputs cleared, their attempt numbers kept (every earlier attempt stays in
+        ``task_attempts``); every pending task's dependency counters and the run's counters
+        are recomputed from the rows, and the run is ``running`` again. Returns the reset
+        tasks' counters: the caller judges by their trigger rules those whose dependencies
+        are all settled. For a run that is not running."""
+
+    @abc.abstractmethod
+    def add_tasks(
+        self, execution_id: str, tasks: Sequence[NewTask], now: float
+    ) -> list[DependentState]:
+        """Add tasks to a run that has started (dynamic fan-out), ``pending``, with their
+        own dependencies; counters recomputed from the rows. Returns the new tasks'
+        counters (the caller judges those whose dependencies are all settled)."""
+
+    @abc.abstractmethod
     def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
         """Output contexts (JSON) of the given tasks that have one."""
 
@@ -245,6 +264,10 @@ class Store(PackageQueries, MaintenanceQueries, abc.ABC):
 
     @abc.abstractmethod
     def get_tasks(self, execution_id: str) -> list[TaskRow]: ...
+
+    @abc.abstractmethod
+    def get_attempts(self, execution_id: str) -> list[AttemptRow]:
+        """Every finished attempt of every task of the run, in the order they ended."""
 
     @abc.abstractmethod
     def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]: ...

@@ -21,6 +21,7 @@ from cloacina.store.clock import db_now_sql
 from cloacina.store.records import WorkerRow
 from cloacina.store.tables import (
     execution_events,
+    task_attempts,
     task_executions,
     task_outputs,
     workers,
@@ -179,6 +180,7 @@ class MaintenanceQueries:
                 conn.execute(
                     delete(execution_events).where(execution_events.c.execution_id.in_(ids))
                 )
+                conn.execute(delete(task_attempts).where(task_attempts.c.execution_id.in_(ids)))
                 conn.execute(delete(task_executions).where(task_executions.c.execution_id.in_(ids)))
                 conn.execute(delete(workflow_executions).where(workflow_executions.c.id.in_(ids)))
             total += len(ids)

@@ -18,13 +18,14 @@ import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from cloacina.store.base import EventTuple, ReadyRow, TaskSpec
+from cloacina.store.base import EventTuple, ReadyRow
 from cloacina.store.clock import db_now_sql
 from cloacina.store.records import (
     Claim,
     Completion,
     CompletionResult,
     DependentState,
+    NewTask,
     RunProgress,
     StaleClaim,
 )
@@ -157,9 +158,10 @@ _CREATE_EXECUTION = (
     " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?)"
     "), tasks AS ("
     " INSERT INTO task_executions (execution_id, task_id, task_index, status, max_attempts,"
-    " deps_total, deps_remaining)"
-    " SELECT ?, t.* FROM unnest(%b::text[], %b::int[], %b::text[], %b::int[], %b::int[], %b::int[])"
-    " AS t(task_id, task_index, status, max_attempts, deps_total, deps_remaining)"
+    " deps_total, deps_remaining, dependencies)"
+    " SELECT ?, t.* FROM unnest(%b::text[], %b::int[], %b::text[], %b::int[], %b::int[],"
+    " %b::int[], %b::text[])"
+    " AS t(task_id, task_index, status, max_attempts, deps_total, deps_remaining, dependencies)"
     ") SELECT pg_notify(?, '')"
 )
 
@@ -221,7 +223,7 @@ class PostgresWriteTx(SQLWriteTx):
         workflow_name: str,
         workflow_version: str,
         input_json: str,
-        tasks: Sequence[TaskSpec],
+        tasks: Sequence[NewTask],
         now: float,
         package_id: str | None = None,
     ) -> None:
@@ -242,12 +244,13 @@ class PostgresWriteTx(SQLWriteTx):
                 now,
                 package_id,
                 execution_id,
-                [t[0] for t in tasks],
-                [t[1] for t in tasks],
-                ["pending" if t[2] else "ready" for t in tasks],
-                [t[3] for t in tasks],
-                [t[2] for t in tasks],
-                [t[2] for t in tasks],
+                [t.task_id for t in tasks],
+                [t.index for t in tasks],
+                ["pending" if t.dependencies else "ready" for t in tasks],
+                [t.max_attempts for t in tasks],
+                [len(t.dependencies) for t in tasks],
+                [len(t.dependencies) for t in tasks],
+                [t.dependencies_json for t in tasks],
                 self._channel,
             ),
         )

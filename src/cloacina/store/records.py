@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 
@@ -23,6 +24,21 @@ class Claim:
     deps_skipped: int = 0
     #: The run's input context, when the claim query brought it along (a root task's input).
     input_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task row to create in a run: its id, its place in the workflow's order, its
+    dependencies (task ids, in declared order: the run's graph) and its attempt budget."""
+
+    task_id: str
+    index: int
+    dependencies: tuple[str, ...]
+    max_attempts: int
+
+    @property
+    def dependencies_json(self) -> str:
+        return "[" + ",".join(json.dumps(d) for d in self.dependencies) + "]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +122,28 @@ class TaskRow:
     heartbeat_at: float | None
     started_at: float | None
     finished_at: float | None
+    #: The task's dependencies in declared order (None for runs created before they were
+    #: stored: take them from the workflow).
+    dependencies: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """One finished attempt of a task. ``outcome`` is completed, failed (retried or not),
+    skipped, or lost (its worker stopped responding and the task was taken back)."""
+
+    id: int
+    execution_id: str
+    task_id: str
+    attempt: int
+    recovery: int
+    outcome: str
+    worker_id: str | None
+    started_at: float | None
+    finished_at: float
+    error: str | None
+    error_traceback: str | None
+    skip_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import abc
 import itertools
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cloacina.errors import StoreError
-from cloacina.store.base import EventTuple, ReadyRow, Store, TaskSpec, WriteTx
+from cloacina.store.base import EventTuple, ReadyRow, Store, WriteTx
 from cloacina.store.clock import db_now_sql
 from cloacina.store.records import (
+    AttemptRow,
     Claim,
     DependentState,
     EventRow,
     ExecutionRow,
+    NewTask,
     RunProgress,
     StaleClaim,
     TaskRow,
@@ -32,8 +35,13 @@ _EXEC_COLS = (
 _TASK_COLS = (
     "id, execution_id, task_id, task_index, status, attempt, max_attempts, recovery_count,"
     " error, error_traceback, skip_reason, retry_at, claimed_by, heartbeat_at, started_at,"
-    " finished_at"
+    " finished_at, dependencies"
 )
+_ATTEMPT_COLS = (
+    "id, execution_id, task_id, attempt, recovery, outcome, worker_id, started_at, finished_at,"
+    " error, error_traceback, skip_reason"
+)
+_SETTLED = ("completed", "failed", "skipped")
 _CHUNK = 500  # bound on host parameters per statement
 
 
@@ -89,7 +97,7 @@ class SQLWriteTx(WriteTx):
         workflow_name: str,
         workflow_version: str,
         input_json: str,
-        tasks: Sequence[TaskSpec],
+        tasks: Sequence[NewTask],
         now: float,
         package_id: str | None = None,
     ) -> None:
@@ -116,10 +124,19 @@ class SQLWriteTx(WriteTx):
         )
         c.executemany(
             "INSERT INTO task_executions (execution_id, task_id, task_index, status,"
-            " max_attempts, deps_total, deps_remaining) VALUES (?,?,?,?,?,?,?)",
+            " max_attempts, deps_total, deps_remaining, dependencies) VALUES (?,?,?,?,?,?,?,?)",
             [
-                (execution_id, tid, idx, "pending" if deps else "ready", attempts, deps, deps)
-                for tid, idx, deps, attempts in tasks
+                (
+                    execution_id,
+                    t.task_id,
+                    t.index,
+                    "pending" if t.dependencies else "ready",
+                    t.max_attempts,
+                    len(t.dependencies),
+                    len(t.dependencies),
+                    t.dependencies_json,
+                )
+                for t in tasks
             ],
         )
 
@@ -327,6 +344,123 @@ class SQLWriteTx(WriteTx):
         )
         return bool(cur.rowcount == 1)
 
+    # ---- changing a run's graph: reruns and tasks added mid-run ----------------------------
+    def reset_tasks(
+        self, execution_id: str, task_ids: Sequence[str], now: float
+    ) -> list[DependentState]:
+        wanted = set(task_ids)
+        rows = self._graph_rows(execution_id)
+        unknown = wanted - {r[1] for r in rows}
+        if unknown:
+            raise StoreError(
+                f"workflow execution {execution_id!r} has no task(s) {sorted(unknown)}"
+            )
+        ids = [r[0] for r in rows if r[1] in wanted]
+        for part in _chunks(ids):
+            self._c.execute(
+                f"DELETE FROM task_outputs WHERE task_execution_id IN ({_marks(len(part))})",
+                tuple(part),
+            )
+            self._c.execute(
+                "UPDATE task_executions SET status='pending', claim_token=NULL,"
+                " claimed_by=NULL, heartbeat_at=NULL, retry_at=NULL, error=NULL,"
+                " error_traceback=NULL, skip_reason=NULL, started_at=NULL, finished_at=NULL"
+                f" WHERE id IN ({_marks(len(part))})",
+                tuple(part),
+            )
+        states = self._recount(execution_id, now)
+        return [st for st in states if st.task_id in wanted]
+
+    def add_tasks(
+        self, execution_id: str, tasks: Sequence[NewTask], now: float
+    ) -> list[DependentState]:
+        if not tasks:
+            return []
+        for t in tasks:  # rare and small: one statement each, on every backend
+            self._c.execute(
+                "INSERT INTO task_executions (execution_id, task_id, task_index, status,"
+                " max_attempts, deps_total, deps_remaining, dependencies)"
+                " VALUES (?,?,?,'pending',?,?,?,?)",
+                (
+                    execution_id,
+                    t.task_id,
+                    t.index,
+                    t.max_attempts,
+                    len(t.dependencies),
+                    len(t.dependencies),
+                    t.dependencies_json,
+                ),
+            )
+        self._c.execute(
+            "UPDATE workflow_executions SET tasks_total=tasks_total+? WHERE id=?",
+            (len(tasks), execution_id),
+        )
+        added = {t.task_id for t in tasks}
+        return [st for st in self._recount(execution_id, now) if st.task_id in added]
+
+    def _graph_rows(self, execution_id: str) -> list[tuple[int, str, str, list[str]]]:
+        rows = self._c.execute(
+            "SELECT id, task_id, status, dependencies FROM task_executions"
+            " WHERE execution_id=? ORDER BY task_index, id",
+            (execution_id,),
+        ).fetchall()
+        if not rows:
+            raise StoreError(f"no workflow execution {execution_id!r} with tasks")
+        out = []
+        for row_id, task_id, status, deps in rows:
+            if deps is None:
+                raise StoreError(
+                    f"workflow execution {execution_id!r} was created before runs stored "
+                    "their graph; its tasks cannot be reset or added to"
+                )
+            out.append((row_id, task_id, status, json.loads(deps)))
+        return out
+
+    def _recount(self, execution_id: str, now: float) -> list[DependentState]:
+        """Recompute every pending task's dependency counters and the run's counters from
+        the rows (never patched); the run is running again. The pending tasks' counters."""
+        rows = self._graph_rows(execution_id)
+        status_of = {task_id: status for _id, task_id, status, _deps in rows}
+        states: list[DependentState] = []
+        for row_id, task_id, status, deps in rows:
+            if status != "pending":
+                continue
+            settled = [status_of.get(d) for d in deps]
+            state = DependentState(
+                row_id,
+                task_id,
+                len(deps),
+                sum(1 for st in settled if st not in _SETTLED),
+                settled.count("failed"),
+                settled.count("skipped"),
+            )
+            self._c.execute(
+                "UPDATE task_executions SET deps_total=?, deps_remaining=?, deps_failed=?,"
+                " deps_skipped=? WHERE id=?",
+                (
+                    state.deps_total,
+                    state.deps_remaining,
+                    state.deps_failed,
+                    state.deps_skipped,
+                    row_id,
+                ),
+            )
+            states.append(state)
+        statuses = list(status_of.values())
+        self._c.execute(
+            "UPDATE workflow_executions SET status='running', tasks_total=?,"
+            " tasks_remaining=?, tasks_failed=?, final_context=NULL, error=NULL,"
+            " finished_at=NULL, updated_at=? WHERE id=?",
+            (
+                len(statuses),
+                sum(1 for st in statuses if st not in _SETTLED),
+                statuses.count("failed"),
+                now,
+                execution_id,
+            ),
+        )
+        return states
+
     def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
         return _get_outputs(self._c, execution_id, task_ids)
 
@@ -395,6 +529,13 @@ def _get_outputs(conn: Any, execution_id: str, task_ids: Sequence[str]) -> dict[
     return out
 
 
+def _task_row(row: Sequence[Any]) -> TaskRow:
+    values = list(row)
+    deps = values[-1]
+    values[-1] = None if deps is None else tuple(json.loads(deps))
+    return TaskRow(*values)
+
+
 class SQLStore(Store):
     """Reads shared by the SQL stores (each runs in its own short transaction)."""
 
@@ -442,7 +583,14 @@ class SQLStore(Store):
             f"SELECT {_TASK_COLS} FROM task_executions WHERE execution_id=? ORDER BY task_index",
             (execution_id,),
         )
-        return [TaskRow(*r) for r in rows]
+        return [_task_row(r) for r in rows]
+
+    def get_attempts(self, execution_id: str) -> list[AttemptRow]:
+        rows = self._fetchall(
+            f"SELECT {_ATTEMPT_COLS} FROM task_attempts WHERE execution_id=? ORDER BY id",
+            (execution_id,),
+        )
+        return [AttemptRow(*r) for r in rows]
 
     def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -77,8 +77,34 @@ task_executions = Table(
     Column("skip_reason", Text, nullable=True),
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
+    #: The task's dependencies, a JSON list of task ids in declared order (the run's graph).
+    Column("dependencies", Text, nullable=True),
     UniqueConstraint("execution_id", "task_id", name="uq_task_executions_execution_task"),
     Index("ix_task_executions_status", "status", "id"),
+)
+
+#: One row per finished attempt of a task (written by a trigger when a task leaves 'running').
+task_attempts = Table(
+    "task_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "execution_id",
+        String(36),
+        ForeignKey("workflow_executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("task_id", String(255), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("recovery", Integer, nullable=False, server_default="0"),
+    Column("outcome", String(16), nullable=False),
+    Column("worker_id", String(64), nullable=True),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("error_traceback", Text, nullable=True),
+    Column("skip_reason", Text, nullable=True),
+    Index("ix_task_attempts_execution", "execution_id", "task_id", "id"),
 )
 
 task_outputs = Table(
