@@ -5,7 +5,9 @@ started lazily on first use and reused. The package's ``lib/`` is on those proce
 nowhere else, so packages cannot clash over dependencies or globals. A worker that crashes
 fails only the task it was running (which then follows its retry policy); a task that runs
 past its timeout gets its process killed. Command tasks run the package's executable with the
-context as JSON on stdin and read their updates as JSON from stdout.
+context as JSON on stdin and read their updates as JSON from stdout, in a process group of
+their own (see :mod:`cloacina.packaging.supervise`). Every process started here dies with the
+runner, even one killed with ``kill -9``.
 """
 
 from __future__ import annotations
