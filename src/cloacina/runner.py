@@ -16,12 +16,13 @@ from types import TracebackType
 from typing import Any
 
 from cloacina._about import __version__
-from cloacina.engine.engine import Engine, EngineSettings
+from cloacina.engine.engine import Engine
 from cloacina.errors import (
     ExecutionNotFoundError,
     ExecutionTimeoutError,
     InvalidStateError,
     RunnerClosedError,
+    SettingsError,
     WorkflowNotFoundError,
 )
 from cloacina.model.context import Context, as_context_dict, dumps_context, loads_context
@@ -44,6 +45,7 @@ from cloacina.model.workflow import (
 from cloacina.packaging.archive import DEFAULT_LIMITS, Limits
 from cloacina.registry.loader import PackageLoader
 from cloacina.registry.registry import PackageInfo, PackageRegistry
+from cloacina.settings import Settings
 from cloacina.store import Store, open_store
 from cloacina.store.records import ExecutionRow, NewTask, TaskRow, WorkerRow
 
@@ -103,12 +105,18 @@ class DefaultRunner:
     """Runs workflows durably on a database (SQLite by default), in this process.
 
     ``DefaultRunner("sqlite:///cloacina.db", max_concurrent_tasks=8)``; use it as a context
-    manager or call :meth:`shutdown`. Every keyword is a setting with a one-machine default:
-    ``max_concurrent_tasks``, ``poll_interval``, ``heartbeat_interval``,
-    ``stale_claim_threshold``, ``max_recoveries``, ``shutdown_grace``, ``busy_timeout``
-    (SQLite); ``pool_size``, ``max_overflow``, ``pool_timeout``, ``connect_timeout``
-    (PostgreSQL). ``url`` is ``sqlite:///path.db`` or ``postgresql://user@host/db``;
-    ``tenant`` picks the tenant's own schema (PostgreSQL) or file (SQLite).
+    manager or call :meth:`shutdown`. The keywords ``max_concurrent_tasks``,
+    ``poll_interval``, ``heartbeat_interval``, ``stale_claim_threshold``, ``max_recoveries``,
+    ``shutdown_grace``, ``retention``, ``max_package_processes``, ``busy_timeout`` (SQLite),
+    ``pool_size``, ``max_overflow``, ``pool_timeout``, ``connect_timeout`` (PostgreSQL) are
+    settings (:class:`cloacina.settings.Settings`, which holds their defaults, units and
+    bounds): one given here wins over its ``CLOACINA_*`` environment variable, which wins
+    over the default; durations are seconds (or a timedelta, or text such as ``"500ms"``).
+    ``settings=Settings(...)`` passes them as one object, taken as it is (the environment is
+    not read); keywords still override it. A bad value raises
+    :class:`~cloacina.errors.SettingsError` (a ``ValueError``). ``url`` is
+    ``sqlite:///path.db`` or ``postgresql://user@host/db``; ``tenant`` picks the tenant's
+    own schema (PostgreSQL) or file (SQLite).
     ``execute_tasks=False`` makes a submit-only client: it schedules, waits and inspects,
     and leaves the work to ``cloacina worker`` processes. ``read_only=True`` (with
     ``execute_tasks=False``) only inspects: it migrates and writes nothing, so it works on a
@@ -119,13 +127,13 @@ class DefaultRunner:
         self,
         url: str = "sqlite:///cloacina.db",
         *,
-        max_concurrent_tasks: int = 8,
-        poll_interval: float = 0.5,
-        heartbeat_interval: float = 1.0,
-        stale_claim_threshold: float = 5.0,
-        max_recoveries: int = 3,
-        shutdown_grace: float = 30.0,
-        busy_timeout: float = 30.0,
+        max_concurrent_tasks: int | None = None,
+        poll_interval: float | None = None,
+        heartbeat_interval: float | None = None,
+        stale_claim_threshold: float | None = None,
+        max_recoveries: int | None = None,
+        shutdown_grace: float | None = None,
+        busy_timeout: float | None = None,
         tenant: str = DEFAULT_TENANT,
         workflows: WorkflowCatalog | None = None,
         execute_tasks: bool = True,
@@ -133,22 +141,35 @@ class DefaultRunner:
         trusted_keys: Iterable[str | bytes | Path] = (),
         package_limits: Limits | None = None,
         max_package_processes: int | None = None,
-        pool_size: int = 10,
-        max_overflow: int = 20,
-        pool_timeout: float = 30.0,
-        connect_timeout: float = 10.0,
+        pool_size: int | None = None,
+        max_overflow: int | None = None,
+        pool_timeout: float | None = None,
+        connect_timeout: float | None = None,
         retention: float | timedelta | None = None,
         read_only: bool = False,
+        settings: Settings | None = None,
     ) -> None:
         if read_only and execute_tasks:
-            raise ValueError("read_only=True needs execute_tasks=False: a reader runs no tasks")
-        if max_concurrent_tasks < 1:
-            raise ValueError("max_concurrent_tasks must be >= 1")
-        if stale_claim_threshold <= heartbeat_interval:
-            raise ValueError(
-                "stale_claim_threshold must be longer than heartbeat_interval, or live tasks "
-                "would be taken back from a healthy runner"
-            )
+            raise SettingsError("read_only=True needs execute_tasks=False: a reader runs no tasks")
+        # One place checks every setting, the same for this API and the CLI.
+        self.settings: Settings = Settings.resolve(
+            {
+                "max_concurrent_tasks": max_concurrent_tasks,
+                "poll_interval": poll_interval,
+                "heartbeat_interval": heartbeat_interval,
+                "stale_claim_threshold": stale_claim_threshold,
+                "max_recoveries": max_recoveries,
+                "shutdown_grace": shutdown_grace,
+                "retention": retention,
+                "max_package_processes": max_package_processes,
+                "busy_timeout": busy_timeout,
+                "pool_size": pool_size,
+                "max_overflow": max_overflow,
+                "pool_timeout": pool_timeout,
+                "connect_timeout": connect_timeout,
+            },
+            base=settings,
+        )
         self.url = url
         self.tenant = tenant
         self.execute_tasks = execute_tasks
@@ -157,23 +178,14 @@ class DefaultRunner:
         self.catalog = CatalogView(self.packages, workflows or catalog)
         self.host = socket.gethostname()[:HOST_MAX]
         self.runner_id = make_runner_id(self.host, os.getpid())
-        self.settings = EngineSettings(
-            max_concurrent_tasks=max_concurrent_tasks,
-            poll_interval=poll_interval,
-            heartbeat_interval=heartbeat_interval,
-            stale_claim_threshold=stale_claim_threshold,
-            max_recoveries=max_recoveries,
-            shutdown_grace=shutdown_grace,
-            retention=retention.total_seconds() if isinstance(retention, timedelta) else retention,
-        )
         self.store: Store = open_store(
             url,
             tenant=tenant,
-            busy_timeout=busy_timeout,
-            pool_size=pool_size,
-            max_overflow=max_overflow,
-            pool_timeout=pool_timeout,
-            connect_timeout=connect_timeout,
+            busy_timeout=self.settings.busy_timeout,
+            pool_size=self.settings.pool_size,
+            max_overflow=self.settings.max_overflow,
+            pool_timeout=self.settings.pool_timeout,
+            connect_timeout=self.settings.connect_timeout,
             read_only=read_only,
         )
         try:
@@ -193,7 +205,9 @@ class DefaultRunner:
         # (its engine is never started, so nothing would remove one).
         loader = (
             PackageLoader(
-                self.registry.fetch, max_package_processes or max_concurrent_tasks, tenant
+                self.registry.fetch,
+                self.settings.max_package_processes or self.settings.max_concurrent_tasks,
+                tenant,
             )
             if execute_tasks
             else None
@@ -223,7 +237,7 @@ class DefaultRunner:
                     started_at=now,
                     last_heartbeat=now,
                     running_tasks=0,
-                    max_tasks=max_concurrent_tasks,
+                    max_tasks=self.settings.max_concurrent_tasks,
                     version=__version__,
                     stopped_at=None,
                 )

@@ -108,9 +108,13 @@ def test_worker_passes_pool_options_to_serve(
     res = CliRunner().invoke(cli, [*args, "--pool-timeout", "1500ms"])
     assert res.exit_code == 0, res.output
     assert seen["url"] == db
-    assert (seen["pool_size"], seen["max_overflow"], seen["pool_timeout"]) == (2, 1, 1.5)
+    settings = seen["settings"]  # one checked Settings object, with where each value came from
+    assert (settings.pool_size, settings.max_overflow, settings.pool_timeout) == (2, 1, 1.5)
+    assert settings.sources["pool_size"] == "option --pool-size"
 
     seen.clear()
     res = CliRunner().invoke(cli, ["worker", "--db", db])
     assert res.exit_code == 0, res.output
-    assert not {"pool_size", "max_overflow", "pool_timeout"} & set(seen)  # runner defaults
+    settings = seen["settings"]
+    assert (settings.pool_size, settings.max_overflow, settings.pool_timeout) == (10, 20, 30.0)
+    assert {settings.sources[name] for name in ("pool_size", "max_overflow")} == {"default"}
