@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .helpers import run_cli
+from .helpers import Cli, run_cli
 
 
 def test_config_show_json_names_each_source(tmp_path: Path) -> None:
@@ -63,3 +63,28 @@ def test_config_show_refuses_what_a_worker_would(tmp_path: Path) -> None:
     assert res.returncode == 2, res
     assert "poll_interval='0' (from env CLOACINA_POLL_INTERVAL)" in res.stderr
     assert "longer than 0s" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_run_shares_the_worker_settings_options(cli: Cli, flows: Path, db: str) -> None:
+    for command in ("run", "worker", "config show"):
+        res = cli(*command.split(), "--help")
+        assert res.returncode == 0, res
+        for flag in ("--max-concurrent-tasks", "--poll-interval", "--shutdown-grace"):
+            assert flag in res.stdout, (command, flag)
+    res = cli("run", "greeting", "-m", "flows", "--db", db, "--poll-interval", "0")
+    assert res.returncode == 2, res
+    assert "poll_interval='0' (from option --poll-interval)" in res.stderr
+    res = cli(
+        "run",
+        "greeting",
+        "-m",
+        "flows",
+        "--db",
+        db,
+        "--json",
+        "--max-concurrent-tasks",
+        "2",
+        env={"CLOACINA_POLL_INTERVAL": "100ms"},
+    )
+    assert res.returncode == 0, res
+    assert json.loads(res.stdout)["status"] == "completed"

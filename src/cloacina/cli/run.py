@@ -22,7 +22,14 @@ from cloacina.cli.databases import require_tenant, sqlite_file
 from cloacina.cli.errors import CliError, CliInterrupted, exit_code_for, print_error
 from cloacina.cli.follow import EventPrinter, follow
 from cloacina.cli.json_output import echo_json, result_json
-from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.options import (
+    db_option,
+    resolve_db,
+    resolve_settings,
+    resolve_tenant,
+    settings_options,
+    tenant_option,
+)
 from cloacina.cli.render import render_context, render_header, render_tasks, render_tracebacks
 from cloacina.errors import (
     ContextError,
@@ -187,6 +194,7 @@ def check_workflow(name: str, modules: Sequence[str], registered: Sequence[str] 
     help="Cancel the run if it has not finished after SECONDS.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@settings_options
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -202,17 +210,19 @@ def run_command(
     """Run WORKFLOW to the end and show its tasks and final context.
 
     Exit code 0 when the run completed, 1 when it failed (or was cancelled or timed out),
-    2 for usage errors.
+    2 for usage errors. The settings options are those of `cloacina worker`; each may also
+    come from its CLOACINA_* variable (`cloacina config show` lists them).
     """
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
+    settings = resolve_settings(ctx)
     input_context = load_context(context, context_file)
     import_modules(modules)
     require_tenant(url, tenant_name)
     path = sqlite_file(url, tenant_name)
     if workflow not in catalog.names() and path is not None and not path.exists():
         check_workflow(workflow, modules)  # no database, so no registered packages either
-    runner = DefaultRunner(url, tenant=tenant_name)
+    runner = DefaultRunner(url, tenant=tenant_name, settings=settings)
     try:
         wf = runner.resolve(workflow)  # a registered package's, or one a module defines
     except WorkflowNotFoundError:
