@@ -47,7 +47,7 @@ from cloacina.registry.loader import PackageLoader
 from cloacina.registry.registry import PackageInfo, PackageRegistry
 from cloacina.settings import Settings
 from cloacina.store import Store, open_store
-from cloacina.store.records import ExecutionRow, NewTask, TaskRow, WorkerRow
+from cloacina.store.records import ExecutionRow, NewEvent, NewTask, TaskRow, WorkerRow
 
 log = logging.getLogger("cloacina.runner")
 
@@ -318,7 +318,7 @@ class DefaultRunner:
                 now=now,
                 package_id=wf.origin.package_id if wf.origin is not None else None,
             )
-            tx.add_events([(execution_id, None, "execution_started", None, None, now)])
+            tx.add_events([NewEvent(execution_id, None, "execution_started", None, None, now)])
         self._engine.new_run(execution_id, input_json)
         return execution_id
 
@@ -442,7 +442,7 @@ class DefaultRunner:
                 )
             tx.add_events(
                 [
-                    (
+                    NewEvent(
                         execution_id,
                         None,
                         "execution_cancelled",
@@ -480,7 +480,7 @@ class DefaultRunner:
                     f"cannot make workflow execution {execution_id} {status}: it is {current} "
                     f"(must be {' or '.join(from_statuses)})"
                 )
-            tx.add_events([(execution_id, None, event, None, None, now)])
+            tx.add_events([NewEvent(execution_id, None, event, None, None, now)])
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the runner. With ``wait``, running tasks finish first (up to

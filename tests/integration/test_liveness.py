@@ -219,7 +219,7 @@ def test_staleness_is_judged_by_the_database_clock(
                 WorkerRow(worker, "host", 1, "running", local, local, 0, 8, "0", None)
             )
             with store.write() as tx:
-                (claim,) = tx.claim_ready(1, ["wf:v1"], worker, local)
+                (claim,) = tx.claim_ready(1, [("wf", "v1")], worker, local)
             store.worker_heartbeat(worker, local, 1)
             assert store.find_stale(5.0) == [], f"clock {skew:+.0f}s: a live worker looked stale"
             time.sleep(0.6)  # no heartbeat for longer than the max age below
@@ -246,7 +246,7 @@ def test_recovery_rechecks_staleness_inside_its_write(
         now = time.time()
         store.register_worker(WorkerRow("slow", "host", 1, "running", now, now, 0, 8, "0", None))
         with store.write() as tx:
-            claims = tx.claim_ready(2, ["wf:v1"], "slow", now)
+            claims = tx.claim_ready(2, [("wf", "v1")], "slow", now)
         assert len(claims) == 2
         time.sleep(0.6)
         stale = store.find_stale(0.5)
@@ -355,7 +355,7 @@ def test_prune_workers_forgets_only_workers_long_gone(
             )
         insert_run(store, [("only", 0, 0, 1)])
         with store.write() as tx:
-            assert tx.claim_ready(1, ["wf:v1"], "silent-with-a-task", time.time())
+            assert tx.claim_ready(1, [("wf", "v1")], "silent-with-a-task", time.time())
 
         assert store.prune_workers(time.time() - 3600) == 2
         left = {w.id for w in store.list_workers(include_stopped=True)}

@@ -88,7 +88,7 @@ def test_a_taken_back_attempt_is_recorded_as_lost_and_a_hand_back_is_not_an_atte
         now = time.time()
         store.register_worker(WorkerRow("gone", "host", 1, "running", now, now, 0, 8, "0", None))
         with store.write() as tx:
-            first, second = tx.claim_ready(2, ["wf:v1"], "gone", now)
+            first, second = tx.claim_ready(2, [("wf", "v1")], "gone", now)
         with store.write() as tx:
             assert tx.hand_back([second]) == [second]
         time.sleep(0.3)
@@ -186,7 +186,7 @@ def test_tasks_can_be_added_to_a_started_run(db_url: str, insert_run: Callable[.
     try:
         eid = insert_run(store, [("a", 0, 0, 1), ("b", 1, 1, 1)])
         with store.write() as tx:
-            (claim,) = tx.claim_ready(1, ["wf:v1"], "w", time.time())
+            (claim,) = tx.claim_ready(1, [("wf", "v1")], "w", time.time())
             assert tx.complete_task(claim, '{"a": 1}', time.time())
             added = tx.add_tasks(
                 eid,

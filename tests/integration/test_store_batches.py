@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from cloacina.store import Store, open_store
-from cloacina.store.records import Claim, Completion, CompletionResult
+from cloacina.store.records import Claim, Completion, CompletionResult, NewEvent, ReadyTask
 
 # root -> a, b, c -> join
 TASKS = [("root", 0, 0, 1), ("a", 1, 1, 1), ("b", 2, 1, 1), ("c", 3, 1, 1), ("join", 4, 3, 1)]
@@ -34,7 +34,7 @@ def new_run(insert_run: Callable[..., str]) -> Callable[[Store], str]:
 
 def claim_roots(store: Store, limit: int = 100) -> list[Claim]:
     with store.write() as tx:
-        return tx.claim_ready(limit, ["wf:v1"], "me", time.time())
+        return tx.claim_ready(limit, [("wf", "v1")], "me", time.time())
 
 
 def complete(store: Store, claims: list[Claim], output: str = '{"x": 1}') -> CompletionResult:
@@ -49,7 +49,9 @@ def claim_pending(store: Store, eid: str, task_ids: list[str]) -> list[Claim]:
     rows = {t.task_id: t for t in store.get_tasks(eid)}
     with store.write() as tx:
         return tx.claim_pending(
-            [(rows[t].id, eid, t, "wf", "v1", 1, 0, 0) for t in task_ids], "me", time.time()
+            [ReadyTask(rows[t].id, eid, t, "wf", "v1", 1, 0, 0) for t in task_ids],
+            "me",
+            time.time(),
         )
 
 
@@ -134,13 +136,16 @@ def test_deferred_writes_roll_back_with_the_transaction(
     eid = new_run(store)
     with pytest.raises(RuntimeError), store.write() as tx:
         tx.lock_runs([eid])
-        tx.add_events([(eid, None, "marker", None, None, time.time())])
+        tx.add_events([NewEvent(eid, None, "marker", None, None, time.time())])
         raise RuntimeError("boom")
     assert [e.event for e in store.get_events(eid)] == []
     with store.write() as tx:
         tx.lock_runs([eid])
         tx.add_events(
-            [(eid, None, "one", None, None, time.time()), (eid, "a", "two", 1, '{"k": 1}', 0.5)]
+            [
+                NewEvent(eid, None, "one", None, None, time.time()),
+                NewEvent(eid, "a", "two", 1, '{"k": 1}', 0.5),
+            ]
         )
     events = store.get_events(eid)
     assert [(e.event, e.task_id, e.attempt, e.detail) for e in events] == [

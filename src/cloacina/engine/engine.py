@@ -40,7 +40,7 @@ from cloacina.model.workflow import Workflow, WorkflowCatalog
 from cloacina.registry.loader import PackageLoader
 from cloacina.settings import Settings
 from cloacina.store.base import Store, WriteTx
-from cloacina.store.records import Claim
+from cloacina.store.records import Claim, NewEvent, WorkflowKey
 from cloacina.taskinfo import TaskInfo
 
 log = logging.getLogger("cloacina.engine")
@@ -111,7 +111,7 @@ class Engine(Liveness):
         self._started = threading.Event()
         self._stopped = threading.Event()
         self.last_error: BaseException | None = None
-        self._keys: list[str] = []
+        self._keys: list[WorkflowKey] = []
         self._unlisten: Callable[[], None] = lambda: None
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread = threading.Thread(
@@ -276,10 +276,10 @@ class Engine(Liveness):
             self._polling_hook = False
 
     # ---- the cycle: complete outcomes, claim, dispatch ---------------------------------------
-    def _workflow_keys(self) -> list[str]:
+    def _workflow_keys(self) -> list[WorkflowKey]:
         generation = self.catalog.generation
         if generation != self._keys_generation:
-            self._keys = [f"{wf.name}:{wf.version}" for wf in self.catalog.all_versions()]
+            self._keys = [(wf.name, wf.version) for wf in self.catalog.all_versions()]
             self._keys_generation = generation
         return self._keys
 
@@ -336,19 +336,7 @@ class Engine(Liveness):
                 if direct or search > 0:
                     searched = search > 0
                     claims, found = tx.claim_next(
-                        [
-                            (
-                                r.row_id,
-                                r.execution_id,
-                                r.task_id,
-                                r.workflow.name,
-                                r.workflow.version,
-                                r.deps_total,
-                                r.deps_failed,
-                                r.deps_skipped,
-                            )
-                            for r in direct
-                        ],
+                        direct,
                         search,
                         self._workflow_keys(),
                         self.runner_id,
@@ -365,7 +353,7 @@ class Engine(Liveness):
                 for job in jobs:
                     claim = job.claim
                     fx.events.append(
-                        (
+                        NewEvent(
                             claim.execution_id,
                             claim.task_id,
                             "task_started",
@@ -416,7 +404,7 @@ class Engine(Liveness):
                     why,
                 )
             fx.events.append(
-                (claim.execution_id, claim.task_id, "task_handed_back", None, None, now)
+                NewEvent(claim.execution_id, claim.task_id, "task_handed_back", None, None, now)
             )
         self._maybe_ready = True
 

@@ -23,7 +23,7 @@ from cloacina.engine.scheduler import Effects, Scheduler
 from cloacina.errors import StoreError, TaskError
 from cloacina.model.workflow import WorkflowCatalog
 from cloacina.store.base import Store
-from cloacina.store.records import Claim
+from cloacina.store.records import Claim, NewEvent
 
 if TYPE_CHECKING:
     from cloacina.engine.engine import EngineSettings
@@ -203,7 +203,7 @@ class Liveness:
                     )
                     if tx.fail_stale(item, error, now, threshold):
                         fx.events.append(
-                            (
+                            NewEvent(
                                 item.execution_id,
                                 item.task_id,
                                 "task_abandoned",
@@ -222,7 +222,7 @@ class Liveness:
                         item.execution_id,
                     )
                     fx.events.append(
-                        (
+                        NewEvent(
                             item.execution_id,
                             item.task_id,
                             "task_recovered",

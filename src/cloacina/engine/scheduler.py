@@ -18,8 +18,14 @@ from cloacina.engine.executor import COMPLETED, FAILED, SKIPPED, Outcome
 from cloacina.model.context import deep_merge, dumps_context
 from cloacina.model.rules import DepCounts, StatusRule, TriggerRule, Verdict
 from cloacina.model.workflow import Workflow
-from cloacina.store.base import EventTuple, WriteTx
-from cloacina.store.records import Completion, DependentState, RunProgress
+from cloacina.store.base import WriteTx
+from cloacina.store.records import (
+    Completion,
+    DependentState,
+    NewEvent,
+    ReadyTask,
+    RunProgress,
+)
 
 
 class RunCache:
@@ -74,23 +80,12 @@ INPUT_KEY = "\x00input"  # the run's input context, beside the task outputs in t
 class Effects:
     """What a transaction did that the engine must act on after it commits."""
 
-    events: list[EventTuple] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
     finished_runs: list[tuple[str, str]] = field(default_factory=list)  # (execution_id, status)
     retry_at: list[float] = field(default_factory=list)
     #: Dependents that became runnable in a running run: the engine claims them directly
     #: (pending -> running) or marks them ready for whoever has a free slot.
-    ready: list[Ready] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Ready:
-    row_id: int
-    execution_id: str
-    task_id: str
-    workflow: Workflow
-    deps_total: int
-    deps_failed: int
-    deps_skipped: int
+    ready: list[ReadyTask] = field(default_factory=list)
 
 
 def skip_reason(rule: TriggerRule, deps: DepCounts) -> str:
@@ -153,11 +148,13 @@ class Scheduler:
             self.cache.stage(eid, tid, item.output_json)  # kept once the transaction commits
             duration = round(item.finished_at - claim.started_at, 6)
             fx.events.append(
-                (eid, tid, "task_completed", claim.attempt, f'{{"duration":{duration}}}', now)
+                NewEvent(
+                    eid, tid, "task_completed", claim.attempt, f'{{"duration":{duration}}}', now
+                )
             )
         for eid, progress in result.progress.items():
             wf = workflows[eid]
-            ready: list[Ready] = []
+            ready: list[ReadyTask] = []
             states = result.dependents.get(eid, {})
             count, failed = self._cascade(tx, wf, eid, [], states.values(), now, fx, ready)
             if count:  # skips cascaded from the completions
@@ -173,7 +170,9 @@ class Scheduler:
         if outcome.kind == SKIPPED:
             if not tx.finish_task(claim, SKIPPED, now, skip_reason=outcome.skip_reason):
                 return
-            fx.events.append((eid, tid, "task_skipped", claim.attempt, _detail(outcome), now))
+            fx.events.append(
+                NewEvent(eid, tid, "task_skipped", claim.attempt, _detail(outcome), now)
+            )
             self.settle(tx, wf, eid, [(tid, SKIPPED)], now, fx)
         else:
             task = wf.tasks[tid]
@@ -183,7 +182,9 @@ class Scheduler:
                 retry_at = now + delay
                 if tx.schedule_retry(claim, retry_at, outcome.error or "", outcome.traceback):
                     detail = json.dumps({"error": outcome.error, "retry_in": round(delay, 3)})
-                    fx.events.append((eid, tid, "task_retry_scheduled", claim.attempt, detail, now))
+                    fx.events.append(
+                        NewEvent(eid, tid, "task_retry_scheduled", claim.attempt, detail, now)
+                    )
                     fx.retry_at.append(retry_at)
                 return
             if not tx.finish_task(
@@ -194,7 +195,9 @@ class Scheduler:
                 traceback=outcome.traceback,
             ):
                 return
-            fx.events.append((eid, tid, "task_failed", claim.attempt, _detail(outcome), now))
+            fx.events.append(
+                NewEvent(eid, tid, "task_failed", claim.attempt, _detail(outcome), now)
+            )
             self.settle(tx, wf, eid, [(tid, FAILED)], now, fx)
 
     def settle(
@@ -208,7 +211,7 @@ class Scheduler:
     ) -> None:
         """Tasks reached a terminal status: update their dependents, cascade skips, and
         finish the run when nothing is left."""
-        ready: list[Ready] = []
+        ready: list[ReadyTask] = []
         count, failed = self._cascade(tx, wf, execution_id, settled, (), now, fx, ready)
         progress = tx.run_progress(execution_id, count, failed, now)
         self._progressed(tx, wf, execution_id, progress, ready, now, fx)
@@ -222,7 +225,7 @@ class Scheduler:
         states: Iterable[DependentState],
         now: float,
         fx: Effects,
-        ready: list[Ready],
+        ready: list[ReadyTask],
     ) -> tuple[int, int]:
         """Judge dependents by their trigger rules: those that may run go to ``ready``,
         those to skip are skipped, and the skip cascades. ``settled`` are tasks that just
@@ -241,11 +244,12 @@ class Scheduler:
                     continue
                 if verdict is Verdict.RUN or verdict is Verdict.NEEDS_CONTEXT:
                     ready.append(
-                        Ready(
+                        ReadyTask(
                             st.row_id,
                             execution_id,
                             st.task_id,
-                            wf,
+                            wf.name,
+                            wf.version,
                             st.deps_total,
                             st.deps_failed,
                             st.deps_skipped,
@@ -255,7 +259,7 @@ class Scheduler:
                     reason = skip_reason(rule, deps)
                     if tx.mark_skipped(st.row_id, reason, now):
                         fx.events.append(
-                            (
+                            NewEvent(
                                 execution_id,
                                 st.task_id,
                                 "task_skipped",
@@ -285,7 +289,7 @@ class Scheduler:
         wf: Workflow,
         execution_id: str,
         progress: RunProgress,
-        ready: list[Ready],
+        ready: list[ReadyTask],
         now: float,
         fx: Effects,
     ) -> None:
@@ -325,7 +329,7 @@ class Scheduler:
                 error += f" (and {len(errors) - 1} more failed task(s))"
         if tx.finish_run(execution_id, status, now, final_json=dumps_context(final), error=error):
             event = "execution_completed" if status == COMPLETED else "execution_failed"
-            fx.events.append((execution_id, None, event, None, None, now))
+            fx.events.append(NewEvent(execution_id, None, event, None, None, now))
             fx.finished_runs.append((execution_id, status))
 
 

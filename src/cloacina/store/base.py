@@ -20,17 +20,14 @@ from cloacina.store.records import (
     DependentState,
     EventRow,
     ExecutionRow,
+    NewEvent,
     NewTask,
+    ReadyTask,
     RunProgress,
     StaleClaim,
     TaskRow,
+    WorkflowKey,
 )
-
-#: (execution_id, task_id, event, attempt, detail_json, created_at)
-EventTuple = tuple[str, str | None, str, int | None, str | None, float]
-#: (row_id, execution_id, task_id, workflow_name, workflow_version, deps_total, deps_failed,
-#:  deps_skipped)
-ReadyRow = tuple[int, str, str, str, str, int, int, int]
 
 
 class WriteTx(abc.ABC):
@@ -54,20 +51,20 @@ class WriteTx(abc.ABC):
 
     @abc.abstractmethod
     def claim_ready(
-        self, limit: int, workflow_keys: Sequence[str], claimed_by: str, now: float
+        self, limit: int, workflow_keys: Sequence[WorkflowKey], claimed_by: str, now: float
     ) -> list[Claim]:
-        """Claim up to ``limit`` ready tasks of running executions whose ``name:version`` is
-        in ``workflow_keys``: mark them running with a fresh claim token and a heartbeat."""
+        """Claim up to ``limit`` ready tasks of running executions whose ``(name, version)``
+        is in ``workflow_keys``: mark them running with a fresh claim token and a heartbeat."""
 
     @abc.abstractmethod
-    def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
+    def claim_pending(self, ready: Sequence[ReadyTask], claimed_by: str, now: float) -> list[Claim]:
         """Claim tasks that just became runnable (pending -> running) without a search."""
 
     def claim_next(
         self,
-        pending: Sequence[ReadyRow],
+        pending: Sequence[ReadyTask],
         ready_limit: int,
-        workflow_keys: Sequence[str],
+        workflow_keys: Sequence[WorkflowKey],
         claimed_by: str,
         now: float,
     ) -> tuple[list[Claim], list[Claim]]:
@@ -167,7 +164,7 @@ class WriteTx(abc.ABC):
         """Mark an execution terminal (only from running or paused)."""
 
     @abc.abstractmethod
-    def add_events(self, events: Sequence[EventTuple]) -> None:
+    def add_events(self, events: Sequence[NewEvent]) -> None:
         """Append rows to the execution event log."""
 
     @abc.abstractmethod
@@ -239,25 +236,43 @@ class WriteTx(abc.ABC):
         were running."""
 
 
-class Store(PackageQueries, MaintenanceQueries, abc.ABC):
-    """A database holding workflow executions and registered packages. Thread-safe."""
-
-    url: str
+class RunStore(abc.ABC):
+    """What the engine needs to run executions: write transactions and the two reads of
+    its timers. Thread-safe."""
 
     @abc.abstractmethod
     def write(self) -> AbstractContextManager[WriteTx]:
         """A write transaction (serialised within this process)."""
 
-    # ---- small transactions ----------------------------------------------------------------
     @abc.abstractmethod
     def find_stale(self, max_age: float, limit: int = 100) -> list[StaleClaim]:
-        """Running tasks whose runner's heartbeat is more than ``max_age`` seconds old, by
+        """Running tasks whose worker's heartbeat is more than ``max_age`` seconds old, by
         the database's clock."""
 
     @abc.abstractmethod
-    def has_ready(self, now: float, workflow_keys: Sequence[str]) -> bool:
-        """Whether a task of one of ``workflow_keys`` (``name:version``) is ready to be
+    def has_ready(self, now: float, workflow_keys: Sequence[WorkflowKey]) -> bool:
+        """Whether a task of one of ``workflow_keys`` (``(name, version)``) is ready to be
         claimed now (a read, no lock)."""
+
+    def listen(
+        self,
+        on_ready: Callable[[], object],
+        on_finished: Callable[[str], object] | None = None,
+    ) -> Callable[[], None]:
+        """Call ``on_ready`` when another process makes work ready and ``on_finished(id)`` when
+        a run ends (PostgreSQL NOTIFY); returns a function that stops listening. Backends
+        without notifications rely on polling."""
+        return lambda: None
+
+    @property
+    def notifying(self) -> bool:
+        """Whether a listener is connected right now, so that runs ending in other processes
+        are heard of at once (waiters then need not poll often)."""
+        return False
+
+
+class ExecutionQueries(abc.ABC):
+    """Reading executions: what every face (CLI, HTTP API, web UI) shows."""
 
     @abc.abstractmethod
     def get_execution(self, execution_id: str) -> ExecutionRow | None: ...
@@ -271,6 +286,10 @@ class Store(PackageQueries, MaintenanceQueries, abc.ABC):
 
     @abc.abstractmethod
     def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]: ...
+
+    @abc.abstractmethod
+    def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
+        """Output contexts (JSON) of the given tasks that have one."""
 
     @abc.abstractmethod
     def list_executions(
@@ -290,23 +309,14 @@ class Store(PackageQueries, MaintenanceQueries, abc.ABC):
 
     @abc.abstractmethod
     def count_unfinished(self) -> int:
-        """How many executions are running, paused or pending."""
+        """How many executions are running or paused."""
+
+
+class Store(RunStore, ExecutionQueries, PackageQueries, MaintenanceQueries):
+    """A database holding workflow executions, registered packages and workers: the run
+    store, the queries of the faces, the packages and the workers, by concern."""
+
+    url: str
 
     @abc.abstractmethod
     def close(self) -> None: ...
-
-    def listen(
-        self,
-        on_ready: Callable[[], object],
-        on_finished: Callable[[str], object] | None = None,
-    ) -> Callable[[], None]:
-        """Call ``on_ready`` when another process makes work ready and ``on_finished(id)`` when
-        a run ends (PostgreSQL NOTIFY); returns a function that stops listening. Backends
-        without notifications rely on polling."""
-        return lambda: None
-
-    @property
-    def notifying(self) -> bool:
-        """Whether a listener is connected right now, so that runs ending in other processes
-        are heard of at once (waiters then need not poll often)."""
-        return False

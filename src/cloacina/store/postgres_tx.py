@@ -18,18 +18,20 @@ import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from cloacina.store.base import EventTuple, ReadyRow
 from cloacina.store.clock import db_now_sql
 from cloacina.store.records import (
     Claim,
     Completion,
     CompletionResult,
     DependentState,
+    NewEvent,
     NewTask,
+    ReadyTask,
     RunProgress,
     StaleClaim,
+    WorkflowKey,
 )
-from cloacina.store.sql import SQLWriteTx, _marks
+from cloacina.store.sql import SQLWriteTx
 
 
 @functools.lru_cache(maxsize=1024)
@@ -290,23 +292,25 @@ class PostgresWriteTx(SQLWriteTx):
         result.completed = [item for item in items if item.claim.row_id in done]
         return result
 
-    def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
+    def claim_pending(self, ready: Sequence[ReadyTask], claimed_by: str, now: float) -> list[Claim]:
         if not ready:
             return []
         return self.claim_next(ready, 0, (), claimed_by, now)[0]
 
     def claim_next(
         self,
-        pending: Sequence[ReadyRow],
+        pending: Sequence[ReadyTask],
         ready_limit: int,
-        workflow_keys: Sequence[str],
+        workflow_keys: Sequence[WorkflowKey],
         claimed_by: str,
         now: float,
     ) -> tuple[list[Claim], list[Claim]]:
         statements: list[tuple[str, Sequence[Any]]] = []
         if pending:
             prefix = next(self._tokens)
-            statements.append((_CLAIM_PENDING, (prefix, claimed_by, now, [r[0] for r in pending])))
+            statements.append(
+                (_CLAIM_PENDING, (prefix, claimed_by, now, [r.row_id for r in pending]))
+            )
         search = ready_limit > 0 and bool(workflow_keys)
         if search:
             statements.append(self._claim_ready_sql(ready_limit, workflow_keys, claimed_by, now))
@@ -322,27 +326,27 @@ class PostgresWriteTx(SQLWriteTx):
 
     @staticmethod
     def _pending_claims(
-        pending: Sequence[ReadyRow], rows: Sequence[Sequence[Any]], now: float
+        pending: Sequence[ReadyTask], rows: Sequence[Sequence[Any]], now: float
     ) -> list[Claim]:
         got = {r[0]: r for r in rows}
         claims: list[Claim] = []
-        for row_id, execution_id, task_id, name, version, d_total, d_failed, d_skipped in pending:
-            row = got.get(row_id)
+        for r in pending:
+            row = got.get(r.row_id)
             if row is not None:
                 claims.append(
                     Claim(
-                        row_id,
-                        execution_id,
-                        task_id,
+                        r.row_id,
+                        r.execution_id,
+                        r.task_id,
                         row[1],
                         row[2],
                         row[3],
-                        name,
-                        version,
+                        r.workflow_name,
+                        r.workflow_version,
                         now,
-                        d_total,
-                        d_failed,
-                        d_skipped,
+                        r.deps_total,
+                        r.deps_failed,
+                        r.deps_skipped,
                     )
                 )
         return claims
@@ -363,10 +367,19 @@ class PostgresWriteTx(SQLWriteTx):
         ).fetchall()
         return len(rows) == 1
 
-    def add_events(self, events: Sequence[EventTuple]) -> None:
+    def add_events(self, events: Sequence[NewEvent]) -> None:
         if events:
-            columns = list(zip(*events, strict=True))
-            self._c.defer(_ADD_EVENTS, [list(col) for col in columns])
+            self._c.defer(
+                _ADD_EVENTS,
+                [
+                    [e.execution_id for e in events],
+                    [e.task_id for e in events],
+                    [e.event for e in events],
+                    [e.attempt for e in events],
+                    [e.detail for e in events],
+                    [e.created_at for e in events],
+                ],
+            )
 
     def mark_ready(self, row_ids: Sequence[int]) -> None:
         if row_ids:
@@ -398,14 +411,14 @@ class PostgresWriteTx(SQLWriteTx):
         return done
 
     def claim_ready(
-        self, limit: int, workflow_keys: Sequence[str], claimed_by: str, now: float
+        self, limit: int, workflow_keys: Sequence[WorkflowKey], claimed_by: str, now: float
     ) -> list[Claim]:
         if limit <= 0 or not workflow_keys:
             return []
         return self.claim_next((), limit, workflow_keys, claimed_by, now)[1]
 
     def _claim_ready_sql(
-        self, limit: int, workflow_keys: Sequence[str], claimed_by: str, now: float
+        self, limit: int, workflow_keys: Sequence[WorkflowKey], claimed_by: str, now: float
     ) -> tuple[str, Sequence[Any]]:
         prefix = next(self._tokens)
         sql = (
@@ -417,9 +430,8 @@ class PostgresWriteTx(SQLWriteTx):
             "  SELECT t2.id FROM task_executions t2"
             "  JOIN workflow_executions w2 ON w2.id = t2.execution_id"
             "  WHERE t2.status='ready' AND (t2.retry_at IS NULL OR t2.retry_at <= ?)"
-            "  AND w2.status='running'"
-            "  AND w2.workflow_name || ':' || w2.workflow_version"
-            f" IN ({_marks(len(workflow_keys))})"
+            "  AND w2.status='running' AND (w2.workflow_name, w2.workflow_version)"
+            "  IN (SELECT * FROM unnest(%b::text[], %b::text[]))"
             "  ORDER BY t2.id LIMIT ? FOR UPDATE OF t2 SKIP LOCKED)"
             " RETURNING t.id, t.execution_id, t.task_id, t.attempt, t.recovery_count,"
             " t.claim_token, w.workflow_name, w.workflow_version, t.started_at, t.deps_total,"
@@ -427,4 +439,6 @@ class PostgresWriteTx(SQLWriteTx):
             # A root's input comes along: no query for it before the task starts.
             " CASE WHEN t.deps_total = 0 THEN w.input_context END"
         )
-        return sql, (prefix, claimed_by, now, now, *workflow_keys, limit)
+        names = [name for name, _version in workflow_keys]
+        versions = [version for _name, version in workflow_keys]
+        return sql, (prefix, claimed_by, now, now, names, versions, limit)

@@ -26,6 +26,37 @@ class Claim:
     input_json: str | None = None
 
 
+#: A workflow version a worker can run: ``(name, version)``.
+WorkflowKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A row to append to a run's event log."""
+
+    execution_id: str
+    task_id: str | None
+    event: str
+    attempt: int | None
+    detail: str | None  # JSON
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyTask:
+    """A pending task whose dependencies are settled and whose trigger rule lets it run:
+    claim it directly (no search), or mark it ``ready`` for whoever has a free slot."""
+
+    row_id: int
+    execution_id: str
+    task_id: str
+    workflow_name: str
+    workflow_version: str
+    deps_total: int
+    deps_failed: int
+    deps_skipped: int
+
+
 @dataclass(frozen=True, slots=True)
 class NewTask:
     """A task row to create in a run: its id, its place in the workflow's order, its

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cloacina.errors import StoreError
-from cloacina.store.base import EventTuple, ReadyRow, Store, WriteTx
+from cloacina.store.base import Store, WriteTx
 from cloacina.store.clock import db_now_sql
 from cloacina.store.records import (
     AttemptRow,
@@ -22,10 +22,13 @@ from cloacina.store.records import (
     DependentState,
     EventRow,
     ExecutionRow,
+    NewEvent,
     NewTask,
+    ReadyTask,
     RunProgress,
     StaleClaim,
     TaskRow,
+    WorkflowKey,
 )
 
 _EXEC_COLS = (
@@ -70,6 +73,13 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+def _key_filter(keys: Sequence[WorkflowKey]) -> tuple[str, list[str]]:
+    """``(name, version) IN (...)`` on the run's own columns (an index can serve it, unlike
+    a concatenation of the two), and its parameters."""
+    sql = f"(w.workflow_name, w.workflow_version) IN (VALUES {','.join(['(?,?)'] * len(keys))})"
+    return sql, [part for key in keys for part in key]
 
 
 class SQLWriteTx(WriteTx):
@@ -141,34 +151,29 @@ class SQLWriteTx(WriteTx):
         )
 
     def claim_ready(
-        self, limit: int, workflow_keys: Sequence[str], claimed_by: str, now: float
+        self, limit: int, workflow_keys: Sequence[WorkflowKey], claimed_by: str, now: float
     ) -> list[Claim]:
         if limit <= 0 or not workflow_keys:
             return []
-        c = self._c
-        rows = c.execute(
+        keys, key_params = _key_filter(workflow_keys)
+        rows = self._c.execute(
             "SELECT t.id, t.execution_id, t.task_id, w.workflow_name, w.workflow_version,"
             " t.deps_total, t.deps_failed, t.deps_skipped"
             " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
             " WHERE t.status = 'ready' AND (t.retry_at IS NULL OR t.retry_at <= ?)"
-            " AND w.status = 'running'"
-            f" AND w.workflow_name || ':' || w.workflow_version IN ({_marks(len(workflow_keys))})"
+            f" AND w.status = 'running' AND {keys}"
             " ORDER BY t.id LIMIT ?",
-            (now, *workflow_keys, limit),
+            (now, *key_params, limit),
         ).fetchall()
-        return self._claim_rows(rows, "ready", claimed_by, now)
+        return self._claim_rows([ReadyTask(*r) for r in rows], "ready", claimed_by, now)
 
-    def claim_pending(self, ready: Sequence[ReadyRow], claimed_by: str, now: float) -> list[Claim]:
+    def claim_pending(self, ready: Sequence[ReadyTask], claimed_by: str, now: float) -> list[Claim]:
         return self._claim_rows(ready, "pending", claimed_by, now)
 
     def _claim_rows(
-        self, rows: Sequence[Sequence[Any]], from_status: str, claimed_by: str, now: float
+        self, rows: Sequence[ReadyTask], from_status: str, claimed_by: str, now: float
     ) -> list[Claim]:
-        """Mark each row running with a fresh claim token, if it is still ``from_status``.
-
-        ``rows`` are ``(row id, execution id, task id, workflow name, workflow version,
-        deps_total, deps_failed, deps_skipped)``.
-        """
+        """Mark each row running with a fresh claim token, if it is still ``from_status``."""
         sql = (
             "UPDATE task_executions SET status='running', attempt=attempt+1,"
             " claim_token=?, claimed_by=?, started_at=?, retry_at=NULL,"
@@ -177,24 +182,24 @@ class SQLWriteTx(WriteTx):
             f" WHERE id=? AND status='{from_status}' RETURNING attempt, recovery_count"
         )
         claims: list[Claim] = []
-        for row_id, execution_id, task_id, name, version, d_total, d_failed, d_skipped in rows:
+        for r in rows:
             token = next(self._tokens)
-            got = self._c.execute(sql, (token, claimed_by, now, row_id)).fetchone()
+            got = self._c.execute(sql, (token, claimed_by, now, r.row_id)).fetchone()
             if got is not None:
                 claims.append(
                     Claim(
-                        row_id,
-                        execution_id,
-                        task_id,
+                        r.row_id,
+                        r.execution_id,
+                        r.task_id,
                         got[0],
                         got[1],
                         token,
-                        name,
-                        version,
+                        r.workflow_name,
+                        r.workflow_version,
                         now,
-                        d_total,
-                        d_failed,
-                        d_skipped,
+                        r.deps_total,
+                        r.deps_failed,
+                        r.deps_skipped,
                     )
                 )
         return claims
@@ -295,12 +300,15 @@ class SQLWriteTx(WriteTx):
         )
         return bool(cur.rowcount == 1)
 
-    def add_events(self, events: Sequence[EventTuple]) -> None:
+    def add_events(self, events: Sequence[NewEvent]) -> None:
         if events:
             self._c.executemany(
                 "INSERT INTO execution_events (execution_id, task_id, event, attempt, detail,"
                 " created_at) VALUES (?,?,?,?,?,?)",
-                events,
+                [
+                    (e.execution_id, e.task_id, e.event, e.attempt, e.detail, e.created_at)
+                    for e in events
+                ],
             )
 
     def hand_back(self, claims: Sequence[Claim]) -> list[Claim]:
@@ -559,16 +567,16 @@ class SQLStore(Store):
         )
         return [StaleClaim(*r) for r in rows]
 
-    def has_ready(self, now: float, workflow_keys: Sequence[str]) -> bool:
+    def has_ready(self, now: float, workflow_keys: Sequence[WorkflowKey]) -> bool:
         if not workflow_keys:
             return False
+        keys, key_params = _key_filter(workflow_keys)
         row = self._fetchone(
             "SELECT 1 FROM task_executions t JOIN workflow_executions w"
             " ON w.id = t.execution_id WHERE t.status='ready'"
-            " AND (t.retry_at IS NULL OR t.retry_at <= ?) AND w.status='running'"
-            f" AND w.workflow_name || ':' || w.workflow_version"
-            f" IN ({_marks(len(workflow_keys))}) LIMIT 1",
-            (now, *workflow_keys),
+            f" AND (t.retry_at IS NULL OR t.retry_at <= ?) AND w.status='running' AND {keys}"
+            " LIMIT 1",
+            (now, *key_params),
         )
         return row is not None
 
