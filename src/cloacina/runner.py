@@ -58,6 +58,9 @@ def _nothing() -> None:
     return None
 
 
+#: A cancelled run's error when its canceller gave no reason.
+CANCELLED = "cancelled by request"
+
 #: Longest runner id the store keeps (``workers.id``, ``task_executions.claimed_by``).
 RUNNER_ID_MAX = 64
 #: Longest host name the store keeps (``workers.host``).
@@ -417,11 +420,13 @@ class DefaultRunner:
         return self.registry.list_packages()
 
     # ---- control ---------------------------------------------------------------------------
-    def cancel(self, execution_id: str) -> None:
+    def cancel(self, execution_id: str, *, reason: str | None = None) -> None:
         """Cancel a run: unfinished tasks are skipped, running ``async`` tasks are cancelled and
-        the results of running ``def`` tasks are discarded. Raises
-        :class:`InvalidStateError` if the run had already ended (even if it ended a moment
-        ago, while this call waited for it)."""
+        the results of running ``def`` tasks are discarded. ``reason`` becomes the run's
+        error (default: "cancelled by request"), so that whoever reads the run later learns
+        why it stopped (a timeout, an interrupt). Raises :class:`InvalidStateError` if the
+        run had already ended (even if it ended a moment ago, while this call waited for
+        it)."""
         self._check_open()
         now = time.time()
         with self.store.write() as tx:
@@ -435,7 +440,7 @@ class DefaultRunner:
                 )
             running = tx.cancel_tasks(execution_id, "execution cancelled", now)
             if not tx.finish_run(
-                execution_id, "cancelled", now, final_json=None, error="cancelled by request"
+                execution_id, "cancelled", now, final_json=None, error=reason or CANCELLED
             ):  # cannot happen while the run is locked; never report a cancel that was not
                 raise InvalidStateError(
                     f"workflow execution {execution_id} could not be cancelled: it ended meanwhile"
@@ -447,7 +452,7 @@ class DefaultRunner:
                         None,
                         "execution_cancelled",
                         None,
-                        dumps_context({"running_tasks": running}),
+                        dumps_context({"running_tasks": running, "reason": reason or CANCELLED}),
                         now,
                     )
                 ]
@@ -520,8 +525,8 @@ class DefaultRunner:
     async def get_execution_async(self, execution_id: str) -> WorkflowResult:
         return await asyncio.to_thread(self.get_execution, execution_id)
 
-    async def cancel_async(self, execution_id: str) -> None:
-        await asyncio.to_thread(self.cancel, execution_id)
+    async def cancel_async(self, execution_id: str, *, reason: str | None = None) -> None:
+        await asyncio.to_thread(lambda: self.cancel(execution_id, reason=reason))
 
     async def pause_async(self, execution_id: str) -> None:
         await asyncio.to_thread(self.pause, execution_id)
