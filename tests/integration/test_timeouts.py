@@ -272,3 +272,34 @@ def test_timeout_is_retried_even_outside_retry_on(
     assert result.status == "completed"
     assert result.tasks["slow_first"].attempts == 2
     assert result.final_context == {"attempt": 2}
+
+
+def test_an_async_task_that_blocks_its_loop_fails_at_its_timeout(
+    runner: DefaultRunner, name: Callable[[str], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ``async def`` body that calls a blocking function holds the loop of async tasks, so
+    its own timeout cannot fire there: the engine fails it at its timeout (as a def task
+    would be), says it blocked the loop, and the other async tasks carry on."""
+    wf_name = name("blocks_loop")
+
+    @workflow(name=wf_name)
+    class BlocksLoop:
+        @task(timeout=1.0)
+        async def blocker(context: Context) -> None:
+            time.sleep(3)  # a blocking call in an async def: the mistake under test
+
+        @task(timeout=10.0)
+        async def bystander(context: Context) -> None:
+            await asyncio.sleep(0.3)
+            context.insert("bystander", True)
+
+    result = runner.execute(wf_name, timeout=30)
+    blocker = result.tasks["blocker"]
+    assert blocker.status == TaskStatus.FAILED
+    assert "timed out after 1s" in (blocker.error or "")
+    assert "blocked the event loop" in (blocker.error or "")
+    assert blocker.started_at is not None and blocker.finished_at is not None
+    took = (blocker.finished_at - blocker.started_at).total_seconds()
+    assert took < 2.5, f"a 1 s timeout took {took:.2f}s"
+    assert result.tasks["bystander"].status == TaskStatus.COMPLETED
+    assert any("blocked the event loop" in r.getMessage() for r in caplog.records)

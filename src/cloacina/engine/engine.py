@@ -51,6 +51,14 @@ log = logging.getLogger("cloacina.engine")
 EngineSettings = Settings
 
 
+#: How long past an async body's timeout the engine looks whether the body blocks its loop.
+ASYNC_TIMEOUT_SLACK = 0.25
+BLOCKED_LOOP = (
+    " (it blocked the event loop of async tasks: do not call blocking functions in an async"
+    " def task)"
+)
+
+
 @dataclass
 class _Running:
     job: Job
@@ -464,6 +472,12 @@ class Engine(Liveness):
                 self._on_task_loop(running, self.loader.run(job, job.origin))
             elif task.is_async:
                 self._on_task_loop(running, run_async(job))
+                if task.timeout is not None:
+                    # Its own timeout fires on the task loop, unless the body blocks that
+                    # loop (time.sleep in an async def): then this one does.
+                    running.timer = self._loop.call_later(
+                        task.timeout + ASYNC_TIMEOUT_SLACK, self._async_overdue, running, 0
+                    )
             else:
                 self._pool.submit(run_sync, job, functools.partial(self._deliver, running))
                 if task.timeout is not None:
@@ -518,6 +532,38 @@ class Engine(Liveness):
                 self._release(running)
             else:
                 self._record(running, outcome)
+
+    def _async_overdue(self, running: _Running, strikes: int) -> None:
+        """An async body is past its timeout and its outcome has not arrived."""
+        job = running.job
+        loop = self._task_loop
+        current = None if loop is None else asyncio.current_task(loop)
+        if current is not None and current is job.body_task:
+            # Past its timeout and still in one step: it blocks the loop (a blocking call in
+            # an async def), so its own timeout cannot fire. Fail it as a def task would be.
+            log.warning(
+                "task %s of execution %s blocked the event loop of async tasks past its "
+                "timeout (%gs); it is failed now. Do not call blocking functions (time.sleep, "
+                "blocking I/O) in an async def task: await instead, or make it a def task.",
+                job.task.id,
+                job.claim.execution_id,
+                job.task.timeout,
+            )
+            self._record(running, timeout_outcome(job, BLOCKED_LOOP))
+            if running.future is not None:
+                running.future.cancel()  # takes effect once the body lets go of the loop
+            return
+        if current is None:
+            strikes += 1  # the loop is free, yet the body did not end at its timeout
+        if strikes >= 4:
+            self._record(running, timeout_outcome(job, " (it did not stop when cancelled)"))
+            if running.future is not None:
+                running.future.cancel()
+            return
+        # Another body holds the loop (this one waits its turn), or it is ending: look again.
+        running.timer = self._loop.call_later(
+            ASYNC_TIMEOUT_SLACK, self._async_overdue, running, strikes
+        )
 
     def _sync_timed_out(self, running: _Running) -> None:
         job = running.job

@@ -46,6 +46,8 @@ class Job:
     info: TaskInfo
     body_started: float | None = None  # monotonic time the body began (for sync timeouts)
     origin: Any = None  # a PackageRef when the task runs in a package's processes
+    #: The asyncio task running an ``async def`` body (to tell whether it blocks its loop).
+    body_task: Any = None
 
 
 def build_context(inputs: list[str]) -> Context:
@@ -132,14 +134,14 @@ async def run_async(job: Job) -> Outcome:
         if skipped is not None:
             return skipped
         set_current(job.info)  # this coroutine runs in its own copy of the context
-        coro = job.task.func(ctx)
+        body = job.body_task = asyncio.ensure_future(job.task.func(ctx))
         if job.task.timeout is not None:
             try:
-                result = await asyncio.wait_for(coro, job.task.timeout)
+                result = await asyncio.wait_for(body, job.task.timeout)
             except TimeoutError:
                 return timeout_outcome(job)
         else:
-            result = await coro
+            result = await body
         return _finish(job, ctx, result)
     except asyncio.CancelledError as exc:
         current = asyncio.current_task()
@@ -158,9 +160,10 @@ def machinery_failure(job: Job, exc: BaseException) -> Outcome:
     return _failure(job, exc, f"task {job.task.id!r} could not run: {type(exc).__name__}: {detail}")
 
 
-def timeout_outcome(job: Job) -> Outcome:
+def timeout_outcome(job: Job, why: str = "") -> Outcome:
     err = TaskTimeoutError(
         f"task {job.task.id!r} timed out after {job.task.timeout:g}s (attempt {job.claim.attempt})"
+        + why
     )
     return Outcome(
         job.claim, FAILED, error=str(err), exc=err, finished_at=time.time(), traceback=None
