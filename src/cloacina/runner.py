@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -371,9 +371,17 @@ class DefaultRunner:
         return build_result(row, self.store.get_tasks(execution_id))
 
     def list_executions(
-        self, *, limit: int = 50, status: str | None = None, workflow_name: str | None = None
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        workflow_name: str | None = None,
+        since: float | datetime | None = None,
     ) -> list[WorkflowResult]:
-        """Recent runs, newest first (without per-task detail)."""
+        """Recent runs, newest first (without per-task detail); ``since`` (epoch seconds or
+        a datetime) keeps those created at or after it."""
+        if isinstance(since, datetime):
+            since = since.timestamp()
         return [
             WorkflowResult(
                 execution_id=row.id,
@@ -387,7 +395,7 @@ class DefaultRunner:
                 tenant=row.tenant,
             )
             for row in self.store.list_executions(
-                limit=limit, status=status, workflow_name=workflow_name
+                limit=limit, status=status, workflow_name=workflow_name, since=since
             )
         ]
 

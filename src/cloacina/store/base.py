@@ -298,7 +298,10 @@ class ExecutionQueries(abc.ABC):
         limit: int = 50,
         status: str | None = None,
         workflow_name: str | None = None,
-    ) -> list[ExecutionRow]: ...
+        since: float | None = None,
+    ) -> list[ExecutionRow]:
+        """Runs newest first (by creation), at most ``limit``; only those with ``status``,
+        of ``workflow_name``, created at or after ``since`` (epoch seconds) when given."""
 
     @abc.abstractmethod
     def find_executions(self, id_prefix: str, limit: int = 10) -> list[ExecutionRow]:

@@ -611,6 +611,7 @@ class MemoryRunStore(RunStore, ExecutionQueries):
         limit: int = 50,
         status: str | None = None,
         workflow_name: str | None = None,
+        since: float | None = None,
     ) -> list[ExecutionRow]:
         with self._lock:
             runs = [
@@ -618,6 +619,7 @@ class MemoryRunStore(RunStore, ExecutionQueries):
                 for r in self._state.runs.values()
                 if (status is None or r.status == status)
                 and (workflow_name is None or r.workflow_name == workflow_name)
+                and (since is None or r.created_at >= since)
             ]
             runs.sort(key=lambda r: r.created_at, reverse=True)
             return [_execution_row(r) for r in runs[:limit]]

@@ -625,14 +625,19 @@ class SQLStore(Store):
         limit: int = 50,
         status: str | None = None,
         workflow_name: str | None = None,
+        since: float | None = None,
     ) -> list[ExecutionRow]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | float] = []
         if status:
             where.append("status=?")
             params.append(status)
         if workflow_name:
             where.append("workflow_name=?")
             params.append(workflow_name)
+        if since is not None:
+            where.append("created_at>=?")
+            params.append(since)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._fetchall(
             f"SELECT {_EXEC_COLS} FROM workflow_executions{clause}"
