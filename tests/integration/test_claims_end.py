@@ -227,3 +227,47 @@ def test_run_cache_keeps_outputs_only_once_their_transaction_commits() -> None:
     cache.commit_staged()
     cache.discard_staged()
     assert cache.get("run", "a") == '{"x": 2}'
+
+
+def test_a_run_of_a_version_no_worker_has_is_named_once_and_can_be_cancelled(
+    sqlite_url: str, name: Callable[[str], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The code of a workflow changed while one of its runs was in flight: the worker knows
+    the workflow by name but not that run's version. It says so, once, naming the run and
+    the version, and the run can be cancelled."""
+    from cloacina.store.records import NewEvent, NewTask
+
+    @workflow(name=name("edited"))
+    class edited:
+        @task()
+        def body(context: Context) -> None: ...
+
+    wf = workflow_of(edited)
+    store = open_store(sqlite_url)
+    try:
+        with store.write() as tx:
+            tx.create_execution(
+                "stranded-run",
+                tenant="public",
+                package="embedded",
+                workflow_name=wf.name,
+                workflow_version="0ld0ld0ld0ld0ld",
+                input_json="{}",
+                tasks=[NewTask("body", 0, (), 1)],
+                now=time.time(),
+            )
+            tx.add_events([NewEvent("stranded-run", None, "execution_started", None, None, 0)])
+    finally:
+        store.close()
+    caplog.set_level("WARNING", logger="cloacina.engine")
+    with DefaultRunner(sqlite_url, **FAST) as runner:
+        _wait_for(
+            lambda: any("stranded-run" in r.getMessage() for r in caplog.records),
+            "the warning about the stranded run",
+        )
+        time.sleep(2.5)  # more checks: still one warning
+        warnings = [r.getMessage() for r in caplog.records if "stranded-run" in r.getMessage()]
+        assert len(warnings) == 1, warnings
+        assert "0ld0ld0ld0ld" in warnings[0] and "cancel" in warnings[0]
+        runner.cancel("stranded-run")
+        assert runner.get_execution("stranded-run").status == "cancelled"

@@ -137,6 +137,10 @@ class Engine(Liveness):
         self._orphans: list[Claim] = []  # claims of failed cycles, perhaps committed anyway
         self._maybe_ready = True  # whether a search for ready tasks may find something
         self._keys_generation = -1
+        # Runs that wait on a version of a known workflow whose code this worker lacks.
+        self._next_code_check = 0.0
+        self._waiting_for_code: set[str] = set()
+        self._warned_for_code: set[str] = set()
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:

@@ -68,6 +68,9 @@ class Liveness:
     _store_failures: int
     _one_at_a_time: bool
     _refusals: dict[str, int]
+    _next_code_check: float
+    _waiting_for_code: set[str]
+    _warned_for_code: set[str]
     _orphans: list[Claim]
     _request_cycle: Callable[..., None]
     _notify_finished: Callable[[list[tuple[str, str]]], None]
@@ -121,7 +124,43 @@ class Liveness:
             self._recover_stale()
         except Exception as exc:
             log.warning("stale-claim recovery failed: %s", exc)
+        now = time.monotonic()
+        if now >= self._next_code_check:
+            self._next_code_check = now + self._code_check_interval()
+            try:
+                self._watch_for_missing_code()
+            except Exception as exc:
+                log.warning("looking for runs of unknown versions failed: %s", exc)
         self._loop.call_later(self._recovery_interval(), self._recovery_tick)
+
+    def _code_check_interval(self) -> float:
+        return max(1.0, min(10.0, 20 * self.settings.poll_interval))
+
+    def _watch_for_missing_code(self) -> None:
+        """Say (once per run) when a run of a workflow this worker knows by name waits on a
+        version of it whose code no worker here holds: after an edit of the code, say, the
+        run would otherwise wait forever without a word."""
+        known = self.catalog.all_versions()
+        waiting = self.store.runs_waiting_for_code(
+            sorted({wf.name for wf in known}), [(wf.name, wf.version) for wf in known]
+        )
+        seen = {eid for eid, _name, _version in waiting}
+        for eid, name, version in waiting:
+            # Seen at two checks in a row: not a version another worker is about to pick up.
+            if eid in self._waiting_for_code and eid not in self._warned_for_code:
+                self._warned_for_code.add(eid)
+                log.warning(
+                    "execution %s of workflow %r waits for version %s, whose code this worker "
+                    "does not have (it knows versions %s); run a worker with that code, or "
+                    "cancel the run with `cloacina executions cancel %s`",
+                    eid,
+                    name,
+                    version[:12],
+                    ", ".join(sorted(wf.version[:12] for wf in known if wf.name == name)),
+                    eid,
+                )
+        self._waiting_for_code = seen
+        self._warned_for_code &= seen  # runs that ended (or got their code) are forgotten
 
     def _on_store_error(self, exc: BaseException, outcomes: list[Outcome]) -> None:
         """Keep the outcomes and try again after a back-off: the database may come back.

@@ -254,6 +254,14 @@ class RunStore(abc.ABC):
         """Whether a task of one of ``workflow_keys`` (``(name, version)``) is ready to be
         claimed now (a read, no lock)."""
 
+    @abc.abstractmethod
+    def runs_waiting_for_code(
+        self, names: Sequence[str], known: Sequence[WorkflowKey], limit: int = 20
+    ) -> list[tuple[str, str, str]]:
+        """``(execution id, workflow name, version)`` of running runs with ready tasks of a
+        workflow named in ``names`` at a version not in ``known``: work this worker
+        knows by name but holds no code for."""
+
     def listen(
         self,
         on_ready: Callable[[], object],

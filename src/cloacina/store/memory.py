@@ -544,6 +544,21 @@ class MemoryRunStore(RunStore, ExecutionQueries):
                     )
             return out[:limit]
 
+    def runs_waiting_for_code(
+        self, names: Sequence[str], known: Sequence[WorkflowKey], limit: int = 20
+    ) -> list[tuple[str, str, str]]:
+        with self._lock:
+            s = self._state
+            found = {
+                (r.id, r.workflow_name, r.workflow_version)
+                for t in s.tasks.values()
+                if t.status == "ready"
+                and (r := s.runs[t.execution_id]).status == "running"
+                and r.workflow_name in names
+                and (r.workflow_name, r.workflow_version) not in set(known)
+            }
+            return sorted(found)[:limit]
+
     def has_ready(self, now: float, workflow_keys: Sequence[WorkflowKey]) -> bool:
         with self._lock:
             keys = set(workflow_keys)

@@ -567,6 +567,22 @@ class SQLStore(Store):
         )
         return [StaleClaim(*r) for r in rows]
 
+    def runs_waiting_for_code(
+        self, names: Sequence[str], known: Sequence[WorkflowKey], limit: int = 20
+    ) -> list[tuple[str, str, str]]:
+        if not names:
+            return []
+        keys, key_params = _key_filter(known) if known else ("1 = 0", [])
+        rows = self._fetchall(
+            "SELECT DISTINCT w.id, w.workflow_name, w.workflow_version"
+            " FROM workflow_executions w JOIN task_executions t ON t.execution_id = w.id"
+            f" WHERE w.status = 'running' AND t.status = 'ready'"
+            f" AND w.workflow_name IN ({_marks(len(names))}) AND NOT ({keys})"
+            " ORDER BY w.id LIMIT ?",
+            (*names, *key_params, limit),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def has_ready(self, now: float, workflow_keys: Sequence[WorkflowKey]) -> bool:
         if not workflow_keys:
             return False
