@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -167,6 +168,19 @@ package_workflows = Table(
     Column("workflow_name", String(255), nullable=False),
     Column("workflow_version", String(64), nullable=False),
     Index("ix_package_workflows_name", "workflow_name"),
+)
+
+#: The promoted default version of a package (none, or version NULL: the highest is the
+#: default). ``serial`` grows on every change, so runners notice a promotion cheaply.
+package_defaults = Table(
+    "package_defaults",
+    metadata,
+    Column("tenant", String(64), nullable=False, server_default="public"),
+    Column("package", String(128), nullable=False),
+    Column("version", String(64), nullable=True),
+    Column("promoted_at", Float, nullable=True),
+    Column("serial", Integer, nullable=False),
+    PrimaryKeyConstraint("tenant", "package", name="pk_package_defaults"),
 )
 
 workers = Table(
