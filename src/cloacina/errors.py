@@ -1,6 +1,10 @@
 """The exceptions Cloacina raises. Every one derives from :class:`CloacinaError`.
 
-Messages name the thing that was wrong and say what to do about it.
+Messages name the thing that was wrong and say what to do about it. Three families tell a
+caller (the HTTP layer, say) what kind of failure it is without reading the message:
+:class:`NotFoundError` (a named thing does not exist: 404), :class:`ConflictError` (the
+request does not fit the current state: 409) and :class:`UnavailableError` (a service, the
+database, cannot be reached right now: retry later, 503).
 """
 
 from __future__ import annotations
@@ -33,6 +37,19 @@ class UnknownDependencyError(WorkflowDefinitionError):
 
 class DuplicateTaskError(WorkflowDefinitionError):
     """Two tasks of one workflow share an id."""
+
+
+class NotFoundError(CloacinaError, LookupError):
+    """A named thing (workflow, execution, package, tenant, ...) does not exist."""
+
+
+class ConflictError(CloacinaError):
+    """The request does not fit the current state of what it acts on."""
+
+
+class UnavailableError(CloacinaError):
+    """Something the request needs (the database) cannot be reached right now; the same
+    request may succeed later."""
 
 
 class ContextError(CloacinaError):
@@ -100,11 +117,11 @@ class TaskTimeoutError(TaskError):
     """A task ran longer than its ``timeout``. Counts as a retryable failure."""
 
 
-class WorkflowNotFoundError(CloacinaError, LookupError):
+class WorkflowNotFoundError(NotFoundError):
     """No workflow of that name is known to the runner."""
 
 
-class ExecutionNotFoundError(CloacinaError, LookupError):
+class ExecutionNotFoundError(NotFoundError):
     """No workflow execution has that id."""
 
 
@@ -112,12 +129,25 @@ class ExecutionTimeoutError(CloacinaError, TimeoutError):
     """Waiting for a workflow execution took longer than the caller allowed."""
 
 
-class InvalidStateError(CloacinaError):
+class InvalidStateError(ConflictError):
     """An operation does not apply to an execution in its current state."""
 
 
 class StoreError(CloacinaError):
     """The database could not be opened, migrated or used."""
+
+
+class StoreUnavailableError(StoreError, UnavailableError):
+    """The database cannot be reached or used right now (connection lost or refused, server
+    restarting, a lock held too long, no free pooled connection); retrying may succeed."""
+
+
+class InvalidTenantNameError(StoreError, ValueError):
+    """A tenant name that no backend accepts (it names a schema or a file)."""
+
+
+class TenantNotFoundError(StoreError, NotFoundError):
+    """No tenant of that name exists in the database."""
 
 
 class SchemaError(StoreError):
@@ -156,5 +186,5 @@ class SignatureError(PackageError):
     """A package signature is missing, does not verify, or comes from an untrusted key."""
 
 
-class PackageNotFoundError(PackageError, LookupError):
+class PackageNotFoundError(PackageError, NotFoundError):
     """No registered package has that name and version."""

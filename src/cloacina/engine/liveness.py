@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from cloacina.engine.executor import FAILED, Outcome
 from cloacina.engine.scheduler import Effects, Scheduler
-from cloacina.errors import StoreError, TaskError
+from cloacina.errors import TaskError, UnavailableError
 from cloacina.model.workflow import WorkflowCatalog
 from cloacina.store.base import Store
 from cloacina.store.records import Claim, NewEvent
@@ -45,8 +47,14 @@ def storable_text(text: str | None) -> str | None:
 
 def _is_outage(exc: BaseException) -> bool:
     """Whether the database is unreachable or busy (retry as is), rather than refusing data.
-    Our stores wrap lost connections in StoreError; drivers name the rest OperationalError."""
-    return isinstance(exc, StoreError) or type(exc).__name__ == "OperationalError"
+    The stores raise :class:`UnavailableError` for that; a driver's OperationalError that
+    reached us unwrapped means the same."""
+    if isinstance(exc, UnavailableError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return True
+    psycopg = sys.modules.get("psycopg")  # only loaded where PostgreSQL is used
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
 
 
 class Liveness:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from cloacina.errors import StoreError
+from cloacina.errors import InvalidTenantNameError, StoreError
 from cloacina.settings import DEFAULTS
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def check_tenant_name(name: str) -> str:
         or not _TENANT.match(name)
         or name.startswith(("pg_", "information_schema"))
     ):
-        raise StoreError(
+        raise InvalidTenantNameError(
             f"invalid tenant name {name!r}: use 1-63 lower-case letters, digits and '_', "
             "starting with a letter or '_' (and not pg_* or information_schema)"
         )

@@ -31,7 +31,12 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import NullPool
 
-from cloacina.errors import ReadOnlyDatabaseError, SchemaError, StoreError
+from cloacina.errors import (
+    ReadOnlyDatabaseError,
+    SchemaError,
+    StoreError,
+    StoreUnavailableError,
+)
 from cloacina.store import check_tenant_name, migrate
 from cloacina.store.base import WriteTx
 from cloacina.store.postgres_tx import PostgresWriteTx, TxConnection, pg_sql
@@ -183,7 +188,7 @@ class PostgresStore(SQLStore):
     # ---- connections -------------------------------------------------------------------------
     def _error(self, doing: str, exc: BaseException) -> StoreError:
         detail = str(getattr(exc, "orig", None) or exc).strip()
-        return StoreError(
+        return StoreUnavailableError(
             f"cannot {doing} the PostgreSQL database at {self._where}: {detail}. Is the server "
             "running, and are the URL and credentials right?"
         )
@@ -255,7 +260,7 @@ class PostgresStore(SQLStore):
         except DBAPIError as exc:
             raise self._error("connect to", exc) from exc
         except PoolTimeoutError as exc:
-            raise StoreError(
+            raise StoreUnavailableError(
                 f"no free connection to the PostgreSQL database at {self._where}: every pooled "
                 f"connection stayed busy for {self._pool_timeout:g}s; raise pool_size / "
                 "max_overflow (cloacina worker --pool-size / --max-overflow) or pool_timeout"

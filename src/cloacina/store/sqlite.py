@@ -23,7 +23,12 @@ import sqlalchemy.exc
 from sqlalchemy import create_engine, event
 from sqlalchemy.pool import NullPool
 
-from cloacina.errors import ReadOnlyDatabaseError, SchemaError, StoreError
+from cloacina.errors import (
+    ReadOnlyDatabaseError,
+    SchemaError,
+    StoreError,
+    StoreUnavailableError,
+)
 from cloacina.store import check_tenant_name, migrate
 from cloacina.store.base import WriteTx
 from cloacina.store.sql import SQLStore, SQLWriteTx
@@ -265,16 +270,31 @@ class SQLiteStore(SQLStore):
             conn = self._write_conn
             if conn is None:  # the last write left its connection unusable
                 conn = self._write_conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # locked past busy_timeout, I/O error
+                raise self._unavailable(exc) from exc
             try:
                 yield SQLWriteTx(conn, self._tokens)
                 conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 # A COMMIT can fail too (a deferred constraint, a full disk, an I/O error)
                 # and leave the transaction open, like a failed body: every later write would
                 # fail ("cannot start a transaction within a transaction").
                 self._end_failed_write(conn)
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self._unavailable(exc) from exc
                 raise
+
+    def _unavailable(self, exc: sqlite3.OperationalError) -> StoreUnavailableError:
+        """The database is there but cannot be used right now (another process holds its
+        lock past ``busy_timeout``, a disk or I/O error): a caller may retry. Data the
+        database refuses (a constraint) stays an IntegrityError: retrying would not help."""
+        return StoreUnavailableError(
+            f"cannot write to the SQLite database {self.path!r} right now: {exc} "
+            "(another process may hold its lock for longer than busy_timeout, or the disk "
+            "failed)"
+        )
 
     def _end_failed_write(self, conn: sqlite3.Connection) -> None:
         """Roll back what a failed write left open, never hiding the error that failed it: a
