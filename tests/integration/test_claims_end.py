@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,11 @@ pytestmark = pytest.mark.timeout(90)
 RunnerFactory = Callable[..., DefaultRunner]
 
 #: Short timers (as the integration fixtures use) for the tests pinned to SQLite.
-FAST = {"poll_interval": 0.05, "heartbeat_interval": 0.1, "stale_claim_threshold": 0.5}
+FAST: dict[str, Any] = {
+    "poll_interval": 0.05,
+    "heartbeat_interval": 0.1,
+    "stale_claim_threshold": 0.5,
+}
 
 
 def _wait_for(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
