@@ -5,15 +5,19 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import io
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from types import FrameType, ModuleType
+from typing import Any, TextIO
 
 import click
 
@@ -21,7 +25,7 @@ from cloacina.cli.consoles import err_console, out_console
 from cloacina.cli.databases import require_tenant, sqlite_file
 from cloacina.cli.errors import CliError, CliInterrupted, exit_code_for, print_error
 from cloacina.cli.follow import EventPrinter, follow
-from cloacina.cli.json_output import echo_json, result_json
+from cloacina.cli.json_output import dump_json, result_json
 from cloacina.cli.options import (
     db_option,
     resolve_db,
@@ -39,7 +43,7 @@ from cloacina.errors import (
 )
 from cloacina.model.context import parse_context_json
 from cloacina.model.status import WorkflowResult
-from cloacina.model.workflow import catalog
+from cloacina.model.workflow import Workflow, catalog
 from cloacina.runner import DefaultRunner
 
 
@@ -193,7 +197,12 @@ def check_workflow(name: str, modules: Sequence[str], registered: Sequence[str] 
     metavar="SECONDS",
     help="Cancel the run if it has not finished after SECONDS.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as JSON on stdout (what tasks print goes to stderr).",
+)
 @settings_options
 @click.pass_context
 def run_command(
@@ -209,9 +218,11 @@ def run_command(
 ) -> None:
     """Run WORKFLOW to the end and show its tasks and final context.
 
-    Exit code 0 when the run completed, 1 when it failed (or was cancelled or timed out),
-    2 for usage errors. The settings options are those of `cloacina worker`; each may also
-    come from its CLOACINA_* variable (`cloacina config show` lists them).
+    Exit code 0 when the run completed, 1 when it failed (or was cancelled or timed out:
+    the run is cancelled, its error says so), 2 for usage errors, 130 when interrupted by
+    Ctrl-C or SIGTERM (the run is cancelled). The settings options are those of
+    `cloacina worker`; each may also come from its CLOACINA_* variable (`cloacina config
+    show` lists them).
     """
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
@@ -232,54 +243,147 @@ def run_command(
         raise
     max_attempts = {tid: t.retry.max_attempts for tid, t in wf.tasks.items()}
 
-    err = err_console()
-    live = not as_json and err.is_terminal
-    problem: str | None = None
-    clean = True
-    try:
-        execution_id = runner.schedule_workflow(wf, input_context)
-        if live:
-            err.print(
-                f"[bold]Running[/] {wf.name} ({len(wf.tasks)} tasks), execution {execution_id}"
-            )
+    # With --json, stdout holds the JSON document only: what tasks print goes to stderr.
+    with task_output_to_stderr(as_json) as stdout:
+        clean = False
         try:
-            if live:
-                result = follow(
-                    runner, execution_id, EventPrinter(err, time.time()), timeout=timeout
-                )
-            else:
-                result = runner.wait(execution_id, timeout)
-        except ExecutionTimeoutError:
-            clean = False
-            result = _cancel(runner, execution_id)
-            problem = (
-                f"workflow execution {execution_id} did not finish within {timeout:g}s; "
-                "it was cancelled"
-            )
-        except KeyboardInterrupt:
-            clean = False
-            _cancel(runner, execution_id)
-            raise CliInterrupted(
-                f"interrupted: workflow execution {execution_id} was cancelled"
-            ) from None
-    finally:
-        runner.shutdown(wait=clean)
-
-    if as_json:
-        echo_json(result_json(result, max_attempts))
-    else:
+            result, problem = _run_to_end(runner, wf, input_context, timeout, live=not as_json)
+            clean = problem is None
+        finally:
+            runner.shutdown(wait=clean)
+        if as_json:
+            stdout.write(dump_json(result_json(result, max_attempts)) + "\n")
+            stdout.flush()
+    if not as_json:
         show_result(result, max_attempts)
     if problem:
         print_error(problem)
     ctx.exit(exit_code_for(result.status))
 
 
-def _cancel(runner: DefaultRunner, execution_id: str) -> WorkflowResult:
+def _run_to_end(
+    runner: DefaultRunner,
+    wf: Workflow,
+    input_context: dict[str, Any],
+    timeout: float | None,
+    *,
+    live: bool,
+) -> tuple[WorkflowResult, str | None]:
+    """Start a run of ``wf`` and wait for its end (printing its events on a terminal when
+    ``live``): its result, and what went wrong (a timeout: the run was cancelled, with the
+    timeout as its error). Ctrl-C and SIGTERM cancel the run and raise CliInterrupted."""
+    err = err_console()
+    live = live and err.is_terminal
+    execution_id: str | None = None
+    with sigterm_interrupts():  # the cancel below too: a second SIGTERM is ignored
+        try:
+            execution_id = runner.schedule_workflow(wf, input_context)
+            if live:
+                err.print(
+                    f"[bold]Running[/] {wf.name} ({len(wf.tasks)} tasks), execution {execution_id}"
+                )
+            try:
+                if live:
+                    printer = EventPrinter(err, time.time())
+                    return follow(runner, execution_id, printer, timeout=timeout), None
+                return runner.wait(execution_id, timeout), None
+            except ExecutionTimeoutError:
+                reason = f"timed out: did not finish within {timeout:g}s (cloacina run --timeout)"
+                problem = (
+                    f"workflow execution {execution_id} did not finish within {timeout:g}s; "
+                    "it was cancelled"
+                )
+                return _cancel(runner, execution_id, reason), problem
+        except (KeyboardInterrupt, Terminated) as exc:
+            # Ctrl-C and SIGTERM (a service manager, a container stop, kill) alike: the run is
+            # cancelled, not left 'running' with nobody to finish it.
+            what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            if execution_id is None:
+                raise CliInterrupted(
+                    f"{what} while the run was being started; if it was created, "
+                    "`cloacina executions list --status running` shows it"
+                ) from None
+            _cancel(runner, execution_id, f"cloacina run was {what}")
+            raise CliInterrupted(
+                f"{what}: workflow execution {execution_id} was cancelled"
+            ) from None
+
+
+def _cancel(runner: DefaultRunner, execution_id: str, reason: str) -> WorkflowResult:
     try:
-        runner.cancel(execution_id)
+        runner.cancel(execution_id, reason=reason)
     except InvalidStateError:  # it ended meanwhile
         pass
     return runner.get_execution(execution_id)
+
+
+# ---- signals and task output -----------------------------------------------------------------
+class Terminated(BaseException):
+    """SIGTERM arrived while ``cloacina run`` waited for its run (a BaseException, like
+    KeyboardInterrupt, so that no ``except Exception`` on the way swallows it)."""
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread, once (a
+    second SIGTERM while the run is being cancelled is ignored, so the cancel completes).
+    Outside the main thread (where no handler can be set) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def task_output_to_stderr(enabled: bool) -> Iterator[TextIO]:
+    """Within the block, what is written to stdout goes to stderr, and the stream yielded
+    writes to the real stdout (with ``enabled`` false: nothing changes, it is stdout).
+
+    Tasks run on worker threads and in child processes, so ``sys.stdout`` alone is not
+    enough: file descriptor 1 is pointed at stderr too (a ``print`` in a thread, a
+    subprocess inheriting fd 1, a C extension writing to it), and restored afterwards.
+    """
+    if not enabled:
+        yield sys.stdout
+        return
+    original = sys.stdout
+    original.flush()
+    saved_fd: int | None = None
+    try:
+        if original.fileno() == 1 and sys.stderr.fileno() == 2:
+            saved_fd = os.dup(1)
+            os.dup2(2, 1)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        saved_fd = None  # no real stdout (an in-process test runner): sys.stdout only
+    real: TextIO = (
+        open(  # noqa: SIM115 -- closed below, after the block
+            saved_fd, "w", encoding=original.encoding, errors=original.errors, closefd=False
+        )
+        if saved_fd is not None
+        else original
+    )
+    sys.stdout = sys.stderr
+    try:
+        yield real
+    finally:
+        sys.stdout = original
+        original.flush()  # anything buffered before the swap: still to stderr (fd 1 is)
+        if saved_fd is not None:
+            real.close()
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
 
 
 def show_result(result: WorkflowResult, max_attempts: dict[str, int]) -> None:
