@@ -3,9 +3,9 @@ judged by it, so that workers on machines whose clocks differ agree on who is al
 
 from __future__ import annotations
 
+from cloacina.store.dialect import dialect_named
+
 
 def db_now_sql(dialect: str) -> str:
     """An SQL expression for the database's current time in seconds since the epoch."""
-    if dialect == "postgresql":
-        return "EXTRACT(EPOCH FROM clock_timestamp())::float8"
-    return "((julianday('now') - 2440587.5) * 86400.0)"  # SQLite: a Julian day, in seconds
+    return dialect_named(dialect).now

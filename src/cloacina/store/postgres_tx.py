@@ -14,11 +14,10 @@ on, so the hot path keeps both few:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from cloacina.store.clock import db_now_sql
+from cloacina.store.dialect import POSTGRESQL
 from cloacina.store.records import (
     Claim,
     Completion,
@@ -33,12 +32,8 @@ from cloacina.store.records import (
 )
 from cloacina.store.sql import SQLWriteTx
 
-
-@functools.lru_cache(maxsize=1024)
-def pg_sql(sql: str) -> str:
-    """qmark SQL (``?``) as psycopg's ``%s``. Our statements hold no literal ``?`` or ``%``;
-    PostgreSQL-only ones pass arrays as ``%b``: binary, which skips quoting each element."""
-    return sql.replace("?", "%s")
+#: qmark SQL as psycopg takes it (see store/dialect.py).
+pg_sql = POSTGRESQL.sql
 
 
 class TxConnection:
@@ -170,7 +165,7 @@ _CREATE_EXECUTION = (
 _CLAIM_PENDING = (
     "UPDATE task_executions SET status='running', attempt=attempt+1,"
     " claim_token=? || '-' || id::text, claimed_by=?,"
-    f" heartbeat_at={db_now_sql('postgresql')}, started_at=?, retry_at=NULL"
+    f" heartbeat_at={POSTGRESQL.now}, started_at=?, retry_at=NULL"
     " WHERE id = ANY(%b::int[]) AND status='pending'"
     " RETURNING id, attempt, recovery_count, claim_token"
 )
@@ -195,8 +190,7 @@ class PostgresWriteTx(SQLWriteTx):
     __slots__ = ("_channel", "_done_channel", "_notified")
 
     _c: TxConnection
-    dialect = "postgresql"
-    lock_rows = " FOR NO KEY UPDATE"  # as _LOCK_RUNS takes them
+    dialect = POSTGRESQL
 
     def __init__(
         self, conn: TxConnection, tokens: Iterator[str], channel: str, done_channel: str
@@ -424,7 +418,7 @@ class PostgresWriteTx(SQLWriteTx):
         sql = (
             "UPDATE task_executions AS t SET status='running', attempt=t.attempt+1,"
             " claim_token=? || '-' || t.id::text, claimed_by=?,"
-            f" heartbeat_at={db_now_sql('postgresql')}, started_at=?, retry_at=NULL"
+            f" heartbeat_at={POSTGRESQL.now}, started_at=?, retry_at=NULL"
             " FROM workflow_executions w"
             " WHERE w.id = t.execution_id AND t.id IN ("
             "  SELECT t2.id FROM task_executions t2"

@@ -15,7 +15,7 @@ from typing import Any
 
 from cloacina.errors import StoreError
 from cloacina.store.base import Store, WriteTx
-from cloacina.store.clock import db_now_sql
+from cloacina.store.dialect import SQLITE, Dialect, dialect_named
 from cloacina.store.records import (
     AttemptRow,
     Claim,
@@ -88,11 +88,8 @@ class SQLWriteTx(WriteTx):
 
     __slots__ = ("_c", "_tokens")
 
-    #: The SQL dialect, for the few expressions that differ (the database's clock).
-    dialect = "sqlite"
-    #: How a SELECT locks the rows it reads until the commit ("": SQLite's write
-    #: transaction already holds the whole database).
-    lock_rows = ""
+    #: What differs between backends (the clock, row locks): see store/dialect.py.
+    dialect: Dialect = SQLITE
 
     def __init__(self, conn: Any, tokens: Iterator[str]) -> None:
         self._c = conn
@@ -178,7 +175,7 @@ class SQLWriteTx(WriteTx):
             "UPDATE task_executions SET status='running', attempt=attempt+1,"
             " claim_token=?, claimed_by=?, started_at=?, retry_at=NULL,"
             # The database's clock, as for the workers' heartbeats (see find_stale).
-            f" heartbeat_at={db_now_sql(self.dialect)}"
+            f" heartbeat_at={self.dialect.now}"
             f" WHERE id=? AND status='{from_status}' RETURNING attempt, recovery_count"
         )
         claims: list[Claim] = []
@@ -331,7 +328,7 @@ class SQLWriteTx(WriteTx):
         return (
             "COALESCE((SELECT k.last_heartbeat FROM workers k"
             " WHERE k.id = task_executions.claimed_by), task_executions.heartbeat_at)"
-            f" < {db_now_sql(self.dialect)} - ?"
+            f" < {self.dialect.now} - ?"
         )
 
     def requeue_stale(self, stale: StaleClaim, max_age: float) -> bool:
@@ -488,7 +485,7 @@ class SQLWriteTx(WriteTx):
 
     def lock_run_status(self, execution_id: str) -> str | None:
         row = self._c.execute(
-            f"SELECT status FROM workflow_executions WHERE id=?{self.lock_rows}",
+            f"SELECT status FROM workflow_executions WHERE id=?{self.dialect.lock_rows}",
             (execution_id,),
         ).fetchone()
         return None if row is None else str(row[0])
@@ -555,7 +552,7 @@ class SQLStore(Store):
 
     def find_stale(self, max_age: float, limit: int = 100) -> list[StaleClaim]:
         # The age is judged by the database's clock, as the heartbeats are stamped with it.
-        now = db_now_sql(self.engine.dialect.name)
+        now = dialect_named(self.engine.dialect.name).now
         rows = self._fetchall(
             "SELECT t.id, t.execution_id, t.task_id, t.recovery_count, t.attempt,"
             " w.workflow_name, w.workflow_version, t.claim_token"
