@@ -8,11 +8,45 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cloacina.store.records import PackageRow
-from cloacina.store.tables import package_workflows, workflow_executions, workflow_packages
+from cloacina.store.tables import (
+    package_defaults,
+    package_workflows,
+    workflow_executions,
+    workflow_packages,
+)
+
+#: What :meth:`PackageQueries.packages_state` returns: how many packages, the newest
+#: registration time, and the largest ``package_defaults.serial`` (a promotion changed).
+PackagesState = tuple[int, float, int]
+
+#: :meth:`PackageQueries.packages_state` as one statement with ``?`` placeholders (the tenant,
+#: three times), for a store that runs it on a fast path of its own (PostgreSQL, every poll).
+PACKAGES_STATE_SQL = (
+    "SELECT (SELECT count(id) FROM workflow_packages WHERE tenant = ?),"
+    " (SELECT max(created_at) FROM workflow_packages WHERE tenant = ?),"
+    " (SELECT max(serial) FROM package_defaults WHERE tenant = ?)"
+)
+
+
+def packages_state_of(row: Sequence[Any]) -> PackagesState:
+    """The :data:`PackagesState` of a row of :data:`PACKAGES_STATE_SQL` (NULLs as zeros)."""
+    count, newest, serial = row
+    return int(count or 0), float(newest or 0.0), int(serial or 0)
+
+
+def _next_serial(tenant: str) -> Any:
+    """A subquery one above the tenant's largest serial: every write moves the maximum up, and
+    as rows are never deleted it never comes down, so a changed maximum means a change."""
+    return (
+        select(func.coalesce(func.max(package_defaults.c.serial), 0) + 1)
+        .where(package_defaults.c.tenant == tenant)
+        .scalar_subquery()
+    )
+
 
 _ROW_COLUMNS = (
     workflow_packages.c.id,
@@ -91,14 +125,60 @@ class PackageQueries:
         with self.engine.connect() as conn:
             return [PackageRow(**r._mapping) for r in conn.execute(query)]
 
-    def packages_state(self, tenant: str) -> tuple[int, float]:
-        """A cheap change detector: how many packages, and the newest registration time."""
-        query = select(
-            func.count(workflow_packages.c.id), func.max(workflow_packages.c.created_at)
-        ).where(workflow_packages.c.tenant == tenant)
+    def packages_state(self, tenant: str) -> PackagesState:
+        """A cheap change detector: how many packages, the newest registration time, and the
+        serial of the latest promotion (see :data:`PackagesState`)."""
+        count = select(func.count(workflow_packages.c.id)).where(
+            workflow_packages.c.tenant == tenant
+        )
+        newest = select(func.max(workflow_packages.c.created_at)).where(
+            workflow_packages.c.tenant == tenant
+        )
+        serial = select(func.max(package_defaults.c.serial)).where(
+            package_defaults.c.tenant == tenant
+        )
+        query = select(count.scalar_subquery(), newest.scalar_subquery(), serial.scalar_subquery())
         with self.engine.connect() as conn:
-            count, newest = conn.execute(query).one()
-        return int(count), float(newest or 0.0)
+            return packages_state_of(tuple(conn.execute(query).one()))
+
+    def promoted_versions(self, tenant: str) -> dict[str, str]:
+        """``{package: version}`` for every package with a promoted default version."""
+        query = select(package_defaults.c.package, package_defaults.c.version).where(
+            package_defaults.c.tenant == tenant, package_defaults.c.version.is_not(None)
+        )
+        with self.engine.connect() as conn:
+            return {str(p): str(v) for p, v in conn.execute(query)}
+
+    def set_promoted_version(
+        self, tenant: str, package: str, version: str | None, now: float
+    ) -> None:
+        """Make ``version`` the default of ``package`` (None: back to the highest version)."""
+        values = {
+            "version": version,
+            "promoted_at": now if version is not None else None,
+            "serial": _next_serial(tenant),
+        }
+        for _ in range(2):  # a concurrent first promotion may insert the row first
+            try:
+                with self.engine.begin() as conn:
+                    done = conn.execute(
+                        update(package_defaults)
+                        .where(
+                            package_defaults.c.tenant == tenant,
+                            package_defaults.c.package == package,
+                        )
+                        .values(**values)
+                    )
+                    if not done.rowcount:
+                        conn.execute(
+                            insert(package_defaults).values(
+                                tenant=tenant, package=package, **values
+                            )
+                        )
+                return
+            except IntegrityError:
+                continue
+        raise AssertionError("unreachable: the row exists after a failed insert")
 
     def get_package_archive(self, package_id: str) -> tuple[bytes, bytes | None] | None:
         query = select(workflow_packages.c.archive, workflow_packages.c.signature).where(
@@ -117,7 +197,18 @@ class PackageQueries:
             return int(conn.execute(query).scalar_one())
 
     def delete_package(self, package_id: str) -> bool:
+        """Remove a package; a promotion of it is cleared in the same transaction (its
+        package's highest remaining version becomes the default)."""
         with self.engine.begin() as conn:
+            found = conn.execute(
+                select(
+                    workflow_packages.c.tenant,
+                    workflow_packages.c.package,
+                    workflow_packages.c.version,
+                ).where(workflow_packages.c.id == package_id)
+            ).first()
+            if found is not None:
+                _clear_promotion(conn, *found)
             conn.execute(
                 delete(package_workflows).where(package_workflows.c.package_id == package_id)
             )
@@ -125,3 +216,15 @@ class PackageQueries:
                 delete(workflow_packages).where(workflow_packages.c.id == package_id)
             )
         return bool(result.rowcount)
+
+
+def _clear_promotion(conn: Connection, tenant: str, package: str, version: str) -> None:
+    conn.execute(
+        update(package_defaults)
+        .where(
+            package_defaults.c.tenant == tenant,
+            package_defaults.c.package == package,
+            package_defaults.c.version == version,
+        )
+        .values(version=None, promoted_at=None, serial=_next_serial(tenant))
+    )

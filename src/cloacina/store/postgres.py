@@ -39,6 +39,7 @@ from cloacina.errors import (
 )
 from cloacina.store import check_tenant_name, migrate
 from cloacina.store.base import WriteTx
+from cloacina.store.packages import PACKAGES_STATE_SQL, PackagesState, packages_state_of
 from cloacina.store.postgres_tx import PostgresWriteTx, TxConnection, pg_sql
 from cloacina.store.sql import ClaimTokens, SQLStore
 
@@ -339,13 +340,9 @@ class PostgresStore(SQLStore):
     def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._read(sql, params, one=True)
 
-    def packages_state(self, tenant: str) -> tuple[int, float]:
+    def packages_state(self, tenant: str) -> PackagesState:
         # Asked on every poll: one round trip, not a transaction of three.
-        count, newest = self._fetchone(
-            "SELECT count(id), max(created_at) FROM workflow_packages WHERE tenant = ?",
-            (tenant,),
-        )
-        return int(count), float(newest or 0.0)
+        return packages_state_of(self._fetchone(PACKAGES_STATE_SQL, (tenant, tenant, tenant)))
 
     # ---- wake-ups ----------------------------------------------------------------------------
     def listen(
