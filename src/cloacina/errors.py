@@ -188,3 +188,15 @@ class SignatureError(PackageError):
 
 class PackageNotFoundError(PackageError, NotFoundError):
     """No registered package has that name and version."""
+
+
+class WorkflowNameConflictError(PackageError, ConflictError):
+    """A package being registered has a workflow whose name another registered package
+    already has: registering it would silently change what that name runs. Refused unless
+    asked (``replace=True``, ``--replace``)."""
+
+    def __init__(self, message: str, *, workflow: str, package: str, other_package: str) -> None:
+        super().__init__(message)
+        self.workflow = workflow
+        self.package = package
+        self.other_package = other_package

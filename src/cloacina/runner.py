@@ -44,7 +44,7 @@ from cloacina.model.workflow import (
 )
 from cloacina.packaging.archive import DEFAULT_LIMITS, Limits
 from cloacina.registry.loader import PackageLoader
-from cloacina.registry.registry import PackageInfo, PackageRegistry
+from cloacina.registry.registry import PackageInfo, PackageRegistry, WorkflowRef
 from cloacina.settings import Settings
 from cloacina.store import Store, open_store
 from cloacina.store.records import ExecutionRow, NewEvent, NewTask, TaskRow, WorkerRow
@@ -281,10 +281,16 @@ class DefaultRunner:
     def resolve(self, name: str | type | Workflow) -> Workflow:
         """The workflow behind a name, a decorated class or a :class:`Workflow`.
 
-        A name resolves to the newest registered package version that holds it, else to a
-        workflow defined in this process.
+        A name is ``workflow``, ``package::workflow``, ``workflow@version`` or
+        ``package::workflow@version``, where ``version`` is the package's (``etl@1.2.0``).
+        A plain name means the default version (the promoted one, else the highest) of the
+        registered package that owns the name, else a workflow defined in this process;
+        ``package::workflow`` may name a ``@packaged_workflow`` defined in this process too.
         """
-        if isinstance(name, str):
+        if not isinstance(name, str):
+            return workflow_of(name)
+        ref = WorkflowRef.parse(name)
+        if not ref.qualified:
             try:
                 return self.catalog.get(name)
             except WorkflowNotFoundError:
@@ -292,10 +298,21 @@ class DefaultRunner:
                 # right now: sync waits for that, so look again whatever sync returns.)
                 self.registry.sync()
                 return self.catalog.get(name)
-        return workflow_of(name)
+        found = self.registry.lookup(ref)
+        if found is None:
+            self.registry.sync()
+            found = self.registry.lookup(ref)
+        if found is None and ref.version is None:
+            here = self.catalog.second.find(ref.workflow)
+            if here is not None and here.package == ref.package:
+                found = here
+        if found is None:
+            raise WorkflowNotFoundError(f"{self.registry.missing(ref)}")
+        return found
 
     def schedule_workflow(self, name: str | type | Workflow, context: ContextArg = None) -> str:
-        """Start a run of workflow ``name`` and return its execution id at once."""
+        """Start a run of workflow ``name`` (see :meth:`resolve`: ``package::workflow@version``
+        and the rest) and return its execution id at once."""
         self._check_open()
         wf = self.resolve(name)
         if self.catalog.find(wf.name, wf.version) is None:
@@ -406,25 +423,38 @@ class DefaultRunner:
         return self.catalog.all()
 
     # ---- packages --------------------------------------------------------------------------
-    def register_workflow(self, package_bytes: bytes, signature: bytes | None = None) -> str:
+    def register_workflow(
+        self, package_bytes: bytes, signature: bytes | None = None, *, replace: bool = False
+    ) -> str:
         """Register a ``.cloacina`` package (its bytes) and return its package id.
 
         The archive is verified (format, safe paths, sizes, fingerprint, signature when
         required) and its code imported in a clean process and checked against its manifest.
-        Registering identical bytes again returns the same id. Its workflows become the
-        default for new runs; runs in flight stay on the version they started with.
+        Registering identical bytes again returns the same id. A workflow name that another
+        package already has is refused (:class:`~cloacina.errors.WorkflowNameConflictError`)
+        unless ``replace=True``, which makes this package's workflow the one the plain name
+        runs. New runs take a package's highest version (or the promoted one, see
+        :meth:`promote_package`); runs in flight stay on the version they started with.
         """
         self._check_open()
-        return self.registry.register(package_bytes, signature)
+        return self.registry.register(package_bytes, signature, replace=replace)
+
+    def promote_package(self, name: str, version: str | None) -> None:
+        """Make ``version`` of package ``name`` the default for new runs of its workflows,
+        even when a higher version is registered (``None``: back to the highest version).
+        Stored in the database, so every runner and worker agrees."""
+        self._check_open()
+        self.registry.promote(name, version)
 
     def unregister_workflow(self, name: str, version: str) -> None:
         """Remove version ``version`` of package ``name`` (refused while runs of it are
-        unfinished)."""
+        unfinished). A promotion of that version goes with it."""
         self._check_open()
         self.registry.unregister(name, version)
 
     def list_packages(self) -> list[PackageInfo]:
-        """The registered packages, oldest first."""
+        """The registered packages, oldest first (``default`` marks each package's version
+        that new runs take)."""
         return self.registry.list_packages()
 
     # ---- control ---------------------------------------------------------------------------

@@ -189,10 +189,10 @@ def test_execute_by_name_while_the_runner_syncs(
     loading = threading.Event()
     add = runner.packages.add
 
-    def slow_add(wf: Workflow) -> None:
+    def slow_add(wf: Workflow, *, default: bool = True) -> None:
         loading.set()
         time.sleep(0.3)  # the poll's sync is busy loading when the application asks
-        add(wf)
+        add(wf, default=default)
 
     monkeypatch.setattr(runner.packages, "add", slow_add)
     poll = threading.Thread(target=runner.registry.sync)  # what Engine._poll_tick does

@@ -105,9 +105,12 @@ class WorkflowCatalog:
         """Bumped on every change, so users can cache what they derive from the catalog."""
         return self._generation
 
-    def add(self, wf: Workflow) -> None:
+    def add(self, wf: Workflow, *, default: bool = True) -> None:
+        """Know ``wf``; with ``default`` it becomes the one its plain name means, else only
+        when the name is new (a registry adds every version, then each name's default)."""
         with self._lock:
-            self._latest[wf.name] = wf
+            if default or wf.name not in self._latest:
+                self._latest[wf.name] = wf
             self._versions[(wf.name, wf.version)] = wf
             self._generation += 1
 
@@ -173,8 +176,8 @@ class CatalogView(WorkflowCatalog):
     def generation(self) -> int:
         return self.first.generation + self.second.generation
 
-    def add(self, wf: Workflow) -> None:
-        self.first.add(wf)
+    def add(self, wf: Workflow, *, default: bool = True) -> None:
+        self.first.add(wf, default=default)
 
     def get(self, name: str) -> Workflow:
         found = self.first.find(name)
