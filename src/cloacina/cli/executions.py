@@ -1,10 +1,10 @@
-"""``cloacina executions list|show|watch|prune``: the history of workflow runs, runs as they
-go, and removing old ones."""
+"""``cloacina executions list|show|watch|cancel|pause|resume|prune``: the history of workflow
+runs, runs as they go, controlling a run, and removing old ones."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -17,7 +17,7 @@ from rich.text import Text
 from cloacina.cli.consoles import fancy, out_console
 from cloacina.cli.databases import display_url, open_existing_store
 from cloacina.cli.durations import DURATION, fmt_span
-from cloacina.cli.errors import CliError, CliInterrupted, exit_code_for
+from cloacina.cli.errors import CliError, CliInterrupted, exit_code_for, print_error
 from cloacina.cli.formatting import (
     elapsed,
     escape_controls,
@@ -37,11 +37,13 @@ from cloacina.cli.render import (
     render_tasks,
     render_tracebacks,
 )
+from cloacina.cli.workers import worker_status
+from cloacina.errors import ExecutionNotFoundError, InvalidStateError
 from cloacina.model.context import loads_context
 from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, to_datetime
-from cloacina.runner import build_result
+from cloacina.runner import DefaultRunner, build_result
 from cloacina.store import Store
-from cloacina.store.records import ExecutionRow, TaskRow
+from cloacina.store.records import ExecutionRow, TaskRow, WorkerRow
 
 #: How many characters of an execution id ``executions list`` shows (``show`` takes prefixes).
 SHORT_ID = 8
@@ -223,6 +225,111 @@ def show_command(
         render_context(console, "Final context", result.final_context)
 
 
+# ---- cancel / pause / resume -----------------------------------------------------------------
+def _control(
+    ctx: click.Context,
+    db: str | None,
+    tenant: str | None,
+    ident: str,
+    act: Callable[[DefaultRunner, str], None],
+    done: str,
+) -> None:
+    """Resolve ``ident`` (a unique prefix will do), call ``act`` on a submit-only runner,
+    print ``done`` (formatted with the run). A run in the wrong state for it, or gone
+    meanwhile, is the runner's message on stderr and exit code 1."""
+    url = resolve_db(ctx, db)
+    tenant_name = resolve_tenant(ctx, tenant)
+    store = open_existing_store(url, tenant_name)  # a clear error for a missing database
+    try:
+        row = resolve_execution(store, ident)
+    finally:
+        store.close()
+    runner = DefaultRunner(url, tenant=tenant_name, execute_tasks=False)
+    try:
+        act(runner, row.id)
+    except (InvalidStateError, ExecutionNotFoundError) as exc:
+        print_error(str(exc))
+        ctx.exit(1)
+    finally:
+        runner.shutdown()
+    message = done.format(id=row.id, short=row.id[:SHORT_ID], workflow=row.workflow_name)
+    out_console().print(Text(escape_controls(message)), soft_wrap=True)
+
+
+@executions_group.command("cancel")
+@click.argument("execution_id", metavar="ID")
+@db_option
+@tenant_option
+@click.option(
+    "--reason",
+    metavar="TEXT",
+    help="Why: stored as the run's error (default: 'cancelled by request').",
+)
+@click.pass_context
+def cancel_command(
+    ctx: click.Context, execution_id: str, db: str | None, tenant: str | None, reason: str | None
+) -> None:
+    """Cancel a running or paused workflow execution: tasks not started are skipped, running
+    ones are stopped (async, command and package tasks) or their results discarded.
+
+    ID may be a unique prefix of the execution id. Exit code 1 when the run had already
+    ended. Clears a run whose worker is gone or that no worker can run.
+    """
+    _control(
+        ctx,
+        db,
+        tenant,
+        execution_id,
+        lambda runner, eid: runner.cancel(eid, reason=reason),
+        "Cancelled workflow execution {id} ({workflow}).",
+    )
+
+
+@executions_group.command("pause")
+@click.argument("execution_id", metavar="ID")
+@db_option
+@tenant_option
+@click.pass_context
+def pause_command(
+    ctx: click.Context, execution_id: str, db: str | None, tenant: str | None
+) -> None:
+    """Pause a running workflow execution: no new task of it starts, running ones finish.
+
+    ID may be a unique prefix of the execution id. Exit code 1 when the run is not running.
+    """
+    _control(
+        ctx,
+        db,
+        tenant,
+        execution_id,
+        DefaultRunner.pause,
+        "Paused workflow execution {id} ({workflow}); its running tasks finish, no new one "
+        "starts. Resume it with: cloacina executions resume {short}",
+    )
+
+
+@executions_group.command("resume")
+@click.argument("execution_id", metavar="ID")
+@db_option
+@tenant_option
+@click.pass_context
+def resume_command(
+    ctx: click.Context, execution_id: str, db: str | None, tenant: str | None
+) -> None:
+    """Resume a paused workflow execution.
+
+    ID may be a unique prefix of the execution id. Exit code 1 when the run is not paused.
+    """
+    _control(
+        ctx,
+        db,
+        tenant,
+        execution_id,
+        DefaultRunner.resume,
+        "Resumed workflow execution {id} ({workflow}).",
+    )
+
+
 # ---- watch -----------------------------------------------------------------------------------
 #: Task statuses that count as settled in the progress bar.
 SETTLED = frozenset({"completed", "failed", "skipped"})
@@ -269,9 +376,87 @@ def _run_elapsed(row: ExecutionRow) -> float | None:
     return elapsed(to_datetime(row.started_at), to_datetime(row.finished_at), row.status)
 
 
-def watch_view(row: ExecutionRow, tasks: Sequence[TaskRow], *, unicode: bool) -> RenderableType:
+def stall_hint(
+    row: ExecutionRow,
+    tasks: Sequence[TaskRow],
+    workers: Sequence[WorkerRow],
+    now: float,
+    start_worker: str,
+) -> str | None:
+    """Why a run makes no progress, when the database can tell: it is paused, its running
+    tasks are held by workers that stopped sending heartbeats, or its ready tasks wait and
+    no worker is alive. ``None`` when nothing is wrong as far as can be seen. The text does
+    not change while the situation does not (so a watcher says it once)."""
+    if row.status == ExecutionStatus.PAUSED:
+        return (
+            "this run is paused: no new task of it starts until it is resumed with: "
+            f"cloacina executions resume {row.id[:SHORT_ID]}"
+        )
+    if row.status != ExecutionStatus.RUNNING:
+        return None
+    by_id = {w.id: w for w in workers}
+    live = {w.id for w in workers if worker_status(w, now) == "running"}
+    orphaned = [t for t in tasks if t.status == "running" and t.claimed_by not in live]
+    if orphaned:
+        names = ", ".join(repr(t.task_id) for t in orphaned[:3])
+        if len(orphaned) > 3:
+            names += f" and {len(orphaned) - 3} more"
+        holders = []
+        for holder in sorted({t.claimed_by or "?" for t in orphaned}):
+            worker = by_id.get(holder)
+            if worker is None:
+                holders.append(f"{holder} (not in the database's workers)")
+            elif worker.status == "stopped":
+                holders.append(f"{holder} (stopped)")
+            else:
+                last = fmt_time(to_datetime(worker.last_heartbeat))
+                holders.append(f"{holder} (silent since {last}: it probably died)")
+        many = len(orphaned) > 1
+        them = "them" if many else "it"
+        text = (
+            f"no live worker holds running task{'s' if many else ''} {names}: "
+            f"{'they are' if many else 'it is'} claimed by {', '.join(holders)}"
+        )
+        if live:
+            return f"{text}; a live worker takes {them} back once the claim is stale"
+        return (
+            f"{text}; no live worker is running to take {them} back: start one with: {start_worker}"
+        )
+    waiting = any(t.status == "ready" for t in tasks)
+    if waiting and not live and not any(t.status == "running" for t in tasks):
+        return (
+            "no live worker is running: the ready tasks of this run wait for one; start one "
+            f"with: {start_worker}"
+        )
+    return None
+
+
+class StallWatch:
+    """Checks a watched run for :func:`stall_hint`, reading the workers at most once per
+    ``every`` seconds (their heartbeats change slowly; the run's rows are read anyway)."""
+
+    def __init__(self, store: Store, start_worker: str, every: float = 1.0) -> None:
+        self.store = store
+        self.start_worker = start_worker
+        self.every = every
+        self._workers: list[WorkerRow] = []
+        self._read_at: float | None = None
+
+    def hint(self, row: ExecutionRow, tasks: Sequence[TaskRow]) -> str | None:
+        if row.status in TERMINAL_EXECUTION:
+            return None
+        now = time.time()
+        if self._read_at is None or now - self._read_at >= self.every:
+            self._workers = self.store.list_workers(include_stopped=True)
+            self._read_at = now
+        return stall_hint(row, tasks, self._workers, now, self.start_worker)
+
+
+def watch_view(
+    row: ExecutionRow, tasks: Sequence[TaskRow], *, unicode: bool, hint: str | None = None
+) -> RenderableType:
     """What ``executions watch`` shows on a terminal: the run's status and elapsed time, a
-    progress bar over the settled tasks and one row per task."""
+    progress bar over the settled tasks, why it is stuck (``hint``) and one row per task."""
     now = time.time()
     header = Text.assemble(
         (row.workflow_name, "bold"),
@@ -329,7 +514,10 @@ def watch_view(row: ExecutionRow, tasks: Sequence[TaskRow], *, unicode: bool) ->
             fmt_duration(elapsed(started, finished, task.status)),
             note,
         )
-    items: list[RenderableType] = [header, progress, table]
+    items: list[RenderableType] = [header, progress]
+    if hint:
+        items.append(safe_text(f"note: {hint}", "yellow"))
+    items.append(table)
     if row.error and row.status in TERMINAL_EXECUTION:
         items.append(safe_text(f"error: {row.error}", "red", multiline=True))
     return Group(*items)
@@ -343,6 +531,7 @@ class ChangePrinter:
         self.console = console
         self.tasks: dict[str, tuple[str, int, int, bool]] = {}
         self.run_status: str | None = None
+        self.hint: str | None = None
 
     def _print(self, text: str) -> None:
         # One line per change: what came from a task is escaped, newlines included.
@@ -374,6 +563,12 @@ class ChangePrinter:
             self.run_status = row.status
             if row.status not in TERMINAL_EXECUTION:
                 self._print(f"{self._stamp(row, None)} execution {row.status}")
+
+    def note(self, row: ExecutionRow, hint: str | None) -> None:
+        """Say why the run is stuck, once, and again when that changes."""
+        if hint != self.hint and hint is not None:
+            self._print(f"{self._stamp(row, None)} note: {hint}")
+        self.hint = hint
 
     def _task_line(self, row: ExecutionRow, task: TaskRow) -> None:
         tid, status = task.task_id, task.status
@@ -418,12 +613,15 @@ class ChangePrinter:
         self._print(line)
 
 
-def _watch_plain(console: Console, store: Store, first: Snapshot, interval: float) -> Snapshot:
+def _watch_plain(
+    console: Console, store: Store, first: Snapshot, interval: float, stall: StallWatch
+) -> Snapshot:
     printer = ChangePrinter(console)
     row, tasks = first
     printer.start(row, tasks)
     while True:
         printer.update(row, tasks)
+        printer.note(row, stall.hint(row, tasks))
         if row.status in TERMINAL_EXECUTION:
             printer.finish(row, tasks)
             return row, tasks
@@ -431,12 +629,14 @@ def _watch_plain(console: Console, store: Store, first: Snapshot, interval: floa
         row, tasks = _poll(store, row.id)
 
 
-def _watch_live(console: Console, store: Store, first: Snapshot, interval: float) -> Snapshot:
+def _watch_live(
+    console: Console, store: Store, first: Snapshot, interval: float, stall: StallWatch
+) -> Snapshot:
     unicode = fancy(console)
     row, tasks = first
     if row.status not in TERMINAL_EXECUTION:
         with Live(
-            watch_view(row, tasks, unicode=unicode),
+            watch_view(row, tasks, unicode=unicode, hint=stall.hint(row, tasks)),
             console=console,
             auto_refresh=False,
             transient=True,
@@ -444,7 +644,8 @@ def _watch_live(console: Console, store: Store, first: Snapshot, interval: float
             while row.status not in TERMINAL_EXECUTION:
                 time.sleep(interval)
                 row, tasks = _poll(store, row.id)
-                live.update(watch_view(row, tasks, unicode=unicode), refresh=True)
+                view = watch_view(row, tasks, unicode=unicode, hint=stall.hint(row, tasks))
+                live.update(view, refresh=True)
     console.print(watch_view(row, tasks, unicode=unicode))
     if row.status != ExecutionStatus.COMPLETED:
         console.print(Text(f"details: cloacina executions show {row.id[:SHORT_ID]}", style="dim"))
@@ -472,19 +673,26 @@ def watch_command(
     On a terminal: a progress bar and a table of the tasks, refreshed every --interval.
     Otherwise (a pipe, a file): one line per change of a task's state and a summary line.
     ID may be a unique prefix of the execution id. Exit code 0 when the run completed,
-    1 when it failed or was cancelled; Ctrl-C stops watching (the run carries on).
+    1 when it failed or was cancelled; Ctrl-C stops watching (the run carries on). When the
+    run is paused, or no live worker holds its running tasks (the worker died) or could
+    start its ready ones, a note says so, and watching goes on.
     """
     url = resolve_db(ctx, db)
-    store = open_existing_store(url, resolve_tenant(ctx, tenant))
+    tenant_name = resolve_tenant(ctx, tenant)
+    store = open_existing_store(url, tenant_name)
     try:
         row = resolve_execution(store, execution_id)
         snapshot = _poll(store, row.id)
         console = out_console()
+        start_worker = f"cloacina worker --db {display_url(url)}" + (
+            "" if tenant_name == "public" else f" --tenant {tenant_name}"
+        )
+        stall = StallWatch(store, start_worker)
         try:
             if console.is_terminal:
-                row, _tasks = _watch_live(console, store, snapshot, interval)
+                row, _tasks = _watch_live(console, store, snapshot, interval, stall)
             else:
-                row, _tasks = _watch_plain(console, store, snapshot, interval)
+                row, _tasks = _watch_plain(console, store, snapshot, interval, stall)
         except KeyboardInterrupt:
             raise CliInterrupted(
                 f"stopped watching workflow execution {row.id}; the run itself carries on"
