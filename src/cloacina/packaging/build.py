@@ -2,8 +2,10 @@
 
 Steps: read ``pyproject.toml``; collect the project's sources and ``include`` files; vendor
 its pure-Python dependencies with pip; byte-compile every ``.py`` to check its syntax; stage
-``lib/`` and import it in a clean subprocess to find the ``@packaged_workflow`` classes;
-validate them; write the manifest, the metadata and the archive.
+``lib/`` and import it in a clean subprocess (the package process a runner starts: the
+standard library, ``cloacina`` and ``lib/``, nothing installed beside it) to find the
+``@packaged_workflow`` classes; validate them; write the manifest, the metadata and the
+archive.
 
 Same inputs, same bytes: files are read in sorted order, the archive has fixed timestamps and
 modes, and the metadata holds no clock time, path or host name (a build time only from
@@ -255,16 +257,16 @@ def build(
             target.write_bytes(data)
         for rel, path in includes.items():
             contents[rel] = path.read_bytes()
-        log(f"Importing {', '.join(project.modules)} in a clean subprocess")
+        log(
+            f"Importing {', '.join(project.modules)} in a clean subprocess "
+            "(the standard library, cloacina and lib/ only, as a runner will)"
+        )
         try:
             declared = inspect_code([stage / "lib"], list(project.modules), cwd=stage)
         except PackageError as exc:
+            # A missing dependency's hint (declare it in [project].dependencies) comes from
+            # the package process itself, so registration and run time give it too.
             text = str(exc).replace(str(stage / "lib") + os.sep, str(project.source_root) + os.sep)
-            if "ModuleNotFoundError" in text:
-                text += (
-                    "\nhint: list what the project imports in [project].dependencies of "
-                    "pyproject.toml; the build vendors it into the package"
-                )
             raise PackageError(text) from None
 
     # ---- validate

@@ -1,9 +1,11 @@
 """What code declares, and whether a package's manifest tells the truth about it.
 
-:func:`inspect_code` imports modules in a clean interpreter (``python -I -m
-cloacina.packaging.worker inspect``), so nothing of the calling process (its ``sys.path``,
-already-imported modules, environment variables) leaks in. The builder uses it to write the
-manifest; :func:`verify_package` uses it to check a built package against its manifest.
+:func:`inspect_code` imports modules in a clean interpreter, the same isolated process a
+package's tasks run in (``cloacina.packaging.worker inspect``: the standard library,
+``cloacina`` and the package's ``lib/``), so nothing of the calling process (its ``sys.path``,
+its site-packages, already-imported modules, environment variables) leaks in. The builder
+uses it to write the manifest; :func:`verify_package` uses it to check a built package
+against its manifest.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from cloacina.packaging import protocol
 from cloacina.packaging.archive import DEFAULT_LIMITS, Limits, PackageArchive, read_archive
 from cloacina.packaging.manifest import TaskSpec, WorkflowSpec
 from cloacina.packaging.signing import load_trusted_keys, verify_signature
+from cloacina.packaging.worker import command as worker_command
 
 INSPECT_TIMEOUT = 120.0
 
@@ -47,11 +49,10 @@ def inspect_code(
     """Import ``modules`` with ``lib`` first on the path in a fresh, isolated interpreter;
     the ``@packaged_workflow`` classes they define. Raises :class:`PackageError` with the
     import's traceback when it fails."""
-    cmd = [sys.executable, "-I", "-m", "cloacina.packaging.worker", "inspect"]
-    cmd += ["--parent-pid", str(os.getpid())]  # it dies with us (a killed build or verify)
-    for path in lib:
-        cmd += ["--lib", str(path)]
-    cmd += ["--modules", ",".join(modules)]
+    # It dies with us (a killed build or verify), and sees what a package process sees.
+    cmd = worker_command(
+        "inspect", lib=[str(p) for p in lib], modules=list(modules), parent_pid=os.getpid()
+    )
     try:
         proc = subprocess.run(
             cmd,

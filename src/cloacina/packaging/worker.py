@@ -1,6 +1,13 @@
 """The process a package's tasks run in.
 
-``python -I -m cloacina.packaging.worker inspect|serve [--parent-pid PID] --lib DIR --modules M``
+Started with :func:`command` (``python -I -S -c BOOTSTRAP ROOT inspect|serve [--parent-pid
+PID] --lib DIR --modules M``). A package's code sees the standard library, ``cloacina`` and its
+own ``lib/``, nothing else: ``-S`` keeps the runner's site-packages (and their ``.pth`` files)
+out of ``sys.path``, and the bootstrap adds one import finder that answers for the top-level
+``cloacina`` package alone, from ``ROOT``, the directory the runner imports it from. So a
+dependency the project forgot to declare fails at build and registration, where the same
+process imports the code, not on the next machine. The worker itself imports only the
+standard library and ``cloacina``'s pure parts (no SQLAlchemy, no store).
 
 The package's ``lib/`` goes first on ``sys.path`` (and nothing else of the package's goes
 anywhere), the modules are imported, and the ``@packaged_workflow`` classes they define are
@@ -41,6 +48,63 @@ from cloacina.packaging.supervise import set_parent_death_signal
 from cloacina.store.records import Claim
 from cloacina.taskinfo import TaskInfo
 
+#: Run by ``python -I -S -c``: find ``cloacina`` (the top-level package only) in the directory
+#: given as the first argument, then run :func:`main` on the rest. Submodules of ``cloacina``
+#: are found through its ``__path__``; nothing else in that directory is reachable.
+BOOTSTRAP = """\
+import sys
+from importlib.machinery import PathFinder
+
+
+class CloacinaOnly:
+    root = [sys.argv.pop(1)]
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        return PathFinder.find_spec(name, cls.root) if name == "cloacina" else None
+
+
+sys.meta_path.insert(sys.meta_path.index(PathFinder), CloacinaOnly)
+from cloacina.packaging.worker import main
+
+sys.exit(main())
+"""
+
+
+def cloacina_root() -> str:
+    """The directory this process imports the ``cloacina`` package from."""
+    import cloacina
+
+    return os.path.dirname(os.path.abspath(next(iter(cloacina.__path__))))
+
+
+def command(
+    mode: str, *, lib: list[str], modules: list[str], parent_pid: int | None = None
+) -> list[str]:
+    """The argv of a package process (``mode`` is ``inspect`` or ``serve``), isolated as the
+    module's docstring says. ``parent_pid`` ties its life to that process's."""
+    argv = [sys.executable, "-I", "-S", "-c", BOOTSTRAP, cloacina_root(), mode]
+    if parent_pid is not None:
+        argv += ["--parent-pid", str(parent_pid)]
+    for path in lib:
+        argv += ["--lib", path]
+    return [*argv, "--modules", ",".join(modules)]
+
+
+def missing_module_hint(exc: BaseException) -> str | None:
+    """What to do about a top-level module the package's code imports but cannot see."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name or "." in exc.name:
+        return None  # a missing submodule is a bug in its (present) package, not a dependency
+    if exc.name in sys.stdlib_module_names or exc.name == "cloacina":
+        return None
+    return (
+        f"hint: module {exc.name!r} is neither in the standard library nor in the package. A "
+        "package's code sees only the standard library, cloacina and the package's own lib/, "
+        "not what is installed beside the runner: declare the distribution that provides "
+        f"{exc.name!r} in [project].dependencies of pyproject.toml and rebuild (the build "
+        "vendors it into lib/)"
+    )
+
 
 def load(lib: list[str], modules: list[str]) -> list[Workflow]:
     """Import ``modules`` with ``lib`` first on the path; the packaged workflows they define."""
@@ -48,7 +112,13 @@ def load(lib: list[str], modules: list[str]) -> list[Workflow]:
         sys.path.insert(0, os.path.abspath(path))
     before = {(w.name, w.version) for w in catalog.all_versions()}
     for module in modules:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            hint = missing_module_hint(exc)
+            if hint is not None:
+                exc.add_note(hint)
+            raise
     found = [
         w
         for w in catalog.all_versions()
@@ -90,7 +160,8 @@ def _reply(request_id: int, outcome: Outcome, wf: Workflow) -> dict[str, Any]:
     else:
         exc = outcome.exc
         task = wf.tasks[outcome.claim.task_id]
-        reply["error"] = outcome.error
+        hint = missing_module_hint(exc) if exc is not None else None
+        reply["error"] = f"{outcome.error}\n{hint}" if hint else outcome.error
         reply["traceback"] = outcome.traceback
         reply["timeout"] = isinstance(exc, TaskTimeoutError)
         reply["retryable"] = exc is not None and task.retry.retries_on(exc)

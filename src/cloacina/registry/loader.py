@@ -2,7 +2,8 @@
 
 Each package version gets a pool of worker processes (``cloacina.packaging.worker serve``),
 started lazily on first use and reused. The package's ``lib/`` is on those processes' path and
-nowhere else, so packages cannot clash over dependencies or globals. A worker that crashes
+nowhere else, so packages cannot clash over dependencies or globals; besides ``lib/`` they see
+only the standard library and ``cloacina`` (not the runner's site-packages). A worker that crashes
 fails only the task it was running (which then follows its retry policy); a task that runs
 past its timeout gets its process killed. Command tasks run the package's executable with the
 context as JSON on stdin and read their updates as JSON from stdout, in a process group of
@@ -40,6 +41,7 @@ from cloacina.errors import PackageError, RemoteTaskError
 from cloacina.model.context import dumps_context
 from cloacina.packaging import protocol, supervise
 from cloacina.packaging.archive import PackageArchive
+from cloacina.packaging.worker import command as worker_command
 from cloacina.packaging.worker import remote_error
 
 log = logging.getLogger("cloacina.loader")
@@ -74,18 +76,11 @@ class WorkerProcess:
 
     @classmethod
     async def start(cls, root: Path, ref: PackageRef) -> WorkerProcess:
+        argv = worker_command(
+            "serve", lib=[str(root / "lib")], modules=list(ref.modules), parent_pid=os.getpid()
+        )
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-m",
-            "cloacina.packaging.worker",
-            "serve",
-            "--parent-pid",
-            str(os.getpid()),
-            "--lib",
-            str(root / "lib"),
-            "--modules",
-            ",".join(ref.modules),
+            *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=str(root),
