@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import click
@@ -16,7 +17,7 @@ from rich.text import Text
 
 from cloacina.cli.consoles import fancy, out_console
 from cloacina.cli.databases import display_url, open_existing_store
-from cloacina.cli.durations import DURATION, fmt_span
+from cloacina.cli.durations import DURATION, fmt_span, parse_duration
 from cloacina.cli.errors import CliError, CliInterrupted, exit_code_for, print_error
 from cloacina.cli.formatting import (
     elapsed,
@@ -104,6 +105,37 @@ def resolve_execution(store: Store, ident: str) -> ExecutionRow:
     )
 
 
+class SinceType(click.ParamType[float, Any]):
+    """``--since``: a duration (``1d``: that long before now) or an ISO date or date and
+    time; the moment as epoch seconds."""
+
+    name = "since"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            return time.time() - parse_duration(text)
+        except ValueError:
+            pass
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(
+                f"{text!r} is neither a duration (1d, 12h, 30m) nor a date or time "
+                "(2024-05-01, 2024-05-01T13:00)",
+                param,
+                ctx,
+            )
+        return when.timestamp()  # a date or time without a zone is local time
+
+
+SINCE = SinceType()
+
+
 @executions_group.command("list")
 @db_option
 @tenant_option
@@ -113,6 +145,13 @@ def resolve_execution(store: Store, ident: str) -> ExecutionRow:
     help="Only runs with this status.",
 )
 @click.option("--workflow", "-w", metavar="NAME", help="Only runs of this workflow.")
+@click.option(
+    "--since",
+    type=SINCE,
+    metavar="WHEN",
+    help="Only runs created since WHEN: a duration ago (1d, 12h, 30m) or a date or time "
+    "(2024-05-01, 2024-05-01T13:00, local time unless it names its zone).",
+)
 @click.option(
     "--limit",
     "-n",
@@ -129,15 +168,22 @@ def list_command(
     tenant: str | None,
     status: str | None,
     workflow: str | None,
+    since: float | None,
     limit: int,
     as_json: bool,
 ) -> None:
-    """List recent workflow executions, newest first."""
+    """List recent workflow executions, newest first; --status, --workflow and --since
+    narrow the list (`executions list --since 1d --status failed`)."""
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
     store = open_existing_store(url, tenant_name)
     try:
-        rows = store.list_executions(limit=limit, status=status, workflow_name=workflow)
+        rows = store.list_executions(
+            limit=limit,
+            status=status,
+            workflow_name=workflow,
+            since=since,
+        )
     finally:
         store.close()
     if as_json:
@@ -147,8 +193,11 @@ def list_command(
     if not rows:
         filters = [f"status {status}" if status else "", f"workflow {workflow}" if workflow else ""]
         which = " with " + " and ".join(f for f in filters if f) if status or workflow else ""
+        if since is not None:
+            which += f" created since {fmt_time(to_datetime(since))}"
         console.print(
-            Text(f"No workflow executions{which} in {_where(url, tenant_name)}.", style="dim")
+            Text(f"No workflow executions{which} in {_where(url, tenant_name)}.", style="dim"),
+            soft_wrap=True,
         )
         return
     table = new_table(f"Executions in {_where(url, tenant_name)}")

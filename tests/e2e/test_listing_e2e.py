@@ -1,0 +1,90 @@
+"""Listings for people and scripts: ``executions list --since``, ``--json`` on every
+listing, and tables that keep names and ids whole at 80 columns (issue 9, items 15, 28)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from cloacina.store import open_store
+from cloacina.store.records import NewTask
+
+from .helpers import FLOWS, run_cli
+
+pytestmark = pytest.mark.timeout(120)
+
+LONG = "a_rather_long_workflow_name_that_must_stay_whole_" + "x" * 40
+
+
+def _insert_run(db: str, workflow: str, created: float, status: str | None = None) -> str:
+    """A run created at ``created`` (epoch seconds), straight into the database."""
+    store = open_store(db)
+    try:
+        eid = str(uuid.uuid4())
+        with store.write() as tx:
+            tx.create_execution(
+                eid,
+                tenant="public",
+                package="embedded",
+                workflow_name=workflow,
+                workflow_version="v1",
+                input_json="{}",
+                tasks=[NewTask("only", 0, (), 1)],
+                now=created,
+            )
+            if status is not None:
+                tx.finish_run(eid, status, created + 1, final_json=None, error="it broke")
+        return eid
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def listing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, str]]:
+    cwd = tmp_path_factory.mktemp("listing")
+    (cwd / "flows.py").write_text(FLOWS, encoding="utf-8")
+    db = f"sqlite:///{cwd / 'listing.db'}"
+    ok = run_cli("run", "greeting", "-m", "flows", "--db", db, "--json", cwd=cwd)
+    failed = run_cli("run", "broken", "-m", "flows", "--db", db, "--json", cwd=cwd)
+    assert ok.returncode == 0 and failed.returncode == 1, (ok, failed)
+    week = 7 * 86400
+    ids = {
+        "ok": json.loads(ok.stdout)["execution_id"],
+        "failed": json.loads(failed.stdout)["execution_id"],
+        "old_failed": _insert_run(db, "broken", time.time() - week, "failed"),
+        "long": _insert_run(db, LONG, time.time() - 3 * 86400, "failed"),
+    }
+    return cwd, db, ids
+
+
+def _ids(cwd: Path, db: str, *args: str) -> list[str]:
+    res = run_cli("executions", "list", "--db", db, "--json", *args, cwd=cwd)
+    assert res.returncode == 0, res
+    return [r["execution_id"] for r in json.loads(res.stdout)]
+
+
+def test_list_since_a_duration_or_a_date(listing: tuple[Path, str, dict[str, str]]) -> None:
+    cwd, db, ids = listing
+    assert _ids(cwd, db, "--since", "1d") == [ids["failed"], ids["ok"]]
+    assert _ids(cwd, db, "--since", "1d", "--status", "failed") == [ids["failed"]]
+    assert _ids(cwd, db, "--since", "1d", "--status", "failed", "--workflow", "broken") == [
+        ids["failed"]
+    ]
+    assert _ids(cwd, db, "--since", "4d", "--status", "failed") == [ids["failed"], ids["long"]]
+    assert _ids(cwd, db, "--since", "30d", "--workflow", "broken") == [
+        ids["failed"],
+        ids["old_failed"],
+    ]
+    assert _ids(cwd, db, "--since", "2999-01-01") == []
+    assert len(_ids(cwd, db, "--since", "2000-01-01T00:00+00:00")) == 4
+
+    res = run_cli("executions", "list", "--db", db, "--since", "yesterday", cwd=cwd)
+    assert res.returncode == 2, res
+    assert "neither a duration" in res.stderr
+
+    res = run_cli("executions", "list", "--db", db, "--since", "2999-01-01", cwd=cwd)
+    assert res.returncode == 0 and "created since 2999-01-01" in res.stdout, res
