@@ -74,5 +74,5 @@ def test_a_sqlite_database_locked_past_busy_timeout_is_unavailable(sqlite_url: s
 
 def test_an_unreachable_postgres_server_is_unavailable() -> None:
     pytest.importorskip("psycopg")
-    with pytest.raises(StoreUnavailableError, match="Is the server running"):
+    with pytest.raises(StoreUnavailableError, match="could not be reached"):
         open_store("postgresql://postgres@127.0.0.1:1/nothing", connect_timeout=2)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cloacina.cli.errors import CliError
 from cloacina.cli.options import DB_ENV, DEFAULT_TENANT
+from cloacina.errors import StoreError
 from cloacina.store import Store, normalize_url, open_store
 
 
@@ -62,15 +63,12 @@ def postgres_url(url: str) -> str:
 
 def postgres_tenants(url: str) -> list[str]:
     """The schemas of a PostgreSQL database that hold a Cloacina tenant."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from cloacina.store.postgres import list_schemas
 
     try:
         return list_schemas(postgres_url(url))
-    except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip()
-        raise CliError(f"cannot read the tenants of {display_url(url)}: {detail}") from None
+    except StoreError as exc:  # it says whether the server could not be reached, and what to do
+        raise CliError(str(exc)) from None
 
 
 def tenant_exists(url: str, tenant: str) -> bool:

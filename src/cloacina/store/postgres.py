@@ -100,6 +100,38 @@ def _describe(url: URL) -> str:
     return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
 
 
+#: Lines libpq adds to its messages as advice; ours follows the message instead.
+_LIBPQ_ADVICE = ("Is the server running", "HINT:")
+
+
+def driver_text(exc: BaseException) -> str:
+    """The driver's message for ``exc`` on one line, without libpq's advice lines and final
+    punctuation, so that a sentence of ours can follow it."""
+    text = str(getattr(exc, "orig", None) or exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    kept = [line for line in lines if not line.startswith(_LIBPQ_ADVICE)] or lines
+    return "; ".join(kept).rstrip(" .?") or type(exc).__name__
+
+
+def connection_error(doing: str, url: URL, exc: BaseException) -> StoreUnavailableError:
+    """The error for a failed ``doing`` (``open``, ``write to``...) on the database at ``url``:
+    when the connection itself failed, that the database could not be reached and how to
+    check it."""
+    import psycopg
+
+    where = _describe(url)
+    detail = driver_text(exc)
+    if not isinstance(getattr(exc, "orig", None) or exc, psycopg.OperationalError):
+        return StoreUnavailableError(f"cannot {doing} the PostgreSQL database at {where}: {detail}")
+    host, port = url.host or "localhost", url.port or 5432
+    return StoreUnavailableError(
+        f"cannot {doing} the PostgreSQL database at {where}: it could not be reached "
+        f"({detail}). Check that the server is running and accepts connections "
+        f"(pg_isready -h {host} -p {port}), and that the URL's host, port, database, user and "
+        "password are right"
+    )
+
+
 class PostgresStore(SQLStore):
     """A PostgreSQL database (one schema per tenant), shared by any number of workers."""
 
@@ -188,11 +220,7 @@ class PostgresStore(SQLStore):
 
     # ---- connections -------------------------------------------------------------------------
     def _error(self, doing: str, exc: BaseException) -> StoreError:
-        detail = str(getattr(exc, "orig", None) or exc).strip()
-        return StoreUnavailableError(
-            f"cannot {doing} the PostgreSQL database at {self._where}: {detail}. Is the server "
-            "running, and are the URL and credentials right?"
-        )
+        return connection_error(doing, self._sa_url, exc)
 
     def _create_schema(self) -> None:
         bootstrap = create_engine(
@@ -450,7 +478,8 @@ def drop_schema(url: str, schema: str) -> None:
 
 def list_schemas(url: str) -> list[str]:
     """Schemas that hold a Cloacina database (an ``alembic_version`` and our tables)."""
-    engine = create_engine(_sqlalchemy_url(url), poolclass=NullPool)
+    parsed = _sqlalchemy_url(url)
+    engine = create_engine(parsed, poolclass=NullPool)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
@@ -460,5 +489,7 @@ def list_schemas(url: str) -> list[str]:
                 )
             ).fetchall()
         return [r[0] for r in rows]
+    except DBAPIError as exc:
+        raise connection_error("open", parsed, exc) from exc
     finally:
         engine.dispose()
