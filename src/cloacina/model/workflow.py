@@ -120,8 +120,9 @@ class WorkflowCatalog:
         except KeyError:
             known = ", ".join(sorted(self._latest)) or "none"
             raise WorkflowNotFoundError(
-                f"no workflow named {name!r} in this process (known: {known}); define it with "
-                "@workflow(name=...) and import its module before running it"
+                f"no workflow named {name!r} (known: {known}); define it with "
+                "@workflow(name=...) and import its module before running it, or register the "
+                "package that defines it"
             ) from None
 
     def find(self, name: str, version: str | None = None) -> Workflow | None:

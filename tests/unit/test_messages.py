@@ -1,0 +1,18 @@
+"""Messages a new user found wrong or unclear (issue 9, items 17 and 24), where no process or
+database is needed to see them."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloacina.errors import WorkflowNotFoundError
+from cloacina.model.workflow import WorkflowCatalog
+
+
+def test_an_unknown_workflow_names_what_is_known_and_both_ways_to_get_one() -> None:
+    with pytest.raises(WorkflowNotFoundError) as caught:
+        WorkflowCatalog().get("nosuch")
+    message = str(caught.value)
+    assert "no workflow named 'nosuch' (known: none)" in message
+    assert "in this process" not in message  # the CLI shows it too, where it means nothing
+    assert "import its module" in message and "register the package" in message
