@@ -172,7 +172,8 @@ def verify_signature(data: bytes, signature: bytes | None, trusted: dict[str, by
     if pem is None:
         raise SignatureError(
             f"the package is signed by key {fp}, which is not among the trusted keys; "
-            "add its .pub file to the runner's trusted_keys"
+            "trust its .pub file with --trusted-key FILE.pub (cloacina package register, "
+            "package verify) or trusted_keys=[...] (DefaultRunner)"
         )
     key = serialization.load_pem_public_key(pem)
     assert isinstance(key, ed25519.Ed25519PublicKey)
