@@ -319,9 +319,12 @@ def build(
     partial.write_bytes(data)
     os.replace(partial, path)
     digest = sha256_hex(data)
+    # Counted from the archive as read back (metadata.json included), as `package inspect`
+    # counts them, so the two agree.
+    uncompressed = sum(len(v) for v in written.files.values())
     log(
-        f"Wrote {path} ({fmt_size(len(data))}, {len(contents) + 1} files, "
-        f"{fmt_size(sum(len(v) for v in contents.values()))} uncompressed)"
+        f"Wrote {path} ({fmt_size(len(data))}, {len(written.files)} files, "
+        f"{fmt_size(uncompressed)} uncompressed)"
     )
     log(f"  sha256 {digest}")
     return BuildResult(
@@ -331,7 +334,7 @@ def build(
         project=project,
         manifest=manifest,
         metadata=written.metadata,
-        files=len(contents) + 1,
+        files=len(written.files),
         distributions=vendored.distributions,
     )
 
