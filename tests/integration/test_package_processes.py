@@ -274,7 +274,7 @@ def test_command_exit_status_and_signal_pass_through(
     result = runner.execute("cmd_sig_pkg_flow", timeout=60)
     assert result.status == "failed"
     error = result.tasks["work"].error or ""
-    assert f"exited with code -{int(signal.SIGSEGV)}" in error, error
+    assert f"was killed by SIGSEGV (exit code -{int(signal.SIGSEGV)})" in error, error
 
 
 # ---- item 6: package processes die with their runner ------------------------------------------

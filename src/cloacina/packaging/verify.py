@@ -27,6 +27,7 @@ from cloacina.packaging.archive import DEFAULT_LIMITS, Limits, PackageArchive, r
 from cloacina.packaging.manifest import TaskSpec, WorkflowSpec
 from cloacina.packaging.signing import load_trusted_keys, verify_signature
 from cloacina.packaging.worker import command as worker_command
+from cloacina.packaging.worker import describe_exit
 
 INSPECT_TIMEOUT = 120.0
 
@@ -74,7 +75,7 @@ def inspect_code(
         reply = None
     if reply is None:
         raise PackageError(
-            f"the inspection process exited with code {proc.returncode} without an answer"
+            f"the inspection process ended without an answer ({describe_exit(proc.returncode)})"
             + (f":\n{stderr[-3000:]}" if stderr else "")
         )
     if "error" in reply:

@@ -273,6 +273,20 @@ def main(argv: list[str] | None = None) -> int:
     return serve_main(args.lib, modules)
 
 
+def describe_exit(code: int | None) -> str:
+    """A process's exit status in words: ``exit code 3``, ``killed by SIGSEGV (exit code
+    -11)`` (a negative code is the signal that ended it), ``exit status unknown``."""
+    if code is None:
+        return "exit status unknown"
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"killed by {name} (exit code {code})"
+
+
 def remote_error(reply: dict[str, Any]) -> RemoteTaskError | TaskTimeoutError:
     """The exception a failed reply stands for, on the runner's side."""
     message = str(reply.get("error") or "task failed")

@@ -42,7 +42,7 @@ from cloacina.model.context import dumps_context
 from cloacina.packaging import protocol, supervise
 from cloacina.packaging.archive import PackageArchive
 from cloacina.packaging.worker import command as worker_command
-from cloacina.packaging.worker import remote_error
+from cloacina.packaging.worker import describe_exit, remote_error
 
 log = logging.getLogger("cloacina.loader")
 
@@ -89,10 +89,17 @@ class WorkerProcess:
         worker = cls(proc, ref)
         try:
             hello = await asyncio.wait_for(worker._read(), START_TIMEOUT)
-        except (TimeoutError, asyncio.IncompleteReadError) as exc:
+        except TimeoutError as exc:
             worker.kill()
             raise PackageError(
-                f"package {ref.package} {ref.version}: its process did not start ({exc!r})"
+                f"package {ref.package} {ref.version}: its process did not start within "
+                f"{START_TIMEOUT:g}s (does a module do work at import time?)"
+            ) from exc
+        except asyncio.IncompleteReadError as exc:
+            code = await _exit_code(worker)
+            raise PackageError(
+                f"package {ref.package} {ref.version}: its process ended before it was ready "
+                f"({describe_exit(code)})"
             ) from exc
         except BaseException:  # cancelled (shutdown): do not leave the process behind
             worker.kill()
@@ -294,7 +301,7 @@ class PackageLoader:
             return _failed(
                 job,
                 f"task {job.task.id!r}: the process of package {ref.package} {ref.version} "
-                f"died while running it (exit code {code})",
+                f"died while running it ({describe_exit(code)})",
                 retryable=True,
             )
         except asyncio.CancelledError:
@@ -336,9 +343,14 @@ class PackageLoader:
             return _failed(job, f"command task {job.task.id!r} could not start: {exc}", True)
         if returncode != 0:
             tail = stderr.decode(errors="replace").strip()[-2000:]
+            how = (
+                f"exited with code {returncode}"
+                if returncode > 0
+                else f"was {describe_exit(returncode)}"  # a signal: "was killed by SIGSEGV"
+            )
             return _failed(
                 job,
-                f"command {' '.join(command)} exited with code {returncode}: {tail}",
+                f"command {' '.join(command)} {how}: {tail}",
                 retryable=True,
             )
         text = stdout.decode(errors="replace").strip()
