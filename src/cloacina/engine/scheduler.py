@@ -323,8 +323,14 @@ class Scheduler:
         if failed:
             status = FAILED
             errors = tx.failed_task_errors(execution_id)
-            first = errors[0] if errors else ("?", None)
-            error = f"task {first[0]!r} failed: {first[1]}"
+            task_id, detail = errors[0] if errors else ("?", None)
+            named, text = f"task {task_id!r}", str(detail or "")
+            # A task's error often names the task already ("task 'a': timed out after 3s"):
+            # say it once, not "task 'a' failed: task 'a': ...".
+            if text.startswith(named):
+                error = text
+            else:
+                error = f"{named} failed: {text}" if text else f"{named} failed"
             if len(errors) > 1:
                 error += f" (and {len(errors) - 1} more failed task(s))"
         if tx.finish_run(execution_id, status, now, final_json=dumps_context(final), error=error):
