@@ -478,7 +478,11 @@ class DefaultRunner:
                 )
             running = tx.cancel_tasks(execution_id, "execution cancelled", now)
             if not tx.finish_run(
-                execution_id, "cancelled", now, final_json=None, error=reason or CANCELLED
+                execution_id,
+                ExecutionStatus.CANCELLED,
+                now,
+                final_json=None,
+                error=reason or CANCELLED,
             ):  # cannot happen while the run is locked; never report a cancel that was not
                 raise InvalidStateError(
                     f"workflow execution {execution_id} could not be cancelled: it ended meanwhile"
@@ -500,15 +504,23 @@ class DefaultRunner:
 
     def pause(self, execution_id: str) -> None:
         """Stop starting new tasks of a run; running ones finish."""
-        self._set_status(execution_id, "paused", ("running",), "execution_paused")
+        self._set_status(
+            execution_id, ExecutionStatus.PAUSED, (ExecutionStatus.RUNNING,), "execution_paused"
+        )
 
     def resume(self, execution_id: str) -> None:
         """Continue a paused run."""
-        self._set_status(execution_id, "running", ("paused",), "execution_resumed")
+        self._set_status(
+            execution_id, ExecutionStatus.RUNNING, (ExecutionStatus.PAUSED,), "execution_resumed"
+        )
         self._engine.wake()
 
     def _set_status(
-        self, execution_id: str, status: str, from_statuses: tuple[str, ...], event: str
+        self,
+        execution_id: str,
+        status: ExecutionStatus,
+        from_statuses: tuple[ExecutionStatus, ...],
+        event: str,
     ) -> None:
         self._check_open()
         now = time.time()

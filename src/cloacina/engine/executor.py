@@ -15,11 +15,12 @@ from typing import Any
 from cloacina.errors import TaskError, TaskTimeoutError
 from cloacina.model.context import Context, deep_merge_into, dumps_context
 from cloacina.model.rules import DepCounts, Verdict
+from cloacina.model.status import TaskStatus
 from cloacina.model.task import Task
 from cloacina.store.records import Claim
 from cloacina.taskinfo import TaskInfo, reset_current, set_current
 
-COMPLETED, FAILED, SKIPPED = "completed", "failed", "skipped"
+COMPLETED, FAILED, SKIPPED = TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED
 
 
 @dataclass(slots=True)
@@ -27,7 +28,7 @@ class Outcome:
     """What happened when a claimed task ran."""
 
     claim: Claim
-    kind: str  # completed | failed | skipped
+    kind: TaskStatus  # completed | failed | skipped
     output_json: str | None = None
     error: str | None = None
     traceback: str | None = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from cloacina.engine.executor import COMPLETED, FAILED, SKIPPED, Outcome
 from cloacina.model.context import deep_merge, dumps_context
 from cloacina.model.rules import DepCounts, StatusRule, TriggerRule, Verdict
+from cloacina.model.status import ExecutionStatus
 from cloacina.model.workflow import Workflow
 from cloacina.store.base import WriteTx
 from cloacina.store.records import (
@@ -319,9 +320,9 @@ class Scheduler:
             outputs.update(tx.get_outputs(execution_id, missing))
         final = deep_merge(*(json.loads(outputs[leaf]) for leaf in leaves if leaf in outputs))
         error = None
-        status = COMPLETED
+        status = ExecutionStatus.COMPLETED
         if failed:
-            status = FAILED
+            status = ExecutionStatus.FAILED
             errors = tx.failed_task_errors(execution_id)
             task_id, detail = errors[0] if errors else ("?", None)
             named, text = f"task {task_id!r}", str(detail or "")
@@ -334,7 +335,7 @@ class Scheduler:
             if len(errors) > 1:
                 error += f" (and {len(errors) - 1} more failed task(s))"
         if tx.finish_run(execution_id, status, now, final_json=dumps_context(final), error=error):
-            event = "execution_completed" if status == COMPLETED else "execution_failed"
+            event = f"execution_{status}"
             fx.events.append(NewEvent(execution_id, None, event, None, None, now))
             fx.finished_runs.append((execution_id, status))
 

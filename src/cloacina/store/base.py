@@ -10,6 +10,7 @@ import abc
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
+from cloacina.model.status import ExecutionStatus, TaskStatus
 from cloacina.store.maintenance import MaintenanceQueries
 from cloacina.store.packages import PackageQueries
 from cloacina.store.records import (
@@ -80,7 +81,7 @@ class WriteTx(abc.ABC):
     def finish_task(
         self,
         claim: Claim,
-        status: str,
+        status: TaskStatus,
         now: float,
         *,
         error: str | None = None,
@@ -91,7 +92,7 @@ class WriteTx(abc.ABC):
 
     def complete_task(self, claim: Claim, output_json: str, now: float) -> bool:
         """Record a claimed task as completed with its output; False if fenced out."""
-        if not self.finish_task(claim, "completed", now):
+        if not self.finish_task(claim, TaskStatus.COMPLETED, now):
             return False
         self.save_output(claim.row_id, claim.execution_id, claim.task_id, output_json)
         return True
@@ -155,7 +156,7 @@ class WriteTx(abc.ABC):
     def finish_run(
         self,
         execution_id: str,
-        status: str,
+        status: ExecutionStatus,
         now: float,
         *,
         final_json: str | None,
@@ -220,13 +221,17 @@ class WriteTx(abc.ABC):
         """The run's input context (JSON)."""
 
     @abc.abstractmethod
-    def lock_run_status(self, execution_id: str) -> str | None:
+    def lock_run_status(self, execution_id: str) -> ExecutionStatus | None:
         """Lock the run's row for the rest of the transaction and return its status (None:
         no such run), so that a decision taken on it holds until the commit."""
 
     @abc.abstractmethod
     def set_run_status(
-        self, execution_id: str, status: str, from_statuses: Sequence[str], now: float
+        self,
+        execution_id: str,
+        status: ExecutionStatus,
+        from_statuses: Sequence[ExecutionStatus],
+        now: float,
     ) -> bool:
         """Change a run's status if it is in one of ``from_statuses``."""
 
@@ -316,7 +321,7 @@ class ExecutionQueries(abc.ABC):
         """Executions whose id starts with ``id_prefix`` (for short ids in the CLI)."""
 
     @abc.abstractmethod
-    def execution_status(self, execution_id: str) -> str | None: ...
+    def execution_status(self, execution_id: str) -> ExecutionStatus | None: ...
 
     @abc.abstractmethod
     def count_unfinished(self) -> int:

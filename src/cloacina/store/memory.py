@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cloacina.errors import StoreError
+from cloacina.model.status import ExecutionStatus, TaskStatus
 from cloacina.store.base import ExecutionQueries, RunStore, WriteTx
 from cloacina.store.records import (
     AttemptRow,
@@ -261,7 +262,7 @@ class MemoryWriteTx(WriteTx):
     def finish_task(
         self,
         claim: Claim,
-        status: str,
+        status: TaskStatus,
         now: float,
         *,
         error: str | None = None,
@@ -323,12 +324,12 @@ class MemoryWriteTx(WriteTx):
         run = self._run(execution_id)
         run.tasks_remaining -= settled
         run.tasks_failed += failed
-        return RunProgress(run.status, run.tasks_remaining, run.tasks_failed)
+        return RunProgress(ExecutionStatus(run.status), run.tasks_remaining, run.tasks_failed)
 
     def finish_run(
         self,
         execution_id: str,
-        status: str,
+        status: ExecutionStatus,
         now: float,
         *,
         final_json: str | None,
@@ -416,12 +417,16 @@ class MemoryWriteTx(WriteTx):
         run = self._s.runs.get(execution_id)
         return (run.input_context if run else None) or "{}"
 
-    def lock_run_status(self, execution_id: str) -> str | None:
+    def lock_run_status(self, execution_id: str) -> ExecutionStatus | None:
         run = self._s.runs.get(execution_id)
-        return None if run is None else run.status
+        return None if run is None else ExecutionStatus(run.status)
 
     def set_run_status(
-        self, execution_id: str, status: str, from_statuses: Sequence[str], now: float
+        self,
+        execution_id: str,
+        status: ExecutionStatus,
+        from_statuses: Sequence[ExecutionStatus],
+        now: float,
     ) -> bool:
         run = self._s.runs.get(execution_id)
         if run is None or run.status not in from_statuses:
@@ -587,7 +592,7 @@ class MemoryRunStore(RunStore, ExecutionQueries):
                     t.execution_id,
                     t.task_id,
                     t.task_index,
-                    t.status,
+                    TaskStatus(t.status),
                     t.attempt,
                     t.max_attempts,
                     t.recovery_count,
@@ -645,10 +650,10 @@ class MemoryRunStore(RunStore, ExecutionQueries):
             runs.sort(key=lambda r: r.created_at, reverse=True)
             return [_execution_row(r) for r in runs[:limit]]
 
-    def execution_status(self, execution_id: str) -> str | None:
+    def execution_status(self, execution_id: str) -> ExecutionStatus | None:
         with self._lock:
             run = self._state.runs.get(execution_id)
-            return None if run is None else run.status
+            return None if run is None else ExecutionStatus(run.status)
 
     def count_unfinished(self) -> int:
         with self._lock:
@@ -662,7 +667,7 @@ def _execution_row(run: _Run) -> ExecutionRow:
         run.package,
         run.workflow_name,
         run.workflow_version,
-        run.status,
+        ExecutionStatus(run.status),
         run.input_context,
         run.final_context,
         run.error,

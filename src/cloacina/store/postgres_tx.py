@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from cloacina.model.status import ExecutionStatus
 from cloacina.store.dialect import POSTGRESQL
 from cloacina.store.records import (
     Claim,
@@ -282,7 +283,7 @@ class PostgresWriteTx(SQLWriteTx):
                 state = DependentState(row_id, text, a, b, c, d)
                 result.dependents.setdefault(eid, {})[row_id] = state
             else:
-                result.progress[eid] = RunProgress(text, a, b)
+                result.progress[eid] = RunProgress(ExecutionStatus(text), a, b)
         result.completed = [item for item in items if item.claim.row_id in done]
         return result
 
@@ -348,7 +349,7 @@ class PostgresWriteTx(SQLWriteTx):
     def finish_run(
         self,
         execution_id: str,
-        status: str,
+        status: ExecutionStatus,
         now: float,
         *,
         final_json: str | None,
@@ -397,7 +398,11 @@ class PostgresWriteTx(SQLWriteTx):
         return done
 
     def set_run_status(
-        self, execution_id: str, status: str, from_statuses: Sequence[str], now: float
+        self,
+        execution_id: str,
+        status: ExecutionStatus,
+        from_statuses: Sequence[ExecutionStatus],
+        now: float,
     ) -> bool:
         done = super().set_run_status(execution_id, status, from_statuses, now)
         if done and status == "running":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from cloacina.model.status import ExecutionStatus, TaskStatus
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -111,7 +113,7 @@ class DependentState:
 class RunProgress:
     """A run's counters after tasks settled."""
 
-    status: str
+    status: ExecutionStatus
     tasks_remaining: int
     tasks_failed: int
 
@@ -123,7 +125,7 @@ class ExecutionRow:
     package: str
     workflow_name: str
     workflow_version: str
-    status: str
+    status: ExecutionStatus
     input_context: str | None
     final_context: str | None
     error: str | None
@@ -141,7 +143,7 @@ class TaskRow:
     execution_id: str
     task_id: str
     task_index: int
-    status: str
+    status: TaskStatus
     attempt: int
     max_attempts: int
     recovery_count: int

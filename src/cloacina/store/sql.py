@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cloacina.errors import StoreError
+from cloacina.model.status import ExecutionStatus, TaskStatus
 from cloacina.store.base import Store, WriteTx
 from cloacina.store.dialect import SQLITE, Dialect, dialect_named
 from cloacina.store.records import (
@@ -204,7 +205,7 @@ class SQLWriteTx(WriteTx):
     def finish_task(
         self,
         claim: Claim,
-        status: str,
+        status: TaskStatus,
         now: float,
         *,
         error: str | None = None,
@@ -279,12 +280,12 @@ class SQLWriteTx(WriteTx):
         ).fetchone()
         if row is None:
             raise StoreError(f"workflow execution {execution_id!r} vanished from the database")
-        return RunProgress(*row)
+        return RunProgress(ExecutionStatus(row[0]), row[1], row[2])
 
     def finish_run(
         self,
         execution_id: str,
-        status: str,
+        status: ExecutionStatus,
         now: float,
         *,
         final_json: str | None,
@@ -483,15 +484,19 @@ class SQLWriteTx(WriteTx):
         ).fetchone()
         return (row[0] if row else None) or "{}"
 
-    def lock_run_status(self, execution_id: str) -> str | None:
+    def lock_run_status(self, execution_id: str) -> ExecutionStatus | None:
         row = self._c.execute(
             f"SELECT status FROM workflow_executions WHERE id=?{self.dialect.lock_rows}",
             (execution_id,),
         ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else ExecutionStatus(row[0])
 
     def set_run_status(
-        self, execution_id: str, status: str, from_statuses: Sequence[str], now: float
+        self,
+        execution_id: str,
+        status: ExecutionStatus,
+        from_statuses: Sequence[ExecutionStatus],
+        now: float,
     ) -> bool:
         cur = self._c.execute(
             "UPDATE workflow_executions SET status=?, updated_at=?"
@@ -534,8 +539,15 @@ def _get_outputs(conn: Any, execution_id: str, task_ids: Sequence[str]) -> dict[
     return out
 
 
+def _execution_row(row: Sequence[Any]) -> ExecutionRow:
+    values = list(row)
+    values[5] = ExecutionStatus(values[5])
+    return ExecutionRow(*values)
+
+
 def _task_row(row: Sequence[Any]) -> TaskRow:
     values = list(row)
+    values[4] = TaskStatus(values[4])
     deps = values[-1]
     values[-1] = None if deps is None else tuple(json.loads(deps))
     return TaskRow(*values)
@@ -597,7 +609,7 @@ class SQLStore(Store):
         row = self._fetchone(
             f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id=?", (execution_id,)
         )
-        return ExecutionRow(*row) if row else None
+        return _execution_row(row) if row else None
 
     def get_tasks(self, execution_id: str) -> list[TaskRow]:
         rows = self._fetchall(
@@ -657,7 +669,7 @@ class SQLStore(Store):
             " ORDER BY created_at DESC LIMIT ?",
             (*params, limit),
         )
-        return [ExecutionRow(*r) for r in rows]
+        return [_execution_row(r) for r in rows]
 
     def find_executions(self, id_prefix: str, limit: int = 10) -> list[ExecutionRow]:
         escaped = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -666,11 +678,11 @@ class SQLStore(Store):
             " ORDER BY created_at DESC LIMIT ?",
             (escaped + "%", limit),
         )
-        return [ExecutionRow(*r) for r in rows]
+        return [_execution_row(r) for r in rows]
 
-    def execution_status(self, execution_id: str) -> str | None:
+    def execution_status(self, execution_id: str) -> ExecutionStatus | None:
         row = self._fetchone("SELECT status FROM workflow_executions WHERE id=?", (execution_id,))
-        return row[0] if row else None
+        return ExecutionStatus(row[0]) if row else None
 
     def count_unfinished(self) -> int:
         row = self._fetchone(
