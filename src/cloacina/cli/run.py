@@ -20,12 +20,14 @@ from types import FrameType, ModuleType
 from typing import Any, TextIO
 
 import click
+from rich.text import Text
 
 from cloacina.cli.consoles import err_console, out_console
-from cloacina.cli.databases import require_tenant, sqlite_file
+from cloacina.cli.databases import display_url, require_tenant, sqlite_file
 from cloacina.cli.errors import CliError, CliInterrupted, exit_code_for, print_error
 from cloacina.cli.follow import EventPrinter, follow
 from cloacina.cli.json_output import dump_json, result_json
+from cloacina.cli.naming import module_workflow, parse_ref, shadowed_package_note
 from cloacina.cli.options import (
     db_option,
     resolve_db,
@@ -173,6 +175,13 @@ def check_workflow(name: str, modules: Sequence[str], registered: Sequence[str] 
 @click.command("run")
 @click.argument("workflow")
 @click.option(
+    "--version",
+    "version",
+    metavar="VERSION",
+    help="Run this registered version of the workflow's package (the same as "
+    "WORKFLOW@VERSION) [default: the promoted version, else the highest].",
+)
+@click.option(
     "--module",
     "-m",
     "modules",
@@ -208,6 +217,7 @@ def check_workflow(name: str, modules: Sequence[str], registered: Sequence[str] 
 def run_command(
     ctx: click.Context,
     workflow: str,
+    version: str | None,
     modules: tuple[str, ...],
     context: str | None,
     context_file: str | None,
@@ -217,6 +227,11 @@ def run_command(
     as_json: bool,
 ) -> None:
     """Run WORKFLOW to the end and show its tasks and final context.
+
+    WORKFLOW is a workflow a --module defines, or one registered in the database (no
+    --module needed). PACKAGE::WORKFLOW picks a registered package's, WORKFLOW@VERSION (or
+    --version) a version of that package. When a --module defines WORKFLOW, it runs, even
+    if a registered package has one of the same name (a note says so).
 
     Exit code 0 when the run completed, 1 when it failed (or was cancelled or timed out:
     the run is cancelled, its error says so), 2 for usage errors, 130 when interrupted by
@@ -228,19 +243,34 @@ def run_command(
     tenant_name = resolve_tenant(ctx, tenant)
     settings = resolve_settings(ctx)
     input_context = load_context(context, context_file)
+    ref = parse_ref(workflow, version)
     import_modules(modules)
     require_tenant(url, tenant_name)
+    # What the user names explicitly wins: a workflow the --module modules define.
+    explicit = module_workflow(ref, modules)
     path = sqlite_file(url, tenant_name)
-    if workflow not in catalog.names() and path is not None and not path.exists():
-        check_workflow(workflow, modules)  # no database, so no registered packages either
+    if explicit is None and path is not None and not path.exists():
+        # No database, so no registered packages either.
+        check_workflow(ref.workflow, modules)
+        if ref.qualified:
+            raise CliError(
+                f"no package is registered in {display_url(url)}, so nothing is named {ref}"
+            )
     runner = DefaultRunner(url, tenant=tenant_name, settings=settings)
-    try:
-        wf = runner.resolve(workflow)  # a registered package's, or one a module defines
-    except WorkflowNotFoundError:
-        registered = runner.catalog.names()
-        runner.shutdown()
-        check_workflow(workflow, modules, registered)
-        raise
+    if explicit is not None:
+        wf = explicit
+        note = shadowed_package_note(runner, ref, wf)
+        if note:
+            err_console().print(Text(f"note: {note}", style="yellow"))
+    else:
+        try:
+            wf = runner.resolve(str(ref))  # a registered package's, or one a module defines
+        except WorkflowNotFoundError as exc:
+            registered = runner.catalog.names()
+            runner.shutdown()
+            if not ref.qualified:
+                check_workflow(ref.workflow, modules, registered)
+            raise CliError(str(exc)) from None
     max_attempts = {tid: t.retry.max_attempts for tid, t in wf.tasks.items()}
 
     # With --json, stdout holds the JSON document only: what tasks print goes to stderr.

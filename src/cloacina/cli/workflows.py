@@ -11,13 +11,15 @@ import click
 
 from cloacina.cli.consoles import fancy, out_console
 from cloacina.cli.databases import require_tenant, sqlite_file
+from cloacina.cli.errors import CliError
 from cloacina.cli.formatting import fmt_time
 from cloacina.cli.graph_render import FORMATS, render_workflow
 from cloacina.cli.json_output import echo_json
+from cloacina.cli.naming import module_workflow, parse_ref
 from cloacina.cli.options import F, db_option, resolve_db, resolve_tenant, tenant_option
 from cloacina.cli.render import new_table
 from cloacina.cli.run import check_workflow, import_modules
-from cloacina.errors import SchemaError
+from cloacina.errors import SchemaError, WorkflowNotFoundError
 from cloacina.model.status import to_datetime
 from cloacina.model.workflow import Workflow, catalog
 from cloacina.runner import DefaultRunner
@@ -42,7 +44,7 @@ def module_option(func: F) -> F:
 
 
 @contextmanager
-def _registry(url: str, tenant: str) -> Iterator[DefaultRunner | None]:
+def open_registry(url: str, tenant: str) -> Iterator[DefaultRunner | None]:
     """A runner that executes nothing, to read the registry (None if the database is new)."""
     require_tenant(url, tenant)  # a clear error for a tenant that was never created
     path = sqlite_file(url, tenant)
@@ -79,7 +81,7 @@ def list_command(
     url = resolve_db(ctx, db)
     import_modules(modules)
     rows: list[dict[str, Any]] = []
-    with _registry(url, resolve_tenant(ctx, tenant)) as runner:
+    with open_registry(url, resolve_tenant(ctx, tenant)) as runner:
         packages = runner.list_packages() if runner is not None else []
         for pkg in reversed(packages):  # newest first
             for wf_name, version in pkg.workflow_versions:
@@ -165,21 +167,30 @@ def graph_command(
     fmt: str,
 ) -> None:
     """Draw the task graph (DAG) of workflow NAME: from --module, or else the default
-    version registered in the database.
+    version registered in the database. NAME may be PACKAGE::WORKFLOW, WORKFLOW@VERSION
+    or PACKAGE::WORKFLOW@VERSION (a registered package's version).
 
     Tasks with retries, a timeout, a trigger rule other than all_success or an async body
     are marked. Render the other formats with e.g. `... --format dot | dot -Tsvg > wf.svg`
     or paste the Mermaid text into a Markdown ```mermaid block.
     """
+    ref = parse_ref(name)
+    wf = None
     if modules:
         import_modules(modules)
-        check_workflow(name, modules)
-        wf = catalog.get(name)
-    else:
-        with _registry(resolve_db(ctx, db), resolve_tenant(ctx, tenant)) as runner:
+        wf = module_workflow(ref, modules)  # what the user names explicitly wins
+    if wf is None:
+        with open_registry(resolve_db(ctx, db), resolve_tenant(ctx, tenant)) as runner:
             if runner is None:
+                if modules:
+                    check_workflow(ref.workflow, modules)
                 raise click.UsageError(
                     "give --module MOD, or --db for a database where the workflow is registered"
                 )
-            wf = runner.resolve(name)
+            try:
+                wf = runner.resolve(str(ref))
+            except WorkflowNotFoundError as exc:
+                if modules and not ref.qualified:
+                    check_workflow(ref.workflow, modules, runner.catalog.names())
+                raise CliError(str(exc)) from None
     click.echo(render_workflow(wf, fmt, unicode=fancy(out_console())), nl=False)

@@ -259,7 +259,7 @@ class PackageRegistry:
             owner = entries[-1].row.package if entries else None
             if owner is None or owner == package:
                 continue
-            theirs = [e.row.version for e in entries if e.row.package == owner]
+            theirs = self._sorted_versions(entries, owner)
             raise WorkflowNameConflictError(
                 f"package {package} {version} has a workflow named {spec.name!r}, which package "
                 f"{owner} already provides (version{'s' if len(theirs) > 1 else ''} "
