@@ -68,9 +68,11 @@ PROG_NAMES = ("cloacina", "cloacina-ctl")
 @click.version_option(__version__, "--version", "-V", prog_name="cloacina")
 @click.pass_context
 def cli(ctx: click.Context, db: str, tenant: str) -> None:
-    """Cloacina: durable workflows on SQLite.
+    """Cloacina: durable workflows on SQLite (the default, a file) or PostgreSQL (--db
+    postgresql://..., shared by any number of workers).
 
-    Run a workflow with `cloacina run WORKFLOW --module MOD`, inspect past runs with
+    Run a workflow with `cloacina run WORKFLOW --module MOD` (a registered package's workflow
+    needs no --module), inspect past runs with
     `cloacina executions list|show|watch`, draw a workflow with `cloacina workflows graph`,
     or see everything at work with `cloacina demo`.
     """
