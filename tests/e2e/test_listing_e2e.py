@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from cloacina.model.status import ExecutionStatus
 from cloacina.store import open_store
-from cloacina.store.records import NewTask
+from cloacina.store.records import NewTask, WorkerRow
 
 from .helpers import FLOWS, run_cli
 
@@ -37,7 +38,9 @@ def _insert_run(db: str, workflow: str, created: float, status: str | None = Non
                 now=created,
             )
             if status is not None:
-                tx.finish_run(eid, status, created + 1, final_json=None, error="it broke")
+                tx.finish_run(
+                    eid, ExecutionStatus(status), created + 1, final_json=None, error="it broke"
+                )
         return eid
     finally:
         store.close()
@@ -88,3 +91,85 @@ def test_list_since_a_duration_or_a_date(listing: tuple[Path, str, dict[str, str
 
     res = run_cli("executions", "list", "--db", db, "--since", "2999-01-01", cwd=cwd)
     assert res.returncode == 0 and "created since 2999-01-01" in res.stdout, res
+
+
+NARROW = {"COLUMNS": "80"}
+
+
+def _column(stdout: str, header: str, next_header: str) -> list[str]:
+    """The cells of one column of a table, each folded cell joined back into one string
+    (a line with text in other columns starts a new row; the others continue it)."""
+    lines = stdout.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("─"))
+    head = lines[rule - 1]
+    start = head.index(header)
+    end = head.index(next_header, start + len(header))
+    cells: list[str] = []
+    for line in lines[rule + 1 :]:
+        if not line.strip():
+            break
+        piece = line[start:end].strip()
+        if (line[:start] + line[end:]).strip() or not cells:  # other cells: a new row
+            cells.append(piece)
+        else:
+            cells[-1] += piece
+    return cells
+
+
+def test_executions_list_at_80_columns_keeps_names_and_ids_whole(
+    listing: tuple[Path, str, dict[str, str]],
+) -> None:
+    cwd, db, ids = listing
+    res = run_cli("executions", "list", "--db", db, env=NARROW, cwd=cwd)
+    assert res.returncode == 0, res
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80, res
+    assert LONG in _column(res.stdout, "workflow", "status"), res  # whole, folded
+    for eid in ids.values():
+        assert eid[:8] in res.stdout
+    assert "failed" in res.stdout and "completed" in res.stdout
+
+
+def test_executions_show_at_80_columns_keeps_names_whole(
+    listing: tuple[Path, str, dict[str, str]],
+) -> None:
+    cwd, db, ids = listing
+    res = run_cli("executions", "show", ids["long"], "--db", db, "--events", env=NARROW, cwd=cwd)
+    assert res.returncode == 0, res
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80, res
+    assert ids["long"] in res.stdout
+    assert LONG in res.stdout.replace("\n", "").replace(" ", ""), res
+
+
+def test_workers_list_at_80_columns_keeps_the_id_and_pid(
+    listing: tuple[Path, str, dict[str, str]],
+) -> None:
+    cwd, db, _ids = listing
+    host = "worker-pod-" + "k" * 50 + ".cluster.local"
+    worker_id = f"{host}:4242424:abcdef12"[-64:]
+    store = open_store(db)
+    try:
+        now = time.time()
+        store.register_worker(
+            WorkerRow(
+                id=worker_id,
+                host=host,
+                pid=4242424,
+                status="running",
+                started_at=now,
+                last_heartbeat=now,
+                running_tasks=3,
+                max_tasks=16,
+                version="0.1.0",
+                stopped_at=None,
+            )
+        )
+    finally:
+        store.close()
+    res = run_cli("workers", "list", "--db", db, env=NARROW, cwd=cwd)
+    assert res.returncode == 0, res
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80, res
+    assert worker_id in _column(res.stdout, "id", "host"), res
+    for cell in ("4242424", "3/16", "running"):
+        assert cell in res.stdout, res
+    res = run_cli("workers", "list", "--db", db, "--json", env=NARROW, cwd=cwd)
+    assert [w["pid"] for w in json.loads(res.stdout)] == [4242424]

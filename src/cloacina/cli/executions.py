@@ -37,6 +37,7 @@ from cloacina.cli.render import (
     render_header,
     render_tasks,
     render_tracebacks,
+    shrink_to_fit,
 )
 from cloacina.cli.workers import worker_status
 from cloacina.errors import ExecutionNotFoundError, InvalidStateError
@@ -217,6 +218,7 @@ def list_command(
             fmt_time(started),
             fmt_duration(elapsed(started, finished, row.status)),
         )
+    shrink_to_fit(console, table, {"started": 11})  # the date gives way, not the name
     console.print(table)
     if len(rows) == limit:
         console.print(Text(f"(newest {limit}; use --limit to see more)", style="dim"))
@@ -538,7 +540,7 @@ def watch_view(
     progress.add_row(bar, summary)
 
     table = new_table("")
-    table.add_column("task", no_wrap=True)
+    table.add_column("task", overflow="fold", min_width=8)
     table.add_column("status", no_wrap=True, min_width=11)
     table.add_column("attempt", justify="right", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True, min_width=8)

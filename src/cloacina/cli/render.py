@@ -8,6 +8,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -36,11 +37,37 @@ def new_table(title: str) -> Table:
     )
 
 
+def shrink_to_fit(console: Console, table: Table, floors: Mapping[str, int]) -> None:
+    """Make ``table`` fit the console by cutting, with an ellipsis, the columns named in
+    ``floors`` (dates, URLs, host names: their header to the narrowest width they may
+    take), in that order, before anything else gives way. Names and ids are never cut:
+    their columns fold (``overflow="fold"``), so what is left over wraps inside them."""
+    width = console.options.max_width
+    unbounded = console.options.update_width(1_000_000)  # measure what each cell wants
+    excess = Measurement.get(console, unbounded, table).maximum - width
+    for column in table.columns:
+        if excess <= 0:
+            return
+        floor = floors.get(str(column.header))
+        if floor is None:
+            continue
+        natural = max(
+            Measurement.get(console, unbounded, cell).maximum
+            for cell in (column.header, *column.cells)
+        )
+        cut = min(excess, natural - floor)
+        if cut > 0:
+            column.max_width = natural - cut
+            column.no_wrap = True
+            column.overflow = "ellipsis"
+            excess -= cut
+
+
 def render_header(console: Console, result: WorkflowResult) -> None:
     """The run's id, workflow, version, status, times and error."""
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")  # ids and names are shown whole, wrapped if need be
     grid.add_row("execution", safe_text(result.execution_id))
     workflow = safe_text(result.workflow_name)
     if result.package != "embedded" or result.tenant != "public":
@@ -74,7 +101,7 @@ def render_tasks(
         any(t.recoveries for t in result.tasks.values()) if recoveries is None else recoveries
     )
     table = new_table("Tasks")
-    table.add_column("task", no_wrap=True)
+    table.add_column("task", overflow="fold", min_width=8)
     table.add_column("status", no_wrap=True)
     table.add_column("attempts", justify="right", no_wrap=True)
     if show_recoveries:
@@ -139,7 +166,7 @@ def render_events(console: Console, events: list[EventRow], start: float | None)
     """The event log of a run, times relative to ``start`` (epoch seconds)."""
     table = new_table("Events")
     table.add_column("time", justify="right", no_wrap=True)
-    table.add_column("task", no_wrap=True)
+    table.add_column("task", overflow="fold", min_width=8)
     table.add_column("event", no_wrap=True)
     table.add_column("attempt", justify="right", no_wrap=True)
     table.add_column("detail", overflow="fold")

@@ -14,7 +14,7 @@ from cloacina.cli.databases import display_url, open_existing_store
 from cloacina.cli.formatting import fmt_duration, fmt_time, iso, status_text
 from cloacina.cli.json_output import echo_json
 from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
-from cloacina.cli.render import new_table
+from cloacina.cli.render import new_table, shrink_to_fit
 from cloacina.model.status import to_datetime
 from cloacina.store.records import WorkerRow
 
@@ -96,7 +96,7 @@ def list_command(
         console.print(Text(f"No {which}workers in {where}{hint}.", style="dim"))
         return
     table = new_table(f"Workers in {where}")
-    table.add_column("id", no_wrap=True)
+    table.add_column("id", overflow="fold", min_width=12)
     table.add_column("host", no_wrap=True)
     table.add_column("pid", justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -117,4 +117,6 @@ def list_command(
             fmt_age(now - row.last_heartbeat),
             f"{row.running_tasks}/{row.max_tasks}",
         )
+    # At 80 columns the host and the start time give way; the id and the pid never do.
+    shrink_to_fit(console, table, {"host": 8, "started": 11})
     console.print(table)
