@@ -40,9 +40,10 @@ from cloacina.cli.render import (
     shrink_to_fit,
 )
 from cloacina.cli.workers import worker_status
+from cloacina.cli.workflows import open_registry
 from cloacina.errors import ExecutionNotFoundError, InvalidStateError
 from cloacina.model.context import loads_context
-from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, to_datetime
+from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, WorkflowResult, to_datetime
 from cloacina.runner import DefaultRunner, build_result
 from cloacina.store import Store
 from cloacina.store.records import ExecutionRow, TaskRow, WorkerRow
@@ -224,6 +225,19 @@ def list_command(
         console.print(Text(f"(newest {limit}; use --limit to see more)", style="dim"))
 
 
+def _package_version(url: str, tenant: str, result: WorkflowResult) -> str | None:
+    """The version of the registered package a run's workflow version belongs to (None for
+    an embedded workflow, or a package unregistered since)."""
+    if result.package == "embedded":
+        return None
+    with open_registry(url, tenant) as runner:
+        for info in runner.list_packages() if runner is not None else []:
+            key = (result.workflow_name, result.workflow_version)
+            if info.package == result.package and key in info.workflow_versions:
+                return info.version
+    return None
+
+
 @executions_group.command("show")
 @click.argument("execution_id", metavar="ID")
 @db_option
@@ -255,15 +269,17 @@ def show_command(
     finally:
         store.close()
     result = build_result(row, task_rows)
+    package_version = _package_version(url, resolve_tenant(ctx, tenant), result)
     max_attempts = {t.task_id: t.max_attempts for t in task_rows}
     input_context = loads_context(row.input_context)
     if as_json:
         data = result_json(result, max_attempts, event_rows)
+        data["package_version"] = package_version
         data["input_context"] = input_context
         echo_json(data)
         return
     console = out_console()
-    render_header(console, result)
+    render_header(console, result, package_version)
     console.print()
     render_tasks(console, result, max_attempts, recoveries=True)
     render_tracebacks(console, result)

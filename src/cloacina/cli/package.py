@@ -174,14 +174,19 @@ def new_command(name: str, directory: str | None) -> None:
     "platform (recorded in metadata.json).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the package's path.")
-def build_command(path: str, output: str | None, allow_native: bool, quiet: bool) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON (progress on stderr)."
+)
+def build_command(
+    path: str, output: str | None, allow_native: bool, quiet: bool, as_json: bool
+) -> None:
     """Build the workflow project at PATH into a reproducible .cloacina package.
 
     The project is imported in a clean subprocess, its @packaged_workflow classes are
     validated, its pure-Python dependencies are vendored, and the same sources always give
     a byte-identical archive.
     """
-    console = out_console()
+    console = err_console() if as_json else out_console()  # stdout is for the JSON
 
     def log(line: str) -> None:
         if quiet:
@@ -197,6 +202,19 @@ def build_command(path: str, output: str | None, allow_native: bool, quiet: bool
         result = build(path, output, allow_native=allow_native, log=log)
     except PackageError as exc:
         raise PackageFailed(f"build failed: {exc}") from None
+    if as_json:
+        echo_json(
+            {
+                "file": str(result.path),
+                "package": result.manifest.package,
+                "version": result.manifest.version,
+                "workflows": [w.name for w in result.manifest.workflows],
+                "files": result.files,
+                "size": result.size,
+                "sha256": result.sha256,
+            }
+        )
+        return
     if quiet:
         click.echo(str(result.path))
         return
@@ -402,7 +420,15 @@ def inspect_command(file: str, as_json: bool) -> None:
     default=None,
     help="The signature file [default: FILE.sig when it exists].",
 )
-def verify_command(file: str, trusted_keys: tuple[str, ...], signature: str | None) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the outcome as JSON (also when it fails: ok false and the problems).",
+)
+def verify_command(
+    file: str, trusted_keys: tuple[str, ...], signature: str | None, as_json: bool
+) -> None:
     """Check package FILE: safe paths and sizes, content fingerprint, the manifest against
     the code (imported from the package in a clean process), command executables, and with
     --trusted-key the signature. Exit 1 with the precise problem when anything is wrong."""
@@ -412,8 +438,32 @@ def verify_command(file: str, trusted_keys: tuple[str, ...], signature: str | No
     try:
         result = verify_package(data, signature=sig_bytes, trusted_keys=list(trusted_keys))
     except PackageError as exc:
+        if as_json:
+            echo_json({"file": file, "ok": False, "problems": [str(exc)]})
         raise PackageFailed(f"{file} does not verify: {exc}") from None
     m = result.archive.manifest
+    if as_json:
+        echo_json(
+            {
+                "file": file,
+                "ok": result.ok,
+                "package": m.package,
+                "version": m.version,
+                "sha256": result.archive.sha256,
+                "fingerprint": result.archive.fingerprint,
+                "files": len(result.archive.files),
+                "workflows": [w.name for w in m.workflows],
+                "matches_code": result.matches_code,
+                "signature": result.signature,
+                "signature_file": None if sig_path is None else str(sig_path),
+                "signer": result.signer,
+                "problems": list(result.problems),
+            }
+        )
+        if not result.ok:
+            _print_problems(err_console(), file, result.problems)
+            raise click.exceptions.Exit(1)
+        return
     mark = "✓" if fancy(console) else "+"
     console.print(
         f"{mark} archive {m.package} {m.version}: {len(result.archive.files)} files, "
@@ -510,6 +560,7 @@ def sign_command(file: str, key: str) -> None:
     help="Take over workflow names another package already has: this package's workflows "
     "become the ones the plain names run (the other's stay reachable as PACKAGE::WORKFLOW).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the registered package as JSON.")
 @click.pass_context
 def register_command(
     ctx: click.Context,
@@ -520,6 +571,7 @@ def register_command(
     trusted_keys: tuple[str, ...],
     require_signatures: bool,
     replace: bool,
+    as_json: bool,
 ) -> None:
     """Register package FILE in the database, so runners and workers can run its workflows.
 
@@ -546,12 +598,27 @@ def register_command(
             notes = _default_notes(runner, package_id, archive)
     except PackageError as exc:
         raise PackageFailed(f"cannot register {file}: {exc}") from None
+    if as_json:
+        echo_json(
+            {
+                "id": package_id,
+                "package": archive.name,
+                "version": archive.version,
+                "workflows": [w.name for w in archive.manifest.workflows],
+                "sha256": archive.sha256,
+                "database": display_url(url),
+                "tenant": tenant_name,
+                "notes": notes,
+            }
+        )
+        return
     console = out_console()
     console.print(
         Text.assemble(
             ("Registered ", "bold green"),
             (f"{archive.name} {archive.version}", "bold"),
-            f" in {url}" + ("" if tenant_name == "public" else f" (tenant {tenant_name})"),
+            f" in {display_url(url)}"
+            + ("" if tenant_name == "public" else f" (tenant {tenant_name})"),
         )
     )
     console.print(f"  id         {package_id}")

@@ -63,8 +63,11 @@ def shrink_to_fit(console: Console, table: Table, floors: Mapping[str, int]) -> 
             excess -= cut
 
 
-def render_header(console: Console, result: WorkflowResult) -> None:
-    """The run's id, workflow, version, status, times and error."""
+def render_header(
+    console: Console, result: WorkflowResult, package_version: str | None = None
+) -> None:
+    """The run's id, workflow, version, status, times and error. A packaged workflow's
+    version is its package's (``package_version``), with the workflow's hash after it."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")  # ids and names are shown whole, wrapped if need be
@@ -73,7 +76,11 @@ def render_header(console: Console, result: WorkflowResult) -> None:
     if result.package != "embedded" or result.tenant != "public":
         workflow.append(f"  ({result.tenant}::{result.package})", style="dim")
     grid.add_row("workflow", workflow)
-    grid.add_row("version", Text(result.workflow_version[:12]))
+    version = Text(result.workflow_version[:12])
+    if package_version is not None:
+        version = safe_text(package_version)
+        version.append(f"  (workflow {result.workflow_version[:12]})", style="dim")
+    grid.add_row("version", version)
     grid.add_row("status", status_text(result.status))
     grid.add_row("started", fmt_time(result.started_at))
     grid.add_row("finished", fmt_time(result.finished_at))

@@ -46,6 +46,7 @@ from cloacina.errors import (
 from cloacina.model.context import parse_context_json
 from cloacina.model.status import WorkflowResult
 from cloacina.model.workflow import Workflow, catalog
+from cloacina.registry.loader import PackageRef
 from cloacina.runner import DefaultRunner
 
 
@@ -158,16 +159,23 @@ def check_workflow(name: str, modules: Sequence[str], registered: Sequence[str] 
     known = sorted(set(catalog.names()) | set(registered))
     if name in known:
         return
-    where = ", ".join(repr(m) for m in modules) if modules else "no module (use --module MOD)"
+    imported = ", ".join(repr(m) for m in modules)
     if not known:
+        if modules:
+            defines = "defines" if len(modules) == 1 else "define"
+            why = f"{imported} {defines} no workflows and no package is registered"
+        else:
+            why = "no --module was given and no package is registered"
         raise CliError(
-            f"unknown workflow {name!r}: {where} defined no workflows. Define one with "
-            "@workflow(name=...) in the module you pass with --module"
+            f"unknown workflow {name!r}: {why}. Define it with @workflow(name=...) in a module "
+            "and pass it with --module MOD, or register a package that defines it with "
+            "`cloacina package register FILE`"
         )
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
+    source = f"imported: {imported}" if modules else "no --module given"
     raise CliError(
-        f"unknown workflow {name!r} (imported: {where}). Known workflows: {', '.join(known)}.{hint}"
+        f"unknown workflow {name!r} ({source}). Known workflows: {', '.join(known)}.{hint}"
     )
 
 
@@ -188,7 +196,7 @@ def check_workflow(name: str, modules: Sequence[str], registered: Sequence[str] 
     multiple=True,
     metavar="MOD",
     help="Module that defines the workflow: a dotted name (the current directory is on the "
-    "path) or a path to a .py file. Repeatable.",
+    "path) or a path to a .py file. Repeatable. A registered package's workflow needs none.",
 )
 @click.option("--context", "context", metavar="JSON", help="Input context, a JSON object.")
 @click.option(
@@ -272,6 +280,8 @@ def run_command(
                 check_workflow(ref.workflow, modules, registered)
             raise CliError(str(exc)) from None
     max_attempts = {tid: t.retry.max_attempts for tid, t in wf.tasks.items()}
+    # A registered package's workflow is shown by its package's version, not only its hash.
+    package_version = wf.origin.version if isinstance(wf.origin, PackageRef) else None
 
     # With --json, stdout holds the JSON document only: what tasks print goes to stderr.
     with task_output_to_stderr(as_json) as stdout:
@@ -282,10 +292,12 @@ def run_command(
         finally:
             runner.shutdown(wait=clean)
         if as_json:
-            stdout.write(dump_json(result_json(result, max_attempts)) + "\n")
+            data = result_json(result, max_attempts)
+            data["package_version"] = package_version
+            stdout.write(dump_json(data) + "\n")
             stdout.flush()
     if not as_json:
-        show_result(result, max_attempts)
+        show_result(result, max_attempts, package_version)
     if problem:
         print_error(problem)
     ctx.exit(exit_code_for(result.status))
@@ -416,9 +428,11 @@ def task_output_to_stderr(enabled: bool) -> Iterator[TextIO]:
             os.close(saved_fd)
 
 
-def show_result(result: WorkflowResult, max_attempts: dict[str, int]) -> None:
+def show_result(
+    result: WorkflowResult, max_attempts: dict[str, int], package_version: str | None = None
+) -> None:
     console = out_console()
-    render_header(console, result)
+    render_header(console, result, package_version)
     console.print()
     render_tasks(console, result, max_attempts)
     render_tracebacks(console, result)
