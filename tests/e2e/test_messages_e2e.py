@@ -3,7 +3,9 @@ subprocess: each says what happened in the user's terms and how to go on."""
 
 from __future__ import annotations
 
+import json
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +63,56 @@ def test_the_top_level_help_names_both_databases(cli: Cli) -> None:
     assert res.returncode == 0, res
     first = res.stdout.split("Options:")[0]
     assert "SQLite" in first and "PostgreSQL" in first, first
+
+
+# ---- 9.17 / 9.24: naming a workflow; a packaged run's version --------------------------------
+def test_an_unknown_workflow_without_a_module_says_what_was_missing(cli: Cli, db: str) -> None:
+    res = cli("run", "nosuch", "--db", db)
+    assert res.returncode == 2, res
+    assert "no module (use --module MOD)" not in res.stderr
+    assert "no --module was given and no package is registered" in res.stderr
+    assert "--module MOD" in res.stderr and "cloacina package register FILE" in res.stderr
+
+
+def test_run_help_says_a_registered_package_needs_no_module(cli: Cli) -> None:
+    text = " ".join(cli("run", "--help").stdout.split())
+    assert "registered in the database (no --module needed)" in text
+    assert "A registered package's workflow needs none." in text
+
+
+PACKAGED = """\
+from cloacina import Context, packaged_workflow, task
+
+
+@packaged_workflow(name="versioned", package="versioned")
+class versioned:
+    @task()
+    def only(context: Context) -> None:
+        context.insert("done", True)
+"""
+
+
+def test_run_and_show_give_a_packaged_runs_package_version(
+    cli: Cli, tmp_path: Path, db: str
+) -> None:
+    project = tmp_path / "versioned"
+    (project / "versioned").mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "versioned"\nversion = "2.5.1"\n')
+    (project / "versioned" / "__init__.py").write_text(PACKAGED)
+    assert cli("package", "build", project).returncode == 0
+    archive = project / "dist" / "versioned-2.5.1.cloacina"
+    assert cli("package", "register", archive, "--db", db).returncode == 0
+
+    res = cli("run", "versioned", "--db", db)
+    assert res.returncode == 0, res
+    [line] = [ln for ln in res.stdout.splitlines() if ln.startswith("version")]
+    assert line.split()[1] == "2.5.1" and "(workflow " in line, line
+
+    data = json.loads(cli("run", "versioned", "--db", db, "--json").stdout)
+    assert data["package_version"] == "2.5.1"
+    res = cli("executions", "show", data["execution_id"], "--db", db)
+    assert res.returncode == 0, res
+    [line] = [ln for ln in res.stdout.splitlines() if ln.startswith("version")]
+    assert line.split()[1] == "2.5.1" and data["version"][:12] in line, line
+    shown = json.loads(cli("executions", "show", data["execution_id"], "--db", db, "--json").stdout)
+    assert shown["package_version"] == "2.5.1"
