@@ -92,15 +92,20 @@ class versioned:
 """
 
 
-def test_run_and_show_give_a_packaged_runs_package_version(
-    cli: Cli, tmp_path: Path, db: str
-) -> None:
+def build_versioned(cli: Cli, tmp_path: Path) -> Path:
+    """Build the package ``versioned`` 2.5.1 with the CLI; the archive's path."""
     project = tmp_path / "versioned"
     (project / "versioned").mkdir(parents=True)
     (project / "pyproject.toml").write_text('[project]\nname = "versioned"\nversion = "2.5.1"\n')
     (project / "versioned" / "__init__.py").write_text(PACKAGED)
     assert cli("package", "build", project).returncode == 0
-    archive = project / "dist" / "versioned-2.5.1.cloacina"
+    return project / "dist" / "versioned-2.5.1.cloacina"
+
+
+def test_run_and_show_give_a_packaged_runs_package_version(
+    cli: Cli, tmp_path: Path, db: str
+) -> None:
+    archive = build_versioned(cli, tmp_path)
     assert cli("package", "register", archive, "--db", db).returncode == 0
 
     res = cli("run", "versioned", "--db", db)
@@ -116,3 +121,33 @@ def test_run_and_show_give_a_packaged_runs_package_version(
     assert line.split()[1] == "2.5.1" and data["version"][:12] in line, line
     shown = json.loads(cli("executions", "show", data["execution_id"], "--db", db, "--json").stdout)
     assert shown["package_version"] == "2.5.1"
+
+
+# ---- 9.17: a .sig beside a package that is no signature of it ----------------------------------
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("garbage\n", "malformed signature file"),
+        ('{"key": "SHA256:00", "sha256": "00", "signature": ""}', "for different bytes"),
+    ],
+)
+def test_a_sig_file_that_is_no_signature_of_the_package_is_warned_about(
+    cli: Cli, tmp_path: Path, db: str, content: str, why: str
+) -> None:
+    archive = build_versioned(cli, tmp_path)
+    sig = Path(str(archive) + ".sig")
+    sig.write_text(content)
+    warning = f"warning: ignoring {sig}, which is no signature of {archive}: "
+
+    res = cli("package", "verify", archive)
+    assert res.returncode == 0, res
+    assert warning in res.stderr and why in res.stderr, res
+    assert "- not signed" in res.stdout  # not "present but not checked"
+
+    res = cli("package", "register", archive, "--db", db)
+    assert res.returncode == 0, res
+    assert warning in res.stderr and why in res.stderr, res
+
+    # When something checks signatures, the check's own error is the message.
+    res = cli("package", "register", archive, "--db", db + "2", "--require-signatures")
+    assert res.returncode != 0 and "warning: ignoring" not in res.stderr, res

@@ -105,6 +105,23 @@ def _signature_for(package: str, signature: str | None) -> tuple[bytes | None, P
     return None, None
 
 
+def _checkable_signature(
+    file: str, data: bytes, sig: bytes | None, path: Path | None, checked: bool
+) -> bytes | None:
+    """``sig``, unless nothing will check it and it is no signature of ``data`` at all
+    (malformed, or made for other bytes): then a warning says it is ignored, rather than
+    it being taken (or stored) silently."""
+    if sig is None or checked:
+        return sig  # a check gives the precise error
+    info = read_signature(data, sig)
+    if info.matches:
+        return sig
+    err_console().print(
+        Text(f"warning: ignoring {path}, which is no signature of {file}: {info.error}", "yellow")
+    )
+    return None
+
+
 def _open_package(path: str) -> tuple[bytes, PackageArchive]:
     data = _read_file(path)
     try:
@@ -435,6 +452,7 @@ def verify_command(
     console = out_console()
     data = _read_file(file)
     sig_bytes, sig_path = _signature_for(file, signature)
+    sig_bytes = _checkable_signature(file, data, sig_bytes, sig_path, bool(trusted_keys))
     try:
         result = verify_package(data, signature=sig_bytes, trusted_keys=list(trusted_keys))
     except PackageError as exc:
@@ -584,7 +602,9 @@ def register_command(
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
     data, archive = _open_package(file)
-    sig_bytes, _ = _signature_for(file, signature)
+    sig_bytes, sig_path = _signature_for(file, signature)
+    checked = require_signatures or bool(trusted_keys)
+    sig_bytes = _checkable_signature(file, data, sig_bytes, sig_path, checked)
     require_tenant(url, tenant_name)
     try:
         with DefaultRunner(
