@@ -173,3 +173,23 @@ def test_workers_list_at_80_columns_keeps_the_id_and_pid(
         assert cell in res.stdout, res
     res = run_cli("workers", "list", "--db", db, "--json", env=NARROW, cwd=cwd)
     assert [w["pid"] for w in json.loads(res.stdout)] == [4242424]
+
+
+def test_workflows_list_at_80_columns_keeps_names_whole(
+    listing: tuple[Path, str, dict[str, str]],
+) -> None:
+    cwd, db, _ids = listing
+    (cwd / "longflows.py").write_text(
+        "from cloacina import Context, task, workflow\n\n"
+        f"@workflow(name={LONG!r})\n"
+        "class long_one:\n"
+        "    @task()\n"
+        "    def only(context: Context) -> None:\n"
+        "        pass\n",
+        encoding="utf-8",
+    )
+    res = run_cli("workflows", "list", "-m", "longflows", "--db", db, env=NARROW, cwd=cwd)
+    assert res.returncode == 0, res
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80, res
+    # One row, two folded columns (the source folds too): its pieces, joined.
+    assert "".join(_column(res.stdout, "workflow", "source")) == LONG, res

@@ -17,7 +17,7 @@ from cloacina.cli.graph_render import FORMATS, render_workflow
 from cloacina.cli.json_output import echo_json
 from cloacina.cli.naming import module_workflow, parse_ref
 from cloacina.cli.options import F, db_option, resolve_db, resolve_tenant, tenant_option
-from cloacina.cli.render import new_table
+from cloacina.cli.render import new_table, shrink_to_fit
 from cloacina.cli.run import check_workflow, import_modules
 from cloacina.errors import SchemaError, WorkflowNotFoundError
 from cloacina.model.status import to_datetime
@@ -111,8 +111,13 @@ def list_command(
         )
         return
     table = new_table("Workflows")
-    for column in ("workflow", "source", "version", "default", "registered", "signed by"):
-        table.add_column(column)
+    # Names and ids fold, never cut; at 80 columns the registration date gives way first.
+    table.add_column("workflow", overflow="fold", min_width=8)
+    table.add_column("source", overflow="fold", min_width=8)
+    table.add_column("version", no_wrap=True)
+    table.add_column("default", no_wrap=True)
+    table.add_column("registered", no_wrap=True)
+    table.add_column("signed by", overflow="fold")
     for row in rows:
         table.add_row(
             row["workflow"],
@@ -122,6 +127,7 @@ def list_command(
             row["registered_at"] or "",
             row["signed_by"] or "",
         )
+    shrink_to_fit(console, table, {"registered": 11})
     console.print(table)
 
 
