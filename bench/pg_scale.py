@@ -152,7 +152,7 @@ def serve_worker(url: str, ready: Path) -> int:
         main_prof.enable()
 
     def on_ready(runner: Any) -> None:
-        ready.write_text(runner.runner_id)
+        ready.write_text(runner.worker_id)
 
     code = serve(url, on_ready=on_ready, max_concurrent_tasks=MAX_CONCURRENT_TASKS)
     if out_dir and counter is not None:
@@ -466,13 +466,13 @@ def drive(runner: Any, n: int, threads: int) -> dict[str, Any]:
 
 
 def tasks_by_worker(url: str) -> list[int] | None:
-    """Completed tasks per worker (``claimed_by``), most first; warm-up included."""
+    """Completed tasks per worker (``worker_id``), most first; warm-up included."""
     import psycopg
 
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT claimed_by, count(*) FROM task_executions WHERE status = 'completed'"
-            " GROUP BY claimed_by ORDER BY 2 DESC"
+            "SELECT worker_id, count(*) FROM task_executions WHERE status = 'completed'"
+            " GROUP BY worker_id ORDER BY 2 DESC"
         ).fetchall()
     if not rows or any(r[0] is None for r in rows):
         return None  # the claim is not kept after completion

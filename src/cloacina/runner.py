@@ -61,17 +61,21 @@ def _nothing() -> None:
 #: A cancelled run's error when its canceller gave no reason.
 CANCELLED = "cancelled by request"
 
-#: Longest runner id the store keeps (``workers.id``, ``task_executions.claimed_by``).
-RUNNER_ID_MAX = 64
+#: Longest worker id the store keeps (``workers.id``, ``task_executions.worker_id``).
+WORKER_ID_MAX = 64
 #: Longest host name the store keeps (``workers.host``).
 HOST_MAX = 255
 
 
-def make_runner_id(host: str, pid: int) -> str:
-    """``host:pid:random`` in at most :data:`RUNNER_ID_MAX` characters: a long host name (a
+#: The old names (a runner that executes tasks is a worker).
+RUNNER_ID_MAX = WORKER_ID_MAX
+
+
+def make_worker_id(host: str, pid: int) -> str:
+    """``host:pid:random`` in at most :data:`WORKER_ID_MAX` characters: a long host name (a
     Kubernetes pod's) is cut short, the pid and the random suffix that make it unique stay."""
     tail = f":{pid}:{uuid.uuid4().hex[:8]}"
-    return f"{host[: max(0, RUNNER_ID_MAX - len(tail))]}{tail}"[-RUNNER_ID_MAX:]
+    return f"{host[: max(0, WORKER_ID_MAX - len(tail))]}{tail}"[-WORKER_ID_MAX:]
 
 
 def build_result(row: ExecutionRow, tasks: Iterable[TaskRow]) -> WorkflowResult:
@@ -180,7 +184,7 @@ class DefaultRunner:
         self.packages = WorkflowCatalog()
         self.catalog = CatalogView(self.packages, workflows or catalog)
         self.host = socket.gethostname()[:HOST_MAX]
-        self.runner_id = make_runner_id(self.host, os.getpid())
+        self.worker_id = make_worker_id(self.host, os.getpid())
         self.store: Store = open_store(
             url,
             tenant=tenant,
@@ -218,7 +222,7 @@ class DefaultRunner:
         self._engine = Engine(
             self.store,
             self.catalog,
-            self.runner_id,
+            self.worker_id,
             self.settings,
             tenant,
             loader=loader,
@@ -233,7 +237,7 @@ class DefaultRunner:
             now = time.time()
             self.store.register_worker(
                 WorkerRow(
-                    id=self.runner_id,
+                    id=self.worker_id,
                     host=self.host,
                     pid=os.getpid(),
                     status="running",
@@ -277,6 +281,12 @@ class DefaultRunner:
     def _check_open(self) -> None:
         if self._closed:
             raise RunnerClosedError("this DefaultRunner was shut down; create a new one")
+
+    @property
+    def runner_id(self) -> str:
+        """The old name of :attr:`worker_id`: this runner's id as a worker (its row in
+        ``workers``, and the holder named on the tasks it claims)."""
+        return self.worker_id
 
     def resolve(self, name: str | type | Workflow) -> Workflow:
         """The workflow behind a name, a decorated class or a :class:`Workflow`.
@@ -550,10 +560,10 @@ class DefaultRunner:
             try:
                 # Tasks still running past the grace period go back to the queue at once,
                 # for another worker, instead of waiting for the stale-claim threshold.
-                released = self.store.release_claims(self.runner_id, time.time())
+                released = self.store.release_claims(self.worker_id, time.time())
                 if released:
                     log.warning("handed back %d running task(s) on shutdown", released)
-                self.store.worker_stopped(self.runner_id, time.time())
+                self.store.worker_stopped(self.worker_id, time.time())
             except Exception as exc:  # the database may be gone; recovery will cover it
                 log.warning("could not record this worker's shutdown: %s", exc)
         self.store.close()

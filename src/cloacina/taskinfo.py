@@ -11,7 +11,7 @@ class TaskInfo:
     """The task being run: its run, id, full namespace and attempt numbers.
 
     ``attempt`` counts tries (1 on the first run, 2 on the first retry...). ``recovery`` counts
-    how often the task was taken back from a runner that died while running it.
+    how often the task was taken back from a worker that died while running it.
     """
 
     execution_id: str

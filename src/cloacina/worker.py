@@ -61,7 +61,7 @@ def serve(
         with DefaultRunner(url, execute_tasks=True, **settings) as runner:
             log.info(
                 "worker %s running (database %s, tenant %s)",
-                runner.runner_id,
+                runner.worker_id,
                 _without_password(url),
                 runner.tenant,
             )
@@ -69,7 +69,7 @@ def serve(
                 on_ready(runner)
             while not stop.wait(0.5):
                 pass
-            log.info("worker %s stopping: finishing running tasks", runner.runner_id)
+            log.info("worker %s stopping: finishing running tasks", runner.worker_id)
         return 0
     finally:
         for signum, handler in previous.items():

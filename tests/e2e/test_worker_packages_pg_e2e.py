@@ -126,15 +126,15 @@ def test_two_workers_run_a_package_registered_after_they_started(
         assert set(live) == {first.id, second.id}, live
         assert {live[w.id].pid for w in workers} == {first.pid, second.pid}
         assert all(row.status == "running" for row in live.values()), live
-        assert client.runner_id not in live
+        assert client.worker_id not in live
         ran_by: dict[str, int] = {}
         for execution_id in ids:
             rows = client.store.get_tasks(execution_id)
             assert sorted(r.task_id for r in rows) == sorted(TASKS)
             for row in rows:
                 assert row.status == "completed" and row.attempt == 1, row
-                assert row.claimed_by in live, (row, live)
-                ran_by[row.claimed_by] = ran_by.get(row.claimed_by, 0) + 1
+                assert row.worker_id in live, (row, live)
+                ran_by[row.worker_id] = ran_by.get(row.worker_id, 0) + 1
         assert sum(ran_by.values()) == RUNS * len(TASKS)
         # Two task slots each and 18 tasks of 0.2 s: the second worker, polling every 0.1 s,
         # always finds work before the first can drain the queue alone.

@@ -123,11 +123,11 @@ def test_two_runners_share_one_database(
     assert all(r.status == "completed" for r in results)
     assert len(tally.counts) == runs * (LEAVES + 2)
     assert set(tally.counts.values()) == {1}
-    claimed_by = {
-        t.claimed_by.rsplit(":", 1)[-1]
+    worker_id = {
+        t.worker_id.rsplit(":", 1)[-1]
         for eid in ids
         for t in first.store.get_tasks(eid)
-        if t.claimed_by is not None
+        if t.worker_id is not None
     }
-    runner_suffixes = {r.runner_id.rsplit(":", 1)[-1] for r in (first, second)}
-    assert claimed_by <= runner_suffixes
+    runner_suffixes = {r.worker_id.rsplit(":", 1)[-1] for r in (first, second)}
+    assert worker_id <= runner_suffixes

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from cloacina import Context, DefaultRunner, task, workflow
-from cloacina.runner import RUNNER_ID_MAX, make_runner_id
+from cloacina.runner import WORKER_ID_MAX, make_worker_id
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,8 +37,8 @@ def test_long_hostname_runner_starts_and_runs(
     with DefaultRunner(
         db_url, poll_interval=0.05, heartbeat_interval=0.1, stale_claim_threshold=0.5
     ) as runner:
-        assert len(runner.runner_id) <= RUNNER_ID_MAX
-        host, pid, suffix = runner.runner_id.rsplit(":", 2)
+        assert len(runner.worker_id) <= WORKER_ID_MAX
+        host, pid, suffix = runner.worker_id.rsplit(":", 2)
         assert LONG_HOST.startswith(host) and host
         assert pid == str(os.getpid()) and len(suffix) == 8
 
@@ -46,7 +46,7 @@ def test_long_hostname_runner_starts_and_runs(
         assert result.status == "completed", result
         assert result.final_context == {"x": 1, "a": 2, "b": 3}
 
-        workers = [w for w in runner.store.list_workers() if w.id == runner.runner_id]
+        workers = [w for w in runner.store.list_workers() if w.id == runner.worker_id]
         assert len(workers) == 1, runner.store.list_workers()
         assert workers[0].host == LONG_HOST
         assert workers[0].pid == os.getpid()
@@ -55,9 +55,9 @@ def test_long_hostname_runner_starts_and_runs(
 def test_runner_ids_fit_and_stay_unique() -> None:
     for host in ("", "h", "x" * 63, "y" * 255):
         for pid in (1, os.getpid(), 4194304, 10**12):
-            ids = {make_runner_id(host, pid) for _ in range(50)}
+            ids = {make_worker_id(host, pid) for _ in range(50)}
             assert len(ids) == 50
-            for runner_id in ids:
-                assert len(runner_id) <= RUNNER_ID_MAX
-                assert runner_id.endswith(f":{pid}:{runner_id[-8:]}")
-    assert make_runner_id("short", 42).startswith("short:42:")
+            for worker_id in ids:
+                assert len(worker_id) <= WORKER_ID_MAX
+                assert worker_id.endswith(f":{pid}:{worker_id[-8:]}")
+    assert make_worker_id("short", 42).startswith("short:42:")

@@ -417,7 +417,7 @@ def test_kill_9_of_a_worker_mid_task_is_taken_back_by_another(cluster: Cluster) 
         assert client.wait(eid, timeout=20).status == "completed"
     row = {t.task_id: t for t in client.store.get_tasks(slow)}["long"]
     assert row.status == "running"
-    assert row.claimed_by is not None and f":{victim.pid}:" in row.claimed_by
+    assert row.worker_id is not None and f":{victim.pid}:" in row.worker_id
 
     cluster.kill(victim)
     killed_at = time.time()

@@ -70,7 +70,7 @@ def test_every_attempt_of_a_task_is_kept(runner: DefaultRunner, name: Callable[[
         (3, "completed", None),
     ]
     for a in shaky:
-        assert a.worker_id == runner.runner_id
+        assert a.worker_id == runner.worker_id
         assert a.started_at is not None and a.started_at <= a.finished_at
     assert [(a.task_id, a.outcome) for a in attempts if a.task_id == "after"] == [
         ("after", "completed")

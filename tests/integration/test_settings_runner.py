@@ -56,7 +56,7 @@ def test_environment_under_keywords(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         )
         assert runner.settings.poll_interval == 0.05
         assert runner.settings.sources["poll_interval"] == "keyword poll_interval"
-        worker = next(w for w in runner.store.list_workers() if w.id == runner.runner_id)
+        worker = next(w for w in runner.store.list_workers() if w.id == runner.worker_id)
         assert worker.max_tasks == 3
 
 

@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
     from cloacina.worker import serve
 
     def ready(runner: DefaultRunner) -> None:
-        print(f"ready {runner.runner_id}", flush=True)
+        print(f"ready {runner.worker_id}", flush=True)
 
     return serve(url, modules=[module], on_ready=ready, **settings)
 

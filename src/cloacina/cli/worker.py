@@ -39,7 +39,7 @@ def setup_logging(level: str) -> None:
 def _startup_line(runner: DefaultRunner, url: str) -> str:
     workflows = ", ".join(runner.catalog.names()) or "none yet"
     return (
-        f"cloacina worker {runner.runner_id} started: database {display_url(url)}, "
+        f"cloacina worker {runner.worker_id} started: database {display_url(url)}, "
         f"tenant {runner.tenant}, up to {runner.settings.max_concurrent_tasks} tasks at once; "
         f"workflows: {workflows}"
     )

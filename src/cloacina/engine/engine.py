@@ -82,7 +82,7 @@ class Engine(Liveness):
         self,
         store: Store,
         catalog: WorkflowCatalog,
-        runner_id: str,
+        worker_id: str,
         settings: EngineSettings,
         tenant: str = DEFAULT_TENANT,
         *,
@@ -91,7 +91,7 @@ class Engine(Liveness):
     ) -> None:
         self.store = store
         self.catalog = catalog
-        self.runner_id = runner_id
+        self.worker_id = worker_id
         self.settings = settings
         self.tenant = tenant
         self.loader = loader
@@ -351,7 +351,7 @@ class Engine(Liveness):
                         direct,
                         search,
                         self._workflow_keys(),
-                        self.runner_id,
+                        self.worker_id,
                         now,
                     )
                     if searched and len(found) < search:

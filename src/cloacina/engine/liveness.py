@@ -1,9 +1,9 @@
 """An engine's liveness: heartbeats, retention, stale-claim recovery and store errors.
 
-Liveness is one heartbeat row per runner in ``workers``. Recovery takes back the running
-tasks of runners whose heartbeat is older than the threshold, but only once this runner's
+Liveness is one heartbeat row per worker in ``workers``. Recovery takes back the running
+tasks of workers whose heartbeat is older than the threshold, but only once this worker's
 own heartbeats have reached the database for a full threshold (after an outage, every
-runner's heartbeat is old), and never its own claims. When a cycle's write fails, the
+worker's heartbeat is old), and never its own claims. When a cycle's write fails, the
 outcomes are kept and retried with a back-off; when the database is there but refuses an
 outcome, that task is recorded as failed instead of holding up every other.
 """
@@ -65,7 +65,7 @@ class Liveness:
     catalog: WorkflowCatalog
     scheduler: Scheduler
     settings: EngineSettings
-    runner_id: str
+    worker_id: str
     last_error: BaseException | None
     _loop: asyncio.AbstractEventLoop
     _running: dict[str, Any]
@@ -89,11 +89,11 @@ class Liveness:
     def _heartbeat_loop(self) -> None:
         """On a thread of its own, so a slow or unreachable database never stalls the loop:
         refresh our row in ``workers`` (the liveness of every claim we hold: one row per
-        runner, which no other transaction locks)."""
+        worker, which no other transaction locks)."""
         interval = self.settings.heartbeat_interval
         while not self._heartbeat_stop.wait(interval):
             try:
-                self.store.worker_heartbeat(self.runner_id, time.time(), len(self._running))
+                self.store.worker_heartbeat(self.worker_id, time.time(), len(self._running))
             except Exception as exc:  # the database may be briefly unavailable
                 if self._healthy_since is not None:
                     log.warning("heartbeat failed (will retry): %s", exc)
@@ -241,10 +241,10 @@ class Liveness:
             for item in stale:
                 wf = self.catalog.find(item.workflow_name, item.workflow_version)
                 if wf is None:
-                    continue  # a runner that knows this workflow will recover it
+                    continue  # a worker that knows this workflow will recover it
                 if item.recovery_count >= self.settings.max_recoveries:
                     error = (
-                        f"task {item.task_id!r} was abandoned: its runner stopped responding "
+                        f"task {item.task_id!r} was abandoned: its worker stopped responding "
                         f"{item.recovery_count + 1} times (max_recoveries="
                         f"{self.settings.max_recoveries})"
                     )
@@ -264,7 +264,7 @@ class Liveness:
                         )
                 elif tx.requeue_stale(item, threshold):
                     log.warning(
-                        "recovered task %s of execution %s from a runner that stopped responding",
+                        "recovered task %s of execution %s from a worker that stopped responding",
                         item.task_id,
                         item.execution_id,
                     )

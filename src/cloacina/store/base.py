@@ -52,13 +52,13 @@ class WriteTx(abc.ABC):
 
     @abc.abstractmethod
     def claim_ready(
-        self, limit: int, workflow_keys: Sequence[WorkflowKey], claimed_by: str, now: float
+        self, limit: int, workflow_keys: Sequence[WorkflowKey], worker_id: str, now: float
     ) -> list[Claim]:
         """Claim up to ``limit`` ready tasks of running executions whose ``(name, version)``
         is in ``workflow_keys``: mark them running with a fresh claim token and a heartbeat."""
 
     @abc.abstractmethod
-    def claim_pending(self, ready: Sequence[ReadyTask], claimed_by: str, now: float) -> list[Claim]:
+    def claim_pending(self, ready: Sequence[ReadyTask], worker_id: str, now: float) -> list[Claim]:
         """Claim tasks that just became runnable (pending -> running) without a search."""
 
     def claim_next(
@@ -66,14 +66,14 @@ class WriteTx(abc.ABC):
         pending: Sequence[ReadyTask],
         ready_limit: int,
         workflow_keys: Sequence[WorkflowKey],
-        claimed_by: str,
+        worker_id: str,
         now: float,
     ) -> tuple[list[Claim], list[Claim]]:
         """``claim_pending(pending)`` and ``claim_ready(ready_limit)`` together (one round
         trip where the backend can): the claims of each."""
-        direct = self.claim_pending(pending, claimed_by, now) if pending else []
+        direct = self.claim_pending(pending, worker_id, now) if pending else []
         found = (
-            self.claim_ready(ready_limit, workflow_keys, claimed_by, now) if ready_limit > 0 else []
+            self.claim_ready(ready_limit, workflow_keys, worker_id, now) if ready_limit > 0 else []
         )
         return direct, found
 

@@ -72,7 +72,7 @@ class MaintenanceQueries:
         with self.engine.connect() as conn:
             return [WorkerRow(**r._mapping) for r in conn.execute(query)]
 
-    def release_claims(self, claimed_by: str, now: float) -> int:
+    def release_claims(self, worker_id: str, now: float) -> int:
         """Hand back the tasks a stopping worker still runs: ready again for another worker
         at once (not counted as a retry or a recovery), each with a ``task_handed_back``
         event."""
@@ -83,7 +83,7 @@ class MaintenanceQueries:
                     task_executions.c.task_id,
                     task_executions.c.attempt,
                 ).where(
-                    task_executions.c.claimed_by == claimed_by,
+                    task_executions.c.worker_id == worker_id,
                     task_executions.c.status == "running",
                 )
             ).fetchall()
@@ -105,13 +105,13 @@ class MaintenanceQueries:
             result = conn.execute(
                 update(task_executions)
                 .where(
-                    task_executions.c.claimed_by == claimed_by,
+                    task_executions.c.worker_id == worker_id,
                     task_executions.c.status == "running",
                 )
                 .values(
                     status="ready",
                     claim_token=None,
-                    claimed_by=None,
+                    worker_id=None,
                     heartbeat_at=None,
                     attempt=task_executions.c.attempt - 1,
                 )
@@ -125,7 +125,7 @@ class MaintenanceQueries:
         holds_claims = (
             select(task_executions.c.id)
             .where(
-                task_executions.c.claimed_by == workers.c.id,
+                task_executions.c.worker_id == workers.c.id,
                 task_executions.c.status == "running",
             )
             .exists()

@@ -74,7 +74,7 @@ class _Task:
     deps_failed: int = 0
     deps_skipped: int = 0
     claim_token: str | None = None
-    claimed_by: str | None = None
+    worker_id: str | None = None
     heartbeat_at: float | None = None
     retry_at: float | None = None
     error: str | None = None
@@ -125,7 +125,7 @@ class MemoryWriteTx(WriteTx):
                 t.attempt,
                 t.recovery_count,
                 outcome,
-                t.claimed_by,
+                t.worker_id,
                 t.started_at,
                 t.finished_at if t.finished_at is not None else now,
                 t.error,
@@ -192,7 +192,7 @@ class MemoryWriteTx(WriteTx):
             self._s.by_name[(execution_id, spec.task_id)] = row_id
 
     def claim_ready(
-        self, limit: int, workflow_keys: Sequence[WorkflowKey], claimed_by: str, now: float
+        self, limit: int, workflow_keys: Sequence[WorkflowKey], worker_id: str, now: float
     ) -> list[Claim]:
         if limit <= 0 or not workflow_keys:
             return []
@@ -220,13 +220,13 @@ class MemoryWriteTx(WriteTx):
                 )
                 if len(found) == limit:
                     break
-        return self._claim(found, "ready", claimed_by, now)
+        return self._claim(found, "ready", worker_id, now)
 
-    def claim_pending(self, ready: Sequence[ReadyTask], claimed_by: str, now: float) -> list[Claim]:
-        return self._claim(ready, "pending", claimed_by, now)
+    def claim_pending(self, ready: Sequence[ReadyTask], worker_id: str, now: float) -> list[Claim]:
+        return self._claim(ready, "pending", worker_id, now)
 
     def _claim(
-        self, rows: Sequence[ReadyTask], from_status: str, claimed_by: str, now: float
+        self, rows: Sequence[ReadyTask], from_status: str, worker_id: str, now: float
     ) -> list[Claim]:
         claims = []
         for r in rows:
@@ -234,11 +234,11 @@ class MemoryWriteTx(WriteTx):
             if t is None or t.status != from_status:
                 continue
             token = next(self._tokens)
-            t.status, t.attempt, t.claim_token, t.claimed_by = (
+            t.status, t.attempt, t.claim_token, t.worker_id = (
                 "running",
                 t.attempt + 1,
                 token,
-                claimed_by,
+                worker_id,
             )
             t.started_at, t.retry_at, t.heartbeat_at, t.finished_at = now, None, now, None
             claims.append(
@@ -287,7 +287,7 @@ class MemoryWriteTx(WriteTx):
         t.error, t.error_traceback = error, traceback
         self._leave_running(t, "failed", time.time())
         t.status, t.retry_at = "ready", retry_at
-        t.claim_token = t.claimed_by = t.heartbeat_at = None
+        t.claim_token = t.worker_id = t.heartbeat_at = None
         return True
 
     def save_output(self, row_id: int, execution_id: str, task_id: str, context_json: str) -> None:
@@ -361,12 +361,12 @@ class MemoryWriteTx(WriteTx):
             t = self._held(claim)
             if t is not None:  # not an attempt: nothing recorded
                 t.status, t.attempt = "ready", t.attempt - 1
-                t.claim_token = t.claimed_by = t.heartbeat_at = None
+                t.claim_token = t.worker_id = t.heartbeat_at = None
                 back.append(claim)
         return back
 
     def _still_stale(self, t: _Task, max_age: float) -> bool:
-        beat = self._s.heartbeats.get(t.claimed_by or "", t.heartbeat_at)
+        beat = self._s.heartbeats.get(t.worker_id or "", t.heartbeat_at)
         return beat is not None and beat < time.time() - max_age
 
     def requeue_stale(self, stale: StaleClaim, max_age: float) -> bool:
@@ -380,7 +380,7 @@ class MemoryWriteTx(WriteTx):
             return False
         self._leave_running(t, "lost", time.time())
         t.status, t.recovery_count, t.attempt = "ready", t.recovery_count + 1, t.attempt - 1
-        t.claim_token = t.claimed_by = t.heartbeat_at = None
+        t.claim_token = t.worker_id = t.heartbeat_at = None
         return True
 
     def fail_stale(self, stale: StaleClaim, error: str, now: float, max_age: float) -> bool:
@@ -460,7 +460,7 @@ class MemoryWriteTx(WriteTx):
                 raise StoreError(f"workflow execution {execution_id!r} has no task {task_id!r}")
             self._s.outputs.pop(t.id, None)
             t.status = "pending"
-            t.claim_token = t.claimed_by = t.heartbeat_at = t.retry_at = None
+            t.claim_token = t.worker_id = t.heartbeat_at = t.retry_at = None
             t.error = t.error_traceback = t.skip_reason = None
             t.started_at = t.finished_at = None
         return [st for st in self._recount(execution_id) if st.task_id in wanted]
@@ -531,7 +531,7 @@ class MemoryRunStore(RunStore, ExecutionQueries):
             cutoff = time.time() - max_age
             out = []
             for t in sorted(s.tasks.values(), key=lambda t: t.id):
-                beat = s.heartbeats.get(t.claimed_by or "", t.heartbeat_at)
+                beat = s.heartbeats.get(t.worker_id or "", t.heartbeat_at)
                 if t.status == "running" and beat is not None and beat < cutoff:
                     run = s.runs[t.execution_id]
                     assert t.claim_token is not None
@@ -600,7 +600,7 @@ class MemoryRunStore(RunStore, ExecutionQueries):
                     t.error_traceback,
                     t.skip_reason,
                     t.retry_at,
-                    t.claimed_by,
+                    t.worker_id,
                     t.heartbeat_at,
                     t.started_at,
                     t.finished_at,

@@ -165,7 +165,7 @@ _CREATE_EXECUTION = (
 
 _CLAIM_PENDING = (
     "UPDATE task_executions SET status='running', attempt=attempt+1,"
-    " claim_token=? || '-' || id::text, claimed_by=?,"
+    " claim_token=? || '-' || id::text, worker_id=?,"
     f" heartbeat_at={POSTGRESQL.now}, started_at=?, retry_at=NULL"
     " WHERE id = ANY(%b::int[]) AND status='pending'"
     " RETURNING id, attempt, recovery_count, claim_token"
@@ -287,28 +287,28 @@ class PostgresWriteTx(SQLWriteTx):
         result.completed = [item for item in items if item.claim.row_id in done]
         return result
 
-    def claim_pending(self, ready: Sequence[ReadyTask], claimed_by: str, now: float) -> list[Claim]:
+    def claim_pending(self, ready: Sequence[ReadyTask], worker_id: str, now: float) -> list[Claim]:
         if not ready:
             return []
-        return self.claim_next(ready, 0, (), claimed_by, now)[0]
+        return self.claim_next(ready, 0, (), worker_id, now)[0]
 
     def claim_next(
         self,
         pending: Sequence[ReadyTask],
         ready_limit: int,
         workflow_keys: Sequence[WorkflowKey],
-        claimed_by: str,
+        worker_id: str,
         now: float,
     ) -> tuple[list[Claim], list[Claim]]:
         statements: list[tuple[str, Sequence[Any]]] = []
         if pending:
             prefix = next(self._tokens)
             statements.append(
-                (_CLAIM_PENDING, (prefix, claimed_by, now, [r.row_id for r in pending]))
+                (_CLAIM_PENDING, (prefix, worker_id, now, [r.row_id for r in pending]))
             )
         search = ready_limit > 0 and bool(workflow_keys)
         if search:
-            statements.append(self._claim_ready_sql(ready_limit, workflow_keys, claimed_by, now))
+            statements.append(self._claim_ready_sql(ready_limit, workflow_keys, worker_id, now))
         if not statements:
             return [], []
         cursors = self._c.execute_all(statements)
@@ -410,19 +410,19 @@ class PostgresWriteTx(SQLWriteTx):
         return done
 
     def claim_ready(
-        self, limit: int, workflow_keys: Sequence[WorkflowKey], claimed_by: str, now: float
+        self, limit: int, workflow_keys: Sequence[WorkflowKey], worker_id: str, now: float
     ) -> list[Claim]:
         if limit <= 0 or not workflow_keys:
             return []
-        return self.claim_next((), limit, workflow_keys, claimed_by, now)[1]
+        return self.claim_next((), limit, workflow_keys, worker_id, now)[1]
 
     def _claim_ready_sql(
-        self, limit: int, workflow_keys: Sequence[WorkflowKey], claimed_by: str, now: float
+        self, limit: int, workflow_keys: Sequence[WorkflowKey], worker_id: str, now: float
     ) -> tuple[str, Sequence[Any]]:
         prefix = next(self._tokens)
         sql = (
             "UPDATE task_executions AS t SET status='running', attempt=t.attempt+1,"
-            " claim_token=? || '-' || t.id::text, claimed_by=?,"
+            " claim_token=? || '-' || t.id::text, worker_id=?,"
             f" heartbeat_at={POSTGRESQL.now}, started_at=?, retry_at=NULL"
             " FROM workflow_executions w"
             " WHERE w.id = t.execution_id AND t.id IN ("
@@ -440,4 +440,4 @@ class PostgresWriteTx(SQLWriteTx):
         )
         names = [name for name, _version in workflow_keys]
         versions = [version for _name, version in workflow_keys]
-        return sql, (prefix, claimed_by, now, now, names, versions, limit)
+        return sql, (prefix, worker_id, now, now, names, versions, limit)

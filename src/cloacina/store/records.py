@@ -10,7 +10,7 @@ from cloacina.model.status import ExecutionStatus, TaskStatus
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A task this runner claimed: run it, then complete it with ``claim_token``."""
+    """A task this worker claimed: run it, then complete it with ``claim_token``."""
 
     row_id: int
     execution_id: str
@@ -151,13 +151,18 @@ class TaskRow:
     error_traceback: str | None
     skip_reason: str | None
     retry_at: float | None
-    claimed_by: str | None
+    worker_id: str | None
     heartbeat_at: float | None
     started_at: float | None
     finished_at: float | None
     #: The task's dependencies in declared order (None for runs created before they were
     #: stored: take them from the workflow).
     dependencies: tuple[str, ...] | None = None
+
+    @property
+    def claimed_by(self) -> str | None:
+        """The old name of :attr:`worker_id` (the worker holding the task's claim)."""
+        return self.worker_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +197,7 @@ class EventRow:
 
 @dataclass(frozen=True, slots=True)
 class StaleClaim:
-    """A running task whose runner's heartbeat is older than the threshold."""
+    """A running task whose worker's heartbeat is older than the threshold."""
 
     row_id: int
     execution_id: str
@@ -222,7 +227,7 @@ class PackageRow:
 
 @dataclass(frozen=True, slots=True)
 class WorkerRow:
-    """A runner that executes tasks, as it last reported itself."""
+    """A worker (a process that executes tasks), as it last reported itself."""
 
     id: str
     host: str

@@ -38,7 +38,7 @@ _EXEC_COLS = (
 )
 _TASK_COLS = (
     "id, execution_id, task_id, task_index, status, attempt, max_attempts, recovery_count,"
-    " error, error_traceback, skip_reason, retry_at, claimed_by, heartbeat_at, started_at,"
+    " error, error_traceback, skip_reason, retry_at, worker_id, heartbeat_at, started_at,"
     " finished_at, dependencies"
 )
 _ATTEMPT_COLS = (
@@ -149,7 +149,7 @@ class SQLWriteTx(WriteTx):
         )
 
     def claim_ready(
-        self, limit: int, workflow_keys: Sequence[WorkflowKey], claimed_by: str, now: float
+        self, limit: int, workflow_keys: Sequence[WorkflowKey], worker_id: str, now: float
     ) -> list[Claim]:
         if limit <= 0 or not workflow_keys:
             return []
@@ -163,18 +163,18 @@ class SQLWriteTx(WriteTx):
             " ORDER BY t.id LIMIT ?",
             (now, *key_params, limit),
         ).fetchall()
-        return self._claim_rows([ReadyTask(*r) for r in rows], "ready", claimed_by, now)
+        return self._claim_rows([ReadyTask(*r) for r in rows], "ready", worker_id, now)
 
-    def claim_pending(self, ready: Sequence[ReadyTask], claimed_by: str, now: float) -> list[Claim]:
-        return self._claim_rows(ready, "pending", claimed_by, now)
+    def claim_pending(self, ready: Sequence[ReadyTask], worker_id: str, now: float) -> list[Claim]:
+        return self._claim_rows(ready, "pending", worker_id, now)
 
     def _claim_rows(
-        self, rows: Sequence[ReadyTask], from_status: str, claimed_by: str, now: float
+        self, rows: Sequence[ReadyTask], from_status: str, worker_id: str, now: float
     ) -> list[Claim]:
         """Mark each row running with a fresh claim token, if it is still ``from_status``."""
         sql = (
             "UPDATE task_executions SET status='running', attempt=attempt+1,"
-            " claim_token=?, claimed_by=?, started_at=?, retry_at=NULL,"
+            " claim_token=?, worker_id=?, started_at=?, retry_at=NULL,"
             # The database's clock, as for the workers' heartbeats (see find_stale).
             f" heartbeat_at={self.dialect.now}"
             f" WHERE id=? AND status='{from_status}' RETURNING attempt, recovery_count"
@@ -182,7 +182,7 @@ class SQLWriteTx(WriteTx):
         claims: list[Claim] = []
         for r in rows:
             token = next(self._tokens)
-            got = self._c.execute(sql, (token, claimed_by, now, r.row_id)).fetchone()
+            got = self._c.execute(sql, (token, worker_id, now, r.row_id)).fetchone()
             if got is not None:
                 claims.append(
                     Claim(
@@ -225,7 +225,7 @@ class SQLWriteTx(WriteTx):
     ) -> bool:
         cur = self._c.execute(
             "UPDATE task_executions SET status='ready', retry_at=?, error=?, error_traceback=?,"
-            " claim_token=NULL, claimed_by=NULL, heartbeat_at=NULL"
+            " claim_token=NULL, worker_id=NULL, heartbeat_at=NULL"
             " WHERE id=? AND claim_token=? AND status='running'",
             (retry_at, error, traceback, claim.row_id, claim.claim_token),
         )
@@ -313,7 +313,7 @@ class SQLWriteTx(WriteTx):
         back: list[Claim] = []
         for claim in claims:
             cur = self._c.execute(
-                "UPDATE task_executions SET status='ready', claim_token=NULL, claimed_by=NULL,"
+                "UPDATE task_executions SET status='ready', claim_token=NULL, worker_id=NULL,"
                 " heartbeat_at=NULL, attempt=attempt-1"
                 " WHERE id=? AND claim_token=? AND status='running'",
                 (claim.row_id, claim.claim_token),
@@ -328,13 +328,13 @@ class SQLWriteTx(WriteTx):
         back in between keeps its task (else its body would run twice)."""
         return (
             "COALESCE((SELECT k.last_heartbeat FROM workers k"
-            " WHERE k.id = task_executions.claimed_by), task_executions.heartbeat_at)"
+            " WHERE k.id = task_executions.worker_id), task_executions.heartbeat_at)"
             f" < {self.dialect.now} - ?"
         )
 
     def requeue_stale(self, stale: StaleClaim, max_age: float) -> bool:
         cur = self._c.execute(
-            "UPDATE task_executions SET status='ready', claim_token=NULL, claimed_by=NULL,"
+            "UPDATE task_executions SET status='ready', claim_token=NULL, worker_id=NULL,"
             " heartbeat_at=NULL, recovery_count=recovery_count+1, attempt=attempt-1"
             f" WHERE id=? AND status='running' AND claim_token=? AND {self._still_stale()}",
             (stale.row_id, stale.claim_token, max_age),
@@ -369,7 +369,7 @@ class SQLWriteTx(WriteTx):
             )
             self._c.execute(
                 "UPDATE task_executions SET status='pending', claim_token=NULL,"
-                " claimed_by=NULL, heartbeat_at=NULL, retry_at=NULL, error=NULL,"
+                " worker_id=NULL, heartbeat_at=NULL, retry_at=NULL, error=NULL,"
                 " error_traceback=NULL, skip_reason=NULL, started_at=NULL, finished_at=NULL"
                 f" WHERE id IN ({_marks(len(part))})",
                 tuple(part),
@@ -569,7 +569,7 @@ class SQLStore(Store):
             "SELECT t.id, t.execution_id, t.task_id, t.recovery_count, t.attempt,"
             " w.workflow_name, w.workflow_version, t.claim_token"
             " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
-            " LEFT JOIN workers k ON k.id = t.claimed_by"
+            " LEFT JOIN workers k ON k.id = t.worker_id"
             f" WHERE t.status='running' AND COALESCE(k.last_heartbeat, t.heartbeat_at) < {now} - ?"
             " ORDER BY t.id LIMIT ?",
             (max_age, limit),

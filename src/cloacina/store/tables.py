@@ -70,7 +70,7 @@ task_executions = Table(
     Column("deps_failed", Integer, nullable=False, server_default="0"),
     Column("deps_skipped", Integer, nullable=False, server_default="0"),
     Column("claim_token", String(64), nullable=True),
-    Column("claimed_by", String(64), nullable=True),
+    Column("worker_id", String(64), nullable=True),  # the worker holding the claim
     Column("heartbeat_at", Float, nullable=True),
     Column("retry_at", Float, nullable=True),
     Column("error", Text, nullable=True),
