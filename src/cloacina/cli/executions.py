@@ -463,13 +463,13 @@ def stall_hint(
         return None
     by_id = {w.id: w for w in workers}
     live = {w.id for w in workers if worker_status(w, now) == "running"}
-    orphaned = [t for t in tasks if t.status == "running" and t.claimed_by not in live]
+    orphaned = [t for t in tasks if t.status == "running" and t.worker_id not in live]
     if orphaned:
         names = ", ".join(repr(t.task_id) for t in orphaned[:3])
         if len(orphaned) > 3:
             names += f" and {len(orphaned) - 3} more"
         holders = []
-        for holder in sorted({t.claimed_by or "?" for t in orphaned}):
+        for holder in sorted({t.worker_id or "?" for t in orphaned}):
             worker = by_id.get(holder)
             if worker is None:
                 holders.append(f"{holder} (not in the database's workers)")
