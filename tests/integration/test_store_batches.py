@@ -173,7 +173,7 @@ def test_claim_tokens_can_be_drawn_from_many_threads_at_once() -> None:
     import sys
     import threading
 
-    from cloacina.store.sql import ClaimTokens
+    from cloacina.store.sql_common import ClaimTokens
 
     tokens = ClaimTokens("p.")
     drawn: list[list[str]] = [[] for _ in range(8)]

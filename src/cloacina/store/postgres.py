@@ -41,7 +41,8 @@ from cloacina.store import check_tenant_name, migrate
 from cloacina.store.base import WriteTx
 from cloacina.store.packages import PACKAGES_STATE_SQL, PackagesState, packages_state_of
 from cloacina.store.postgres_tx import PostgresWriteTx, TxConnection, pg_sql
-from cloacina.store.sql import ClaimTokens, SQLStore
+from cloacina.store.sql_common import ClaimTokens
+from cloacina.store.sql_reads import SQLStore
 
 log = logging.getLogger("cloacina.store.postgres")
 

@@ -1,86 +1,32 @@
-"""SQL shared by the SQLite and PostgreSQL stores: the write transaction and the reads.
+"""The write transaction in SQL both SQLite and PostgreSQL run.
 
-Statements are written once, in qmark style (``?``); the PostgreSQL store's connection
-adapter turns the placeholders into psycopg's ``%s``. Where the backends differ (claiming
-with ``FOR UPDATE SKIP LOCKED``), the PostgreSQL store overrides a method.
+Statements are written once, in qmark style (``?``); each backend's :class:`Dialect` says
+how its driver takes them and what else differs (the clock, row locks). Where the backends
+differ more (claiming with ``FOR UPDATE SKIP LOCKED``), the PostgreSQL store overrides a
+method. The reads are in ``store/sql_reads.py``.
 """
 
 from __future__ import annotations
 
-import abc
-import itertools
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cloacina.errors import StoreError
 from cloacina.model.status import ExecutionStatus, TaskStatus
-from cloacina.store.base import Store, WriteTx
-from cloacina.store.dialect import SQLITE, Dialect, dialect_named
+from cloacina.store.base import WriteTx
+from cloacina.store.dialect import SQLITE, Dialect
 from cloacina.store.records import (
-    AttemptRow,
     Claim,
     DependentState,
-    EventRow,
-    ExecutionRow,
     NewEvent,
     NewTask,
     ReadyTask,
     RunProgress,
     StaleClaim,
-    TaskRow,
     WorkflowKey,
 )
-
-_EXEC_COLS = (
-    "id, tenant, package, workflow_name, workflow_version, status, input_context, final_context,"
-    " error, tasks_total, tasks_remaining, tasks_failed, created_at, started_at, finished_at"
-)
-_TASK_COLS = (
-    "id, execution_id, task_id, task_index, status, attempt, max_attempts, recovery_count,"
-    " error, error_traceback, skip_reason, retry_at, worker_id, heartbeat_at, started_at,"
-    " finished_at, dependencies"
-)
-_ATTEMPT_COLS = (
-    "id, execution_id, task_id, attempt, recovery, outcome, worker_id, started_at, finished_at,"
-    " error, error_traceback, skip_reason"
-)
-_SETTLED = ("completed", "failed", "skipped")
-_CHUNK = 500  # bound on host parameters per statement
-
-
-class ClaimTokens:
-    """Unique claim tokens (``<prefix><n>``), safe to draw from any thread: a generator
-    is not (two threads in ``next()`` at once raise "generator already executing"), while
-    ``next()`` of an ``itertools.count`` is atomic."""
-
-    __slots__ = ("_counter", "_prefix")
-
-    def __init__(self, prefix: str) -> None:
-        self._prefix = prefix
-        self._counter = itertools.count(1)
-
-    def __iter__(self) -> ClaimTokens:
-        return self
-
-    def __next__(self) -> str:
-        return f"{self._prefix}{next(self._counter)}"
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
-
-
-def _key_filter(keys: Sequence[WorkflowKey]) -> tuple[str, list[str]]:
-    """``(name, version) IN (...)`` on the run's own columns (an index can serve it, unlike
-    a concatenation of the two), and its parameters."""
-    sql = f"(w.workflow_name, w.workflow_version) IN (VALUES {','.join(['(?,?)'] * len(keys))})"
-    return sql, [part for key in keys for part in key]
+from cloacina.store.sql_common import SETTLED, chunks, get_outputs, key_filter, marks
 
 
 class SQLWriteTx(WriteTx):
@@ -153,7 +99,7 @@ class SQLWriteTx(WriteTx):
     ) -> list[Claim]:
         if limit <= 0 or not workflow_keys:
             return []
-        keys, key_params = _key_filter(workflow_keys)
+        keys, key_params = key_filter(workflow_keys)
         rows = self._c.execute(
             "SELECT t.id, t.execution_id, t.task_id, w.workflow_name, w.workflow_version,"
             " t.deps_total, t.deps_failed, t.deps_skipped"
@@ -243,11 +189,11 @@ class SQLWriteTx(WriteTx):
         self, execution_id: str, task_ids: Sequence[str], failed: int, skipped: int
     ) -> list[DependentState]:
         out: list[DependentState] = []
-        for part in _chunks(task_ids):
+        for part in chunks(task_ids):
             rows = self._c.execute(
                 "UPDATE task_executions SET deps_remaining=deps_remaining-1,"
                 " deps_failed=deps_failed+?, deps_skipped=deps_skipped+?"
-                f" WHERE execution_id=? AND task_id IN ({_marks(len(part))})"
+                f" WHERE execution_id=? AND task_id IN ({marks(len(part))})"
                 " AND status='pending'"
                 " RETURNING id, task_id, deps_total, deps_remaining, deps_failed, deps_skipped",
                 (failed, skipped, execution_id, *part),
@@ -256,9 +202,9 @@ class SQLWriteTx(WriteTx):
         return out
 
     def mark_ready(self, row_ids: Sequence[int]) -> None:
-        for part in _chunks(row_ids):
+        for part in chunks(row_ids):
             self._c.execute(
-                f"UPDATE task_executions SET status='ready' WHERE id IN ({_marks(len(part))})"
+                f"UPDATE task_executions SET status='ready' WHERE id IN ({marks(len(part))})"
                 " AND status='pending'",
                 tuple(part),
             )
@@ -362,16 +308,16 @@ class SQLWriteTx(WriteTx):
                 f"workflow execution {execution_id!r} has no task(s) {sorted(unknown)}"
             )
         ids = [r[0] for r in rows if r[1] in wanted]
-        for part in _chunks(ids):
+        for part in chunks(ids):
             self._c.execute(
-                f"DELETE FROM task_outputs WHERE task_execution_id IN ({_marks(len(part))})",
+                f"DELETE FROM task_outputs WHERE task_execution_id IN ({marks(len(part))})",
                 tuple(part),
             )
             self._c.execute(
                 "UPDATE task_executions SET status='pending', claim_token=NULL,"
                 " worker_id=NULL, heartbeat_at=NULL, retry_at=NULL, error=NULL,"
                 " error_traceback=NULL, skip_reason=NULL, started_at=NULL, finished_at=NULL"
-                f" WHERE id IN ({_marks(len(part))})",
+                f" WHERE id IN ({marks(len(part))})",
                 tuple(part),
             )
         states = self._recount(execution_id, now)
@@ -436,7 +382,7 @@ class SQLWriteTx(WriteTx):
                 row_id,
                 task_id,
                 len(deps),
-                sum(1 for st in settled if st not in _SETTLED),
+                sum(1 for st in settled if st not in SETTLED),
                 settled.count("failed"),
                 settled.count("skipped"),
             )
@@ -459,7 +405,7 @@ class SQLWriteTx(WriteTx):
             " finished_at=NULL, updated_at=? WHERE id=?",
             (
                 len(statuses),
-                sum(1 for st in statuses if st not in _SETTLED),
+                sum(1 for st in statuses if st not in SETTLED),
                 statuses.count("failed"),
                 now,
                 execution_id,
@@ -468,7 +414,7 @@ class SQLWriteTx(WriteTx):
         return states
 
     def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
-        return _get_outputs(self._c, execution_id, task_ids)
+        return get_outputs(self._c, execution_id, task_ids)
 
     def failed_task_errors(self, execution_id: str) -> list[tuple[str, str | None]]:
         rows = self._c.execute(
@@ -500,7 +446,7 @@ class SQLWriteTx(WriteTx):
     ) -> bool:
         cur = self._c.execute(
             "UPDATE workflow_executions SET status=?, updated_at=?"
-            f" WHERE id=? AND status IN ({_marks(len(from_statuses))})",
+            f" WHERE id=? AND status IN ({marks(len(from_statuses))})",
             (status, now, execution_id, *from_statuses),
         )
         return bool(cur.rowcount == 1)
@@ -525,167 +471,3 @@ class SQLWriteTx(WriteTx):
             (cur.rowcount, now, execution_id),
         )
         return running
-
-
-def _get_outputs(conn: Any, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in _chunks(task_ids):
-        for task_id, ctx in conn.execute(
-            "SELECT task_id, context FROM task_outputs WHERE execution_id=?"
-            f" AND task_id IN ({_marks(len(part))})",
-            (execution_id, *part),
-        ):
-            out[task_id] = ctx
-    return out
-
-
-def _execution_row(row: Sequence[Any]) -> ExecutionRow:
-    values = list(row)
-    values[5] = ExecutionStatus(values[5])
-    return ExecutionRow(*values)
-
-
-def _task_row(row: Sequence[Any]) -> TaskRow:
-    values = list(row)
-    values[4] = TaskStatus(values[4])
-    deps = values[-1]
-    values[-1] = None if deps is None else tuple(json.loads(deps))
-    return TaskRow(*values)
-
-
-class SQLStore(Store):
-    """Reads shared by the SQL stores (each runs in its own short transaction)."""
-
-    @abc.abstractmethod
-    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
-
-    @abc.abstractmethod
-    def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
-
-    def find_stale(self, max_age: float, limit: int = 100) -> list[StaleClaim]:
-        # The age is judged by the database's clock, as the heartbeats are stamped with it.
-        now = dialect_named(self.engine.dialect.name).now
-        rows = self._fetchall(
-            "SELECT t.id, t.execution_id, t.task_id, t.recovery_count, t.attempt,"
-            " w.workflow_name, w.workflow_version, t.claim_token"
-            " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
-            " LEFT JOIN workers k ON k.id = t.worker_id"
-            f" WHERE t.status='running' AND COALESCE(k.last_heartbeat, t.heartbeat_at) < {now} - ?"
-            " ORDER BY t.id LIMIT ?",
-            (max_age, limit),
-        )
-        return [StaleClaim(*r) for r in rows]
-
-    def runs_waiting_for_code(
-        self, names: Sequence[str], known: Sequence[WorkflowKey], limit: int = 20
-    ) -> list[tuple[str, str, str]]:
-        if not names:
-            return []
-        keys, key_params = _key_filter(known) if known else ("1 = 0", [])
-        rows = self._fetchall(
-            "SELECT DISTINCT w.id, w.workflow_name, w.workflow_version"
-            " FROM workflow_executions w JOIN task_executions t ON t.execution_id = w.id"
-            f" WHERE w.status = 'running' AND t.status = 'ready'"
-            f" AND w.workflow_name IN ({_marks(len(names))}) AND NOT ({keys})"
-            " ORDER BY w.id LIMIT ?",
-            (*names, *key_params, limit),
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    def has_ready(self, now: float, workflow_keys: Sequence[WorkflowKey]) -> bool:
-        if not workflow_keys:
-            return False
-        keys, key_params = _key_filter(workflow_keys)
-        row = self._fetchone(
-            "SELECT 1 FROM task_executions t JOIN workflow_executions w"
-            " ON w.id = t.execution_id WHERE t.status='ready'"
-            f" AND (t.retry_at IS NULL OR t.retry_at <= ?) AND w.status='running' AND {keys}"
-            " LIMIT 1",
-            (now, *key_params),
-        )
-        return row is not None
-
-    def get_execution(self, execution_id: str) -> ExecutionRow | None:
-        row = self._fetchone(
-            f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id=?", (execution_id,)
-        )
-        return _execution_row(row) if row else None
-
-    def get_tasks(self, execution_id: str) -> list[TaskRow]:
-        rows = self._fetchall(
-            f"SELECT {_TASK_COLS} FROM task_executions WHERE execution_id=? ORDER BY task_index",
-            (execution_id,),
-        )
-        return [_task_row(r) for r in rows]
-
-    def get_attempts(self, execution_id: str) -> list[AttemptRow]:
-        rows = self._fetchall(
-            f"SELECT {_ATTEMPT_COLS} FROM task_attempts WHERE execution_id=? ORDER BY id",
-            (execution_id,),
-        )
-        return [AttemptRow(*r) for r in rows]
-
-    def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for part in _chunks(task_ids):
-            for task_id, ctx in self._fetchall(
-                "SELECT task_id, context FROM task_outputs WHERE execution_id=?"
-                f" AND task_id IN ({_marks(len(part))})",
-                (execution_id, *part),
-            ):
-                out[task_id] = ctx
-        return out
-
-    def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]:
-        rows = self._fetchall(
-            "SELECT id, execution_id, task_id, event, attempt, detail, created_at"
-            " FROM execution_events WHERE execution_id=? AND id>? ORDER BY id",
-            (execution_id, after_id),
-        )
-        return [EventRow(*r) for r in rows]
-
-    def list_executions(
-        self,
-        *,
-        limit: int = 50,
-        status: str | None = None,
-        workflow_name: str | None = None,
-        since: float | None = None,
-    ) -> list[ExecutionRow]:
-        where: list[str] = []
-        params: list[str | float] = []
-        if status:
-            where.append("status=?")
-            params.append(status)
-        if workflow_name:
-            where.append("workflow_name=?")
-            params.append(workflow_name)
-        if since is not None:
-            where.append("created_at>=?")
-            params.append(since)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self._fetchall(
-            f"SELECT {_EXEC_COLS} FROM workflow_executions{clause}"
-            " ORDER BY created_at DESC LIMIT ?",
-            (*params, limit),
-        )
-        return [_execution_row(r) for r in rows]
-
-    def find_executions(self, id_prefix: str, limit: int = 10) -> list[ExecutionRow]:
-        escaped = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._fetchall(
-            f"SELECT {_EXEC_COLS} FROM workflow_executions WHERE id LIKE ? ESCAPE '\\'"
-            " ORDER BY created_at DESC LIMIT ?",
-            (escaped + "%", limit),
-        )
-        return [_execution_row(r) for r in rows]
-
-    def execution_status(self, execution_id: str) -> ExecutionStatus | None:
-        row = self._fetchone("SELECT status FROM workflow_executions WHERE id=?", (execution_id,))
-        return ExecutionStatus(row[0]) if row else None
-
-    def count_unfinished(self) -> int:
-        row = self._fetchone(
-            "SELECT COUNT(*) FROM workflow_executions WHERE status IN ('running', 'paused')"
-        )
-        return int(row[0])

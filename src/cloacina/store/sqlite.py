@@ -31,7 +31,8 @@ from cloacina.errors import (
 )
 from cloacina.store import check_tenant_name, migrate
 from cloacina.store.base import WriteTx
-from cloacina.store.sql import SQLStore, SQLWriteTx
+from cloacina.store.sql import SQLWriteTx
+from cloacina.store.sql_reads import SQLStore
 
 log = logging.getLogger("cloacina.store.sqlite")
 

@@ -1,0 +1,167 @@
+"""Reads shared by the SQL stores, each in its own short transaction: what the engine's
+timers need and what the faces show."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+from cloacina.model.status import ExecutionStatus
+from cloacina.store.base import Store
+from cloacina.store.dialect import dialect_named
+from cloacina.store.records import (
+    AttemptRow,
+    EventRow,
+    ExecutionRow,
+    StaleClaim,
+    TaskRow,
+    WorkflowKey,
+)
+from cloacina.store.sql_common import (
+    ATTEMPT_COLS,
+    EXEC_COLS,
+    TASK_COLS,
+    chunks,
+    execution_row,
+    key_filter,
+    marks,
+    task_row,
+)
+
+
+class SQLStore(Store):
+    """Reads shared by the SQL stores (each runs in its own short transaction)."""
+
+    @abc.abstractmethod
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+    @abc.abstractmethod
+    def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def find_stale(self, max_age: float, limit: int = 100) -> list[StaleClaim]:
+        # The age is judged by the database's clock, as the heartbeats are stamped with it.
+        now = dialect_named(self.engine.dialect.name).now
+        rows = self._fetchall(
+            "SELECT t.id, t.execution_id, t.task_id, t.recovery_count, t.attempt,"
+            " w.workflow_name, w.workflow_version, t.claim_token"
+            " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
+            " LEFT JOIN workers k ON k.id = t.worker_id"
+            f" WHERE t.status='running' AND COALESCE(k.last_heartbeat, t.heartbeat_at) < {now} - ?"
+            " ORDER BY t.id LIMIT ?",
+            (max_age, limit),
+        )
+        return [StaleClaim(*r) for r in rows]
+
+    def runs_waiting_for_code(
+        self, names: Sequence[str], known: Sequence[WorkflowKey], limit: int = 20
+    ) -> list[tuple[str, str, str]]:
+        if not names:
+            return []
+        keys, key_params = key_filter(known) if known else ("1 = 0", [])
+        rows = self._fetchall(
+            "SELECT DISTINCT w.id, w.workflow_name, w.workflow_version"
+            " FROM workflow_executions w JOIN task_executions t ON t.execution_id = w.id"
+            f" WHERE w.status = 'running' AND t.status = 'ready'"
+            f" AND w.workflow_name IN ({marks(len(names))}) AND NOT ({keys})"
+            " ORDER BY w.id LIMIT ?",
+            (*names, *key_params, limit),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def has_ready(self, now: float, workflow_keys: Sequence[WorkflowKey]) -> bool:
+        if not workflow_keys:
+            return False
+        keys, key_params = key_filter(workflow_keys)
+        row = self._fetchone(
+            "SELECT 1 FROM task_executions t JOIN workflow_executions w"
+            " ON w.id = t.execution_id WHERE t.status='ready'"
+            f" AND (t.retry_at IS NULL OR t.retry_at <= ?) AND w.status='running' AND {keys}"
+            " LIMIT 1",
+            (now, *key_params),
+        )
+        return row is not None
+
+    def get_execution(self, execution_id: str) -> ExecutionRow | None:
+        row = self._fetchone(
+            f"SELECT {EXEC_COLS} FROM workflow_executions WHERE id=?", (execution_id,)
+        )
+        return execution_row(row) if row else None
+
+    def get_tasks(self, execution_id: str) -> list[TaskRow]:
+        rows = self._fetchall(
+            f"SELECT {TASK_COLS} FROM task_executions WHERE execution_id=? ORDER BY task_index",
+            (execution_id,),
+        )
+        return [task_row(r) for r in rows]
+
+    def get_attempts(self, execution_id: str) -> list[AttemptRow]:
+        rows = self._fetchall(
+            f"SELECT {ATTEMPT_COLS} FROM task_attempts WHERE execution_id=? ORDER BY id",
+            (execution_id,),
+        )
+        return [AttemptRow(*r) for r in rows]
+
+    def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for part in chunks(task_ids):
+            for task_id, ctx in self._fetchall(
+                "SELECT task_id, context FROM task_outputs WHERE execution_id=?"
+                f" AND task_id IN ({marks(len(part))})",
+                (execution_id, *part),
+            ):
+                out[task_id] = ctx
+        return out
+
+    def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]:
+        rows = self._fetchall(
+            "SELECT id, execution_id, task_id, event, attempt, detail, created_at"
+            " FROM execution_events WHERE execution_id=? AND id>? ORDER BY id",
+            (execution_id, after_id),
+        )
+        return [EventRow(*r) for r in rows]
+
+    def list_executions(
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        workflow_name: str | None = None,
+        since: float | None = None,
+    ) -> list[ExecutionRow]:
+        where: list[str] = []
+        params: list[str | float] = []
+        if status:
+            where.append("status=?")
+            params.append(status)
+        if workflow_name:
+            where.append("workflow_name=?")
+            params.append(workflow_name)
+        if since is not None:
+            where.append("created_at>=?")
+            params.append(since)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._fetchall(
+            f"SELECT {EXEC_COLS} FROM workflow_executions{clause} ORDER BY created_at DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [execution_row(r) for r in rows]
+
+    def find_executions(self, id_prefix: str, limit: int = 10) -> list[ExecutionRow]:
+        escaped = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._fetchall(
+            f"SELECT {EXEC_COLS} FROM workflow_executions WHERE id LIKE ? ESCAPE '\\'"
+            " ORDER BY created_at DESC LIMIT ?",
+            (escaped + "%", limit),
+        )
+        return [execution_row(r) for r in rows]
+
+    def execution_status(self, execution_id: str) -> ExecutionStatus | None:
+        row = self._fetchone("SELECT status FROM workflow_executions WHERE id=?", (execution_id,))
+        return ExecutionStatus(row[0]) if row else None
+
+    def count_unfinished(self) -> int:
+        row = self._fetchone(
+            "SELECT COUNT(*) FROM workflow_executions WHERE status IN ('running', 'paused')"
+        )
+        return int(row[0])
