@@ -23,7 +23,7 @@ from cloacina import (
 from cloacina.model.workflow import WorkflowCatalog
 
 if TYPE_CHECKING:
-    from conftest import Recorder
+    from .conftest import Recorder
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,7 +12,7 @@ import pytest
 from cloacina import Context, Task, current_task, task, workflow
 
 if TYPE_CHECKING:
-    from conftest import Recorder, RunnerFactory
+    from .conftest import Recorder, RunnerFactory
 
 pytestmark = pytest.mark.timeout(60)
 
