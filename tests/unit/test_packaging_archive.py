@@ -9,6 +9,7 @@ import stat
 import struct
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def metadata_for(files: dict[str, bytes], **extra: object) -> bytes:
     return json.dumps(meta).encode()
 
 
-def raw_zip(members: list[tuple[str | zipfile.ZipInfo, bytes]]) -> bytes:
+def raw_zip(members: Sequence[tuple[str | zipfile.ZipInfo, bytes]]) -> bytes:
     """A zip holding exactly ``members`` (in order, duplicates allowed)."""
     buf = io.BytesIO()
     with warnings.catch_warnings():

@@ -174,7 +174,8 @@ def test_describe_is_json_friendly() -> None:
 @pytest.mark.parametrize("field", ["initial_delay", "max_delay"])
 def test_nan_delays_are_rejected(field: str) -> None:
     with pytest.raises(ValueError):
-        RetryPolicy(**{field: math.nan})
+        kwargs: dict[str, Any] = {field: math.nan}
+        RetryPolicy(**kwargs)
 
 
 def test_retry_on_must_hold_exception_types() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloacina import Context, RetryPolicy, TaskError
+from cloacina import Context, ExecutionStatus, RetryPolicy, TaskError
 from cloacina.engine.executor import COMPLETED, FAILED, Outcome
 from cloacina.engine.scheduler import Effects, RunCache, Scheduler
 from cloacina.model.task import Task
@@ -180,13 +180,17 @@ def test_dependents_of_a_paused_run_wait_as_ready() -> None:
     h = Harness(make_workflow({"a": (), "b": ("a",)}))
     h.claim()
     with h.store.write() as tx:
-        assert tx.set_run_status(h.eid, "paused", ("running",), time.time())
+        assert tx.set_run_status(
+            h.eid, ExecutionStatus.PAUSED, (ExecutionStatus.RUNNING,), time.time()
+        )
     fx = h.finish(a=COMPLETED)
     assert fx.ready == []  # not handed to the engine to start
     assert h.statuses()["b"] == "ready"
     assert h.claim() == []  # a paused run's ready tasks are not claimed
     with h.store.write() as tx:
-        assert tx.set_run_status(h.eid, "running", ("paused",), time.time())
+        assert tx.set_run_status(
+            h.eid, ExecutionStatus.RUNNING, (ExecutionStatus.PAUSED,), time.time()
+        )
     assert h.claim() == ["b"]
 
 

@@ -19,7 +19,7 @@ def test_execution_status_values_are_plain_words() -> None:
     ]
     assert str(ExecutionStatus.COMPLETED) == "completed"
     assert f"{ExecutionStatus.FAILED}" == "failed"
-    assert ExecutionStatus.COMPLETED == "completed"
+    assert ExecutionStatus.COMPLETED == "completed"  # type: ignore[comparison-overlap]  # StrEnum == str
     assert ExecutionStatus("paused") is ExecutionStatus.PAUSED
 
 
@@ -33,7 +33,7 @@ def test_task_status_values_are_plain_words() -> None:
         "skipped",
     }
     assert str(TaskStatus.SKIPPED) == "skipped"
-    assert TaskStatus.READY == "ready"
+    assert TaskStatus.READY == "ready"  # type: ignore[comparison-overlap]  # StrEnum == str
 
 
 def test_terminal_states() -> None:
