@@ -189,6 +189,8 @@ def check_context_data(data: Mapping[Any, Any], *, acyclic: bool = False) -> Non
 
     ``acyclic=True`` skips the search for cycles (faster), for data the JSON encoder took.
     """
+    if len(data) > _FEW and _flat(data):  # string keys, scalar values: nothing to walk
+        return
     # Entries: (container, its depth, its path as (parent path, step) links), or a marker
     # (None, 0, container) that takes a container off the current branch once it is done.
     stack: list[tuple[Any, int, Any]] = []
@@ -216,15 +218,32 @@ def check_context_data(data: Mapping[Any, Any], *, acyclic: bool = False) -> Non
             stack.append((None, 0, node))
         depth += 1
         if isinstance(node, dict):
+            if len(node) > _FEW and _flat(node):
+                continue
             for key, value in node.items():
                 if not isinstance(key, str):
                     raise _key_error(_steps(path), key)
                 if isinstance(value, _CONTAINERS):
                     stack.append((value, depth, (path, key)))
         else:
+            if len(node) > _FEW and set(map(type, node)) <= _SCALARS:
+                continue
             for index, value in enumerate(node):
                 if isinstance(value, _CONTAINERS):
                     stack.append((value, depth, (path, index)))
+
+
+#: Exact types of values with nothing inside to check (subclasses take the walk).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
+#: Below this many entries, looking at each one is cheaper than building the type sets.
+_FEW = 8
+
+
+def _flat(mapping: Mapping[Any, Any]) -> bool:
+    """Whether a mapping has only ``str`` keys and scalar values: judged with C-level set
+    operations, far cheaper than looking at each entry in Python."""
+    return set(map(type, mapping)) <= _STR and set(map(type, mapping.values())) <= _SCALARS
 
 
 def _steps(path: Any) -> list[Any]:

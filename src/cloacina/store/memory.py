@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -604,7 +605,7 @@ class MemoryRunStore(RunStore, ExecutionQueries):
                     t.heartbeat_at,
                     t.started_at,
                     t.finished_at,
-                    t.dependencies,
+                    json.dumps(list(t.dependencies), separators=(",", ":")),
                 )
                 for t in sorted(tasks, key=lambda t: (t.task_index, t.id))
             ]

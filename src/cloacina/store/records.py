@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cloacina.model.status import ExecutionStatus, TaskStatus
 
@@ -68,10 +68,13 @@ class NewTask:
     index: int
     dependencies: tuple[str, ...]
     max_attempts: int
+    #: The dependencies as stored (JSON), made once with the record: a runner builds the
+    #: records of a workflow version once and reuses them for every run.
+    dependencies_json: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def dependencies_json(self) -> str:
-        return "[" + ",".join(json.dumps(d) for d in self.dependencies) + "]"
+    def __post_init__(self) -> None:
+        text = json.dumps(list(self.dependencies), separators=(",", ":"))
+        object.__setattr__(self, "dependencies_json", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +158,16 @@ class TaskRow:
     heartbeat_at: float | None
     started_at: float | None
     finished_at: float | None
-    #: The task's dependencies in declared order (None for runs created before they were
-    #: stored: take them from the workflow).
-    dependencies: tuple[str, ...] | None = None
+    #: The task's dependencies in declared order, as stored (JSON; None for runs created
+    #: before they were stored): see :attr:`dependencies`. Decoded only when asked for.
+    dependencies_json: str | None = None
+
+    @property
+    def dependencies(self) -> tuple[str, ...] | None:
+        """The task's dependencies in declared order (None for runs created before they
+        were stored: take them from the workflow)."""
+        text = self.dependencies_json
+        return None if text is None else tuple(json.loads(text))
 
     @property
     def claimed_by(self) -> str | None:

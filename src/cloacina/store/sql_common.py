@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -83,6 +82,4 @@ def execution_row(row: Sequence[Any]) -> ExecutionRow:
 def task_row(row: Sequence[Any]) -> TaskRow:
     values = list(row)
     values[4] = TaskStatus(values[4])
-    deps = values[-1]
-    values[-1] = None if deps is None else tuple(json.loads(deps))
     return TaskRow(*values)
