@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
 from cloacina import Context, DefaultRunner, ExecutionNotFoundError, task, workflow
+from cloacina.store.records import Claim, ReadyTask, WorkflowKey
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -152,7 +153,8 @@ def test_a_refused_outcome_fails_its_task_and_holds_up_nothing(
                     raise ValueError("the database refuses this value (simulated)")
                 return complete_tasks(items, now)
 
-            tx.complete_tasks = refuse
+            # wraps the method of this one transaction only, not of the class
+            tx.complete_tasks = refuse  # type: ignore[method-assign]
             return tx
 
         def __exit__(self, *exc: Any) -> Any:
@@ -296,12 +298,19 @@ def test_claims_of_a_cycle_whose_commit_seemed_to_fail_are_handed_back(
             tx = self.cm.__enter__()
             claim_next = tx.claim_next
 
-            def spy(pending: Any, *args: Any) -> Any:
-                direct, found = claim_next(pending, *args)
+            def spy(
+                pending: Sequence[ReadyTask],
+                ready_limit: int,
+                workflow_keys: Sequence[WorkflowKey],
+                worker_id: str,
+                now: float,
+            ) -> tuple[list[Claim], list[Claim]]:
+                direct, found = claim_next(pending, ready_limit, workflow_keys, worker_id, now)
                 self.claimed = self.claimed or any(c.task_id == "second" for c in direct)
                 return direct, found
 
-            tx.claim_next = spy
+            # wraps the method of this one transaction only, not of the class
+            tx.claim_next = spy  # type: ignore[method-assign]
             return tx
 
         def __exit__(self, *exc: Any) -> Any:

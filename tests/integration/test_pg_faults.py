@@ -353,7 +353,7 @@ def cluster(
             sys.modules.pop(module, None)
 
 
-def completion_counts(client: DefaultRunner, execution_id: str) -> Counter[str]:
+def completion_counts(client: DefaultRunner, execution_id: str) -> Counter[str | None]:
     """How often each task's completion was recorded (``task_completed`` events)."""
     return Counter(
         e.task_id for e in client.store.get_events(execution_id) if e.event == "task_completed"
@@ -622,7 +622,7 @@ def test_chaos_random_worker_kills_under_1000_runs(
     seed = int(os.environ.get("CLOACINA_CHAOS_SEED") or random.randrange(1 << 30))
     rng, kill_rng = random.Random(seed), random.Random(seed + 1)
     # Few slots per worker, so that a backlog builds up and every kill hits running tasks.
-    settings = {"max_recoveries": 50, "max_concurrent_tasks": 4}
+    settings: dict[str, Any] = {"max_recoveries": 50, "max_concurrent_tasks": 4}
     client = cluster.client()
     for _ in range(4):
         cluster.start_worker(**settings)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.pool import PoolProxiedConnection
 
 from cloacina import Context, DefaultRunner, task, workflow
 from cloacina.store import Store, open_store
@@ -111,6 +112,13 @@ def test_postgres_hot_path_reads_and_writes_still_autocommit(pg_store: PostgresS
     assert count_workers(pg_store) == 1
 
 
+def driver_connection(raw: PoolProxiedConnection) -> Any:
+    """The psycopg connection under a pooled SQLAlchemy one (typed ``Any`` by SQLAlchemy)."""
+    dbapi = raw.driver_connection
+    assert dbapi is not None  # None only once the pooled connection is invalidated
+    return dbapi
+
+
 def test_postgres_pooled_connection_left_in_any_state_is_fine_for_the_next_user(
     postgres_url: str,
 ) -> None:
@@ -120,18 +128,21 @@ def test_postgres_pooled_connection_left_in_any_state_is_fine_for_the_next_user(
         # (One thread: the pool, most recently used first, hands out the same connection.)
         # Returned inside an open transaction (non-autocommit, statement run, never ended).
         raw = store.engine.raw_connection()
-        raw.driver_connection.autocommit = False
-        raw.driver_connection.execute("SELECT 1")
+        dbapi = driver_connection(raw)
+        dbapi.autocommit = False
+        dbapi.execute("SELECT 1")
         raw.close()
         # Returned in autocommit, inside an explicit transaction.
         raw = store.engine.raw_connection()
-        raw.driver_connection.autocommit = True
-        raw.driver_connection.execute("BEGIN")
-        raw.driver_connection.execute("SELECT txid_current()")
+        dbapi = driver_connection(raw)
+        dbapi.autocommit = True
+        dbapi.execute("BEGIN")
+        dbapi.execute("SELECT txid_current()")
         raw.close()
         # Returned in autocommit and idle.
         raw = store.engine.raw_connection()
-        raw.driver_connection.autocommit = True
+        dbapi = driver_connection(raw)
+        dbapi.autocommit = True
         raw.close()
         with store.engine.begin() as conn:
             first = conn.execute(text("SELECT txid_current()")).scalar_one()
@@ -139,10 +150,11 @@ def test_postgres_pooled_connection_left_in_any_state_is_fine_for_the_next_user(
         assert first == second
         # Returned inside a failed transaction.
         raw = store.engine.raw_connection()
-        raw.driver_connection.autocommit = True
-        raw.driver_connection.execute("BEGIN")
+        dbapi = driver_connection(raw)
+        dbapi.autocommit = True
+        dbapi.execute("BEGIN")
         with pytest.raises(Exception, match="division by zero"):
-            raw.driver_connection.execute("SELECT 1/0")
+            dbapi.execute("SELECT 1/0")
         raw.close()
         one = store._fetchone("SELECT txid_current()")[0]
         two = store._fetchone("SELECT txid_current()")[0]
