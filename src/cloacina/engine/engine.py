@@ -14,25 +14,19 @@ body's machinery itself broke), or handed back to the queue.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import functools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from cloacina.engine.dispatch import Dispatch, RunningTask
 from cloacina.engine.executor import (
     Job,
     Outcome,
-    machinery_failure,
-    run_async,
-    run_sync,
-    timeout_outcome,
 )
-from cloacina.engine.liveness import Liveness, storable_text
+from cloacina.engine.liveness import Liveness
 from cloacina.engine.scheduler import INPUT_KEY, Effects, RunCache, Scheduler
 from cloacina.engine.threads import TaskThreads
 from cloacina.model.namespace import DEFAULT_TENANT
@@ -51,31 +45,13 @@ log = logging.getLogger("cloacina.engine")
 EngineSettings = Settings
 
 
-#: How long past an async body's timeout the engine looks whether the body blocks its loop.
-ASYNC_TIMEOUT_SLACK = 0.25
-BLOCKED_LOOP = (
-    " (it blocked the event loop of async tasks: do not call blocking functions in an async"
-    " def task)"
-)
-
-
-@dataclass
-class _Running:
-    job: Job
-    timer: asyncio.TimerHandle | None = None
-    #: The body on the task loop (``async def`` and packaged tasks); None for ``def`` tasks.
-    future: concurrent.futures.Future[Outcome] | None = None
-    #: Released: the engine no longer tracks it (read and written on the engine loop only).
-    done: bool = False
-
-
 @dataclass
 class _Waiters:
     lock: threading.Lock = field(default_factory=threading.Lock)
     by_run: dict[str, list[threading.Event]] = field(default_factory=dict)
 
 
-class Engine(Liveness):
+class Engine(Dispatch, Liveness):
     """Runs the tasks of workflow executions stored in ``store``."""
 
     def __init__(
@@ -100,11 +76,11 @@ class Engine(Liveness):
         self.scheduler = Scheduler(self.cache)
         self.free = settings.max_concurrent_tasks
         self._pool = TaskThreads(settings.max_concurrent_tasks)
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, RunningTask] = {}
         self._outcomes: list[Outcome] = []
         # Outcomes from task threads and the task loop, for the engine loop (None: the body
         # was cancelled by the engine, nothing to record).
-        self._inbox: list[tuple[_Running, Outcome | None]] = []
+        self._inbox: list[tuple[RunningTask, Outcome | None]] = []
         self._inbox_lock = threading.Lock()
         self._inbox_signalled = False
         self._cycle_scheduled = False
@@ -190,31 +166,6 @@ class Engine(Liveness):
         self._stop_task_loop()
         self._pool.shutdown()
         self._loop.close()
-
-    def _stop_task_loop(self) -> None:
-        loop, thread = self._task_loop, self._task_thread
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
-
-    def _tasks_loop(self) -> asyncio.AbstractEventLoop:
-        """The loop of async and packaged task bodies (started on first use)."""
-        if self._task_loop is None:
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-
-            def run() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
-
-            thread = threading.Thread(target=run, name="cloacina-async-tasks", daemon=True)
-            thread.start()
-            ready.wait()
-            self._task_loop, self._task_thread = loop, thread
-        return self._task_loop
 
     def _begin_stop(self, done: threading.Event, wait: bool) -> None:
         self._stopping = True
@@ -466,144 +417,6 @@ class Engine(Liveness):
             )
             jobs.append(Job(claim, task, inputs or ["{}"], info, origin=wf.origin))
         return jobs
-
-    def _dispatch(self, job: Job) -> None:
-        running = _Running(job)
-        self._running[job.claim.claim_token] = running
-        task = job.task
-        try:
-            if job.origin is not None and self.loader is not None:
-                self._on_task_loop(running, self.loader.run(job, job.origin))
-            elif task.is_async:
-                self._on_task_loop(running, run_async(job))
-                if task.timeout is not None:
-                    # Its own timeout fires on the task loop, unless the body blocks that
-                    # loop (time.sleep in an async def): then this one does.
-                    running.timer = self._loop.call_later(
-                        task.timeout + ASYNC_TIMEOUT_SLACK, self._async_overdue, running, 0
-                    )
-            else:
-                self._pool.submit(run_sync, job, functools.partial(self._deliver, running))
-                if task.timeout is not None:
-                    running.timer = self._loop.call_later(
-                        task.timeout, self._sync_timed_out, running
-                    )
-        except Exception as exc:  # e.g. no thread could be started: the claim ends here
-            self._record(running, machinery_failure(job, exc))
-
-    def _on_task_loop(self, running: _Running, body: Coroutine[Any, Any, Outcome]) -> None:
-        future = asyncio.run_coroutine_threadsafe(body, self._tasks_loop())
-        running.future = future
-        future.add_done_callback(functools.partial(self._future_done, running))
-
-    def _future_done(self, running: _Running, future: concurrent.futures.Future[Outcome]) -> None:
-        # On the task loop (or here, if cancelled before it started).
-        if future.cancelled():  # only the engine cancels (run cancelled, shutdown)
-            self._deliver(running, None)
-            return
-        exc = future.exception()
-        if exc is not None:
-            # The body's machinery broke (say an OSError extracting a package or spawning
-            # its process): the task fails, it is never left 'running' behind our heartbeat.
-            log.error("task %s could not run: %r", running.job.task.id, exc)
-            self._deliver(running, machinery_failure(running.job, exc))
-        else:
-            self._deliver(running, future.result())
-
-    def _deliver(self, running: _Running, outcome: Outcome | None) -> None:
-        # Any thread: hand the outcome to the engine loop. Outcomes that finish close
-        # together share one wake-up of the loop.
-        with self._inbox_lock:
-            self._inbox.append((running, outcome))
-            if self._inbox_signalled:
-                return
-            self._inbox_signalled = True
-        try:
-            self._loop.call_soon_threadsafe(self._drain_inbox)
-        except RuntimeError:  # loop closed during shutdown; the claim was handed back
-            pass
-
-    def _drain_inbox(self) -> None:
-        with self._inbox_lock:
-            arrived, self._inbox = self._inbox, []
-            self._inbox_signalled = False
-        for running, outcome in arrived:
-            if running.done:
-                # Timed out or abandoned meanwhile: a def body's thread is free again.
-                if running.future is None:
-                    self._pool.unmark_stuck()
-            elif outcome is None:
-                self._release(running)
-            else:
-                self._record(running, outcome)
-
-    def _async_overdue(self, running: _Running, strikes: int) -> None:
-        """An async body is past its timeout and its outcome has not arrived."""
-        job = running.job
-        loop = self._task_loop
-        current = None if loop is None else asyncio.current_task(loop)
-        if current is not None and current is job.body_task:
-            # Past its timeout and still in one step: it blocks the loop (a blocking call in
-            # an async def), so its own timeout cannot fire. Fail it as a def task would be.
-            log.warning(
-                "task %s of execution %s blocked the event loop of async tasks past its "
-                "timeout (%gs); it is failed now. Do not call blocking functions (time.sleep, "
-                "blocking I/O) in an async def task: await instead, or make it a def task.",
-                job.task.id,
-                job.claim.execution_id,
-                job.task.timeout,
-            )
-            self._record(running, timeout_outcome(job, BLOCKED_LOOP))
-            if running.future is not None:
-                running.future.cancel()  # takes effect once the body lets go of the loop
-            return
-        if current is None:
-            strikes += 1  # the loop is free, yet the body did not end at its timeout
-        if strikes >= 4:
-            self._record(running, timeout_outcome(job, " (it did not stop when cancelled)"))
-            if running.future is not None:
-                running.future.cancel()
-            return
-        # Another body holds the loop (this one waits its turn), or it is ending: look again.
-        running.timer = self._loop.call_later(
-            ASYNC_TIMEOUT_SLACK, self._async_overdue, running, strikes
-        )
-
-    def _sync_timed_out(self, running: _Running) -> None:
-        job = running.job
-        timeout = job.task.timeout
-        assert timeout is not None
-        started = job.body_started
-        if started is None or time.monotonic() - started < timeout:
-            # Still queued for a thread (or just began): the timeout counts from the body's start.
-            left = timeout if started is None else timeout - (time.monotonic() - started)
-            running.timer = self._loop.call_later(left, self._sync_timed_out, running)
-            return
-        # A thread cannot be killed: record the timeout, and ignore the body's late result.
-        if self._record(running, timeout_outcome(job)):
-            self._pool.mark_stuck()  # its thread stays busy: let the pool grow by one
-
-    def _release(self, running: _Running) -> bool:
-        if running.done:
-            return False
-        running.done = True
-        if running.timer is not None:
-            running.timer.cancel()
-        self._running.pop(running.job.claim.claim_token, None)
-        self.free += 1
-        return True
-
-    def _record(self, running: _Running, outcome: Outcome) -> bool:
-        if not self._release(running):
-            return False
-        if not outcome.finished_at:
-            outcome.finished_at = time.time()
-        outcome.error = storable_text(outcome.error)
-        outcome.traceback = storable_text(outcome.traceback)
-        outcome.skip_reason = storable_text(outcome.skip_reason)
-        self._outcomes.append(outcome)
-        self._request_cycle()
-        return True
 
     # ---- runs cancelled from outside -------------------------------------------------------
     def abandon_run(self, execution_id: str) -> None:
