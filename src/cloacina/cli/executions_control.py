@@ -1,0 +1,123 @@
+"""``cloacina executions cancel|pause|resume``: controlling a run from the command line,
+through a runner that executes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+from rich.text import Text
+
+from cloacina.cli.consoles import out_console
+from cloacina.cli.databases import open_existing_store
+from cloacina.cli.errors import print_error
+from cloacina.cli.execution_lookup import SHORT_ID, resolve_execution
+from cloacina.cli.formatting import escape_controls
+from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.errors import ExecutionNotFoundError, InvalidStateError
+from cloacina.runner import DefaultRunner
+
+
+# ---- cancel / pause / resume -----------------------------------------------------------------
+def _control(
+    ctx: click.Context,
+    db: str | None,
+    tenant: str | None,
+    ident: str,
+    act: Callable[[DefaultRunner, str], None],
+    done: str,
+) -> None:
+    """Resolve ``ident`` (a unique prefix will do), call ``act`` on a submit-only runner,
+    print ``done`` (formatted with the run). A run in the wrong state for it, or gone
+    meanwhile, is the runner's message on stderr and exit code 1."""
+    url = resolve_db(ctx, db)
+    tenant_name = resolve_tenant(ctx, tenant)
+    store = open_existing_store(url, tenant_name)  # a clear error for a missing database
+    try:
+        row = resolve_execution(store, ident)
+    finally:
+        store.close()
+    runner = DefaultRunner(url, tenant=tenant_name, execute_tasks=False)
+    try:
+        act(runner, row.id)
+    except (InvalidStateError, ExecutionNotFoundError) as exc:
+        print_error(str(exc))
+        ctx.exit(1)
+    finally:
+        runner.shutdown()
+    message = done.format(id=row.id, short=row.id[:SHORT_ID], workflow=row.workflow_name)
+    out_console().print(Text(escape_controls(message)), soft_wrap=True)
+
+
+@click.command("cancel")
+@click.argument("execution_id", metavar="ID")
+@db_option
+@tenant_option
+@click.option(
+    "--reason",
+    metavar="TEXT",
+    help="Why: stored as the run's error (default: 'cancelled by request').",
+)
+@click.pass_context
+def cancel_command(
+    ctx: click.Context, execution_id: str, db: str | None, tenant: str | None, reason: str | None
+) -> None:
+    """Cancel a running or paused workflow execution: tasks not started are skipped, running
+    ones are stopped (async, command and package tasks) or their results discarded.
+
+    ID may be a unique prefix of the execution id. Exit code 1 when the run had already
+    ended. Clears a run whose worker is gone or that no worker can run.
+    """
+    _control(
+        ctx,
+        db,
+        tenant,
+        execution_id,
+        lambda runner, eid: runner.cancel(eid, reason=reason),
+        "Cancelled workflow execution {id} ({workflow}).",
+    )
+
+
+@click.command("pause")
+@click.argument("execution_id", metavar="ID")
+@db_option
+@tenant_option
+@click.pass_context
+def pause_command(
+    ctx: click.Context, execution_id: str, db: str | None, tenant: str | None
+) -> None:
+    """Pause a running workflow execution: no new task of it starts, running ones finish.
+
+    ID may be a unique prefix of the execution id. Exit code 1 when the run is not running.
+    """
+    _control(
+        ctx,
+        db,
+        tenant,
+        execution_id,
+        DefaultRunner.pause,
+        "Paused workflow execution {id} ({workflow}); its running tasks finish, no new one "
+        "starts. Resume it with: cloacina executions resume {short}",
+    )
+
+
+@click.command("resume")
+@click.argument("execution_id", metavar="ID")
+@db_option
+@tenant_option
+@click.pass_context
+def resume_command(
+    ctx: click.Context, execution_id: str, db: str | None, tenant: str | None
+) -> None:
+    """Resume a paused workflow execution.
+
+    ID may be a unique prefix of the execution id. Exit code 1 when the run is not paused.
+    """
+    _control(
+        ctx,
+        db,
+        tenant,
+        execution_id,
+        DefaultRunner.resume,
+        "Resumed workflow execution {id} ({workflow}).",
+    )

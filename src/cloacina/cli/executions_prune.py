@@ -1,0 +1,53 @@
+"""``cloacina executions prune``: removing finished runs older than a given age."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from rich.text import Text
+
+from cloacina.cli.consoles import out_console
+from cloacina.cli.databases import open_existing_store
+from cloacina.cli.durations import DURATION, fmt_span
+from cloacina.cli.execution_lookup import where
+from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+
+
+def _runs(n: int) -> str:
+    return "1 finished run" if n == 1 else f"{n} finished runs"
+
+
+@click.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    type=DURATION,
+    required=True,
+    metavar="DURATION",
+    help="Remove runs that finished longer ago than this: 30d, 12h, 90m, 0s (all finished).",
+)
+@db_option
+@tenant_option
+@click.option("--dry-run", is_flag=True, help="Only count the runs that would be removed.")
+@click.pass_context
+def prune_command(
+    ctx: click.Context, older_than: float, db: str | None, tenant: str | None, dry_run: bool
+) -> None:
+    """Remove finished workflow runs (completed, failed or cancelled) older than --older-than,
+    with their tasks, outputs and events. Running, paused and pending runs are never removed.
+    """
+    url = resolve_db(ctx, db)
+    tenant_name = resolve_tenant(ctx, tenant)
+    store = open_existing_store(url, tenant_name, read_only=dry_run)  # pruning writes
+    cutoff = time.time() - older_than
+    try:
+        count = store.count_finished_before(cutoff) if dry_run else store.prune_executions(cutoff)
+    finally:
+        store.close()
+    place = where(url, tenant_name)
+    age = fmt_span(older_than)
+    verb = "Would remove" if dry_run else "Removed"
+    out_console().print(
+        Text(f"{verb} {_runs(count)} older than {age} from {place}."), soft_wrap=True
+    )

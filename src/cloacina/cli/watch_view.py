@@ -1,0 +1,122 @@
+"""What ``executions watch`` shows on a terminal (a progress bar and a table of the tasks),
+and the small readings of a run's rows it shares with the plain log."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rich.console import Group, RenderableType
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from cloacina.cli.formatting import elapsed, fmt_duration, safe_text, status_text
+from cloacina.cli.render import new_table
+from cloacina.model.status import TERMINAL_EXECUTION, to_datetime
+from cloacina.store.records import ExecutionRow, TaskRow
+
+#: Task statuses that count as settled in the progress bar.
+SETTLED = frozenset({"completed", "failed", "skipped"})
+
+
+def first_line(text: str | None) -> str:
+    lines = (text or "").strip().split("\n")  # a carriage return is shown, escaped
+    return lines[0] if lines else ""
+
+
+def attempt_text(task: TaskRow) -> str:
+    attempt = f"{task.attempt}/{task.max_attempts}" if task.max_attempts > 1 else str(task.attempt)
+    if task.recovery_count:
+        attempt += f", recovery {task.recovery_count}"
+    return attempt
+
+
+def retry_pending(task: TaskRow) -> bool:
+    return task.status == "ready" and task.retry_at is not None and task.error is not None
+
+
+def status_counts(tasks: Sequence[TaskRow]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for task in tasks:
+        counts[task.status] = counts.get(task.status, 0) + 1
+    return counts
+
+
+def tasks_word(n: int) -> str:
+    return "1 task" if n == 1 else f"{n} tasks"
+
+
+def run_elapsed(row: ExecutionRow) -> float | None:
+    return elapsed(to_datetime(row.started_at), to_datetime(row.finished_at), row.status)
+
+
+def watch_view(
+    row: ExecutionRow, tasks: Sequence[TaskRow], *, unicode: bool, hint: str | None = None
+) -> RenderableType:
+    """What ``executions watch`` shows on a terminal: the run's status and elapsed time, a
+    progress bar over the settled tasks, why it is stuck (``hint``) and one row per task."""
+    now = time.time()
+    header = Text.assemble(
+        (row.workflow_name, "bold"),
+        "  ",
+        (row.id, "dim"),
+        "  ",
+    )
+    header.append_text(status_text(row.status, icon=unicode))
+    took = run_elapsed(row)
+    header.append("  " + (fmt_duration(took) if took is not None else "waiting to start"))
+
+    total = len(tasks) or row.tasks_total
+    counts = status_counts(tasks)
+    settled = sum(counts.get(s, 0) for s in SETTLED)
+    failed = row.status in ("failed", "cancelled") or counts.get("failed", 0) > 0
+    bar = ProgressBar(
+        total=max(total, 1),
+        completed=settled,
+        width=40,
+        complete_style="red" if failed else "cyan",
+        finished_style="red" if failed else "green",
+    )
+    summary = Text(f" {settled}/{total} settled")
+    parts = [
+        f"{counts[s]} {s}" for s in ("running", "completed", "failed", "skipped") if counts.get(s)
+    ]
+    if parts:
+        summary.append("  (" + ", ".join(parts) + ")", style="dim")
+    progress = Table.grid(padding=(0, 1))
+    progress.add_row(bar, summary)
+
+    table = new_table("")
+    table.add_column("task", overflow="fold", min_width=8)
+    table.add_column("status", no_wrap=True, min_width=11)
+    table.add_column("attempt", justify="right", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True, min_width=8)
+    table.add_column("error / skip reason", overflow="fold")
+    for task in tasks:
+        started, finished = to_datetime(task.started_at), to_datetime(task.finished_at)
+        if retry_pending(task):
+            wait = max(0.0, (task.retry_at or now) - now)
+            status = Text.assemble(
+                status_text("ready", icon=unicode), (f" (retry in {fmt_duration(wait)})", "dim")
+            )
+        else:
+            status = status_text(task.status, icon=unicode)
+        if task.status == "skipped":
+            note = safe_text(task.skip_reason or "", "yellow")
+        else:
+            note = safe_text(first_line(task.error), "red")
+        table.add_row(
+            safe_text(task.task_id),
+            status,
+            attempt_text(task) if task.attempt else "-",
+            fmt_duration(elapsed(started, finished, task.status)),
+            note,
+        )
+    items: list[RenderableType] = [header, progress]
+    if hint:
+        items.append(safe_text(f"note: {hint}", "yellow"))
+    items.append(table)
+    if row.error and row.status in TERMINAL_EXECUTION:
+        items.append(safe_text(f"error: {row.error}", "red", multiline=True))
+    return Group(*items)
