@@ -40,7 +40,8 @@ def _watch_plain(
     row, tasks = first
     printer.start(row, tasks)
     while True:
-        printer.update(row, tasks)
+        # The events are read after the run's row: a finished run's come with it, all of them.
+        printer.update(row, tasks, store.get_events(row.id, after_id=printer.after))
         printer.note(row, stall.hint(row, tasks))
         if row.status in TERMINAL_EXECUTION:
             printer.finish(row, tasks)
@@ -91,7 +92,8 @@ def watch_command(
     """Follow one workflow execution live until it ends.
 
     On a terminal: a progress bar and a table of the tasks, refreshed every --interval.
-    Otherwise (a pipe, a file): one line per change of a task's state and a summary line.
+    Otherwise (a pipe, a file): the run's log, one line per event in the order things
+    happened (the history first, then as it goes), and a summary line.
     ID may be a unique prefix of the execution id. Exit code 0 when the run completed,
     1 when it failed or was cancelled; Ctrl-C stops watching (the run carries on). When the
     run is paused, or no live worker holds its running tasks (the worker died) or could

@@ -1,39 +1,38 @@
-"""``executions watch`` without a terminal (a pipe, a file): one plain line per change."""
+"""``executions watch`` without a terminal (a pipe, a file): the run's event log as plain
+lines, one per thing that happened, in the order it happened."""
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
-from cloacina.cli.formatting import elapsed, escape_controls, fmt_duration
-from cloacina.cli.watch_view import (
-    SETTLED,
-    attempt_text,
-    first_line,
-    retry_pending,
-    run_elapsed,
-    status_counts,
-    tasks_word,
-)
-from cloacina.model.status import TERMINAL_EXECUTION, to_datetime
-from cloacina.store.records import ExecutionRow, TaskRow
+from cloacina.cli.formatting import escape_controls, fmt_duration
+from cloacina.cli.watch_view import SETTLED, first_line, run_elapsed, status_counts, tasks_word
+from cloacina.store.records import EventRow, ExecutionRow, TaskRow
+
+#: Run events the plain log leaves to its last line (which says how the run ended).
+_ENDINGS = frozenset({"execution_completed", "execution_failed"})
 
 
 class ChangePrinter:
-    """``executions watch`` without a terminal: one plain line per change of a task's state
-    (or of the run's status), times relative to the run's start."""
+    """``executions watch`` without a terminal: one plain line per event of the run, in
+    event order (so a replay of a run's history interleaves its tasks as they ran, as a log
+    does), times relative to the run's start; a note when the run is stuck."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.tasks: dict[str, tuple[str, int, int, bool]] = {}
-        self.run_status: str | None = None
+        #: The id of the last event printed (the next read starts after it).
+        self.after = 0
+        self.recoveries: dict[str, int] = {}
         self.hint: str | None = None
 
     def _print(self, text: str) -> None:
-        # One line per change: what came from a task is escaped, newlines included.
+        # One line per event: what came from a task is escaped, newlines included.
         self.console.print(Text(escape_controls(text)), soft_wrap=True)
 
     def _stamp(self, row: ExecutionRow, at: float | None) -> str:
@@ -46,22 +45,17 @@ class ChangePrinter:
             f"watching execution {row.id} (workflow {row.workflow_name}, "
             f"{tasks_word(len(tasks) or row.tasks_total)}): {row.status}"
         )
-        self.run_status = row.status
 
-    def update(self, row: ExecutionRow, tasks: Sequence[TaskRow]) -> None:
-        for task in tasks:
-            key = (task.status, task.attempt, task.recovery_count, retry_pending(task))
-            before = self.tasks.get(task.task_id)
-            if before == key:
-                continue
-            self.tasks[task.task_id] = key
-            if before is None and task.status == "pending":
-                continue  # nothing happened to it yet
-            self._task_line(row, task)
-        if row.status != self.run_status:
-            self.run_status = row.status
-            if row.status not in TERMINAL_EXECUTION:
-                self._print(f"{self._stamp(row, None)} execution {row.status}")
+    def update(
+        self, row: ExecutionRow, tasks: Sequence[TaskRow], events: Sequence[EventRow]
+    ) -> None:
+        """Print ``events`` (the run's events after :attr:`after`, in id order)."""
+        limits = {t.task_id: t.max_attempts for t in tasks}
+        for event in events:
+            self.after = max(self.after, event.id)
+            text = self._event_text(event, limits)
+            if text is not None:
+                self._print(f"{self._stamp(row, event.created_at)} {text}")
 
     def note(self, row: ExecutionRow, hint: str | None) -> None:
         """Say why the run is stuck, once, and again when that changes."""
@@ -69,33 +63,59 @@ class ChangePrinter:
             self._print(f"{self._stamp(row, None)} note: {hint}")
         self.hint = hint
 
-    def _task_line(self, row: ExecutionRow, task: TaskRow) -> None:
-        tid, status = task.task_id, task.status
-        at: float | None = None
-        if status == "running":
-            at = task.started_at
-            text = f"{tid} running (attempt {attempt_text(task)})"
-        elif status == "completed":
-            at = task.finished_at
-            took = elapsed(to_datetime(task.started_at), to_datetime(task.finished_at), task.status)
-            text = f"{tid} completed in {fmt_duration(took)}"
-            if task.attempt > 1:
-                text += f" (attempt {attempt_text(task)})"
-        elif status == "failed":
-            at = task.finished_at
-            text = f"{tid} failed (attempt {attempt_text(task)}): {first_line(task.error)}"
-        elif status == "skipped":
-            at = task.finished_at
-            text = f"{tid} skipped: {task.skip_reason or 'no reason recorded'}"
-        elif retry_pending(task):
-            wait = max(0.0, (task.retry_at or 0.0) - time.time())
+    def _attempt(self, event: EventRow, limits: Mapping[str, int]) -> str:
+        tid, attempt = event.task_id or "", event.attempt or 0
+        limit = limits.get(tid, 1)
+        text = f"{attempt}/{limit}" if limit > 1 else str(attempt)
+        if self.recoveries.get(tid):
+            text += f", recovery {self.recoveries[tid]}"
+        return text
+
+    def _event_text(self, event: EventRow, limits: Mapping[str, int]) -> str | None:
+        name, tid = event.event, event.task_id or ""
+        detail = _detail(event)
+        if name == "task_started":
+            return f"{tid} running (attempt {self._attempt(event, limits)})"
+        if name == "task_completed":
+            took = detail.get("duration")
+            text = f"{tid} completed"
+            if isinstance(took, int | float):
+                text += f" in {fmt_duration(float(took))}"
+            if (event.attempt or 0) > 1:
+                text += f" (attempt {self._attempt(event, limits)})"
+            return text
+        if name in ("task_failed", "task_retry_scheduled"):
             text = (
-                f"{tid} failed (attempt {attempt_text(task)}): {first_line(task.error)}; "
-                f"retrying in {fmt_duration(wait)}"
+                f"{tid} failed (attempt {self._attempt(event, limits)}): "
+                f"{first_line(_str(detail.get('error')))}"
             )
-        else:
-            text = f"{tid} {status}"
-        self._print(f"{self._stamp(row, at)} {text}")
+            wait = detail.get("retry_in")
+            if name == "task_retry_scheduled" and isinstance(wait, int | float):
+                text += f"; retrying in {fmt_duration(float(wait))}"
+            return text
+        if name == "task_skipped":
+            return f"{tid} skipped: {_str(detail.get('reason')) or 'no reason recorded'}"
+        if name == "task_recovered":
+            recovery = detail.get("recovery")
+            count = recovery if isinstance(recovery, int) else self.recoveries.get(tid, 0) + 1
+            self.recoveries[tid] = count
+            return (
+                f"{tid} taken back from a worker that stopped responding (recovery {count}); "
+                "ready again"
+            )
+        if name == "task_abandoned":
+            error = first_line(_str(detail.get("error")))
+            return f"{tid} abandoned: {error.removeprefix(f'task {tid!r} was abandoned: ')}"
+        if name == "task_handed_back":
+            return f"{tid} handed back by its worker; ready again"
+        if name in _ENDINGS:
+            return None
+        if name == "execution_cancelled":  # its tasks are skipped without events of their own
+            reason = _str(detail.get("reason"))
+            return "execution cancelled" + (f": {first_line(reason)}" if reason else "")
+        if name.startswith("execution_"):
+            return f"execution {name.removeprefix('execution_').replace('_', ' ')}"
+        return f"{tid} {name.replace('_', ' ')}".strip()
 
     def finish(self, row: ExecutionRow, tasks: Sequence[TaskRow]) -> None:
         counts = status_counts(tasks)
@@ -110,3 +130,17 @@ class ChangePrinter:
         if row.error:
             line += f"; error: {first_line(row.error)}"
         self._print(line)
+
+
+def _detail(event: EventRow) -> dict[str, Any]:
+    if not event.detail:
+        return {}
+    try:
+        detail = json.loads(event.detail)
+    except ValueError:
+        return {"detail": event.detail}
+    return detail if isinstance(detail, dict) else {"detail": detail}
+
+
+def _str(value: object) -> str:
+    return "" if value is None else str(value)
