@@ -166,3 +166,36 @@ def test_cancel_from_another_runner_discards_running_task(
     assert result.tasks["second"].status == TaskStatus.SKIPPED
     assert worker.store.get_outputs(eid, ["first"]) == {}
     assert "task_completed" not in [e.event for e in worker.store.get_events(eid)]
+
+
+def test_an_async_task_exiting_leaves_the_other_async_tasks_running(
+    runner: DefaultRunner, name: Callable[[str], str]
+) -> None:
+    """asyncio lets SystemExit out of a task's step and out of the loop that runs it: an
+    async body calling sys.exit (with or without a timeout) fails its own task only, and
+    the async bodies running beside it, and those started after it, still complete."""
+    wf_name = name("exit_beside")
+
+    @workflow(name=wf_name)
+    class ExitBeside:
+        @task(timeout=5)
+        async def exits(context: Context) -> None:
+            await asyncio.sleep(0.05)
+            sys.exit(4)
+
+        @task
+        async def beside(context: Context) -> None:
+            await asyncio.sleep(0.3)
+            context.insert("beside", True)
+
+        @task(dependencies=["exits"], trigger_rule="all_done")
+        async def after(context: Context) -> None:
+            await asyncio.sleep(0.01)
+            context.insert("after", True)
+
+    result = runner.execute(wf_name, timeout=15)
+    assert result.tasks["exits"].status == TaskStatus.FAILED
+    assert "SystemExit" in (result.tasks["exits"].error or "")
+    assert result.tasks["beside"].status == TaskStatus.COMPLETED
+    assert result.tasks["after"].status == TaskStatus.COMPLETED
+    assert result.final_context.get("after") is True

@@ -85,7 +85,16 @@ class Dispatch:
             def run() -> None:
                 asyncio.set_event_loop(loop)
                 loop.call_soon(ready.set)
-                loop.run_forever()
+                while True:
+                    try:
+                        loop.run_forever()
+                    except BaseException:
+                        # asyncio lets SystemExit and KeyboardInterrupt out of a task's step
+                        # (bodies are guarded; the loader's own code might not be): the
+                        # other bodies on this loop must go on, so must the loop.
+                        log.exception("the loop of async tasks was interrupted; it goes on")
+                        continue
+                    return  # stopped on purpose (shutdown)
 
             thread = threading.Thread(target=run, name="cloacina-async-tasks", daemon=True)
             thread.start()

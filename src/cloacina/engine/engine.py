@@ -180,7 +180,11 @@ class Engine(Dispatch, Liveness):
                         running.future.cancel()
                 if self.loader is None:
                     done.set()
-                elif self._task_loop is not None:
+                elif (
+                    self._task_loop is not None
+                    and self._task_thread is not None
+                    and self._task_thread.is_alive()
+                ):
                     # The packages' processes belong to the task loop: close them there.
                     closing = asyncio.run_coroutine_threadsafe(self.loader.close(), self._task_loop)
                     closing.add_done_callback(lambda _f: done.set())

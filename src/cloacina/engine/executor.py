@@ -135,7 +135,7 @@ async def run_async(job: Job) -> Outcome:
         if skipped is not None:
             return skipped
         set_current(job.info)  # this coroutine runs in its own copy of the context
-        body = job.body_task = asyncio.ensure_future(job.task.func(ctx))
+        body = job.body_task = asyncio.ensure_future(_contained(job.task.func(ctx)))
         if job.task.timeout is not None:
             try:
                 result = await asyncio.wait_for(body, job.task.timeout)
@@ -149,8 +149,28 @@ async def run_async(job: Job) -> Outcome:
         if current is not None and current.cancelling():
             raise  # the engine cancelled us (run cancelled, shutdown): not a task failure
         return _failure(job, exc, f"task {job.task.id!r} raised CancelledError")
-    except BaseException as exc:  # SystemExit in a task fails the task, not the runner
+    except _Escaped as exc:  # SystemExit in a task fails the task, not the runner
+        return _failure(job, exc.original)
+    except BaseException as exc:
         return _failure(job, exc)
+
+
+class _Escaped(Exception):
+    """A SystemExit or KeyboardInterrupt raised by an async body, carried as an ordinary
+    exception: asyncio lets those two out of a task's step, and out of the loop that runs
+    it, which would stop every other async body with it."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original
+
+
+async def _contained(body: Any) -> Any:
+    """The body, with SystemExit and KeyboardInterrupt kept inside its task."""
+    try:
+        return await body
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _Escaped(exc) from exc
 
 
 def machinery_failure(job: Job, exc: BaseException) -> Outcome:
