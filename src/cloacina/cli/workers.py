@@ -1,5 +1,5 @@
 """``cloacina workers list``: the worker processes of a database (tenant), as they last
-reported themselves."""
+reported themselves, with the tasks each holds now (read from the task rows)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def list_command(
 
     A running worker whose last heartbeat is older than 10s is shown as `silent`: it
     probably died without stopping, and its tasks are taken back once their claims go stale.
+    Its tasks column counts the tasks it holds now (0 once another worker took them back).
     """
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)

@@ -66,7 +66,25 @@ class MaintenanceQueries:
             )
 
     def list_workers(self, include_stopped: bool = False) -> list[WorkerRow]:
-        query = select(*workers.c).order_by(workers.c.started_at)
+        """The workers, oldest first (stopped ones too with ``include_stopped``). Their
+        ``running_tasks`` is what each holds now, its running task rows, not the count it
+        last reported: that one stays stale in the row of a worker that died, after another
+        worker took its tasks back."""
+        held = (
+            select(task_executions.c.worker_id, func.count().label("held"))
+            .where(task_executions.c.status == "running", task_executions.c.worker_id.is_not(None))
+            .group_by(task_executions.c.worker_id)
+            .subquery()
+        )
+        columns = [
+            func.coalesce(held.c.held, 0).label(c.name) if c.name == "running_tasks" else c
+            for c in workers.c
+        ]
+        query = (
+            select(*columns)
+            .select_from(workers.outerjoin(held, held.c.worker_id == workers.c.id))
+            .order_by(workers.c.started_at)
+        )
         if not include_stopped:
             query = query.where(workers.c.status != "stopped")
         with self.engine.connect() as conn:
