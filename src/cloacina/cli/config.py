@@ -20,8 +20,11 @@ from cloacina.cli.options import (
     settings_options,
     tenant_option,
 )
-from cloacina.cli.render import new_table
+from cloacina.cli.render import new_table, shrink_to_fit
 from cloacina.settings import Settings, env_var, option_flag, setting_names, spec
+
+#: The narrowest the value column gets by cutting the database URL, at 80 columns.
+URL_FLOOR = 32
 
 
 @click.group("config")
@@ -80,13 +83,16 @@ def show_command(ctx: click.Context, db: str | None, tenant: str | None, as_json
             }
         )
         return
+    names = setting_names()
     table = new_table("Settings")
-    table.add_column("setting", no_wrap=True)
-    table.add_column("value", no_wrap=True)
-    table.add_column("from")
+    # At 80 columns the setting names stay whole, the sources fold, and only the database
+    # URL gives way (cut with an ellipsis); the tenant, a name, folds if it must.
+    table.add_column("setting", no_wrap=True, min_width=max(len(n) for n in names))
+    table.add_column("value", overflow="fold")
+    table.add_column("from", overflow="fold")
     table.add_row("database", Text(display_url(url)), db_source)
-    table.add_row("tenant", tenant_name, tenant_source)
-    for name in setting_names():
+    table.add_row("tenant", Text(tenant_name, no_wrap=False, overflow="fold"), tenant_source)
+    for name in names:
         used = spec(name).backend in (None, backend)
         style = "" if used else "dim"
         source = settings.sources[name] + ("" if used else f" (unused on {backend})")
@@ -96,6 +102,7 @@ def show_command(ctx: click.Context, db: str | None, tenant: str | None, as_json
             Text(source, style=style),
         )
     console = out_console()
+    shrink_to_fit(console, table, {"value": URL_FLOOR})
     console.print(table)
     console.print(
         "Set one with its option (`cloacina worker --help`) or its variable, e.g. "

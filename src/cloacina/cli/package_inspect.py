@@ -191,10 +191,13 @@ def inspect_command(file: str, as_json: bool) -> None:
     console.print()
     groups = file_groups(archive)
     total = sum(len(c) for c in archive.files.values())
-    table = new_table(f"Files ({len(archive.files)}, {fmt_size(total)} uncompressed)")
-    table.add_column("path")
-    table.add_column("files", justify="right")
-    table.add_column("size", justify="right")
+    title = f"Files ({len(archive.files)}, {fmt_size(total)} uncompressed)"
+    table = new_table(title)
+    table.min_width = min(len(title), console.width)  # the title is not folded to the table
+    # A path folds at 80 columns, never cut: the counts and sizes keep their width.
+    table.add_column("path", overflow="fold")
+    table.add_column("files", justify="right", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
     shown = groups[:25]
     for name, count, size in shown:
         executable = not name.endswith("/") and archive.modes.get(name, 0) & 0o111

@@ -122,11 +122,20 @@ def list_command(ctx: click.Context, db: str | None, as_json: bool) -> None:
     if not tenants:
         console.print(Text(f"No tenants in {display_url(url)} (no database yet).", style="dim"))
         return
-    table = new_table(f"Tenants in {display_url(url)}")
-    table.add_column("tenant", no_wrap=True)
+    title = f"Tenants in {display_url(url)}"
+    table = new_table(title)
+    table.min_width = min(len(title), console.width)  # the title is not folded to the table
+    # Names are never cut: a tenant's stays on one line while the location (which folds)
+    # keeps 14 columns, else it folds too. The title names the database, so a location is
+    # the tenant's file beside it (SQLite) or its schema (PostgreSQL); the JSON has it whole.
+    longest = max(len(t.name) for t in tenants)
+    one_line = longest + 3 + 14 <= console.width
+    table.add_column("tenant", no_wrap=one_line, overflow="fold")
     table.add_column("location", overflow="fold")
     for t in tenants:
-        table.add_row(Text(t.name), Text(t.location))
+        path = sqlite_file(url, t.name)
+        where = path.name if path is not None else f"schema {t.name!r}"
+        table.add_row(Text(t.name), Text(where))
     console.print(table)
 
 
