@@ -3,7 +3,9 @@
 One module per command group: :mod:`~cloacina.cli.run`, :mod:`~cloacina.cli.executions`,
 :mod:`~cloacina.cli.workflows`, :mod:`~cloacina.cli.worker`, :mod:`~cloacina.cli.workers`,
 :mod:`~cloacina.cli.tenant`, :mod:`~cloacina.cli.db`, :mod:`~cloacina.cli.config` and
-:mod:`~cloacina.cli.demo`.
+:mod:`~cloacina.cli.demo`. The two largest, :mod:`~cloacina.cli.executions` and
+:mod:`~cloacina.cli.package`, only assemble their groups from modules of one idea each
+(listing, showing, watching, control; building, inspecting, signing, registering).
 The commands are thin: they call :class:`~cloacina.runner.DefaultRunner` and the store's
 read methods; they never talk SQL.
 
