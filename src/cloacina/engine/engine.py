@@ -39,6 +39,9 @@ from cloacina.taskinfo import TaskInfo
 
 log = logging.getLogger("cloacina.engine")
 
+#: How long past ``shutdown_grace`` a shutdown waits for package processes to close.
+SHUTDOWN_SLACK = 15.0
+
 
 #: The engine reads its timing and capacity from the one settings object (its defaults,
 #: bounds and checks live there); the old name stays for code that imports it.
@@ -157,7 +160,13 @@ class Engine(Dispatch, Liveness):
         self._unlisten()
         done = threading.Event()
         self._loop.call_soon_threadsafe(self._begin_stop, done, wait)
-        done.wait()
+        # Bounded: a shutdown must end even if closing the packages' processes hangs.
+        if not done.wait(self.settings.shutdown_grace + SHUTDOWN_SLACK):
+            log.error(
+                "shutdown: running tasks and package processes did not finish within the grace "
+                "period and %ss more; stopping anyway (their claims are handed back)",
+                SHUTDOWN_SLACK,
+            )
         # Only now: while running tasks finish within the grace period, our heartbeats must
         # go on, or other workers would take those tasks back and run them a second time.
         self._heartbeat_stop.set()

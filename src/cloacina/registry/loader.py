@@ -90,7 +90,7 @@ class WorkerProcess:
         try:
             hello = await asyncio.wait_for(worker._read(), START_TIMEOUT)
         except TimeoutError as exc:
-            worker.kill()
+            await worker.reap()
             raise PackageError(
                 f"package {ref.package} {ref.version}: its process did not start within "
                 f"{START_TIMEOUT:g}s (does a module do work at import time?)"
@@ -105,7 +105,7 @@ class WorkerProcess:
             worker.kill()
             raise
         if "error" in hello:
-            worker.kill()
+            await worker.reap()
             raise PackageError(
                 f"package {ref.package} {ref.version} failed to import:\n{hello['error']}"
             )
@@ -138,6 +138,15 @@ class WorkerProcess:
                 self.proc.kill()
             except ProcessLookupError:  # pragma: no cover - already gone
                 pass
+
+    async def reap(self) -> None:
+        """Kill the process and collect it, so that its pipes close with this loop alive
+        (a process left to the garbage collector closes them on a loop that may be gone)."""
+        self.kill()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 2.0)
+        except TimeoutError:  # pragma: no cover - SIGKILL takes effect at once
+            log.warning("package process %s did not end after SIGKILL", self.proc.pid)
 
     async def close(self) -> None:
         if self.proc.stdin is not None and not self.proc.stdin.is_closing():
@@ -223,13 +232,16 @@ class PackagePool:
             self._available.notify_all()
 
     async def release(self, worker: WorkerProcess, healthy: bool) -> None:
+        keep = healthy and worker.alive
         async with self._available:
-            if healthy and worker.alive:
+            if keep:
                 self._idle.append(worker)
             else:
                 worker.kill()
                 self._count -= 1
             self._available.notify_all()
+        if not keep:
+            await worker.reap()  # outside the lock: the others need not wait for it
 
     async def close(self) -> None:
         for grow in list(self._growing):
