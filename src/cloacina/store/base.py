@@ -295,7 +295,8 @@ class ExecutionQueries(abc.ABC):
 
     @abc.abstractmethod
     def get_attempts(self, execution_id: str) -> list[AttemptRow]:
-        """Every finished attempt of every task of the run, in the order they ended."""
+        """Every finished attempt of every task of the run, in the order they ended (a
+        task's current completed attempt comes from its row, with ``id`` 0)."""
 
     @abc.abstractmethod
     def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]: ...

@@ -276,7 +276,8 @@ class MemoryWriteTx(WriteTx):
         t.status, t.finished_at, t.error = status, now, error
         t.error_traceback, t.skip_reason = traceback, skip_reason
         t.claim_token = t.heartbeat_at = None
-        self._leave_running(t, status, now)
+        if status != TaskStatus.COMPLETED:  # a completed attempt stays in its row
+            self._leave_running(t, status, now)
         return True
 
     def schedule_retry(
@@ -460,6 +461,8 @@ class MemoryWriteTx(WriteTx):
             if t is None:
                 raise StoreError(f"workflow execution {execution_id!r} has no task {task_id!r}")
             self._s.outputs.pop(t.id, None)
+            if t.status == TaskStatus.COMPLETED:  # its row held the attempt: keep it
+                self._leave_running(t, TaskStatus.COMPLETED, now)
             t.status = "pending"
             t.claim_token = t.worker_id = t.heartbeat_at = t.retry_at = None
             t.error = t.error_traceback = t.skip_reason = None
@@ -612,7 +615,26 @@ class MemoryRunStore(RunStore, ExecutionQueries):
 
     def get_attempts(self, execution_id: str) -> list[AttemptRow]:
         with self._lock:
-            return [a for a in self._state.attempts if a.execution_id == execution_id]
+            kept = [a for a in self._state.attempts if a.execution_id == execution_id]
+            current = [
+                AttemptRow(
+                    0,
+                    t.execution_id,
+                    t.task_id,
+                    t.attempt,
+                    t.recovery_count,
+                    t.status,
+                    t.worker_id,
+                    t.started_at,
+                    t.finished_at or 0.0,
+                    t.error,
+                    t.error_traceback,
+                    t.skip_reason,
+                )
+                for t in self._state.tasks.values()
+                if t.execution_id == execution_id and t.status == TaskStatus.COMPLETED
+            ]
+            return sorted(kept + current, key=lambda a: (a.finished_at, a.id == 0, a.id))
 
     def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]:
         with self._lock:

@@ -178,7 +178,8 @@ class TaskRow:
 @dataclass(frozen=True, slots=True)
 class AttemptRow:
     """One finished attempt of a task. ``outcome`` is completed, failed (retried or not),
-    skipped, or lost (its worker stopped responding and the task was taken back)."""
+    skipped, or lost (its worker stopped responding and the task was taken back). ``id`` is
+    0 for a task's current completed attempt, which its own row holds."""
 
     id: int
     execution_id: str

@@ -309,6 +309,17 @@ class SQLWriteTx(WriteTx):
             )
         ids = [r[0] for r in rows if r[1] in wanted]
         for part in chunks(ids):
+            # A completed attempt lives in its task's row (not in task_attempts: that would
+            # cost every completion an insert): keep it before the row is reset.
+            self._c.execute(
+                "INSERT INTO task_attempts (execution_id, task_id, attempt, recovery, outcome,"
+                " worker_id, started_at, finished_at, error, error_traceback, skip_reason)"
+                " SELECT execution_id, task_id, attempt, recovery_count, status, worker_id,"
+                " started_at, finished_at, error, error_traceback, skip_reason"
+                f" FROM task_executions WHERE id IN ({marks(len(part))})"
+                " AND status = 'completed'",
+                tuple(part),
+            )
             self._c.execute(
                 f"DELETE FROM task_outputs WHERE task_execution_id IN ({marks(len(part))})",
                 tuple(part),

@@ -96,11 +96,19 @@ class SQLStore(Store):
         return [task_row(r) for r in rows]
 
     def get_attempts(self, execution_id: str) -> list[AttemptRow]:
+        # The attempts that did not complete, and those a rerun reset, are in task_attempts;
+        # a task's current completed attempt is its row (see migration 0007).
         rows = self._fetchall(
-            f"SELECT {ATTEMPT_COLS} FROM task_attempts WHERE execution_id=? ORDER BY id",
-            (execution_id,),
+            f"SELECT {ATTEMPT_COLS} FROM task_attempts WHERE execution_id=?"
+            " UNION ALL"
+            " SELECT 0, execution_id, task_id, attempt, recovery_count, status, worker_id,"
+            " started_at, finished_at, error, error_traceback, skip_reason"
+            " FROM task_executions WHERE execution_id=? AND status='completed'",
+            (execution_id, execution_id),
         )
-        return [AttemptRow(*r) for r in rows]
+        attempts = [AttemptRow(*r) for r in rows]
+        attempts.sort(key=lambda a: (a.finished_at, a.id == 0, a.id))
+        return attempts
 
     def get_outputs(self, execution_id: str, task_ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
