@@ -5,9 +5,10 @@ in the same transaction and dispatched at once. Outcomes that arrive together ar
 together (group commit). A short poll, heartbeats and stale-claim recovery run on timers.
 
 The engine's loop is the only one that waits on the database. Task bodies never share it:
-``def`` tasks run on a thread pool, ``async def`` tasks and packaged tasks on a second loop
-of their own (started on first use), so a contended database lock never stalls an async task
-or its timeout. Every claim the engine takes ends on one path: as an outcome (a failure if the
+``def`` tasks run on a thread pool, ``async def`` tasks on a second loop of their own
+(started on first use), packaged tasks in their package's processes (the engine's loop only
+serves the pipes to them), so a contended database lock never stalls a body or an async
+task's timeout. Every claim the engine takes ends on one path: as an outcome (a failure if the
 body's machinery itself broke), or handed back to the queue.
 """
 
@@ -189,17 +190,9 @@ class Engine(Dispatch, Liveness):
                         running.future.cancel()
                 if self.loader is None:
                     done.set()
-                elif (
-                    self._task_loop is not None
-                    and self._task_thread is not None
-                    and self._task_thread.is_alive()
-                ):
-                    # The packages' processes belong to the task loop: close them there.
-                    closing = asyncio.run_coroutine_threadsafe(self.loader.close(), self._task_loop)
-                    closing.add_done_callback(lambda _f: done.set())
-                else:
-                    closing_here = self._loop.create_task(self.loader.close())
-                    closing_here.add_done_callback(lambda _t: done.set())
+                else:  # the packages' processes are served on this loop: close them here
+                    closing = self._loop.create_task(self.loader.close())
+                    closing.add_done_callback(lambda _t: done.set())
             else:
                 self._loop.call_later(0.01, check)
 
