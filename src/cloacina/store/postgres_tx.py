@@ -152,14 +152,16 @@ _CREATE_EXECUTION = (
     "WITH run AS ("
     " INSERT INTO workflow_executions (id, tenant, package, workflow_name, workflow_version,"
     " status, input_context, tasks_total, tasks_remaining, tasks_failed, created_at,"
-    " started_at, updated_at, package_id)"
-    " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?)"
+    " started_at, updated_at, package_id, graph_stored)"
+    " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?,1)"
     "), tasks AS ("
     " INSERT INTO task_executions (execution_id, task_id, task_index, status, max_attempts,"
-    " deps_total, deps_remaining, dependencies)"
+    " deps_total, deps_remaining)"
     " SELECT ?, t.* FROM unnest(%b::text[], %b::int[], %b::text[], %b::int[], %b::int[],"
-    " %b::int[], %b::text[])"
-    " AS t(task_id, task_index, status, max_attempts, deps_total, deps_remaining, dependencies)"
+    " %b::int[]) AS t(task_id, task_index, status, max_attempts, deps_total, deps_remaining)"
+    "), edges AS ("
+    " INSERT INTO task_dependencies (execution_id, task_id, dependencies)"
+    " SELECT ?, e.* FROM unnest(%b::text[], %b::text[]) AS e(task_id, dependencies)"
     ") SELECT pg_notify(?, '')"
 )
 
@@ -247,7 +249,9 @@ class PostgresWriteTx(SQLWriteTx):
                 [t.max_attempts for t in tasks],
                 [len(t.dependencies) for t in tasks],
                 [len(t.dependencies) for t in tasks],
-                [t.dependencies_json for t in tasks],
+                execution_id,
+                [t.task_id for t in tasks if t.dependencies],
+                [t.dependencies_json for t in tasks if t.dependencies],
                 self._channel,
             ),
         )

@@ -59,8 +59,8 @@ class SQLWriteTx(WriteTx):
         c.execute(
             "INSERT INTO workflow_executions (id, tenant, package, workflow_name,"
             " workflow_version, status, input_context, tasks_total, tasks_remaining,"
-            " tasks_failed, created_at, started_at, updated_at, package_id)"
-            " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?)",
+            " tasks_failed, created_at, started_at, updated_at, package_id, graph_stored)"
+            " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?,1)",
             (
                 execution_id,
                 tenant,
@@ -78,7 +78,7 @@ class SQLWriteTx(WriteTx):
         )
         c.executemany(
             "INSERT INTO task_executions (execution_id, task_id, task_index, status,"
-            " max_attempts, deps_total, deps_remaining, dependencies) VALUES (?,?,?,?,?,?,?,?)",
+            " max_attempts, deps_total, deps_remaining) VALUES (?,?,?,?,?,?,?)",
             [
                 (
                     execution_id,
@@ -88,11 +88,22 @@ class SQLWriteTx(WriteTx):
                     t.max_attempts,
                     len(t.dependencies),
                     len(t.dependencies),
-                    t.dependencies_json,
                 )
                 for t in tasks
             ],
         )
+        self._add_edges(execution_id, tasks)
+
+    def _add_edges(self, execution_id: str, tasks: Sequence[NewTask]) -> None:
+        """The run's graph: a row for each task that has dependencies (in a table of its
+        own: a join's long list must not weigh on every update of its task row)."""
+        edges = [(execution_id, t.task_id, t.dependencies_json) for t in tasks if t.dependencies]
+        if edges:
+            self._c.executemany(
+                "INSERT INTO task_dependencies (execution_id, task_id, dependencies)"
+                " VALUES (?,?,?)",
+                edges,
+            )
 
     def claim_ready(
         self, limit: int, workflow_keys: Sequence[WorkflowKey], worker_id: str, now: float
@@ -342,8 +353,7 @@ class SQLWriteTx(WriteTx):
         for t in tasks:  # rare and small: one statement each, on every backend
             self._c.execute(
                 "INSERT INTO task_executions (execution_id, task_id, task_index, status,"
-                " max_attempts, deps_total, deps_remaining, dependencies)"
-                " VALUES (?,?,?,'pending',?,?,?,?)",
+                " max_attempts, deps_total, deps_remaining) VALUES (?,?,?,'pending',?,?,?)",
                 (
                     execution_id,
                     t.task_id,
@@ -351,9 +361,14 @@ class SQLWriteTx(WriteTx):
                     t.max_attempts,
                     len(t.dependencies),
                     len(t.dependencies),
-                    t.dependencies_json,
                 ),
             )
+            if t.dependencies:
+                self._c.execute(
+                    "INSERT INTO task_dependencies (execution_id, task_id, dependencies)"
+                    " VALUES (?,?,?)",
+                    (execution_id, t.task_id, t.dependencies_json),
+                )
         self._c.execute(
             "UPDATE workflow_executions SET tasks_total=tasks_total+? WHERE id=?",
             (len(tasks), execution_id),
@@ -362,22 +377,27 @@ class SQLWriteTx(WriteTx):
         return [st for st in self._recount(execution_id, now) if st.task_id in added]
 
     def _graph_rows(self, execution_id: str) -> list[tuple[int, str, str, list[str]]]:
+        stored = self._c.execute(
+            "SELECT graph_stored FROM workflow_executions WHERE id=?", (execution_id,)
+        ).fetchone()
+        if stored is None:
+            raise StoreError(f"no workflow execution {execution_id!r}")
+        if not stored[0]:
+            raise StoreError(
+                f"workflow execution {execution_id!r} was created before runs stored their "
+                "graph; its tasks cannot be reset or added to"
+            )
         rows = self._c.execute(
-            "SELECT id, task_id, status, dependencies FROM task_executions"
-            " WHERE execution_id=? ORDER BY task_index, id",
+            "SELECT t.id, t.task_id, t.status, d.dependencies FROM task_executions t"
+            " LEFT JOIN task_dependencies d"
+            " ON d.execution_id = t.execution_id AND d.task_id = t.task_id"
+            " WHERE t.execution_id=? ORDER BY t.task_index, t.id",
             (execution_id,),
         ).fetchall()
-        if not rows:
-            raise StoreError(f"no workflow execution {execution_id!r} with tasks")
-        out = []
-        for row_id, task_id, status, deps in rows:
-            if deps is None:
-                raise StoreError(
-                    f"workflow execution {execution_id!r} was created before runs stored "
-                    "their graph; its tasks cannot be reset or added to"
-                )
-            out.append((row_id, task_id, status, json.loads(deps)))
-        return out
+        return [
+            (row_id, task_id, status, json.loads(deps) if deps else [])
+            for row_id, task_id, status, deps in rows
+        ]
 
     def _recount(self, execution_id: str, now: float) -> list[DependentState]:
         """Recompute every pending task's dependency counters and the run's counters from

@@ -17,7 +17,7 @@ EXEC_COLS = (
 TASK_COLS = (
     "id, execution_id, task_id, task_index, status, attempt, max_attempts, recovery_count,"
     " error, error_traceback, skip_reason, retry_at, worker_id, heartbeat_at, started_at,"
-    " finished_at, dependencies"
+    " finished_at"
 )
 ATTEMPT_COLS = (
     "id, execution_id, task_id, attempt, recovery, outcome, worker_id, started_at, finished_at,"

@@ -89,8 +89,15 @@ class SQLStore(Store):
         return execution_row(row) if row else None
 
     def get_tasks(self, execution_id: str) -> list[TaskRow]:
+        # A task with no row in task_dependencies has none, if the run's graph was stored.
+        columns = ", ".join(f"t.{c.strip()}" for c in TASK_COLS.split(","))
         rows = self._fetchall(
-            f"SELECT {TASK_COLS} FROM task_executions WHERE execution_id=? ORDER BY task_index",
+            f"SELECT {columns}, CASE WHEN d.dependencies IS NOT NULL THEN d.dependencies"
+            " WHEN w.graph_stored = 1 THEN '[]' END"
+            " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
+            " LEFT JOIN task_dependencies d"
+            " ON d.execution_id = t.execution_id AND d.task_id = t.task_id"
+            " WHERE t.execution_id=? ORDER BY t.task_index",
             (execution_id,),
         )
         return [task_row(r) for r in rows]

@@ -43,6 +43,8 @@ workflow_executions = Table(
     Column("finished_at", Float, nullable=True),
     Column("updated_at", Float, nullable=False),
     Column("package_id", String(36), nullable=True),
+    #: Whether the run's graph is in task_dependencies (runs from before 0004: no).
+    Column("graph_stored", Integer, nullable=False, server_default="0"),
     Index("ix_workflow_executions_status", "status"),
     Index("ix_workflow_executions_created", "created_at"),
     Index("ix_workflow_executions_name", "workflow_name", "created_at"),
@@ -78,10 +80,23 @@ task_executions = Table(
     Column("skip_reason", Text, nullable=True),
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
-    #: The task's dependencies, a JSON list of task ids in declared order (the run's graph).
-    Column("dependencies", Text, nullable=True),
     UniqueConstraint("execution_id", "task_id", name="uq_task_executions_execution_task"),
     Index("ix_task_executions_status", "status", "id"),
+)
+
+#: The run's graph: the dependencies of each task that has any (a JSON list of task ids, in
+#: declared order), written once when the task is created.
+task_dependencies = Table(
+    "task_dependencies",
+    metadata,
+    Column(
+        "execution_id",
+        String(36),
+        ForeignKey("workflow_executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("task_id", String(255), primary_key=True),
+    Column("dependencies", Text, nullable=False),
 )
 
 #: One row per finished attempt of a task (written by a trigger when a task leaves 'running').
