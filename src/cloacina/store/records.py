@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cloacina.model.status import ExecutionStatus, TaskStatus
 
@@ -32,9 +33,9 @@ class Claim:
 WorkflowKey = tuple[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """A row to append to a run's event log."""
+class NewEvent(NamedTuple):
+    """A row to append to a run's event log (a named tuple: made for every task started
+    and finished, so cheap to build, and a row the drivers take as it is)."""
 
     execution_id: str
     task_id: str | None
@@ -44,10 +45,10 @@ class NewEvent:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class ReadyTask:
+class ReadyTask(NamedTuple):
     """A pending task whose dependencies are settled and whose trigger rule lets it run:
-    claim it directly (no search), or mark it ``ready`` for whoever has a free slot."""
+    claim it directly (no search), or mark it ``ready`` for whoever has a free slot (a named
+    tuple: one is made for every task of a run)."""
 
     row_id: int
     execution_id: str
