@@ -13,11 +13,11 @@ from rich.text import Text
 
 from cloacina.cli.formatting import elapsed, fmt_duration, safe_text, status_text
 from cloacina.cli.render import new_table
-from cloacina.model.status import TERMINAL_EXECUTION, to_datetime
+from cloacina.model.status import TERMINAL_EXECUTION, TERMINAL_TASK, to_datetime
 from cloacina.store.records import ExecutionRow, TaskRow
 
 #: Task statuses that count as settled in the progress bar.
-SETTLED = frozenset({"completed", "failed", "skipped"})
+SETTLED = TERMINAL_TASK
 
 
 def first_line(text: str | None) -> str:

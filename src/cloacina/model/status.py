@@ -43,6 +43,8 @@ class TaskStatus(enum.StrEnum):
 
 
 TERMINAL_EXECUTION = frozenset({"completed", "failed", "cancelled"})
+#: The statuses a task ends in (its dependents count it as settled).
+TERMINAL_TASK = frozenset({"completed", "failed", "skipped"})
 
 
 def to_datetime(epoch: float | None) -> datetime | None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cloacina.errors import StoreError
-from cloacina.model.status import ExecutionStatus, TaskStatus
+from cloacina.model.status import TERMINAL_TASK, ExecutionStatus, TaskStatus
 from cloacina.store.base import ExecutionQueries, RunStore, WriteTx
 from cloacina.store.records import (
     AttemptRow,
@@ -35,8 +35,6 @@ from cloacina.store.records import (
     TaskRow,
     WorkflowKey,
 )
-
-_SETTLED = ("completed", "failed", "skipped")
 
 
 @dataclass
@@ -485,7 +483,7 @@ class MemoryWriteTx(WriteTx):
                 continue
             settled = [status_of.get(d) for d in t.dependencies]
             t.deps_total = len(t.dependencies)
-            t.deps_remaining = sum(1 for st in settled if st not in _SETTLED)
+            t.deps_remaining = sum(1 for st in settled if st not in TERMINAL_TASK)
             t.deps_failed = settled.count("failed")
             t.deps_skipped = settled.count("skipped")
             states.append(_state(t))
@@ -493,7 +491,7 @@ class MemoryWriteTx(WriteTx):
         statuses = list(status_of.values())
         run.status, run.final_context, run.error, run.finished_at = "running", None, None, None
         run.tasks_total = len(statuses)
-        run.tasks_remaining = sum(1 for st in statuses if st not in _SETTLED)
+        run.tasks_remaining = sum(1 for st in statuses if st not in TERMINAL_TASK)
         run.tasks_failed = statuses.count("failed")
         return states
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cloacina.errors import StoreError
-from cloacina.model.status import ExecutionStatus, TaskStatus
+from cloacina.model.status import TERMINAL_TASK, ExecutionStatus, TaskStatus
 from cloacina.store.base import WriteTx
 from cloacina.store.dialect import SQLITE, Dialect
 from cloacina.store.records import (
@@ -26,7 +26,7 @@ from cloacina.store.records import (
     StaleClaim,
     WorkflowKey,
 )
-from cloacina.store.sql_common import SETTLED, chunks, get_outputs, key_filter, marks
+from cloacina.store.sql_common import chunks, get_outputs, key_filter, marks
 
 
 class SQLWriteTx(WriteTx):
@@ -411,7 +411,7 @@ class SQLWriteTx(WriteTx):
                 row_id,
                 task_id,
                 len(deps),
-                sum(1 for st in settled if st not in SETTLED),
+                sum(1 for st in settled if st not in TERMINAL_TASK),
                 settled.count("failed"),
                 settled.count("skipped"),
             )
@@ -434,7 +434,7 @@ class SQLWriteTx(WriteTx):
             " finished_at=NULL, updated_at=? WHERE id=?",
             (
                 len(statuses),
-                sum(1 for st in statuses if st not in SETTLED),
+                sum(1 for st in statuses if st not in TERMINAL_TASK),
                 statuses.count("failed"),
                 now,
                 execution_id,

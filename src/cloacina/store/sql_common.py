@@ -23,7 +23,6 @@ ATTEMPT_COLS = (
     "id, execution_id, task_id, attempt, recovery, outcome, worker_id, started_at, finished_at,"
     " error, error_traceback, skip_reason"
 )
-SETTLED = ("completed", "failed", "skipped")
 CHUNK = 500  # bound on host parameters per statement
 
 
