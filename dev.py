@@ -37,7 +37,7 @@ def ensure_venv() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     print("installing cloacina and its dependencies (first run only) ...", flush=True)
     run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"])
-    run([str(PY), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev,postgres]"])
+    run([str(PY), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev,postgres,server]"])
     STAMP.touch()
 
 

@@ -200,3 +200,38 @@ class WorkflowNameConflictError(PackageError, ConflictError):
         self.workflow = workflow
         self.package = package
         self.other_package = other_package
+
+
+class AuthenticationError(CloacinaError):
+    """No API key, or one that is unknown, revoked or expired (HTTP 401)."""
+
+
+class PermissionDeniedError(CloacinaError, PermissionError):
+    """The caller's role (or tenant) does not allow the operation (HTTP 403)."""
+
+
+class ApiKeyNotFoundError(NotFoundError):
+    """No API key has that id."""
+
+
+class RequestError(CloacinaError, ValueError):
+    """A request is malformed: not JSON, a missing or wrongly typed field (HTTP 400).
+    ``field`` names the field when one is at fault."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PayloadTooLargeError(CloacinaError):
+    """A request body is larger than the server accepts (HTTP 413)."""
+
+
+class RemoteError(CloacinaError):
+    """A Cloacina server answered a :class:`cloacina.Client` request with an error it has no
+    more specific class for; ``status`` and ``code`` are the HTTP status and error code."""
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code

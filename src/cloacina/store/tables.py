@@ -48,7 +48,15 @@ workflow_executions = Table(
     Index("ix_workflow_executions_status", "status"),
     Index("ix_workflow_executions_created", "created_at"),
     Index("ix_workflow_executions_name", "workflow_name", "created_at"),
+    #: When the run is past its deadline (the workflow's ``deadline=``), and whether its
+    #: alert was raised.
+    Column("deadline_at", Float, nullable=True),
+    Column("deadline_alerted", Integer, nullable=False, server_default="0"),
     Index("ix_workflow_executions_finished", "status", "finished_at"),
+    # The execution list's pages, newest first, with a stable (created_at, id) cursor.
+    Index("ix_workflow_executions_page", "created_at", "id"),
+    Index("ix_workflow_executions_status_page", "status", "created_at", "id"),
+    Index("ix_workflow_executions_deadline", "deadline_alerted", "deadline_at"),
 )
 
 task_executions = Table(
@@ -212,4 +220,126 @@ workers = Table(
     Column("version", String(32), nullable=False, server_default=""),
     Column("stopped_at", Float, nullable=True),
     Index("ix_workers_heartbeat", "last_heartbeat"),
+)
+
+#: API keys: only a hash of each key is kept (the key is shown once, when it is made). Used in
+#: the default tenant's database; ``tenant`` NULL means the key serves every tenant.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("tenant", String(64), nullable=True),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(255), nullable=False, server_default=""),
+    Column("expires_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+    UniqueConstraint("key_hash", name="uq_api_keys_hash"),
+)
+
+#: Every change made through a face (CLI, HTTP API, web UI). Append-only: database triggers
+#: refuse UPDATE and DELETE. Used in the default tenant's database; ``tenant`` says where.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("key_id", String(36), nullable=True),
+    Column("tenant", String(64), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", String(512), nullable=False, server_default=""),
+    Column("outcome", Text, nullable=False),
+    Column("client", String(128), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("detail", Text, nullable=True),
+    Index("ix_audit_log_at", "at", "id"),
+    Index("ix_audit_log_action", "action", "at"),
+)
+
+#: An attempt's captured output (stdout, stderr, logging records) in chunks, written while it
+#: runs so that a follower sees them.
+task_logs = Table(
+    "task_logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "execution_id",
+        String(36),
+        ForeignKey("workflow_executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("task_id", String(255), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("stream", String(8), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("text", Text, nullable=False),
+    Index("ix_task_logs_attempt", "execution_id", "task_id", "attempt", "id"),
+)
+
+#: Where alerts go (a webhook with its signing secret) and which rules feed it.
+alert_channels = Table(
+    "alert_channels",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("rules", Text, nullable=False),  # a JSON list of rule names
+    Column("workflow", String(255), nullable=True),
+    Column("enabled", Integer, nullable=False, server_default="1"),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("name", name="uq_alert_channels_name"),
+)
+
+#: Alerts waiting to be delivered, claimed like tasks; one per (channel, dedupe key).
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "channel_id",
+        String(36),
+        ForeignKey("alert_channels.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("rule", String(32), nullable=False),
+    Column("dedupe_key", String(255), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_at", Float, nullable=True),
+    Column("delivered_at", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    UniqueConstraint("channel_id", "dedupe_key", name="uq_alert_outbox_dedupe"),
+    Index("ix_alert_outbox_due", "status", "next_attempt_at"),
+)
+
+#: Every attempt to deliver an alert.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "outbox_id",
+        Integer,
+        ForeignKey("alert_outbox.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("channel_id", String(36), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("worker_id", String(64), nullable=True),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration", Float, nullable=True),
+    Index("ix_alert_deliveries_at", "at", "id"),
 )
