@@ -10,16 +10,25 @@ from typing import TYPE_CHECKING, Any
 
 from cloacina._about import __version__
 from cloacina.errors import (
+    AuthenticationError,
     CloacinaError,
+    ConflictError,
     ContextError,
     CycleError,
     ExecutionNotFoundError,
     ExecutionTimeoutError,
     InvalidStateError,
+    NotFoundError,
+    PackageError,
+    PermissionDeniedError,
+    SettingsError,
     StoreError,
+    StoreUnavailableError,
     TaskError,
     TaskTimeoutError,
+    UnavailableError,
     WorkflowDefinitionError,
+    WorkflowNameConflictError,
     WorkflowNotFoundError,
 )
 from cloacina.model.context import Context
@@ -29,6 +38,7 @@ from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, Workf
 from cloacina.model.task import Task, task
 from cloacina.model.workflow import Workflow, packaged_workflow, workflow
 from cloacina.packaging.command import command_task
+from cloacina.settings import Settings
 from cloacina.taskinfo import TaskInfo, current_task
 
 if TYPE_CHECKING:
@@ -46,7 +56,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AuthenticationError",
     "CloacinaError",
+    "ConflictError",
     "Context",
     "ContextError",
     "CycleError",
@@ -55,8 +67,14 @@ __all__ = [
     "ExecutionStatus",
     "ExecutionTimeoutError",
     "InvalidStateError",
+    "NotFoundError",
+    "PackageError",
+    "PermissionDeniedError",
     "RetryPolicy",
+    "Settings",
+    "SettingsError",
     "StoreError",
+    "StoreUnavailableError",
     "Task",
     "TaskError",
     "TaskInfo",
@@ -64,8 +82,10 @@ __all__ = [
     "TaskResult",
     "TaskStatus",
     "TaskTimeoutError",
+    "UnavailableError",
     "Workflow",
     "WorkflowDefinitionError",
+    "WorkflowNameConflictError",
     "WorkflowNotFoundError",
     "WorkflowResult",
     "__version__",
