@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
 from cloacina.model.status import ExecutionStatus, TaskStatus
+from cloacina.store.audit import AuditQueries
+from cloacina.store.keys import KeyQueries
 from cloacina.store.maintenance import MaintenanceQueries
 from cloacina.store.packages import PackageQueries
 from cloacina.store.records import (
@@ -329,9 +331,12 @@ class ExecutionQueries(abc.ABC):
         """How many executions are running or paused."""
 
 
-class Store(RunStore, ExecutionQueries, PackageQueries, MaintenanceQueries):
+class Store(
+    RunStore, ExecutionQueries, PackageQueries, MaintenanceQueries, KeyQueries, AuditQueries
+):
     """A database holding workflow executions, registered packages and workers: the run
-    store, the queries of the faces, the packages and the workers, by concern."""
+    store, the queries of the faces, the packages and the workers, by concern (and, in the
+    default tenant's database, the API keys and the audit log)."""
 
     url: str
 
