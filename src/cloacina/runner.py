@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,15 +25,12 @@ from cloacina.errors import (
     SettingsError,
     WorkflowNotFoundError,
 )
-from cloacina.model.context import Context, as_context_dict, dumps_context, loads_context
+from cloacina.model.context import Context, as_context_dict, dumps_context
 from cloacina.model.namespace import DEFAULT_TENANT
 from cloacina.model.status import (
     TERMINAL_EXECUTION,
     ExecutionStatus,
-    TaskResult,
-    TaskStatus,
     WorkflowResult,
-    to_datetime,
 )
 from cloacina.model.workflow import (
     CatalogView,
@@ -45,9 +42,10 @@ from cloacina.model.workflow import (
 from cloacina.packaging.archive import DEFAULT_LIMITS, Limits
 from cloacina.registry.loader import PackageLoader
 from cloacina.registry.registry import PackageInfo, PackageRegistry, WorkflowRef
+from cloacina.service.executions import ExecutionService
 from cloacina.settings import Settings
 from cloacina.store import Store, open_store
-from cloacina.store.records import ExecutionRow, NewEvent, NewTask, TaskRow, WorkerRow
+from cloacina.store.records import NewEvent, NewTask, WorkerRow
 
 log = logging.getLogger("cloacina.runner")
 
@@ -78,37 +76,7 @@ def make_worker_id(host: str, pid: int) -> str:
     return f"{host[: max(0, WORKER_ID_MAX - len(tail))]}{tail}"[-WORKER_ID_MAX:]
 
 
-def build_result(row: ExecutionRow, tasks: Iterable[TaskRow]) -> WorkflowResult:
-    """A :class:`WorkflowResult` from the store's rows of one execution."""
-    return WorkflowResult(
-        execution_id=row.id,
-        workflow_name=row.workflow_name,
-        workflow_version=row.workflow_version,
-        status=ExecutionStatus(row.status),
-        final_context=loads_context(row.final_context),
-        tasks={
-            t.task_id: TaskResult(
-                task_id=t.task_id,
-                status=TaskStatus(t.status),
-                attempts=t.attempt,
-                error=t.error,
-                started_at=to_datetime(t.started_at),
-                finished_at=to_datetime(t.finished_at),
-                skip_reason=t.skip_reason,
-                recoveries=t.recovery_count,
-                traceback=t.error_traceback,
-            )
-            for t in tasks
-        },
-        error=row.error,
-        started_at=to_datetime(row.started_at),
-        finished_at=to_datetime(row.finished_at),
-        package=row.package,
-        tenant=row.tenant,
-    )
-
-
-class DefaultRunner:
+class DefaultRunner(ExecutionService):
     """Runs workflows durably on a database (SQLite by default), in this process.
 
     ``DefaultRunner("sqlite:///cloacina.db", max_concurrent_tasks=8)``; use it as a context
@@ -389,42 +357,6 @@ class DefaultRunner:
                 pause = min(pause * 2, self.settings.poll_interval)
         finally:
             self._engine.remove_waiter(execution_id, event)
-
-    def get_execution(self, execution_id: str) -> WorkflowResult:
-        """The current state of a run (finished or not)."""
-        row = self.store.get_execution(execution_id)
-        if row is None:
-            raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
-        return build_result(row, self.store.get_tasks(execution_id))
-
-    def list_executions(
-        self,
-        *,
-        limit: int = 50,
-        status: str | None = None,
-        workflow_name: str | None = None,
-        since: float | datetime | None = None,
-    ) -> list[WorkflowResult]:
-        """Recent runs, newest first (without per-task detail); ``since`` (epoch seconds or
-        a datetime) keeps those created at or after it."""
-        if isinstance(since, datetime):
-            since = since.timestamp()
-        return [
-            WorkflowResult(
-                execution_id=row.id,
-                workflow_name=row.workflow_name,
-                workflow_version=row.workflow_version,
-                status=ExecutionStatus(row.status),
-                error=row.error,
-                started_at=to_datetime(row.started_at),
-                finished_at=to_datetime(row.finished_at),
-                package=row.package,
-                tenant=row.tenant,
-            )
-            for row in self.store.list_executions(
-                limit=limit, status=status, workflow_name=workflow_name, since=since
-            )
-        ]
 
     def list_workflows(self) -> list[Workflow]:
         """The workflows this runner can execute: the default version of each registered

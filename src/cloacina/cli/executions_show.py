@@ -20,7 +20,7 @@ from cloacina.cli.render import (
 from cloacina.cli.workflows import open_registry
 from cloacina.model.context import loads_context
 from cloacina.model.status import WorkflowResult
-from cloacina.runner import build_result
+from cloacina.service.executions import build_result
 
 
 def _package_version(url: str, tenant: str, result: WorkflowResult) -> str | None:

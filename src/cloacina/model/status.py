@@ -65,6 +65,12 @@ class TaskResult:
     skip_reason: str | None = None
     recoveries: int = 0
     traceback: str | None = None
+    #: How many attempts the task's retry policy allows (``None`` when not known).
+    max_attempts: int | None = None
+    #: The worker holding the task while it runs (``None`` otherwise).
+    worker_id: str | None = None
+    #: When a failed task waiting to be retried may run again (``None`` otherwise).
+    retry_at: datetime | None = None
 
     @property
     def duration(self) -> float | None:
@@ -89,6 +95,15 @@ class WorkflowResult:
     finished_at: datetime | None = None
     package: str = "embedded"
     tenant: str = "public"
+    #: When the run was submitted (it starts when a worker takes its first task).
+    created_at: datetime | None = None
+    #: How many tasks the run has, how many have settled and how many failed (also set in
+    #: a list's summaries, which carry no per-task detail).
+    tasks_total: int = 0
+    tasks_done: int = 0
+    tasks_failed: int = 0
+    #: The context the run started with (``None`` in a list's summaries).
+    input_context: dict[str, Any] | None = None
 
     @property
     def duration(self) -> float | None:

@@ -315,9 +315,15 @@ class ExecutionQueries(abc.ABC):
         status: str | None = None,
         workflow_name: str | None = None,
         since: float | None = None,
+        until: float | None = None,
+        q: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRow]:
-        """Runs newest first (by creation), at most ``limit``; only those with ``status``,
-        of ``workflow_name``, created at or after ``since`` (epoch seconds) when given."""
+        """Runs newest first (by ``(created_at, id)``), at most ``limit``; only those with
+        ``status``, of ``workflow_name``, created at or after ``since`` and before ``until``
+        (epoch seconds), whose id or error contains ``q`` (case-insensitive), and that sort
+        after ``before`` (the ``(created_at, id)`` of the previous page's last run) when
+        given. The first page of a long list is read from an index, not sorted."""
 
     @abc.abstractmethod
     def find_executions(self, id_prefix: str, limit: int = 10) -> list[ExecutionRow]:

@@ -653,7 +653,11 @@ class MemoryRunStore(RunStore, ExecutionQueries):
         status: str | None = None,
         workflow_name: str | None = None,
         since: float | None = None,
+        until: float | None = None,
+        q: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRow]:
+        text = q.lower() if q else None
         with self._lock:
             runs = [
                 r
@@ -661,8 +665,11 @@ class MemoryRunStore(RunStore, ExecutionQueries):
                 if (status is None or r.status == status)
                 and (workflow_name is None or r.workflow_name == workflow_name)
                 and (since is None or r.created_at >= since)
+                and (until is None or r.created_at < until)
+                and (text is None or text in r.id.lower() or text in (r.error or "").lower())
+                and (before is None or (r.created_at, r.id) < before)
             ]
-            runs.sort(key=lambda r: r.created_at, reverse=True)
+            runs.sort(key=lambda r: (r.created_at, r.id), reverse=True)
             return [_execution_row(r) for r in runs[:limit]]
 
     def find_executions(self, id_prefix: str, limit: int = 10) -> list[ExecutionRow]:

@@ -30,6 +30,11 @@ from cloacina.store.sql_common import (
 )
 
 
+def like_escape(text: str) -> str:
+    """``text`` matched literally by LIKE ... ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class SQLStore(Store):
     """Reads shared by the SQL stores (each runs in its own short transaction)."""
 
@@ -143,7 +148,12 @@ class SQLStore(Store):
         status: str | None = None,
         workflow_name: str | None = None,
         since: float | None = None,
+        until: float | None = None,
+        q: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRow]:
+        # Keyset paging on (created_at, id): a page starts where the last one ended, read
+        # backwards along ix_workflow_executions_page (or its status twin), never sorted.
         where: list[str] = []
         params: list[str | float] = []
         if status:
@@ -155,15 +165,29 @@ class SQLStore(Store):
         if since is not None:
             where.append("created_at>=?")
             params.append(since)
+        if until is not None:
+            where.append("created_at<?")
+            params.append(until)
+        if q:
+            pattern = "%" + like_escape(q.lower()) + "%"
+            where.append(
+                "(lower(id) LIKE ? ESCAPE '\\' OR lower(COALESCE(error, '')) LIKE ? ESCAPE '\\')"
+            )
+            params += [pattern, pattern]
+        if before is not None:
+            # A row value: both backends seek the index to it (an OR would scan from the top).
+            where.append("(created_at, id) < (?, ?)")
+            params += [before[0], before[1]]
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._fetchall(
-            f"SELECT {EXEC_COLS} FROM workflow_executions{clause} ORDER BY created_at DESC LIMIT ?",
+            f"SELECT {EXEC_COLS} FROM workflow_executions{clause}"
+            " ORDER BY created_at DESC, id DESC LIMIT ?",
             (*params, limit),
         )
         return [execution_row(r) for r in rows]
 
     def find_executions(self, id_prefix: str, limit: int = 10) -> list[ExecutionRow]:
-        escaped = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        escaped = like_escape(id_prefix)
         rows = self._fetchall(
             f"SELECT {EXEC_COLS} FROM workflow_executions WHERE id LIKE ? ESCAPE '\\'"
             " ORDER BY created_at DESC LIMIT ?",
