@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 
 from cloacina.model.status import ExecutionStatus, TaskStatus
 from cloacina.store.audit import AuditQueries
+from cloacina.store.feed import FeedQueries
 from cloacina.store.keys import KeyQueries
 from cloacina.store.maintenance import MaintenanceQueries
 from cloacina.store.packages import PackageQueries
@@ -338,7 +339,13 @@ class ExecutionQueries(abc.ABC):
 
 
 class Store(
-    RunStore, ExecutionQueries, PackageQueries, MaintenanceQueries, KeyQueries, AuditQueries
+    RunStore,
+    ExecutionQueries,
+    PackageQueries,
+    MaintenanceQueries,
+    KeyQueries,
+    AuditQueries,
+    FeedQueries,
 ):
     """A database holding workflow executions, registered packages and workers: the run
     store, the queries of the faces, the packages and the workers, by concern (and, in the
