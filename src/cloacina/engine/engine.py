@@ -89,6 +89,9 @@ class Engine(Dispatch, Liveness):
         self._inbox_signalled = False
         self._cycle_scheduled = False
         self._waiters = _Waiters()
+        # Called (on the engine's thread) after a cycle committed events: the server's
+        # event hub reads them at once instead of at its next poll. Copied on change.
+        self._commit_listeners: tuple[Callable[[], None], ...] = ()
         self._stopping = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="cloacina-engine", daemon=True)
@@ -340,6 +343,12 @@ class Engine(Dispatch, Liveness):
         self.cache.commit_staged()
         self._orphans = []
         self._store_failures = 0
+        if fx.events and self._commit_listeners:
+            for listener in self._commit_listeners:
+                try:
+                    listener()
+                except Exception:  # a listener's failure is its own, never the cycle's
+                    log.exception("a commit listener failed")
         if self._refusals:  # rare: only after the database refused an outcome
             for outcome in outcomes:
                 self._refusals.pop(outcome.claim.claim_token, None)
@@ -441,6 +450,22 @@ class Engine(Dispatch, Liveness):
 
         if self._started.is_set():
             self._loop.call_soon_threadsafe(abandon)
+
+    # ---- hearing of events ------------------------------------------------------------------
+    def add_commit_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` after each cycle that committed events (on the engine's
+        thread: it must return at once, e.g. set an event); returns a function that removes
+        it."""
+        with self._waiters.lock:
+            self._commit_listeners = (*self._commit_listeners, listener)
+
+        def remove() -> None:
+            with self._waiters.lock:
+                self._commit_listeners = tuple(
+                    fn for fn in self._commit_listeners if fn is not listener
+                )
+
+        return remove
 
     # ---- waiting for runs ------------------------------------------------------------------
     def add_waiter(self, execution_id: str) -> threading.Event:
