@@ -43,6 +43,7 @@ from cloacina.packaging.archive import DEFAULT_LIMITS, Limits
 from cloacina.registry.loader import PackageLoader
 from cloacina.registry.registry import PackageInfo, PackageRegistry, WorkflowRef
 from cloacina.service.executions import ExecutionService
+from cloacina.service.feed import EventFeed
 from cloacina.service.tenants import TenantService
 from cloacina.settings import Settings
 from cloacina.store import Store, open_store
@@ -77,7 +78,7 @@ def make_worker_id(host: str, pid: int) -> str:
     return f"{host[: max(0, WORKER_ID_MAX - len(tail))]}{tail}"[-WORKER_ID_MAX:]
 
 
-class DefaultRunner(ExecutionService, TenantService):
+class DefaultRunner(ExecutionService, TenantService, EventFeed):
     """Runs workflows durably on a database (SQLite by default), in this process.
 
     ``DefaultRunner("sqlite:///cloacina.db", max_concurrent_tasks=8)``; use it as a context
