@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
 from cloacina.model.status import ExecutionStatus, TaskStatus
+from cloacina.store.alerts import AlertQueries, LateRun, LostWorker, OutboxItem
 from cloacina.store.audit import AuditQueries
 from cloacina.store.feed import FeedQueries
 from cloacina.store.keys import KeyQueries
@@ -243,6 +244,20 @@ class WriteTx(abc.ABC):
         """Skip every unfinished task of a run (clearing claims); return the ids of those that
         were running."""
 
+    # ---- alerts (store/alerts.py; a backend without an outbox raises none) -------------------
+    def enqueue_alerts(self, items: Sequence[OutboxItem], now: float) -> None:
+        """Put each alert in the outbox of every enabled channel that wants it."""
+        return None
+
+    def mark_late_runs(self, now: float, limit: int = 100) -> list[LateRun]:
+        """Runs past their deadline not yet reported: marked, and returned (see
+        :class:`~cloacina.store.alerts.AlertWrites`)."""
+        return []
+
+    def mark_lost_workers(self, max_age: float, except_worker: str) -> list[LostWorker]:
+        """Running workers silent for over ``max_age`` seconds: marked ``lost``, returned."""
+        return []
+
 
 class RunStore(abc.ABC):
     """What the engine needs to run executions: write transactions and the two reads of
@@ -346,10 +361,11 @@ class Store(
     KeyQueries,
     AuditQueries,
     FeedQueries,
+    AlertQueries,
 ):
     """A database holding workflow executions, registered packages and workers: the run
-    store, the queries of the faces, the packages and the workers, by concern (and, in the
-    default tenant's database, the API keys and the audit log)."""
+    store, the queries of the faces, the packages, the workers and alerting, by concern
+    (and, in the default tenant's database, the API keys and the audit log)."""
 
     url: str
 

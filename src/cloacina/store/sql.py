@@ -14,6 +14,7 @@ from typing import Any
 
 from cloacina.errors import StoreError
 from cloacina.model.status import TERMINAL_TASK, ExecutionStatus, TaskStatus
+from cloacina.store.alerts import AlertWrites
 from cloacina.store.base import WriteTx
 from cloacina.store.dialect import SQLITE, Dialect
 from cloacina.store.records import (
@@ -29,7 +30,7 @@ from cloacina.store.records import (
 from cloacina.store.sql_common import chunks, get_outputs, key_filter, marks
 
 
-class SQLWriteTx(WriteTx):
+class SQLWriteTx(AlertWrites, WriteTx):
     """The writes of one transaction, in SQL both SQLite and PostgreSQL run (qmark style;
     a PostgreSQL connection adapter converts the placeholders)."""
 
