@@ -1,0 +1,539 @@
+"""``cloacina.Client``: a Cloacina server's HTTP API with ``DefaultRunner``'s method names.
+
+::
+
+    from cloacina import Client
+
+    with Client("http://127.0.0.1:8080", api_key="...") as runner:   # was DefaultRunner(url)
+        result = runner.execute("etl", {"day": "2026-03-01"})
+        print(result.status, result.final_context)
+
+The same methods return the same values (``WorkflowResult``, ``ExecutionPage``, ...) and
+raise the same :class:`~cloacina.errors.CloacinaError` subclasses (the server's JSON error
+body names the class), so code moves between embedded and remote by changing one line.
+One pool of keep-alive connections serves every call (the client is safe to share between
+threads). :meth:`Client.wait` follows the run's event stream (Server-Sent Events) instead of
+polling, then reads the result. The API key is sent as a bearer token and never logged,
+shown in ``repr`` or put in an error message. Needs the ``client`` extra (``httpx``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from cloacina._about import __version__
+from cloacina.errors import (
+    ExecutionTimeoutError,
+    RemoteError,
+    RunnerClosedError,
+    UnavailableError,
+)
+from cloacina.model.context import Context, as_context_dict
+from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, WorkflowResult
+from cloacina.remote import decode
+from cloacina.remote.errors import from_response
+from cloacina.remote.sse import SseEvent, parse_sse
+from cloacina.service.types import (
+    ExecutionEvent,
+    ExecutionPage,
+    PackageDetail,
+    TaskAttempt,
+    WorkerInfo,
+    WorkflowInfo,
+)
+
+if TYPE_CHECKING:
+    from cloacina.registry.registry import PackageInfo
+
+#: The environment variable an API key is read from when none is given.
+API_KEY_ENV = "CLOACINA_API_KEY"
+#: The header that picks a tenant for a key that serves all of them.
+TENANT_HEADER = "X-Cloacina-Tenant"
+#: The most runs one page of the execution list holds (DESIGN §9).
+MAX_PAGE = 500
+#: The events that end a run's stream.
+TERMINAL_EVENTS = frozenset(f"execution_{status}" for status in TERMINAL_EXECUTION)
+
+ContextArg = Context | Mapping[str, Any] | None
+
+
+def _workflow_name(name: str | type | Any) -> str:
+    if isinstance(name, str):
+        return name
+    from cloacina.model.workflow import workflow_of
+
+    return workflow_of(name).name
+
+
+def _seg(value: str) -> str:
+    """One path segment, quoted (a package version may hold ``+``, a task id ``/``)."""
+    return quote(str(value), safe="")
+
+
+def _items(doc: Any) -> list[Any]:
+    """A list answer: ``{"items": [...]}`` (DESIGN §9) or a bare list."""
+    if isinstance(doc, list):
+        return doc
+    items = doc.get("items") if isinstance(doc, dict) else None
+    return list(items) if isinstance(items, list) else []
+
+
+class Client:
+    """A Cloacina server's API (``cloacina serve``) with the methods of ``DefaultRunner``.
+
+    ``url`` is the server's base URL (``http://host:8080``); ``api_key`` defaults to the
+    ``CLOACINA_API_KEY`` variable; ``tenant`` picks a tenant for a key that serves every
+    tenant (a key bound to one tenant acts in it; asking for another is refused);
+    ``timeout`` bounds each request in seconds (a :meth:`wait` or a followed log waits as
+    long as it is told to). A closed client raises
+    :class:`~cloacina.errors.RunnerClosedError`; a server that cannot be reached,
+    :class:`~cloacina.errors.UnavailableError`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        tenant: str | None = None,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.tenant = tenant
+        self.timeout = timeout
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        headers = {"User-Agent": f"cloacina-client/{__version__}", "Accept": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        if tenant:
+            headers[TENANT_HEADER] = tenant
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            verify=verify,
+        )
+        self._closed = False
+
+    def __repr__(self) -> str:  # never the key
+        tenant = f", tenant={self.tenant!r}" if self.tenant else ""
+        return f"Client({self.url!r}{tenant})"
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connections. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._http.close()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """``DefaultRunner``'s name for :meth:`close` (a remote client has no tasks to wait
+        for: the server's runs go on)."""
+        self.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ---- transport ---------------------------------------------------------------------------
+    def _unreachable(self, method: str, path: str, exc: httpx.TransportError) -> UnavailableError:
+        if isinstance(exc, httpx.TimeoutException):
+            return UnavailableError(
+                f"the Cloacina server at {self.url} did not answer {method} {path} in time "
+                f"({type(exc).__name__}); retry, or raise the client's timeout"
+            )
+        return UnavailableError(
+            f"cannot reach the Cloacina server at {self.url} ({type(exc).__name__}: {exc}); "
+            "check the URL and that `cloacina serve` is running there"
+        )
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        if self._closed:
+            raise RunnerClosedError("this Client was closed; create a new one")
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(
+                method, path, params=query or None, json=json, content=content, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise self._unreachable(method, path, exc) from None
+        if response.status_code >= 400:
+            raise from_response(response.status_code, response.content, f"{method} {path}")
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._call(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise RemoteError(
+                f"the server answered {method} {path} with a body that is not JSON; is "
+                f"{self.url} a Cloacina server?",
+                status=response.status_code,
+                code="bad_response",
+            ) from None
+
+    @contextmanager
+    def _stream(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        read_timeout: float | None = None,
+    ) -> Iterator[httpx.Response]:
+        """A streamed GET (events, followed logs): ``read_timeout`` bounds each wait for
+        data (``None``: as long as it takes). Opening it raises the mapped errors; reading
+        it may raise httpx's own (a timeout, a connection cut), for the caller to judge."""
+        if self._closed:
+            raise RunnerClosedError("this Client was closed; create a new one")
+        timeout = httpx.Timeout(self.timeout, read=read_timeout)
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        with ExitStack() as stack:
+            try:
+                response = stack.enter_context(
+                    self._http.stream(
+                        "GET", path, params=query or None, headers=headers, timeout=timeout
+                    )
+                )
+                if response.status_code >= 400:
+                    response.read()
+            except httpx.TransportError as exc:
+                raise self._unreachable("GET", path, exc) from None
+            if response.status_code >= 400:
+                raise from_response(response.status_code, response.content, f"GET {path}")
+            yield response
+
+    # ---- running -----------------------------------------------------------------------------
+    def schedule_workflow(
+        self,
+        name: str | type | Any,
+        context: ContextArg = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Start a run of workflow ``name`` on the server; its execution id, at once.
+        ``idempotency_key``: the same key again returns the same run."""
+        body = {"workflow": _workflow_name(name), "context": as_context_dict(context)}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        doc = self._json("POST", "/api/v1/executions", json=body, headers=headers)
+        return str(doc["execution_id"])
+
+    def execute(
+        self, name: str | type | Any, context: ContextArg = None, timeout: float | None = None
+    ) -> WorkflowResult:
+        """Run workflow ``name`` and block until it ends; its :class:`WorkflowResult`."""
+        return self.wait(self.schedule_workflow(name, context), timeout)
+
+    def wait(self, execution_id: str, timeout: float | None = None) -> WorkflowResult:
+        """Block until the run ends (or ``timeout`` seconds pass: ExecutionTimeoutError),
+        following its event stream; then its :class:`WorkflowResult`. A stream cut short
+        (a restarted server, a proxy) is resumed after the last event seen."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        path = f"/api/v1/executions/{_seg(execution_id)}/events"
+        last_id: str | None = None
+        pause = 0.05
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return self._timed_out(execution_id, timeout)
+            headers = {"Accept": "text/event-stream"}
+            if last_id is not None:
+                headers["Last-Event-ID"] = last_id
+            ended = False
+            try:
+                with self._stream(path, headers=headers, read_timeout=left) as response:
+                    for event in parse_sse(response.iter_lines()):
+                        last_id = event.id or last_id
+                        if event.event in TERMINAL_EVENTS:
+                            ended = True
+                            break
+                        if deadline is not None and time.monotonic() >= deadline:
+                            break
+            except httpx.TransportError:
+                pass  # out of time, or the stream was cut: the run's state decides
+            result = self.get_execution(execution_id)
+            if result.status.is_terminal:
+                return result
+            if deadline is not None and time.monotonic() >= deadline:
+                return self._timed_out(execution_id, timeout, result)
+            if not ended:  # the stream stopped early: resume it, without spinning
+                left = None if deadline is None else deadline - time.monotonic()
+                time.sleep(pause if left is None else max(0.0, min(pause, left)))
+                pause = min(pause * 2, 1.0)
+
+    def _timed_out(
+        self, execution_id: str, timeout: float | None, result: WorkflowResult | None = None
+    ) -> WorkflowResult:
+        result = result or self.get_execution(execution_id)
+        if result.status.is_terminal:
+            return result
+        raise ExecutionTimeoutError(
+            f"workflow execution {execution_id} is still {result.status} after "
+            f"{timeout or 0:g}s; wait again, or cancel it with client.cancel()"
+        )
+
+    # ---- reading runs ------------------------------------------------------------------------
+    def get_execution(self, execution_id: str) -> WorkflowResult:
+        """The current state of a run (finished or not), with its tasks and contexts."""
+        return decode.workflow_result(self._json("GET", f"/api/v1/executions/{_seg(execution_id)}"))
+
+    def get_execution_status(self, execution_id: str) -> ExecutionStatus:
+        """A run's status alone."""
+        return self.get_execution(execution_id).status
+
+    def find_execution(self, id_or_prefix: str) -> WorkflowResult:
+        """The run with this id (or the only one whose id starts with it, where the server
+        resolves prefixes)."""
+        return self.get_execution(id_or_prefix.strip())
+
+    def list_executions_page(
+        self,
+        *,
+        status: str | None = None,
+        workflow_name: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        q: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> ExecutionPage:
+        """One page of runs, newest first, as summaries; the filters of
+        ``DefaultRunner.list_executions_page`` (``limit`` 1 to 500)."""
+        params = {
+            "status": None if status is None else str(status),
+            "workflow": workflow_name or None,
+            "since": decode.format_time(since),
+            "until": decode.format_time(until),
+            "q": q or None,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return decode.execution_page(self._json("GET", "/api/v1/executions", params=params))
+
+    def list_executions(
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        workflow_name: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        q: str | None = None,
+        cursor: str | None = None,
+    ) -> list[WorkflowResult]:
+        """Recent runs, newest first, without per-task detail (pages of up to 500 are
+        fetched until ``limit`` runs are read)."""
+        items: list[WorkflowResult] = []
+        while True:
+            page = self.list_executions_page(
+                status=status,
+                workflow_name=workflow_name,
+                since=since,
+                until=until,
+                q=q,
+                limit=max(1, min(MAX_PAGE, limit - len(items))),
+                cursor=cursor,
+            )
+            items.extend(page.items)
+            cursor = page.next_cursor
+            if cursor is None or len(items) >= limit:
+                return items[:limit]
+
+    def get_attempts(self, execution_id: str) -> list[TaskAttempt]:
+        """Every attempt of every task of the run (those under way last)."""
+        doc = self._json("GET", f"/api/v1/executions/{_seg(execution_id)}/attempts")
+        return [decode.task_attempt(item) for item in _items(doc)]
+
+    def get_events(
+        self, execution_id: str, after: int = 0, limit: int | None = None
+    ) -> list[ExecutionEvent]:
+        """The run's events after sequence number ``after``, oldest first (at most
+        ``limit``): those stored now, read as JSON (the stream's own history, without
+        following it)."""
+        doc = self._json(
+            "GET",
+            f"/api/v1/executions/{_seg(execution_id)}/events",
+            params={"after": after or None, "limit": limit},
+        )
+        events = [decode.execution_event(item) for item in _items(doc)]
+        return events if limit is None else events[: max(0, limit)]
+
+    def stream_events(
+        self, execution_id: str, after: int = 0, timeout: float | None = None
+    ) -> Iterator[ExecutionEvent]:
+        """The run's events as they happen (after ``after``), from its event stream; ends
+        after the run's terminal event (or when ``timeout`` seconds pass without one:
+        ExecutionTimeoutError)."""
+        headers = {"Accept": "text/event-stream"}
+        if after:
+            headers["Last-Event-ID"] = str(after)
+        path = f"/api/v1/executions/{_seg(execution_id)}/events"
+        with self._stream(path, headers=headers, read_timeout=timeout) as response:
+            try:
+                for event in parse_sse(response.iter_lines()):
+                    yield _event(execution_id, event)
+            except httpx.TimeoutException:
+                raise ExecutionTimeoutError(
+                    f"no event of workflow execution {execution_id} for {timeout or 0:g}s"
+                ) from None
+            except httpx.TransportError as exc:
+                raise self._unreachable("GET", path, exc) from None
+
+    # ---- control -----------------------------------------------------------------------------
+    def cancel(self, execution_id: str, *, reason: str | None = None) -> None:
+        """Cancel a run (InvalidStateError if it already ended)."""
+        body = {"reason": reason} if reason else None
+        self._call("POST", f"/api/v1/executions/{_seg(execution_id)}/cancel", json=body)
+
+    def pause(self, execution_id: str) -> None:
+        """Stop starting new tasks of a run; running ones finish."""
+        self._call("POST", f"/api/v1/executions/{_seg(execution_id)}/pause")
+
+    def resume(self, execution_id: str) -> None:
+        """Continue a paused run."""
+        self._call("POST", f"/api/v1/executions/{_seg(execution_id)}/resume")
+
+    # ---- packages and workflows --------------------------------------------------------------
+    def register_workflow(
+        self, package_bytes: bytes, signature: bytes | None = None, *, replace: bool = False
+    ) -> str:
+        """Upload a ``.cloacina`` package (its bytes, and its detached signature if any);
+        its package id. Identical bytes again return the same id."""
+        headers = {"Content-Type": "application/octet-stream"}
+        if signature is not None:
+            headers["X-Cloacina-Signature"] = base64.b64encode(signature).decode("ascii")
+        doc = self._json(
+            "POST",
+            "/api/v1/packages",
+            content=bytes(package_bytes),
+            headers=headers,
+            params={"replace": "true" if replace else None},
+        )
+        return str(doc["package_id"])
+
+    def unregister_workflow(self, name: str, version: str) -> None:
+        """Remove version ``version`` of package ``name`` (refused while runs of it are
+        unfinished)."""
+        self._call("DELETE", f"/api/v1/packages/{_seg(name)}/{_seg(version)}")
+
+    def list_packages(self) -> list[PackageInfo]:
+        """The registered packages, oldest first."""
+        return [decode.package_info(item) for item in _items(self._json("GET", "/api/v1/packages"))]
+
+    def get_package(self, name: str, version: str) -> PackageDetail:
+        """One registered package version with its manifest."""
+        doc = self._json("GET", f"/api/v1/packages/{_seg(name)}/{_seg(version)}")
+        return decode.package_detail(doc)
+
+    def get_package_archive(self, name: str, version: str) -> bytes:
+        """The ``.cloacina`` archive of a registered package version, as registered."""
+        path = f"/api/v1/packages/{_seg(name)}/{_seg(version)}/archive"
+        return self._call("GET", path, headers={"Accept": "application/octet-stream"}).content
+
+    def describe_workflows(self) -> list[WorkflowInfo]:
+        """The workflows the server can execute, with their graphs."""
+        return [
+            decode.workflow_info(item) for item in _items(self._json("GET", "/api/v1/workflows"))
+        ]
+
+    def list_workflows(self) -> list[WorkflowInfo]:
+        """The workflows the server can execute. Remote, a workflow is its description and
+        graph (:class:`WorkflowInfo`), not its code: the same as :meth:`describe_workflows`."""
+        return self.describe_workflows()
+
+    def describe_workflow(self, name: str) -> WorkflowInfo:
+        """One workflow by name, with its graph (WorkflowNotFoundError names the nearest)."""
+        return decode.workflow_info(self._json("GET", f"/api/v1/workflows/{_seg(name)}"))
+
+    # ---- workers -----------------------------------------------------------------------------
+    def list_workers(self, include_stopped: bool = False) -> list[WorkerInfo]:
+        """The workers of the tenant (stopped ones too with ``include_stopped``)."""
+        params = {"include_stopped": "true" if include_stopped else None}
+        doc = self._json("GET", "/api/v1/workers", params=params)
+        return [decode.worker_info(item) for item in _items(doc)]
+
+    # ---- metrics -----------------------------------------------------------------------------
+    def metrics_text(self) -> bytes:
+        """The server's metrics in Prometheus text format."""
+        return self._call("GET", "/metrics", headers={"Accept": "text/plain"}).content
+
+    # ---- async twins -------------------------------------------------------------------------
+    async def execute_async(
+        self, name: str | type | Any, context: ContextArg = None, timeout: float | None = None
+    ) -> WorkflowResult:
+        return await asyncio.to_thread(self.execute, name, context, timeout)
+
+    async def schedule_workflow_async(
+        self, name: str | type | Any, context: ContextArg = None
+    ) -> str:
+        return await asyncio.to_thread(self.schedule_workflow, name, context)
+
+    async def wait_async(self, execution_id: str, timeout: float | None = None) -> WorkflowResult:
+        return await asyncio.to_thread(self.wait, execution_id, timeout)
+
+    async def get_execution_async(self, execution_id: str) -> WorkflowResult:
+        return await asyncio.to_thread(self.get_execution, execution_id)
+
+    async def cancel_async(self, execution_id: str, *, reason: str | None = None) -> None:
+        await asyncio.to_thread(lambda: self.cancel(execution_id, reason=reason))
+
+    async def pause_async(self, execution_id: str) -> None:
+        await asyncio.to_thread(self.pause, execution_id)
+
+    async def resume_async(self, execution_id: str) -> None:
+        await asyncio.to_thread(self.resume, execution_id)
+
+    async def shutdown_async(self) -> None:
+        await asyncio.to_thread(self.close)
+
+
+def _event(execution_id: str, event: SseEvent) -> ExecutionEvent:
+    data = event.json()
+    doc = data if isinstance(data, dict) else {"detail": data}
+    doc.setdefault("execution_id", execution_id)
+    seq = int(event.id) if event.id and event.id.isdigit() else None
+    return decode.execution_event(doc, seq=seq, kind=event.event)
+
+
+__all__ = ["API_KEY_ENV", "TENANT_HEADER", "Client"]
