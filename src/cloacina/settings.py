@@ -221,6 +221,29 @@ class Settings:
         backend="PostgreSQL",
         help="PostgreSQL: how long to wait for a new connection to open.",
     )
+    alert_timeout: float = _setting(
+        5.0,
+        kind="duration",
+        unit="seconds",
+        minimum=0,
+        above=True,
+        why="at 0 no webhook could answer",
+        help="How long a webhook may take to answer an alert before the attempt fails.",
+    )
+    alert_max_attempts: int = _setting(
+        5,
+        kind="int",
+        unit="attempts",
+        minimum=1,
+        help="How many times an alert is sent to a webhook that fails before giving up.",
+    )
+    alert_retry_delay: float = _setting(
+        2.0,
+        kind="duration",
+        unit="seconds",
+        minimum=0,
+        help="The wait before an alert's second attempt; it doubles for each further one.",
+    )
     #: Where each value came from: ``default``, ``keyword poll_interval``,
     #: ``env CLOACINA_POLL_INTERVAL`` or ``option --poll-interval``.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
