@@ -42,6 +42,7 @@ from cloacina.settings import Settings
 from cloacina.taskinfo import TaskInfo, current_task
 
 if TYPE_CHECKING:
+    from cloacina.client import Client
     from cloacina.runner import DefaultRunner
 
 
@@ -52,11 +53,16 @@ def __getattr__(name: str) -> Any:
         from cloacina.runner import DefaultRunner
 
         return DefaultRunner
+    if name == "Client":  # needs httpx (the `client` extra): imported on first use too
+        from cloacina.client import Client
+
+        return Client
     raise AttributeError(f"module 'cloacina' has no attribute {name!r}")
 
 
 __all__ = [
     "AuthenticationError",
+    "Client",
     "CloacinaError",
     "ConflictError",
     "Context",
