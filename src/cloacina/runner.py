@@ -42,8 +42,15 @@ from cloacina.model.workflow import (
 from cloacina.packaging.archive import DEFAULT_LIMITS, Limits
 from cloacina.registry.loader import PackageLoader
 from cloacina.registry.registry import PackageInfo, PackageRegistry, WorkflowRef
+from cloacina.service.audited import (
+    audit_package_register,
+    audit_package_version,
+    audit_run,
+    audit_run_start,
+)
 from cloacina.service.executions import ExecutionService
 from cloacina.service.feed import EventFeed
+from cloacina.service.keys import KeysMixin
 from cloacina.service.tenants import TenantService
 from cloacina.settings import Settings
 from cloacina.store import Store, open_store
@@ -78,7 +85,7 @@ def make_worker_id(host: str, pid: int) -> str:
     return f"{host[: max(0, WORKER_ID_MAX - len(tail))]}{tail}"[-WORKER_ID_MAX:]
 
 
-class DefaultRunner(ExecutionService, TenantService, EventFeed):
+class DefaultRunner(ExecutionService, TenantService, EventFeed, KeysMixin):
     """Runs workflows durably on a database (SQLite by default), in this process.
 
     ``DefaultRunner("sqlite:///cloacina.db", max_concurrent_tasks=8)``; use it as a context
@@ -290,6 +297,7 @@ class DefaultRunner(ExecutionService, TenantService, EventFeed):
             raise WorkflowNotFoundError(f"{self.registry.missing(ref)}")
         return found
 
+    @audit_run_start()
     def schedule_workflow(self, name: str | type | Workflow, context: ContextArg = None) -> str:
         """Start a run of workflow ``name`` (see :meth:`resolve`: ``package::workflow@version``
         and the rest) and return its execution id at once."""
@@ -367,6 +375,7 @@ class DefaultRunner(ExecutionService, TenantService, EventFeed):
         return self.catalog.all()
 
     # ---- packages --------------------------------------------------------------------------
+    @audit_package_register()
     def register_workflow(
         self, package_bytes: bytes, signature: bytes | None = None, *, replace: bool = False
     ) -> str:
@@ -383,6 +392,7 @@ class DefaultRunner(ExecutionService, TenantService, EventFeed):
         self._check_open()
         return self.registry.register(package_bytes, signature, replace=replace)
 
+    @audit_package_version("package.promote")
     def promote_package(self, name: str, version: str | None) -> None:
         """Make ``version`` of package ``name`` the default for new runs of its workflows,
         even when a higher version is registered (``None``: back to the highest version).
@@ -390,6 +400,7 @@ class DefaultRunner(ExecutionService, TenantService, EventFeed):
         self._check_open()
         self.registry.promote(name, version)
 
+    @audit_package_version("package.delete")
     def unregister_workflow(self, name: str, version: str) -> None:
         """Remove version ``version`` of package ``name`` (refused while runs of it are
         unfinished). A promotion of that version goes with it."""
@@ -402,6 +413,7 @@ class DefaultRunner(ExecutionService, TenantService, EventFeed):
         return self.registry.list_packages()
 
     # ---- control ---------------------------------------------------------------------------
+    @audit_run("run.cancel")
     def cancel(self, execution_id: str, *, reason: str | None = None) -> None:
         """Cancel a run: unfinished tasks are skipped, running ``async`` tasks are cancelled and
         the results of running ``def`` tasks are discarded. ``reason`` becomes the run's
@@ -446,12 +458,14 @@ class DefaultRunner(ExecutionService, TenantService, EventFeed):
         self._engine.abandon_run(execution_id)
         self._engine.notify_external(execution_id)
 
+    @audit_run("run.pause")
     def pause(self, execution_id: str) -> None:
         """Stop starting new tasks of a run; running ones finish."""
         self._set_status(
             execution_id, ExecutionStatus.PAUSED, (ExecutionStatus.RUNNING,), "execution_paused"
         )
 
+    @audit_run("run.resume")
     def resume(self, execution_id: str) -> None:
         """Continue a paused run."""
         self._set_status(
@@ -500,6 +514,7 @@ class DefaultRunner(ExecutionService, TenantService, EventFeed):
                 self.store.worker_stopped(self.worker_id, time.time())
             except Exception as exc:  # the database may be gone; recovery will cover it
                 log.warning("could not record this worker's shutdown: %s", exc)
+        self.close_control_store()
         self.store.close()
 
     # ---- async twins -----------------------------------------------------------------------
