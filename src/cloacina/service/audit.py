@@ -39,7 +39,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("cloacina.audit")
 
 #: The longest texts the table keeps (longer ones are cut).
-_LIMITS = {"actor": 255, "target": 512, "client": 128, "request_id": 64, "outcome": 4000}
+_LIMITS = {
+    "actor": 255,
+    "tenant": 64,
+    "action": 64,
+    "target": 512,
+    "client": 128,
+    "request_id": 64,
+    "outcome": 4000,
+}
 #: Most rows one page of :meth:`AuditMixin.list_audit` returns.
 MAX_PAGE = 1000
 #: The columns of an export, in order (CSV header, JSON keys).
@@ -253,8 +261,8 @@ def append_audit(
             at=time.time(),
             actor=_cut("actor", who.name) or "",
             key_id=who.key_id,
-            tenant=tenant,
-            action=action,
+            tenant=_cut("tenant", tenant),
+            action=_cut("action", action) or "",
             target=_cut("target", target) or "",
             outcome=_cut("outcome", outcome) or "",
             client=_cut("client", who.client),

@@ -29,6 +29,7 @@ from cloacina.model.status import (
     to_datetime,
 )
 from cloacina.model.workflow import Workflow
+from cloacina.service.audited import audit_prune
 from cloacina.service.types import (
     ExecutionEvent,
     ExecutionPage,
@@ -374,6 +375,7 @@ class ExecutionService:
             rows = rows[: max(0, limit)]
         return [event_of(r) for r in rows]
 
+    @audit_prune()
     def prune_executions(self, older_than: float) -> int:
         """Remove finished runs (completed, failed, cancelled) that ended more than
         ``older_than`` seconds ago, with their tasks, outputs and events; how many."""

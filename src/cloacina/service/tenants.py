@@ -18,6 +18,7 @@ from cloacina.errors import (
     TenantNotFoundError,
 )
 from cloacina.model.namespace import DEFAULT_TENANT
+from cloacina.service.audit import audit_change
 from cloacina.service.databases import (
     check_tenant_name,
     display_url,
@@ -73,9 +74,10 @@ def list_tenants(url: str) -> list[TenantInfo]:
 def create_tenant(url: str, name: str) -> bool:
     """Create tenant ``name`` (a schema or a file) and its tables, or bring an existing one's
     schema up to date. True when it was created, False when it existed."""
-    name = check_tenant_name(name)
-    existed = tenant_exists(url, name)
-    open_store(url, tenant=name).close()  # creates the schema/file and migrates it
+    with audit_change(url, "tenant.create", str(name), tenant=str(name)):
+        name = check_tenant_name(name)
+        existed = tenant_exists(url, name)
+        open_store(url, tenant=name).close()  # creates the schema/file and migrates it
     return not existed
 
 
@@ -123,6 +125,11 @@ def _remove_sqlite(path: Path) -> None:
 def remove_tenant(url: str, name: str) -> None:
     """Remove tenant ``name`` and everything in it (runs, packages, schedules): refused as
     :func:`check_removable` says. Irreversible."""
+    with audit_change(url, "tenant.remove", str(name), tenant=str(name)):
+        _remove_tenant(url, name)
+
+
+def _remove_tenant(url: str, name: str) -> None:
     name = check_removable(url, name)
     path = sqlite_file(url, name)
     if path is not None:
