@@ -35,6 +35,54 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def list_executions_query(
+    *,
+    limit: int,
+    status: str | None = None,
+    workflow_name: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    q: str | None = None,
+    before: tuple[float, str] | None = None,
+) -> tuple[str, list[str | float]]:
+    """The SQL (``?`` placeholders) and parameters of :meth:`SQLStore.list_executions`.
+
+    Keyset paging on ``(created_at, id)``: a page starts where the last one ended, read
+    backwards along ``ix_workflow_executions_page`` (or its status twin), never sorted, so
+    the first page of 100,000 runs costs what the first page of 100 does.
+    """
+    where: list[str] = []
+    params: list[str | float] = []
+    if status:
+        where.append("status=?")
+        params.append(status)
+    if workflow_name:
+        where.append("workflow_name=?")
+        params.append(workflow_name)
+    if since is not None:
+        where.append("created_at>=?")
+        params.append(since)
+    if until is not None:
+        where.append("created_at<?")
+        params.append(until)
+    if q:
+        pattern = "%" + like_escape(q.lower()) + "%"
+        where.append(
+            "(lower(id) LIKE ? ESCAPE '\\' OR lower(COALESCE(error, '')) LIKE ? ESCAPE '\\')"
+        )
+        params += [pattern, pattern]
+    if before is not None:
+        # A row value: both backends seek the index to it (an OR would scan from the top).
+        where.append("(created_at, id) < (?, ?)")
+        params += [before[0], before[1]]
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    sql = (
+        f"SELECT {EXEC_COLS} FROM workflow_executions{clause}"
+        " ORDER BY created_at DESC, id DESC LIMIT ?"
+    )
+    return sql, [*params, limit]
+
+
 class SQLStore(Store):
     """Reads shared by the SQL stores (each runs in its own short transaction)."""
 
@@ -152,39 +200,16 @@ class SQLStore(Store):
         q: str | None = None,
         before: tuple[float, str] | None = None,
     ) -> list[ExecutionRow]:
-        # Keyset paging on (created_at, id): a page starts where the last one ended, read
-        # backwards along ix_workflow_executions_page (or its status twin), never sorted.
-        where: list[str] = []
-        params: list[str | float] = []
-        if status:
-            where.append("status=?")
-            params.append(status)
-        if workflow_name:
-            where.append("workflow_name=?")
-            params.append(workflow_name)
-        if since is not None:
-            where.append("created_at>=?")
-            params.append(since)
-        if until is not None:
-            where.append("created_at<?")
-            params.append(until)
-        if q:
-            pattern = "%" + like_escape(q.lower()) + "%"
-            where.append(
-                "(lower(id) LIKE ? ESCAPE '\\' OR lower(COALESCE(error, '')) LIKE ? ESCAPE '\\')"
-            )
-            params += [pattern, pattern]
-        if before is not None:
-            # A row value: both backends seek the index to it (an OR would scan from the top).
-            where.append("(created_at, id) < (?, ?)")
-            params += [before[0], before[1]]
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self._fetchall(
-            f"SELECT {EXEC_COLS} FROM workflow_executions{clause}"
-            " ORDER BY created_at DESC, id DESC LIMIT ?",
-            (*params, limit),
+        sql, params = list_executions_query(
+            limit=limit,
+            status=status,
+            workflow_name=workflow_name,
+            since=since,
+            until=until,
+            q=q,
+            before=before,
         )
-        return [execution_row(r) for r in rows]
+        return [execution_row(r) for r in self._fetchall(sql, params)]
 
     def find_executions(self, id_prefix: str, limit: int = 10) -> list[ExecutionRow]:
         escaped = like_escape(id_prefix)
