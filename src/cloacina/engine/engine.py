@@ -32,6 +32,7 @@ from cloacina.engine.scheduler import INPUT_KEY, Effects, RunCache, Scheduler
 from cloacina.engine.threads import TaskThreads
 from cloacina.model.namespace import DEFAULT_TENANT
 from cloacina.model.workflow import Workflow, WorkflowCatalog
+from cloacina.observability.metrics import EngineMetrics, metrics_available
 from cloacina.registry.loader import PackageLoader
 from cloacina.settings import Settings
 from cloacina.store.base import Store, WriteTx
@@ -124,9 +125,19 @@ class Engine(Dispatch, Liveness):
         self._next_code_check = 0.0
         self._waiting_for_code: set[str] = set()
         self._warned_for_code: set[str] = set()
+        #: Counters and histograms (prometheus-client installed: from start(), or
+        #: enable_metrics() for an engine that is never started).
+        self.metrics: EngineMetrics | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
+    def enable_metrics(self) -> EngineMetrics | None:
+        """Collect metrics from now on (None: prometheus-client is not installed)."""
+        if self.metrics is None and metrics_available():
+            self.metrics = EngineMetrics()
+        return self.metrics
+
     def start(self) -> None:
+        self.enable_metrics()
         self._thread.start()
         self._started.wait()
         # Other processes' work (new runs, ready tasks) wakes us at once where the database
@@ -343,6 +354,8 @@ class Engine(Dispatch, Liveness):
         self.cache.commit_staged()
         self._orphans = []
         self._store_failures = 0
+        if self.metrics is not None:  # in-memory counts of what just committed
+            self.metrics.record(fx.events, now, outcomes=outcomes, ready=fx.ready, jobs=jobs)
         if fx.events and self._commit_listeners:
             for listener in self._commit_listeners:
                 try:
@@ -501,8 +514,12 @@ class Engine(Dispatch, Liveness):
     def new_run(self, execution_id: str, input_json: str) -> None:
         """A run was scheduled: cache its input (so its roots need no query) and wake up."""
 
+        created = time.time()
+
         def arrive() -> None:
             self.cache.put(execution_id, INPUT_KEY, input_json)
+            if self.metrics is not None:
+                self.metrics.run_created(execution_id, created)
             self._request_cycle(True)
 
         if not self._started.is_set():

@@ -29,6 +29,7 @@ from cloacina.store.records import Claim, NewEvent
 
 if TYPE_CHECKING:
     from cloacina.engine.engine import EngineSettings
+    from cloacina.observability.metrics import EngineMetrics
 
 log = logging.getLogger("cloacina.engine")
 
@@ -67,6 +68,7 @@ class Liveness:
     settings: EngineSettings
     worker_id: str
     last_error: BaseException | None
+    metrics: EngineMetrics | None
     _loop: asyncio.AbstractEventLoop
     _running: dict[str, Any]
     _outcomes: list[Outcome]
@@ -281,6 +283,9 @@ class Liveness:
             if fx.ready:
                 tx.mark_ready([r.row_id for r in fx.ready])
             tx.add_events(fx.events)
+        if self.metrics is not None:
+            names = {item.execution_id: item.workflow_name for item in stale}
+            self.metrics.record(fx.events, now, ready=fx.ready, names=names)
         if fx.finished_runs:
             self._notify_finished(fx.finished_runs)
         self._request_cycle(True)
