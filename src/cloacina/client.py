@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -44,6 +44,8 @@ from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, WorkflowR
 from cloacina.remote import decode
 from cloacina.remote.errors import from_response
 from cloacina.remote.sse import SseEvent, parse_sse
+from cloacina.service.audit import AuditPage
+from cloacina.service.keys import ApiKeyInfo, CreatedApiKey, Role
 from cloacina.service.types import (
     ExecutionEvent,
     ExecutionPage,
@@ -492,6 +494,87 @@ class Client:
         params = {"include_stopped": "true" if include_stopped else None}
         doc = self._json("GET", "/api/v1/workers", params=params)
         return [decode.worker_info(item) for item in _items(doc)]
+
+    # ---- API keys and the audit log (admin) -----------------------------------------------
+    def create_api_key(
+        self,
+        name: str,
+        role: Role | str,
+        tenant: str | None = None,
+        expires_in: float | timedelta | None = None,
+    ) -> CreatedApiKey:
+        """Make a key named ``name`` with ``role`` for ``tenant`` (``None``: every tenant),
+        valid ``expires_in`` seconds (``None``: until revoked). The secret is in the result
+        only: show it once."""
+        seconds = expires_in.total_seconds() if isinstance(expires_in, timedelta) else expires_in
+        body = {
+            "name": name,
+            "role": str(role),
+            "tenant": tenant,
+            "expires_in_days": None if seconds is None else seconds / 86_400,
+        }
+        doc = self._json("POST", "/api/v1/keys", json=body)
+        info_doc = doc.get("info") if isinstance(doc.get("info"), dict) else doc
+        if "role" in info_doc:
+            info = decode.api_key_info(info_doc)
+        else:  # the contract's answer is only {"id", "key"}: the rest is in the list
+            info = next(k for k in self.list_api_keys() if k.id == str(doc["id"]))
+        return CreatedApiKey(id=str(doc["id"]), key=str(doc["key"]), info=info)
+
+    def list_api_keys(self) -> list[ApiKeyInfo]:
+        """Every API key (never their secrets)."""
+        return [decode.api_key_info(item) for item in _items(self._json("GET", "/api/v1/keys"))]
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Revoke a key: it stops working at once."""
+        self._call("DELETE", f"/api/v1/keys/{_seg(key_id)}")
+
+    def list_audit(
+        self,
+        *,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        action: str | None = None,
+        tenant: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        """A page of the audit log, newest first (``action`` may end in ``*`` for a family,
+        ``run.*``)."""
+        params = {
+            "since": decode.format_time(since),
+            "until": decode.format_time(until),
+            "action": action,
+            "tenant": tenant,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return decode.audit_page(self._json("GET", "/api/v1/audit", params=params))
+
+    # ---- task logs ---------------------------------------------------------------------------
+    def _logs_path(self, execution_id: str, task_id: str) -> str:
+        return f"/api/v1/executions/{_seg(execution_id)}/tasks/{_seg(task_id)}/logs"
+
+    def get_task_logs(self, execution_id: str, task_id: str, attempt: int | None = None) -> str:
+        """What an attempt of a task wrote (stdout, stderr, logging), the latest attempt's
+        by default."""
+        path = self._logs_path(execution_id, task_id)
+        response = self._call(
+            "GET", path, params={"attempt": attempt}, headers={"Accept": "text/plain"}
+        )
+        return response.text
+
+    def follow_task_logs(
+        self, execution_id: str, task_id: str, attempt: int | None = None
+    ) -> Iterator[str]:
+        """An attempt's output as it is written; ends when the attempt ends."""
+        path = self._logs_path(execution_id, task_id)
+        params = {"attempt": attempt, "follow": "true"}
+        with self._stream(path, params=params, headers={"Accept": "text/plain"}) as response:
+            try:
+                yield from response.iter_text()
+            except httpx.TransportError as exc:
+                raise self._unreachable("GET", path, exc) from None
 
     # ---- metrics -----------------------------------------------------------------------------
     def metrics_text(self) -> bytes:

@@ -13,6 +13,8 @@ from typing import Any
 
 from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
 from cloacina.registry.registry import PackageInfo
+from cloacina.service.audit import AuditEntry, AuditPage
+from cloacina.service.keys import ApiKeyInfo, Role
 from cloacina.service.types import (
     ExecutionEvent,
     ExecutionPage,
@@ -215,4 +217,43 @@ def workflow_info(doc: Json) -> WorkflowInfo:
             TaskInfo(str(t["id"]), [str(d) for d in t.get("dependencies") or ()])
             for t in doc.get("tasks") or ()
         ],
+    )
+
+
+def api_key_info(doc: Json) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=str(doc["id"]),
+        name=str(doc.get("name") or ""),
+        role=Role(doc["role"]),
+        tenant=_str_or_none(doc.get("tenant")),
+        prefix=str(doc.get("prefix") or ""),
+        created_at=_time_required(doc.get("created_at")),
+        created_by=str(doc.get("created_by") or ""),
+        expires_at=parse_time(doc.get("expires_at")),
+        revoked_at=parse_time(doc.get("revoked_at")),
+        last_used_at=parse_time(doc.get("last_used_at")),
+    )
+
+
+def audit_entry(doc: Json) -> AuditEntry:
+    detail = doc.get("detail")
+    return AuditEntry(
+        id=int(doc.get("id") or 0),
+        at=_time_required(doc.get("at")),
+        actor=str(doc.get("actor") or ""),
+        action=str(doc.get("action") or ""),
+        target=str(doc.get("target") or ""),
+        outcome=str(doc.get("outcome") or ""),
+        tenant=_str_or_none(doc.get("tenant")),
+        key_id=_str_or_none(doc.get("key_id")),
+        client=_str_or_none(doc.get("client")),
+        request_id=_str_or_none(doc.get("request_id")),
+        detail=dict(detail) if isinstance(detail, Mapping) else None,
+    )
+
+
+def audit_page(doc: Json) -> AuditPage:
+    return AuditPage(
+        items=[audit_entry(item) for item in doc.get("items") or ()],
+        next_cursor=_str_or_none(doc.get("next_cursor")),
     )
