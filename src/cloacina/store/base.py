@@ -15,6 +15,7 @@ from cloacina.store.alerts import AlertQueries, LateRun, LostWorker, OutboxItem
 from cloacina.store.audit import AuditQueries
 from cloacina.store.feed import FeedQueries
 from cloacina.store.keys import KeyQueries
+from cloacina.store.logs import LogQueries
 from cloacina.store.maintenance import MaintenanceQueries
 from cloacina.store.packages import PackageQueries
 from cloacina.store.records import (
@@ -26,6 +27,7 @@ from cloacina.store.records import (
     EventRow,
     ExecutionRow,
     NewEvent,
+    NewLogChunk,
     NewTask,
     ReadyTask,
     RunProgress,
@@ -171,6 +173,10 @@ class WriteTx(abc.ABC):
     @abc.abstractmethod
     def add_events(self, events: Sequence[NewEvent]) -> None:
         """Append rows to the execution event log."""
+
+    def add_task_logs(self, chunks: Sequence[NewLogChunk]) -> None:
+        """Append chunks of attempts' captured output (of runs that still exist)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store task logs")
 
     @abc.abstractmethod
     def hand_back(self, claims: Sequence[Claim]) -> list[Claim]:
@@ -362,10 +368,11 @@ class Store(
     AuditQueries,
     FeedQueries,
     AlertQueries,
+    LogQueries,
 ):
     """A database holding workflow executions, registered packages and workers: the run
-    store, the queries of the faces, the packages, the workers and alerting, by concern
-    (and, in the default tenant's database, the API keys and the audit log)."""
+    store, the queries of the faces, the packages, the workers, alerting and task logs, by
+    concern (and, in the default tenant's database, the API keys and the audit log)."""
 
     url: str
 

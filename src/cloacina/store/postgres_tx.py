@@ -25,6 +25,7 @@ from cloacina.store.records import (
     CompletionResult,
     DependentState,
     NewEvent,
+    NewLogChunk,
     NewTask,
     ReadyTask,
     RunProgress,
@@ -176,6 +177,15 @@ _CLAIM_PENDING = (
 _ADD_EVENTS = (
     "INSERT INTO execution_events (execution_id, task_id, event, attempt, detail, created_at)"
     " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::int[], %b::text[], %b::float8[])"
+)
+
+#: Chunks of output, for runs that still exist (a chunk of a run removed meanwhile must not
+#: fail the transaction it rides in).
+_ADD_TASK_LOGS = (
+    "INSERT INTO task_logs (execution_id, task_id, attempt, stream, created_at, text)"
+    " SELECT e, t, a, s, c, x FROM unnest(%b::text[], %b::text[], %b::int[], %b::text[],"
+    " %b::float8[], %b::text[]) WITH ORDINALITY AS u(e, t, a, s, c, x, n) WHERE EXISTS"
+    " (SELECT 1 FROM workflow_executions w WHERE w.id = u.e) ORDER BY n"  # ids in order
 )
 
 _FINISH_RUN = (
@@ -379,6 +389,10 @@ class PostgresWriteTx(SQLWriteTx):
                     [e.created_at for e in events],
                 ],
             )
+
+    def add_task_logs(self, chunks: Sequence[NewLogChunk]) -> None:
+        if chunks:
+            self._c.defer(_ADD_TASK_LOGS, [list(column) for column in zip(*chunks, strict=True)])
 
     def mark_ready(self, row_ids: Sequence[int]) -> None:
         if row_ids:

@@ -45,6 +45,30 @@ class NewEvent(NamedTuple):
     created_at: float
 
 
+class NewLogChunk(NamedTuple):
+    """A piece of one attempt's captured output to append to ``task_logs`` (a named tuple
+    in the columns' order, a row the drivers take as it is)."""
+
+    execution_id: str
+    task_id: str
+    attempt: int
+    stream: str  # stdout | stderr | log
+    created_at: float
+    text: str
+
+
+class LogChunkRow(NamedTuple):
+    """A stored piece of an attempt's output (``id`` orders them; read after an id)."""
+
+    id: int
+    execution_id: str
+    task_id: str
+    attempt: int
+    stream: str
+    created_at: float
+    text: str
+
+
 class ReadyTask(NamedTuple):
     """A pending task whose dependencies are settled and whose trigger rule lets it run:
     claim it directly (no search), or mark it ``ready`` for whoever has a free slot (a named

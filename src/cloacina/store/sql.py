@@ -21,6 +21,7 @@ from cloacina.store.records import (
     Claim,
     DependentState,
     NewEvent,
+    NewLogChunk,
     NewTask,
     ReadyTask,
     RunProgress,
@@ -263,6 +264,17 @@ class SQLWriteTx(AlertWrites, WriteTx):
                 "INSERT INTO execution_events (execution_id, task_id, event, attempt, detail,"
                 " created_at) VALUES (?,?,?,?,?,?)",
                 events,  # named tuples in the columns' order
+            )
+
+    def add_task_logs(self, chunks: Sequence[NewLogChunk]) -> None:
+        if chunks:
+            # Only for runs that still exist: a chunk of a run removed meanwhile must not
+            # fail the transaction it rides in (an outcome's).
+            self._c.executemany(
+                "INSERT INTO task_logs (execution_id, task_id, attempt, stream, created_at,"
+                " text) SELECT ?,?,?,?,?,? WHERE EXISTS"
+                " (SELECT 1 FROM workflow_executions WHERE id = ?)",
+                [(*c, c.execution_id) for c in chunks],
             )
 
     def hand_back(self, claims: Sequence[Claim]) -> list[Claim]:
