@@ -171,6 +171,8 @@ class PackagePool:
         self._growing: set[asyncio.Task[None]] = set()
         self._available = asyncio.Condition()
         self.started = 0  # processes started over the pool's life (for tests and metrics)
+        #: The pool's live processes by pid, idle or busy (read by metrics from any thread).
+        self.processes: dict[int, WorkerProcess] = {}
 
     async def acquire(self) -> WorkerProcess:
         """An idle worker of this package, waiting for one if need be.
@@ -187,6 +189,7 @@ class PackagePool:
                     if worker.alive:
                         return worker
                     self._count -= 1
+                    self.processes.pop(worker.proc.pid, None)
                 if not self._starting:
                     if self._count == 0:
                         self._count += 1
@@ -208,6 +211,7 @@ class PackagePool:
                     self._count -= 1
                 self._available.notify_all()
         self.started += 1
+        self.processes[worker.proc.pid] = worker
         return worker
 
     async def _grow(self) -> None:
@@ -226,6 +230,7 @@ class PackagePool:
                 self._available.notify_all()
             return
         self.started += 1
+        self.processes[worker.proc.pid] = worker
         async with self._available:
             self._idle.append(worker)
             self._starting = False
@@ -239,6 +244,7 @@ class PackagePool:
             else:
                 worker.kill()
                 self._count -= 1
+                self.processes.pop(worker.proc.pid, None)
             self._available.notify_all()
         if not keep:
             await worker.reap()  # outside the lock: the others need not wait for it
@@ -251,6 +257,7 @@ class PackagePool:
         async with self._available:
             idle, self._idle = self._idle, []
         for worker in idle:
+            self.processes.pop(worker.proc.pid, None)
             await worker.close()
 
 
@@ -383,6 +390,15 @@ class PackageLoader:
         except Exception as exc:
             return _failed(job, str(exc), retryable=False)
         return Outcome(job.claim, COMPLETED, output_json=output, finished_at=time.time())
+
+    def process_ids(self) -> list[tuple[str, str, int]]:
+        """``(package, version, pid)`` of every live package process (any thread)."""
+        return [
+            (pool.ref.package, pool.ref.version, pid)
+            for pool in list(self._pools.values())
+            for pid, worker in list(pool.processes.items())
+            if worker.alive
+        ]
 
     async def close(self) -> None:
         for pool in list(self._pools.values()):
