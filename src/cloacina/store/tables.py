@@ -46,7 +46,6 @@ workflow_executions = Table(
     #: Whether the run's graph is in task_dependencies (runs from before 0004: no).
     Column("graph_stored", Integer, nullable=False, server_default="0"),
     Index("ix_workflow_executions_status", "status"),
-    Index("ix_workflow_executions_created", "created_at"),
     Index("ix_workflow_executions_name", "workflow_name", "created_at"),
     #: When the run is past its deadline (the workflow's ``deadline=``), and whether its
     #: alert was raised.
