@@ -2,8 +2,10 @@
 
 One module per command group: :mod:`~cloacina.cli.run`, :mod:`~cloacina.cli.executions`,
 :mod:`~cloacina.cli.workflows`, :mod:`~cloacina.cli.worker`, :mod:`~cloacina.cli.workers`,
-:mod:`~cloacina.cli.tenant`, :mod:`~cloacina.cli.db`, :mod:`~cloacina.cli.config` and
-:mod:`~cloacina.cli.demo`. The two largest, :mod:`~cloacina.cli.executions` and
+:mod:`~cloacina.cli.tenant`, :mod:`~cloacina.cli.db`, :mod:`~cloacina.cli.config`,
+:mod:`~cloacina.cli.api_keys`, :mod:`~cloacina.cli.audit` and :mod:`~cloacina.cli.demo`.
+Commands that change something act as the local OS user (:mod:`~cloacina.cli.actor`), so
+the audit log records them. The two largest, :mod:`~cloacina.cli.executions` and
 :mod:`~cloacina.cli.package`, only assemble their groups from modules of one idea each
 (listing, showing, watching, control; building, inspecting, signing, registering).
 The commands are thin: they call :class:`~cloacina.runner.DefaultRunner` and the store's
@@ -28,6 +30,8 @@ from collections.abc import Sequence
 import click
 
 from cloacina import __version__
+from cloacina.cli.api_keys import api_keys_group
+from cloacina.cli.audit import audit_group
 from cloacina.cli.config import config_group
 from cloacina.cli.db import db_group
 from cloacina.cli.demo import demo_command
@@ -94,6 +98,8 @@ cli.add_command(worker_command)
 cli.add_command(workers_group)
 cli.add_command(tenant_group)
 cli.add_command(config_group)
+cli.add_command(api_keys_group)
+cli.add_command(audit_group)
 
 
 def _prog_name() -> str:
