@@ -244,6 +244,14 @@ class Settings:
         minimum=0,
         help="The wait before an alert's second attempt; it doubles for each further one.",
     )
+    max_upload_bytes: int = _setting(
+        100 * 1024 * 1024,
+        kind="int",
+        unit="bytes",
+        minimum=1,
+        help="The largest package the HTTP API accepts (cloacina serve); a larger upload is "
+        "refused with 413 before it is read.",
+    )
     #: Where each value came from: ``default``, ``keyword poll_interval``,
     #: ``env CLOACINA_POLL_INTERVAL`` or ``option --poll-interval``.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
