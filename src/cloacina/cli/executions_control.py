@@ -8,6 +8,7 @@ from collections.abc import Callable
 import click
 from rich.text import Text
 
+from cloacina.cli.actor import acts_locally
 from cloacina.cli.consoles import out_console
 from cloacina.cli.databases import open_existing_store
 from cloacina.cli.errors import print_error
@@ -59,6 +60,7 @@ def _control(
     help="Why: stored as the run's error (default: 'cancelled by request').",
 )
 @click.pass_context
+@acts_locally
 def cancel_command(
     ctx: click.Context, execution_id: str, db: str | None, tenant: str | None, reason: str | None
 ) -> None:
@@ -83,6 +85,7 @@ def cancel_command(
 @db_option
 @tenant_option
 @click.pass_context
+@acts_locally
 def pause_command(
     ctx: click.Context, execution_id: str, db: str | None, tenant: str | None
 ) -> None:
@@ -106,6 +109,7 @@ def pause_command(
 @db_option
 @tenant_option
 @click.pass_context
+@acts_locally
 def resume_command(
     ctx: click.Context, execution_id: str, db: str | None, tenant: str | None
 ) -> None:

@@ -7,6 +7,7 @@ import time
 import click
 from rich.text import Text
 
+from cloacina.cli.actor import acts_locally
 from cloacina.cli.consoles import out_console
 from cloacina.cli.databases import open_existing_store
 from cloacina.cli.durations import DURATION, fmt_span
@@ -31,6 +32,7 @@ def _runs(n: int) -> str:
 @tenant_option
 @click.option("--dry-run", is_flag=True, help="Only count the runs that would be removed.")
 @click.pass_context
+@acts_locally
 def prune_command(
     ctx: click.Context, older_than: float, db: str | None, tenant: str | None, dry_run: bool
 ) -> None:

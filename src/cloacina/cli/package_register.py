@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.text import Text
 
+from cloacina.cli.actor import acts_locally
 from cloacina.cli.consoles import err_console, fancy, out_console
 from cloacina.cli.databases import display_url, require_tenant, sqlite_file
 from cloacina.cli.errors import CliError
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the registered package as JSON.")
 @click.pass_context
+@acts_locally
 def register_command(
     ctx: click.Context,
     file: str,
@@ -254,6 +256,7 @@ def _default_of(runner: DefaultRunner, name: str) -> PackageInfo | None:
 @tenant_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
+@acts_locally
 def promote_command(
     ctx: click.Context,
     name: str,
@@ -295,6 +298,7 @@ def promote_command(
 @tenant_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
+@acts_locally
 def unregister_command(
     ctx: click.Context,
     name: str,

@@ -14,11 +14,11 @@ from pathlib import Path
 import click
 from rich.text import Text
 
+from cloacina.cli.actor import acts_locally
 from cloacina.cli.consoles import out_console
 from cloacina.cli.databases import (
     display_url,
     postgres_tenants,
-    postgres_url,
     sqlite_file,
     tenant_exists,
 )
@@ -27,10 +27,9 @@ from cloacina.cli.json_output import echo_json
 from cloacina.cli.options import DEFAULT_TENANT, check_tenant_name, db_option, resolve_db
 from cloacina.cli.render import new_table
 from cloacina.cli.workers import worker_status
+from cloacina.errors import ConflictError, StoreError
+from cloacina.service.tenants import create_tenant, remove_tenant
 from cloacina.store import open_store
-
-#: Files SQLite keeps beside a database file while it is (or was) open.
-SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 @click.group("tenant")
@@ -84,6 +83,7 @@ def list_tenants(url: str) -> list[TenantInfo]:
 @click.argument("name")
 @db_option
 @click.pass_context
+@acts_locally
 def create_command(ctx: click.Context, name: str, db: str | None) -> None:
     """Create tenant NAME (a PostgreSQL schema or a SQLite file) and its tables.
 
@@ -92,7 +92,7 @@ def create_command(ctx: click.Context, name: str, db: str | None) -> None:
     url = resolve_db(ctx, db)
     name = check_tenant_name(name)
     existed = tenant_exists(url, name)
-    open_store(url, tenant=name).close()  # creates the schema/file and migrates it
+    create_tenant(url, name)  # creates the schema/file and migrates it (audited)
     console = out_console()
     where = location(url, name)
     if existed:
@@ -150,24 +150,12 @@ def live_workers(url: str, tenant: str) -> int:
         store.close()
 
 
-def remove_sqlite(path: Path) -> list[Path]:
-    removed = []
-    for candidate in [path, *(path.with_name(path.name + s) for s in SQLITE_SIDE_FILES)]:
-        try:
-            candidate.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise CliError(f"cannot remove {str(candidate)!r}: {exc}") from None
-        removed.append(candidate)
-    return removed
-
-
 @tenant_group.command("remove")
 @click.argument("name")
 @db_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
+@acts_locally
 def remove_command(ctx: click.Context, name: str, db: str | None, yes: bool) -> None:
     """Remove tenant NAME and everything in it: runs, packages, schedules. Irreversible.
 
@@ -200,17 +188,8 @@ def remove_command(ctx: click.Context, name: str, db: str | None, yes: bool) -> 
             f"Remove tenant {name!r} ({where}) and all its runs, packages and schedules?",
             abort=True,
         )
-    path = sqlite_file(url, name)
-    if path is not None:
-        remove_sqlite(path)
-    else:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from cloacina.store.postgres import drop_schema
-
-        try:
-            drop_schema(postgres_url(url), name)
-        except SQLAlchemyError as exc:
-            detail = str(getattr(exc, "orig", None) or exc).strip()
-            raise CliError(f"cannot remove tenant {name!r}: {detail}") from None
+    try:
+        remove_tenant(url, name)  # checks again, then removes (audited)
+    except (StoreError, ConflictError) as exc:
+        raise CliError(str(exc)) from None
     out_console().print(Text.assemble(("Removed tenant ", "bold"), (name, "bold"), f": {where}"))
