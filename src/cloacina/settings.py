@@ -252,6 +252,14 @@ class Settings:
         help="The largest package the HTTP API accepts (cloacina serve); a larger upload is "
         "refused with 413 before it is read.",
     )
+    max_log_bytes: int = _setting(
+        1024 * 1024,
+        kind="int",
+        unit="bytes",
+        minimum=0,
+        help="How much of each task attempt's output (prints, logging records) is kept; "
+        "the rest is dropped and counted in a marker line. 0 captures nothing.",
+    )
     #: Where each value came from: ``default``, ``keyword poll_interval``,
     #: ``env CLOACINA_POLL_INTERVAL`` or ``option --poll-interval``.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
