@@ -1,0 +1,253 @@
+"""Server-Sent Events of a run, fed by one event hub per tenant.
+
+A hub reads the events of *every* run of its tenant after the last one it saw (one range
+read of the events' primary key, :meth:`~cloacina.runner.DefaultRunner.events_since`), every
+:data:`POLL_INTERVAL` while anyone listens and at once when this process's engine commits
+events, and hands each to the streams of its run. A thousand open streams cost one query per
+poll, not a thousand.
+
+PostgreSQL hands out event ids before commit, so a later id can become visible before an
+earlier one: the hub remembers the ids it skipped over for :data:`GAP_PATIENCE` seconds and
+reads them again, so a slow transaction's event still reaches its listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from cloacina.runner import DefaultRunner
+from cloacina.service import ExecutionEvent
+
+log = logging.getLogger("cloacina.server")
+
+#: Seconds between two reads while streams are open and nothing woke the hub.
+POLL_INTERVAL = 0.02
+#: Seconds an id skipped over (not yet committed) is looked for again.
+GAP_PATIENCE = 5.0
+#: Events read at most per poll.
+BATCH = 1000
+#: Seconds of silence after which a stream sends a comment (keeps proxies from closing it)
+#: and checks its run is still going.
+KEEPALIVE = 15.0
+
+TERMINAL_EVENTS = frozenset({"execution_completed", "execution_failed", "execution_cancelled"})
+
+
+def iso(value: Any) -> str | None:
+    """A datetime as ISO 8601 in UTC with ``Z``."""
+    if value is None:
+        return None
+    text: str = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def event_json(event: ExecutionEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "execution_id": event.execution_id,
+        "type": event.type,
+        "task_id": event.task_id,
+        "attempt": event.attempt,
+        "detail": event.detail,
+        "at": iso(event.at),
+    }
+
+
+def sse_frame(event: ExecutionEvent) -> bytes:
+    """One Server-Sent Event: ``id`` the sequence number, ``event`` the type, ``data`` JSON."""
+    data = json.dumps(event_json(event), separators=(",", ":"))
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+
+
+class EventHub:
+    """The event reader of one tenant's runner, shared by all the streams of that tenant."""
+
+    def __init__(self, runner: DefaultRunner, interval: float = POLL_INTERVAL) -> None:
+        self.runner = runner
+        self.interval = interval
+        self._queues: dict[str, set[asyncio.Queue[ExecutionEvent]]] = {}
+        self._last = 0
+        self._gaps: dict[int, float] = {}  # skipped id -> monotonic time it was first missed
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unhook: Callable[[], None] | None = None
+        self._starting: asyncio.Lock = asyncio.Lock()
+
+    @property
+    def listeners(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    async def subscribe(self, execution_id: str) -> asyncio.Queue[ExecutionEvent]:
+        """A queue that receives the run's events committed from now on (and perhaps a few
+        before: a stream drops the sequence numbers it has sent)."""
+        queue: asyncio.Queue[ExecutionEvent] = asyncio.Queue()
+        async with self._starting:
+            if self._task is None:
+                # The baseline is read before the caller reads the run's history, so nothing
+                # falls between the two.
+                self._last = await run_in_threadpool(self.runner.latest_event_seq)
+                self._gaps.clear()
+                self._loop = asyncio.get_running_loop()
+                self._wake = asyncio.Event()
+                self._unhook = self.runner.on_events_committed(self._poke)
+                self._task = asyncio.create_task(self._run(), name="cloacina-event-hub")
+            self._queues.setdefault(execution_id, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, execution_id: str, queue: asyncio.Queue[ExecutionEvent]) -> None:
+        queues = self._queues.get(execution_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._queues[execution_id]
+        if not self._queues:
+            self._wake.set()  # the poller sees nobody listens and stops
+
+    def wake(self) -> None:
+        """Read now (from the event loop's thread)."""
+        self._wake.set()
+
+    def _poke(self) -> None:
+        # On the engine's thread: hand the wake-up to the event loop.
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._wake.set)
+            except RuntimeError:  # the loop closed: the server is gone
+                pass
+
+    async def _run(self) -> None:
+        try:
+            while self._queues:
+                try:
+                    await self._poll()
+                except Exception as exc:  # the database hiccuped: keep the streams, retry
+                    log.warning("event hub: reading events failed: %s", exc)
+                    await asyncio.sleep(min(1.0, self.interval * 25))
+                if not self._queues:
+                    break
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+        finally:
+            async with self._starting:
+                self._task = None
+                if self._unhook is not None:
+                    self._unhook()
+                    self._unhook = None
+                if self._queues:  # a subscriber arrived while this one was stopping
+                    self._last = await run_in_threadpool(self.runner.latest_event_seq)
+                    self._unhook = self.runner.on_events_committed(self._poke)
+                    self._task = asyncio.create_task(self._run(), name="cloacina-event-hub")
+
+    async def _poll(self) -> None:
+        now = time.monotonic()
+        for gap, since in list(self._gaps.items()):
+            if now - since > GAP_PATIENCE:
+                del self._gaps[gap]  # rolled back, or never used: ids have holes
+        start = min(self._gaps) - 1 if self._gaps else self._last
+        events = await run_in_threadpool(self.runner.events_since, start, BATCH)
+        expected = self._last + 1
+        for event in events:
+            if event.seq <= self._last:
+                if self._gaps.pop(event.seq, None) is None:
+                    continue  # delivered already
+            else:
+                for missing in range(expected, event.seq):
+                    self._gaps.setdefault(missing, now)
+                expected = event.seq + 1
+                self._last = event.seq
+            for queue in self._queues.get(event.execution_id, ()):
+                queue.put_nowait(event)
+        if len(events) >= BATCH:
+            self._wake.set()  # more to read
+
+    async def close(self) -> None:
+        task = self._task
+        self._queues.clear()
+        self._wake.set()
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+
+class Hubs:
+    """One :class:`EventHub` per tenant's runner."""
+
+    def __init__(self) -> None:
+        self._hubs: dict[int, EventHub] = {}
+
+    def of(self, runner: DefaultRunner) -> EventHub:
+        hub = self._hubs.get(id(runner))
+        if hub is None:
+            hub = self._hubs[id(runner)] = EventHub(runner)
+        return hub
+
+    async def close(self) -> None:
+        for hub in list(self._hubs.values()):
+            await hub.close()
+        self._hubs.clear()
+
+
+async def event_stream(
+    runner: DefaultRunner,
+    hub: EventHub,
+    execution_id: str,
+    after: int,
+    stopping: Callable[[], bool],
+) -> AsyncIterator[bytes]:
+    """The SSE frames of a run's events after ``after``: its history, then as they are
+    committed; ends after the run's terminal event (or when the server stops)."""
+    queue = await hub.subscribe(execution_id)
+    try:
+        sent = after
+        history = await run_in_threadpool(runner.get_events, execution_id, after)
+        for event in history:
+            yield sse_frame(event)
+            sent = max(sent, event.seq)
+            if event.type in TERMINAL_EVENTS:
+                return
+        seen: set[int] = {e.seq for e in history}
+        idle = 0.0
+        while not stopping():
+            try:
+                event = await asyncio.wait_for(queue.get(), 0.5)
+            except TimeoutError:
+                idle += 0.5
+                if idle >= KEEPALIVE:
+                    idle = 0.0
+                    yield b": keepalive\n\n"
+                    status = await run_in_threadpool(runner.get_execution_status, execution_id)
+                    if status.is_terminal:
+                        # Its end is committed: whatever the hub missed, the history has.
+                        for late in await run_in_threadpool(runner.get_events, execution_id, sent):
+                            if late.seq not in seen:
+                                yield sse_frame(late)
+                        return
+                continue
+            idle = 0.0
+            if event.seq <= after or event.seq in seen:
+                continue
+            seen.add(event.seq)
+            sent = max(sent, event.seq)
+            yield sse_frame(event)
+            if event.type in TERMINAL_EVENTS:
+                return
+    finally:
+        hub.unsubscribe(execution_id, queue)
+
+
+__all__ = ["EventHub", "Hubs", "event_json", "event_stream", "iso", "sse_frame"]

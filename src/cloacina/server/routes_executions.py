@@ -1,0 +1,188 @@
+"""``/api/v1/executions``: start runs, list and read them, follow their events, control them,
+read their tasks' logs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from cloacina.errors import RequestError, WorkflowNotFoundError
+from cloacina.server.auth import OPERATOR, VIEWER, Caller
+from cloacina.server.events import event_json, event_stream
+from cloacina.server.views import attempt_json, result_json, summary_json
+
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class StartExecution(BaseModel):
+    """``POST /api/v1/executions``: the workflow to run and its input context."""
+
+    workflow: str = Field(min_length=1, description="a workflow name (package::name@version)")
+    context: dict[str, Any] = Field(default_factory=dict, description="the input context")
+
+
+class CancelBody(BaseModel):
+    reason: str | None = Field(default=None, description="why (the run's error)")
+
+
+def parse_time(field: str, value: str | None) -> datetime | None:
+    """A query's time: ISO 8601 (``Z`` or an offset; no offset is UTC) or epoch seconds."""
+    if value is None or value == "":
+        return None
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise RequestError(
+            f"{field} must be an ISO 8601 time such as 2026-01-31T12:00:00Z (or epoch "
+            f"seconds), not {value!r}",
+            field=field,
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@router.post("", status_code=201, summary="Start a run")
+async def start_execution(
+    body: StartExecution,
+    caller: Annotated[Caller, Depends(OPERATOR)],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    """Start a run of ``workflow`` with ``context``; 201 with its id at once. (The
+    ``Idempotency-Key`` header is accepted; deduplication by it is not implemented yet.)"""
+    runner = caller.runner
+    try:
+        execution_id = await caller.run(runner.schedule_workflow, body.workflow, body.context)
+    except WorkflowNotFoundError:
+        # The service's lookup names the nearest known workflow.
+        await run_in_threadpool(runner.describe_workflow, body.workflow)
+        raise
+    return JSONResponse({"execution_id": execution_id, "status": "running"}, status_code=201)
+
+
+@router.get("", summary="List runs, newest first")
+async def list_executions(
+    caller: Annotated[Caller, Depends(VIEWER)],
+    status: str | None = None,
+    workflow: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    q: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> JSONResponse:
+    page = await run_in_threadpool(
+        lambda: caller.runner.list_executions_page(
+            status=status or None,
+            workflow_name=workflow or None,
+            since=parse_time("since", since),
+            until=parse_time("until", until),
+            q=q or None,
+            limit=limit,
+            cursor=cursor or None,
+        )
+    )
+    return JSONResponse(
+        {"items": [summary_json(r) for r in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+@router.get("/{execution_id}", summary="A run, with its tasks")
+async def get_execution(
+    execution_id: str, caller: Annotated[Caller, Depends(VIEWER)]
+) -> JSONResponse:
+    result = await run_in_threadpool(caller.runner.get_execution, execution_id)
+    return JSONResponse(result_json(result))
+
+
+@router.get("/{execution_id}/attempts", summary="Every attempt of every task of a run")
+async def get_attempts(
+    execution_id: str, caller: Annotated[Caller, Depends(VIEWER)]
+) -> JSONResponse:
+    attempts = await run_in_threadpool(caller.runner.get_attempts, execution_id)
+    return JSONResponse({"items": [attempt_json(a) for a in attempts]})
+
+
+def _last_event_id(value: str | None, after: int) -> int:
+    if value is None or value.strip() == "":
+        return after
+    try:
+        seq = int(value)
+    except ValueError:
+        raise RequestError(
+            f"Last-Event-ID must be an event's sequence number, not {value!r}",
+            field="Last-Event-ID",
+        ) from None
+    return max(seq, after)
+
+
+@router.get(
+    "/{execution_id}/events",
+    summary="A run's events (Server-Sent Events with Accept: text/event-stream)",
+)
+async def get_events(
+    request: Request,
+    execution_id: str,
+    caller: Annotated[Caller, Depends(VIEWER)],
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> Response:
+    """With ``Accept: text/event-stream``: Server-Sent Events (``id`` the event's sequence
+    number, ``event`` its type, ``data`` JSON), from after ``Last-Event-ID`` (or ``after``),
+    ending after the run's terminal event. Otherwise the events stored now, as JSON."""
+    runner = caller.runner
+    # An unknown run is a 404 before any stream starts.
+    await run_in_threadpool(runner.get_execution_status, execution_id)
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        events = await run_in_threadpool(runner.get_events, execution_id, after, limit)
+        return JSONResponse({"items": [event_json(e) for e in events]})
+    start = _last_event_id(last_event_id, after)
+    hubs = request.app.state.cloacina_hubs
+    state = caller.state
+
+    async def frames() -> AsyncIterator[bytes]:
+        async for frame in event_stream(
+            runner, hubs.of(runner), execution_id, start, state.stopping.is_set
+        ):
+            yield frame
+
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def _control(caller: Caller, action: str, execution_id: str, **kwargs: Any) -> JSONResponse:
+    await caller.run(getattr(caller.runner, action), execution_id, **kwargs)
+    return JSONResponse({"execution_id": execution_id, "action": action}, status_code=202)
+
+
+@router.post("/{execution_id}/cancel", status_code=202, summary="Cancel a run")
+async def cancel(
+    execution_id: str,
+    caller: Annotated[Caller, Depends(OPERATOR)],
+    body: Annotated[CancelBody | None, Body()] = None,
+) -> JSONResponse:
+    reason = body.reason if body is not None else None
+    return await _control(caller, "cancel", execution_id, reason=reason)
+
+
+@router.post("/{execution_id}/pause", status_code=202, summary="Pause a run")
+async def pause(execution_id: str, caller: Annotated[Caller, Depends(OPERATOR)]) -> JSONResponse:
+    return await _control(caller, "pause", execution_id)
+
+
+@router.post("/{execution_id}/resume", status_code=202, summary="Resume a paused run")
+async def resume(execution_id: str, caller: Annotated[Caller, Depends(OPERATOR)]) -> JSONResponse:
+    return await _control(caller, "resume", execution_id)
+
+
+__all__ = ["router"]

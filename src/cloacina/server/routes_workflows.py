@@ -1,0 +1,29 @@
+"""``/api/v1/workflows``: the workflows a tenant can run, with their task graphs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from cloacina.server.auth import VIEWER, Caller
+from cloacina.server.views import workflow_json
+
+router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
+
+
+@router.get("", summary="The workflows this tenant can run")
+async def list_workflows(caller: Annotated[Caller, Depends(VIEWER)]) -> JSONResponse:
+    infos = await run_in_threadpool(caller.runner.describe_workflows)
+    return JSONResponse({"items": [workflow_json(w) for w in infos]})
+
+
+@router.get("/{name}", summary="One workflow (404 names the nearest known one)")
+async def get_workflow(name: str, caller: Annotated[Caller, Depends(VIEWER)]) -> JSONResponse:
+    info = await run_in_threadpool(caller.runner.describe_workflow, name)
+    return JSONResponse(workflow_json(info))
+
+
+__all__ = ["router"]
