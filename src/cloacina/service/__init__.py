@@ -6,10 +6,16 @@ Runs, attempts, events, workers, packages and workflows are methods of
 which exist before any runner, are functions of :mod:`cloacina.service.tenants`. The values
 they return are the frozen dataclasses of :mod:`cloacina.service.types`. Faces call these,
 never :mod:`cloacina.store`.
+
+API keys (:mod:`cloacina.service.keys`) and the audit log (:mod:`cloacina.service.audit`)
+live in the default tenant's database; a face says who acts with
+:func:`~cloacina.service.audit.acting_as`.
 """
 
 from __future__ import annotations
 
+from cloacina.service.audit import Actor, AuditEntry, AuditPage, acting_as, current_actor
+from cloacina.service.keys import ApiKeyInfo, CreatedApiKey, Role, allows
 from cloacina.service.types import (
     ExecutionEvent,
     ExecutionPage,
@@ -22,12 +28,21 @@ from cloacina.service.types import (
 )
 
 __all__ = [
+    "Actor",
+    "ApiKeyInfo",
+    "AuditEntry",
+    "AuditPage",
+    "CreatedApiKey",
     "ExecutionEvent",
     "ExecutionPage",
     "PackageDetail",
+    "Role",
     "TaskAttempt",
     "TaskInfo",
     "TenantInfo",
     "WorkerInfo",
     "WorkflowInfo",
+    "acting_as",
+    "allows",
+    "current_actor",
 ]
