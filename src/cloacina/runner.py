@@ -51,6 +51,8 @@ from cloacina.service.audited import (
 from cloacina.service.executions import ExecutionService
 from cloacina.service.feed import EventFeed
 from cloacina.service.keys import KeysMixin
+from cloacina.service.metrics import MetricsService
+from cloacina.service.stats import StatsService
 from cloacina.service.tenants import TenantService
 from cloacina.settings import Settings
 from cloacina.store import Store, open_store
@@ -85,7 +87,9 @@ def make_worker_id(host: str, pid: int) -> str:
     return f"{host[: max(0, WORKER_ID_MAX - len(tail))]}{tail}"[-WORKER_ID_MAX:]
 
 
-class DefaultRunner(ExecutionService, TenantService, EventFeed, KeysMixin):
+class DefaultRunner(
+    ExecutionService, TenantService, EventFeed, KeysMixin, MetricsService, StatsService
+):
     """Runs workflows durably on a database (SQLite by default), in this process.
 
     ``DefaultRunner("sqlite:///cloacina.db", max_concurrent_tasks=8)``; use it as a context

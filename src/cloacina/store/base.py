@@ -35,6 +35,7 @@ from cloacina.store.records import (
     TaskRow,
     WorkflowKey,
 )
+from cloacina.store.stats import StatsQueries
 
 
 class WriteTx(abc.ABC):
@@ -369,6 +370,7 @@ class Store(
     FeedQueries,
     AlertQueries,
     LogQueries,
+    StatsQueries,
 ):
     """A database holding workflow executions, registered packages and workers: the run
     store, the queries of the faces, the packages, the workers, alerting and task logs, by
