@@ -41,6 +41,7 @@ from cloacina.cli.keys import keys_group
 from cloacina.cli.options import DB_ENV, DEFAULT_DB, DEFAULT_TENANT, TENANT_ENV
 from cloacina.cli.package import package_group
 from cloacina.cli.run import run_command
+from cloacina.cli.serve import serve_command
 from cloacina.cli.tenant import tenant_group
 from cloacina.cli.worker import worker_command
 from cloacina.cli.workers import workers_group
@@ -95,6 +96,7 @@ cli.add_command(demo_command)
 cli.add_command(package_group)
 cli.add_command(keys_group)
 cli.add_command(worker_command)
+cli.add_command(serve_command)
 cli.add_command(workers_group)
 cli.add_command(tenant_group)
 cli.add_command(config_group)
