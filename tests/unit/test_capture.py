@@ -187,14 +187,18 @@ def test_where_no_handler_exists_records_still_reach_stderr(
 
 
 def test_install_is_counted_and_puts_the_streams_back() -> None:
-    before_out, before_err = sys.stdout, sys.stderr
+    def streams() -> tuple[object, object]:
+        return sys.stdout, sys.stderr
+
+    before_out, before_err = streams()
     capture.install()
     capture.install()
-    assert isinstance(sys.stdout, RoutingStream) and sys.stdout.wrapped is before_out
+    out, _err = streams()
+    assert isinstance(out, RoutingStream) and out.wrapped is before_out
     capture.uninstall()
-    assert isinstance(sys.stdout, RoutingStream)  # one user left
+    assert isinstance(streams()[0], RoutingStream)  # one user left
     capture.uninstall()
-    assert sys.stdout is before_out and sys.stderr is before_err
+    assert streams() == (before_out, before_err)
     assert capture._handler not in logging.getLogger().handlers
 
 
@@ -219,7 +223,7 @@ def test_begin_wraps_again_a_stream_replaced_since_install() -> None:
 
 def test_routing_stream_passes_everything_else_through() -> None:
     target = io.StringIO()
-    stream = RoutingStream(target, "stdout")  # type: ignore[arg-type]
+    stream = RoutingStream(target, "stdout")
     stream.write("plain ")
     stream.writelines(["a", "b"])
     stream.flush()
