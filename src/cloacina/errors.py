@@ -125,6 +125,14 @@ class ExecutionNotFoundError(NotFoundError):
     """No workflow execution has that id."""
 
 
+class TaskNotFoundError(NotFoundError):
+    """A workflow execution has no task with that id."""
+
+
+class AttemptNotFoundError(NotFoundError):
+    """A task of a workflow execution has not run (or not yet run) that attempt."""
+
+
 class ExecutionTimeoutError(CloacinaError, TimeoutError):
     """Waiting for a workflow execution took longer than the caller allowed."""
 
