@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cloacina.engine.alert_delivery import AlertDeliverer
+from cloacina.engine.alerts import outbox_items
 from cloacina.engine.dispatch import Dispatch, RunningTask
 from cloacina.engine.executor import (
     Job,
@@ -78,7 +80,9 @@ class Engine(Dispatch, Liveness):
         self.loader = loader
         self._on_poll = on_poll
         self.cache = RunCache()
-        self.scheduler = Scheduler(self.cache)
+        self.scheduler = Scheduler(self.cache, tenant=tenant)
+        #: Delivers alerts (the outbox's webhooks, this runner's callbacks) on threads.
+        self.alerter = AlertDeliverer(store, worker_id, settings)
         self.free = settings.max_concurrent_tasks
         self._pool = TaskThreads(settings.max_concurrent_tasks)
         self._running: dict[str, RunningTask] = {}
@@ -146,6 +150,7 @@ class Engine(Dispatch, Liveness):
         # The runner registered this worker (a heartbeat) just before starting us.
         self._healthy_since = time.monotonic()
         self._heartbeat_thread.start()
+        self.alerter.start()
         if self.settings.retention is not None:
             self._prune_thread.start()
 
@@ -185,6 +190,7 @@ class Engine(Dispatch, Liveness):
         # Only now: while running tasks finish within the grace period, our heartbeats must
         # go on, or other workers would take those tasks back and run them a second time.
         self._heartbeat_stop.set()
+        self.alerter.stop()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._stop_task_loop()
@@ -345,6 +351,8 @@ class Engine(Dispatch, Liveness):
                             now,
                         )
                     )
+                if fx.alerts:  # a run failed: its alert commits with it
+                    tx.enqueue_alerts(outbox_items(fx.alerts), now)
                 tx.add_events(fx.events)
         except Exception as exc:
             self.cache.discard_staged()
@@ -379,6 +387,8 @@ class Engine(Dispatch, Liveness):
             )
         if fx.finished_runs:
             self._notify_finished(fx.finished_runs)
+        if fx.alerts:
+            self.alerter.raised(fx.alerts)
         if searched and self._maybe_ready and self.free > 0:
             self._request_cycle()  # there may be more ready work than free slots took
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from cloacina.engine import alerts
 from cloacina.engine.executor import FAILED, Outcome
 from cloacina.engine.scheduler import Effects, Scheduler
 from cloacina.errors import TaskError, UnavailableError
@@ -28,6 +29,7 @@ from cloacina.store.base import Store
 from cloacina.store.records import Claim, NewEvent
 
 if TYPE_CHECKING:
+    from cloacina.engine.alert_delivery import AlertDeliverer
     from cloacina.engine.engine import EngineSettings
     from cloacina.observability.metrics import EngineMetrics
 
@@ -67,6 +69,8 @@ class Liveness:
     scheduler: Scheduler
     settings: EngineSettings
     worker_id: str
+    tenant: str
+    alerter: AlertDeliverer
     last_error: BaseException | None
     metrics: EngineMetrics | None
     _loop: asyncio.AbstractEventLoop
@@ -134,6 +138,10 @@ class Liveness:
             self._recover_stale()
         except Exception as exc:
             log.warning("stale-claim recovery failed: %s", exc)
+        try:
+            self._watch_deadlines_and_workers()
+        except Exception as exc:
+            log.warning("looking for late runs and lost workers failed: %s", exc)
         now = time.monotonic()
         if now >= self._next_code_check:
             self._next_code_check = now + self._code_check_interval()
@@ -251,6 +259,19 @@ class Liveness:
                         f"{self.settings.max_recoveries})"
                     )
                     if tx.fail_stale(item, error, now, threshold):
+                        fx.alerts.append(
+                            alerts.task_recovered(
+                                self.tenant,
+                                item.execution_id,
+                                item.workflow_name,
+                                item.task_id,
+                                item.attempt,
+                                item.recovery_count,
+                                "failed",
+                                error,
+                                now,
+                            )
+                        )
                         fx.events.append(
                             NewEvent(
                                 item.execution_id,
@@ -270,6 +291,19 @@ class Liveness:
                         item.task_id,
                         item.execution_id,
                     )
+                    fx.alerts.append(
+                        alerts.task_recovered(
+                            self.tenant,
+                            item.execution_id,
+                            item.workflow_name,
+                            item.task_id,
+                            item.attempt,
+                            item.recovery_count + 1,
+                            "requeued",
+                            None,
+                            now,
+                        )
+                    )
                     fx.events.append(
                         NewEvent(
                             item.execution_id,
@@ -282,10 +316,52 @@ class Liveness:
                     )
             if fx.ready:
                 tx.mark_ready([r.row_id for r in fx.ready])
+            tx.enqueue_alerts(alerts.outbox_items(fx.alerts), now)
             tx.add_events(fx.events)
         if self.metrics is not None:
             names = {item.execution_id: item.workflow_name for item in stale}
             self.metrics.record(fx.events, now, ready=fx.ready, names=names)
         if fx.finished_runs:
             self._notify_finished(fx.finished_runs)
+        if fx.alerts:
+            self.alerter.raised(fx.alerts)
         self._request_cycle(True)
+
+    def _watch_deadlines_and_workers(self) -> None:
+        """Report runs past their deadline and workers whose heartbeat stopped: each marked
+        in the database by the statement that finds it, so that one worker alone reports
+        it, in the transaction that puts its alert in the outbox. A cheap read first: an
+        idle worker must not take the write lock every tick."""
+        now = time.time()
+        threshold = self.settings.stale_claim_threshold
+        healthy = self._healthy_since
+        # After an outage every worker's heartbeat is old: as for recovery, wait a full
+        # threshold of our own heartbeats before calling another worker lost.
+        judge_workers = healthy is not None and time.monotonic() - healthy >= threshold
+        late = self.store.has_late_runs(now)
+        lost = judge_workers and self.store.has_lost_workers(threshold, self.worker_id)
+        if not late and not lost:
+            return
+        raised: list[alerts.Alert] = []
+        with self.store.write() as tx:
+            if late:
+                for run in tx.mark_late_runs(now):
+                    log.warning(
+                        "execution %s of workflow %r is past its deadline",
+                        run.id,
+                        run.workflow_name,
+                    )
+                    raised.append(alerts.run_deadline(self.tenant, run, now))
+            if lost:
+                for worker in tx.mark_lost_workers(threshold, self.worker_id):
+                    log.warning(
+                        "worker %s on %s (pid %d) was lost: no heartbeat for over %gs",
+                        worker.id,
+                        worker.host,
+                        worker.pid,
+                        threshold,
+                    )
+                    raised.append(alerts.worker_lost(self.tenant, worker, threshold, now))
+            tx.enqueue_alerts(alerts.outbox_items(raised), now)
+        if raised:
+            self.alerter.raised(raised)

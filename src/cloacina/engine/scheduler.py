@@ -14,8 +14,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from cloacina.engine.alerts import Alert, run_failed
 from cloacina.engine.executor import COMPLETED, FAILED, SKIPPED, Outcome
 from cloacina.model.context import deep_merge, dumps_context
+from cloacina.model.namespace import DEFAULT_TENANT
 from cloacina.model.rules import DepCounts, StatusRule, TriggerRule, Verdict
 from cloacina.model.status import ExecutionStatus
 from cloacina.model.workflow import Workflow
@@ -87,6 +89,9 @@ class Effects:
     #: Dependents that became runnable in a running run: the engine claims them directly
     #: (pending -> running) or marks them ready for whoever has a free slot.
     ready: list[ReadyTask] = field(default_factory=list)
+    #: Alerts the transaction raised: into the outbox before it commits, to the callbacks
+    #: after (see engine/alerts.py).
+    alerts: list[Alert] = field(default_factory=list)
 
 
 def skip_reason(rule: TriggerRule, deps: DepCounts) -> str:
@@ -105,9 +110,12 @@ def skip_reason(rule: TriggerRule, deps: DepCounts) -> str:
 class Scheduler:
     """Applies outcomes to the store inside a write transaction."""
 
-    def __init__(self, cache: RunCache, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, cache: RunCache, rng: random.Random | None = None, tenant: str = DEFAULT_TENANT
+    ) -> None:
         self.cache = cache
         self.rng = rng or random.Random()
+        self.tenant = tenant  # named in the alerts it raises
 
     def apply_all(
         self, tx: WriteTx, items: Sequence[tuple[Workflow, Outcome]], now: float, fx: Effects
@@ -320,6 +328,7 @@ class Scheduler:
             outputs.update(tx.get_outputs(execution_id, missing))
         final = deep_merge(*(json.loads(outputs[leaf]) for leaf in leaves if leaf in outputs))
         error = None
+        errors: list[tuple[str, str | None]] = []
         status = ExecutionStatus.COMPLETED
         if failed:
             status = ExecutionStatus.FAILED
@@ -338,6 +347,19 @@ class Scheduler:
             event = f"execution_{status}"
             fx.events.append(NewEvent(execution_id, None, event, None, None, now))
             fx.finished_runs.append((execution_id, status))
+            if status == ExecutionStatus.FAILED:  # one alert per failed run, never per retry
+                fx.alerts.append(
+                    run_failed(
+                        self.tenant,
+                        execution_id,
+                        wf.name,
+                        wf.version,
+                        wf.package,
+                        error,
+                        [task_id for task_id, _ in errors],
+                        now,
+                    )
+                )
 
 
 def _detail(outcome: Outcome) -> str | None:

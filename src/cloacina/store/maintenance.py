@@ -7,6 +7,7 @@ from sqlalchemy import (
     Engine,
     Float,
     and_,
+    case,
     delete,
     func,
     insert,
@@ -49,12 +50,17 @@ class MaintenanceQueries:
             conn.execute(insert(workers).values(**values))
 
     def worker_heartbeat(self, worker_id: str, now: float, running_tasks: int) -> None:
-        """Refresh a worker's heartbeat (stamped with the database's clock, not ``now``)."""
+        """Refresh a worker's heartbeat (stamped with the database's clock, not ``now``). A
+        worker reported lost (silent for too long) that beats again is running again."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(workers)
                 .where(workers.c.id == worker_id)
-                .values(last_heartbeat=self.db_now(), running_tasks=running_tasks)
+                .values(
+                    last_heartbeat=self.db_now(),
+                    running_tasks=running_tasks,
+                    status=case((workers.c.status == "lost", "running"), else_=workers.c.status),
+                )
             )
 
     def worker_stopped(self, worker_id: str, now: float) -> None:
