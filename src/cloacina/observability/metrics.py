@@ -117,6 +117,8 @@ class EngineMetrics:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry: CollectorRegistry = CollectorRegistry(auto_describe=True)
+        #: Whether the runner's scrape-time gauges are registered too (see service/metrics).
+        self.scrape_collectors = False
         registry = self.registry
         self.tasks_finished = Counter(
             "cloacina_tasks_finished",

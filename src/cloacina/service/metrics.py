@@ -22,6 +22,8 @@ from cloacina.errors import UnavailableError
 from cloacina.observability.metrics import SERVER_EXTRA, GaugeFamily, ScrapeCollector
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from prometheus_client import CollectorRegistry
 
     from cloacina.engine.engine import Engine
@@ -34,6 +36,25 @@ log = logging.getLogger("cloacina.metrics")
 BACKLOG_LIMIT = 10_000
 
 _SETUP = threading.Lock()
+
+
+class MetricsServer:
+    """A running metrics endpoint (:meth:`MetricsService.serve_metrics`)."""
+
+    def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        return int(self._server.server_port)
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
 
 
 class MetricsService:
@@ -76,6 +97,16 @@ class MetricsService:
         from prometheus_client import generate_latest
 
         return generate_latest(self.metrics_registry())
+
+    def serve_metrics(self, port: int, host: str = "127.0.0.1") -> MetricsServer:
+        """Serve this runner's metrics over HTTP (any path, Prometheus text) on a daemon
+        thread, at ``host:port`` (port 0: any free port; see :attr:`MetricsServer.port`).
+        Raises :class:`~cloacina.errors.UnavailableError` without prometheus-client, and
+        ``OSError`` if the address cannot be bound."""
+        from prometheus_client import start_http_server
+
+        server, thread = start_http_server(port, addr=host, registry=self.metrics_registry())
+        return MetricsServer(server, thread)
 
     def _gauges(self) -> Iterator[GaugeFamily]:
         engine = self._engine
