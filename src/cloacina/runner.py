@@ -42,6 +42,7 @@ from cloacina.model.workflow import (
 from cloacina.packaging.archive import DEFAULT_LIMITS, Limits
 from cloacina.registry.loader import PackageLoader
 from cloacina.registry.registry import PackageInfo, PackageRegistry, WorkflowRef
+from cloacina.service.alerts import AlertService
 from cloacina.service.audited import (
     audit_package_register,
     audit_package_version,
@@ -88,7 +89,13 @@ def make_worker_id(host: str, pid: int) -> str:
 
 
 class DefaultRunner(
-    ExecutionService, TenantService, EventFeed, KeysMixin, MetricsService, StatsService
+    ExecutionService,
+    TenantService,
+    EventFeed,
+    KeysMixin,
+    MetricsService,
+    StatsService,
+    AlertService,
 ):
     """Runs workflows durably on a database (SQLite by default), in this process.
 
