@@ -14,6 +14,7 @@ import sys
 import click
 
 from cloacina.cli.databases import display_url, require_tenant
+from cloacina.cli.errors import CliError
 from cloacina.cli.options import (
     db_option,
     resolve_db,
@@ -23,7 +24,9 @@ from cloacina.cli.options import (
     tenant_option,
 )
 from cloacina.cli.run import import_modules
+from cloacina.observability import SERVER_EXTRA, metrics_available
 from cloacina.runner import DefaultRunner
+from cloacina.service.metrics import MetricsServer
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
@@ -59,6 +62,21 @@ def _startup_line(runner: DefaultRunner, url: str) -> str:
 )
 @settings_options
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="PORT",
+    help="Serve Prometheus metrics over HTTP on this port (0: any free port; the startup "
+    "line names it). Needs the server extra: pip install 'cloacina[server]'.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    help="Address the metrics endpoint listens on (0.0.0.0: every interface).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="info",
@@ -71,6 +89,8 @@ def worker_command(
     db: str | None,
     tenant: str | None,
     modules: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_host: str,
     log_level: str,
 ) -> None:
     """Execute tasks from the database until stopped (SIGTERM or Ctrl-C).
@@ -91,11 +111,29 @@ def worker_command(
     setup_logging(log_level)
     import_modules(modules)
     require_tenant(url, tenant_name)
+    if metrics_port is not None and not metrics_available():
+        raise CliError(f"--metrics-port needs the prometheus-client library: {SERVER_EXTRA}")
+    endpoints: list[MetricsServer] = []
 
     def ready(runner: DefaultRunner) -> None:
-        click.echo(_startup_line(runner, url))
+        line = _startup_line(runner, url)
+        if metrics_port is not None:
+            try:
+                endpoint = runner.serve_metrics(metrics_port, metrics_host)
+            except OSError as exc:
+                raise CliError(
+                    f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror or exc}"
+                    "; choose another --metrics-port"
+                ) from None
+            endpoints.append(endpoint)
+            line += f"; metrics at http://{metrics_host}:{endpoint.port}/metrics"
+        click.echo(line)
         sys.stdout.flush()
 
-    code = serve(url, tenant=tenant_name, on_ready=ready, settings=settings)
+    try:
+        code = serve(url, tenant=tenant_name, on_ready=ready, settings=settings)
+    finally:
+        for endpoint in endpoints:
+            endpoint.close()
     logging.getLogger("cloacina.worker").info("worker stopped")
     ctx.exit(code)

@@ -1,5 +1,6 @@
-"""``cloacina workflows list|graph``: the workflows registered in a database (packages) or
-defined by modules, and their task graphs."""
+"""``cloacina workflows list|graph|stats``: the workflows registered in a database (packages)
+or defined by modules, their task graphs, and their runs' statistics
+(:mod:`~cloacina.cli.workflows_stats`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from cloacina.cli.naming import module_workflow, parse_ref
 from cloacina.cli.options import F, db_option, resolve_db, resolve_tenant, tenant_option
 from cloacina.cli.render import new_table, shrink_to_fit
 from cloacina.cli.run import check_workflow, import_modules
+from cloacina.cli.workflows_stats import stats_command
 from cloacina.errors import SchemaError, WorkflowNotFoundError
 from cloacina.model.status import to_datetime
 from cloacina.model.workflow import Workflow, catalog
@@ -27,7 +29,11 @@ from cloacina.runner import DefaultRunner
 
 @click.group("workflows")
 def workflows_group() -> None:
-    """Inspect workflows: list the registered ones, draw their task graphs."""
+    """Inspect workflows: list the registered ones, draw their task graphs, show where
+    their runs spend their time."""
+
+
+workflows_group.add_command(stats_command)
 
 
 def module_option(func: F) -> F:

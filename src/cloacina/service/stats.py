@@ -21,6 +21,7 @@ Definitions (all from the database, so every worker's runs count):
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from collections import Counter
@@ -121,6 +122,8 @@ class StatsService:
 
         def describe_workflow(self, name: str) -> WorkflowInfo: ...
 
+        def list_workflows(self) -> list[Workflow]: ...
+
     def workflow_stats(self, name: str, last: int = 100) -> WorkflowStats:
         """Statistics of the ``last`` (1 to 10,000) most recently created finished runs of
         workflow ``name``: per task p50/p95 duration and queue wait, failure rate, and the
@@ -131,7 +134,7 @@ class StatsService:
             raise RequestError(f"last must be a whole number from 1 to {MAX_RUNS}, not {last!r}")
         runs = self.store.recent_finished_runs(name, last)
         if not runs:
-            self.describe_workflow(name)  # unknown: WorkflowNotFoundError with a hint
+            self._known_workflow(name)
             return _empty(name)
         ids = [run.id for run in runs]
         tasks = self.store.task_times(ids)
@@ -144,6 +147,25 @@ class StatsService:
             except WorkflowNotFoundError:
                 fallback = {}
         return compute_stats(name, runs, tasks, attempts, fallback or {})
+
+    def _known_workflow(self, name: str) -> None:
+        """Raise :class:`WorkflowNotFoundError` naming the nearest name unless ``name`` is
+        a workflow this runner knows or one with runs here."""
+        try:
+            self.describe_workflow(name)
+            return
+        except WorkflowNotFoundError:
+            pass
+        names = set(self.store.workflow_names_with_runs())
+        if name in names:
+            return  # it has runs, none finished yet
+        names.update(wf.name for wf in self.list_workflows())
+        near = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.5)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        known = ", ".join(sorted(names)[:20]) or "none"
+        raise WorkflowNotFoundError(
+            f"no workflow named {name!r} is known or has runs here{hint} (known: {known})"
+        )
 
 
 def _empty(name: str) -> WorkflowStats:

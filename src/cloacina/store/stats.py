@@ -131,6 +131,13 @@ class StatsQueries:
         with self.engine.connect() as conn:
             return [RunTimes(*row) for row in conn.execute(query)]
 
+    def workflow_names_with_runs(self, limit: int = 1000) -> list[str]:
+        """The names of workflows that have runs here, in order (at most ``limit``)."""
+        w = workflow_executions.c
+        query = select(w.workflow_name).distinct().order_by(w.workflow_name).limit(limit)
+        with self.engine.connect() as conn:
+            return [str(name) for (name,) in conn.execute(query)]
+
     def task_times(self, execution_ids: Sequence[str]) -> list[TaskTimes]:
         """Every task of these runs, with its dependencies (``'[]'`` for a task without any
         in a run whose graph was stored)."""
