@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloacina._about import __version__
@@ -65,6 +66,17 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def route_table(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route of an app, routers included (newer FastAPI keeps an included router as
+    one entry of ``app.routes``; older versions copy its routes in)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from route_table(inner.routes)
+        else:
+            yield route
 
 
 def create_app(state: ServerState, *, close_state: bool = False) -> FastAPI:
@@ -119,4 +131,4 @@ def create_app(state: ServerState, *, close_state: bool = False) -> FastAPI:
     return app
 
 
-__all__ = ["PUBLIC_PATHS", "REQUEST_ID_HEADER", "create_app"]
+__all__ = ["PUBLIC_PATHS", "REQUEST_ID_HEADER", "create_app", "route_table"]
