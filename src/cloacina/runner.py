@@ -52,6 +52,7 @@ from cloacina.service.audited import (
 from cloacina.service.executions import ExecutionService
 from cloacina.service.feed import EventFeed
 from cloacina.service.keys import KeysMixin
+from cloacina.service.logs import LogService
 from cloacina.service.metrics import MetricsService
 from cloacina.service.stats import StatsService
 from cloacina.service.tenants import TenantService
@@ -96,6 +97,7 @@ class DefaultRunner(
     MetricsService,
     StatsService,
     AlertService,
+    LogService,
 ):
     """Runs workflows durably on a database (SQLite by default), in this process.
 
@@ -103,9 +105,10 @@ class DefaultRunner(
     manager or call :meth:`shutdown`. The keywords ``max_concurrent_tasks``,
     ``poll_interval``, ``heartbeat_interval``, ``stale_claim_threshold``, ``max_recoveries``,
     ``shutdown_grace``, ``retention``, ``max_package_processes``, ``busy_timeout`` (SQLite),
-    ``pool_size``, ``max_overflow``, ``pool_timeout``, ``connect_timeout`` (PostgreSQL) are
-    settings (:class:`cloacina.settings.Settings`, which holds their defaults, units and
-    bounds): one given here wins over its ``CLOACINA_*`` environment variable, which wins
+    ``pool_size``, ``max_overflow``, ``pool_timeout``, ``connect_timeout`` (PostgreSQL),
+    ``max_log_bytes`` (how much of each task attempt's output is kept) are settings
+    (:class:`cloacina.settings.Settings`, which holds their defaults, units and bounds): one
+    given here wins over its ``CLOACINA_*`` environment variable, which wins
     over the default; durations are seconds (or a timedelta, or text such as ``"500ms"``).
     ``settings=Settings(...)`` passes them as one object, taken as it is (the environment is
     not read); keywords still override it. A bad value raises
@@ -140,6 +143,7 @@ class DefaultRunner(
         max_overflow: int | None = None,
         pool_timeout: float | None = None,
         connect_timeout: float | None = None,
+        max_log_bytes: int | None = None,
         retention: float | timedelta | None = None,
         read_only: bool = False,
         settings: Settings | None = None,
@@ -162,6 +166,7 @@ class DefaultRunner(
                 "max_overflow": max_overflow,
                 "pool_timeout": pool_timeout,
                 "connect_timeout": connect_timeout,
+                "max_log_bytes": max_log_bytes,
             },
             base=settings,
         )

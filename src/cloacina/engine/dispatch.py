@@ -6,6 +6,11 @@ bodies run in their package's processes, whose pipes the engine's loop serves. O
 threads and of the task loop come back through one inbox, and every body ends on one path:
 an outcome is recorded, or the claim is released. Timeouts of ``def``
 bodies, and of ``async def`` bodies that block their loop, are kept from the engine's loop.
+
+Each body's prints and logging records are captured in an :class:`AttemptLog` (see
+:mod:`cloacina.engine.capture`); when its claim ends, what is left of it is stored with the
+engine's next write (the outcome's own transaction), and every ``LOG_FLUSH_INTERVAL`` what
+running bodies have printed so far is stored in one transaction (nothing when none printed).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from cloacina.engine.capture import AttemptLog
 from cloacina.engine.executor import (
     Job,
     Outcome,
@@ -31,11 +37,16 @@ from cloacina.engine.executor import (
 from cloacina.engine.liveness import storable_text
 from cloacina.engine.threads import TaskThreads
 from cloacina.registry.loader import PackageLoader
+from cloacina.settings import Settings
+from cloacina.store.base import Store
+from cloacina.store.records import NewLogChunk
 
 log = logging.getLogger("cloacina.engine")
 
 #: How long past an async body's timeout the engine looks whether the body blocks its loop.
 ASYNC_TIMEOUT_SLACK = 0.25
+#: How often the output running bodies printed so far is stored (seconds).
+LOG_FLUSH_INTERVAL = 1.0
 BLOCKED_LOOP = (
     " (it blocked the event loop of async tasks: do not call blocking functions in an async"
     " def task)"
@@ -58,6 +69,8 @@ class Dispatch:
     provides the attributes declared here)."""
 
     loader: PackageLoader | None
+    store: Store
+    settings: Settings
     free: int
     _loop: asyncio.AbstractEventLoop
     _pool: TaskThreads
@@ -69,6 +82,9 @@ class Dispatch:
     _task_loop: asyncio.AbstractEventLoop | None
     _task_thread: threading.Thread | None
     _request_cycle: Callable[..., None]
+    #: Captured output waiting for the next write, in the order it was printed.
+    _log_rows: list[NewLogChunk]
+    _stopping: bool
 
     def _stop_task_loop(self) -> None:
         loop, thread = self._task_loop, self._task_thread
@@ -108,6 +124,10 @@ class Dispatch:
         running = RunningTask(job)
         self._running[job.claim.claim_token] = running
         task = job.task
+        limit = self.settings.max_log_bytes
+        if limit:
+            claim = job.claim
+            job.log = AttemptLog(claim.execution_id, claim.task_id, claim.attempt, limit)
         try:
             if job.origin is not None and self.loader is not None:
                 # A packaged body runs in a process of its own; only the pipe to it is served
@@ -246,7 +266,47 @@ class Dispatch:
             running.timer.cancel()
         self._running.pop(running.job.claim.claim_token, None)
         self.free += 1
+        attempt_log = running.job.log
+        if attempt_log is not None:
+            attempt_log.close()  # a body that runs on (timed out, abandoned) adds no more
+            if attempt_log.pending:
+                self._keep_log(attempt_log)
         return True
+
+    # ---- captured output -------------------------------------------------------------------
+    def _keep_log(self, attempt_log: AttemptLog) -> None:
+        """Move an attempt's buffered chunks to the rows of the next write."""
+        eid, task_id, attempt = attempt_log.execution_id, attempt_log.task_id, attempt_log.attempt
+        self._log_rows.extend(
+            NewLogChunk(eid, task_id, attempt, stream, at, storable_text(text) or "")
+            for stream, at, text in attempt_log.take()
+        )
+
+    def _flush_logs(self) -> None:
+        """Store what running bodies printed so far, with any rows still waiting, in one
+        transaction (none when nothing was printed). On the engine loop, or after it ended."""
+        for running in self._running.values():
+            attempt_log = running.job.log
+            if attempt_log is not None and attempt_log.pending:
+                self._keep_log(attempt_log)
+        rows = self._log_rows
+        if not rows:
+            return
+        try:
+            with self.store.write() as tx:
+                tx.add_task_logs(rows)
+        except Exception as exc:  # kept for the next write (the database may be back)
+            log.warning(
+                "storing %d chunk(s) of task output failed (will retry): %s", len(rows), exc
+            )
+            return
+        self._log_rows = []
+
+    def _log_flush_tick(self) -> None:
+        if self._stopping:
+            return  # the shutdown stores the rest
+        self._flush_logs()
+        self._loop.call_later(LOG_FLUSH_INTERVAL, self._log_flush_tick)
 
     def _record(self, running: RunningTask, outcome: Outcome) -> bool:
         if not self._release(running):

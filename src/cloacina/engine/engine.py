@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cloacina.engine import capture
 from cloacina.engine.alert_delivery import AlertDeliverer
 from cloacina.engine.alerts import outbox_items
-from cloacina.engine.dispatch import Dispatch, RunningTask
+from cloacina.engine.dispatch import LOG_FLUSH_INTERVAL, Dispatch, RunningTask
 from cloacina.engine.executor import (
     Job,
     Outcome,
@@ -38,7 +39,7 @@ from cloacina.observability.metrics import EngineMetrics, metrics_available
 from cloacina.registry.loader import PackageLoader
 from cloacina.settings import Settings
 from cloacina.store.base import Store, WriteTx
-from cloacina.store.records import Claim, NewEvent, WorkflowKey
+from cloacina.store.records import Claim, NewEvent, NewLogChunk, WorkflowKey
 from cloacina.taskinfo import TaskInfo
 
 log = logging.getLogger("cloacina.engine")
@@ -129,6 +130,10 @@ class Engine(Dispatch, Liveness):
         self._next_code_check = 0.0
         self._waiting_for_code: set[str] = set()
         self._warned_for_code: set[str] = set()
+        # Task output waiting for the next write (see Dispatch), and whether this engine
+        # routes bodies' output to it (from start() to shutdown()).
+        self._log_rows: list[NewLogChunk] = []
+        self._capturing = False
         #: Counters and histograms (prometheus-client installed: from start(), or
         #: enable_metrics() for an engine that is never started).
         self.metrics: EngineMetrics | None = None
@@ -142,6 +147,9 @@ class Engine(Dispatch, Liveness):
 
     def start(self) -> None:
         self.enable_metrics()
+        if self.settings.max_log_bytes:
+            capture.install()
+            self._capturing = True
         self._thread.start()
         self._started.wait()
         # Other processes' work (new runs, ready tasks) wakes us at once where the database
@@ -165,6 +173,7 @@ class Engine(Dispatch, Liveness):
         loop.call_soon(self._request_cycle, True)
         loop.call_later(self.settings.poll_interval, self._poll_tick)
         loop.call_later(self._recovery_interval(), self._recovery_tick)
+        loop.call_later(LOG_FLUSH_INTERVAL, self._log_flush_tick)
         try:
             loop.run_forever()
         finally:
@@ -196,6 +205,10 @@ class Engine(Dispatch, Liveness):
         self._stop_task_loop()
         self._pool.shutdown()
         self._loop.close()
+        self._flush_logs()  # the loop has ended: what is left of every attempt's output
+        if self._capturing:
+            self._capturing = False
+            capture.uninstall()
 
     def _begin_stop(self, done: threading.Event, wait: bool) -> None:
         self._stopping = True
@@ -354,6 +367,8 @@ class Engine(Dispatch, Liveness):
                 if fx.alerts:  # a run failed: its alert commits with it
                     tx.enqueue_alerts(outbox_items(fx.alerts), now)
                 tx.add_events(fx.events)
+                if self._log_rows:  # the output of attempts that ended, with their outcomes
+                    tx.add_task_logs(self._log_rows)
         except Exception as exc:
             self.cache.discard_staged()
             self._orphans.extend(claims)
@@ -361,6 +376,7 @@ class Engine(Dispatch, Liveness):
             return
         self.cache.commit_staged()
         self._orphans = []
+        self._log_rows = []
         self._store_failures = 0
         if self.metrics is not None:  # in-memory counts of what just committed
             self.metrics.record(fx.events, now, outcomes=outcomes, ready=fx.ready, jobs=jobs)

@@ -12,6 +12,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from cloacina.engine import capture
+from cloacina.engine.capture import AttemptLog
 from cloacina.errors import TaskError, TaskTimeoutError
 from cloacina.model.context import Context, deep_merge_into, dumps_context
 from cloacina.model.rules import DepCounts, Verdict
@@ -49,6 +51,8 @@ class Job:
     origin: Any = None  # a PackageRef when the task runs in a package's processes
     #: The asyncio task running an ``async def`` body (to tell whether it blocks its loop).
     body_task: Any = None
+    #: Where the body's prints and logging records go (None: not captured).
+    log: AttemptLog | None = None
 
 
 def build_context(inputs: list[str]) -> Context:
@@ -116,10 +120,14 @@ def run_sync(job: Job) -> Outcome:
         if skipped is not None:
             return skipped
         token = set_current(job.info)
+        log = job.log
+        captured = None if log is None else capture.begin(log)
         try:
             result = job.task.func(ctx)
         finally:
             reset_current(token)
+            if captured is not None:
+                capture.end(captured)
         return _finish(job, ctx, result)
     except BaseException as exc:  # SystemExit in a task fails the task, not the runner
         return _failure(job, exc)
@@ -135,6 +143,8 @@ async def run_async(job: Job) -> Outcome:
         if skipped is not None:
             return skipped
         set_current(job.info)  # this coroutine runs in its own copy of the context
+        if job.log is not None:
+            capture.begin(job.log)  # so does the body's task, made from it below
         body = job.body_task = asyncio.ensure_future(_contained(job.task.func(ctx)))
         if job.task.timeout is not None:
             try:
