@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from cloacina.errors import WorkflowDefinitionError, WorkflowNotFoundError
@@ -39,6 +41,9 @@ class Workflow:
     source: type | None = field(default=None, repr=False)
     #: Where a packaged workflow's code lives (set by the registry; None when in-process).
     origin: Any = field(default=None, repr=False)
+    #: Seconds a run may take before a ``run_deadline`` alert is raised (None: no deadline).
+    #: Not part of the version: changing it changes no run's graph.
+    deadline: float | None = None
 
     @classmethod
     def from_tasks(
@@ -51,6 +56,7 @@ class Workflow:
         author: str = "",
         source: type | None = None,
         version: str | None = None,
+        deadline: float | timedelta | None = None,
     ) -> Workflow:
         """Validate ``tasks`` (ids unique, dependencies known, no cycle) and build a workflow.
 
@@ -81,6 +87,7 @@ class Workflow:
             package=package,
             author=author,
             source=source,
+            deadline=check_deadline(name, deadline),
         )
 
     def namespace(self, task_id: str, tenant: str = DEFAULT_TENANT) -> TaskNamespace:
@@ -214,12 +221,32 @@ def _collect_tasks(cls: type) -> list[Task]:
     return tasks
 
 
+def check_deadline(workflow: str, deadline: object) -> float | None:
+    """A workflow's ``deadline=`` in seconds (a number or a timedelta), or None."""
+    if deadline is None:
+        return None
+    if isinstance(deadline, timedelta):
+        deadline = deadline.total_seconds()
+    if (
+        isinstance(deadline, bool)
+        or not isinstance(deadline, int | float)
+        or not math.isfinite(deadline)
+        or deadline <= 0
+    ):
+        raise WorkflowDefinitionError(
+            f"invalid deadline {deadline!r} for workflow {workflow!r}: give the seconds a run "
+            "may take (a positive number or a timedelta), or None for no deadline"
+        )
+    return float(deadline)
+
+
 def _decorate(
     cls: type,
     name: str | None,
     description: str | None,
     package: str,
     author: str,
+    deadline: float | timedelta | None = None,
 ) -> Workflow:
     if not isinstance(cls, type):
         raise WorkflowDefinitionError(
@@ -232,21 +259,29 @@ def _decorate(
         package=package,
         author=author,
         source=cls,
+        deadline=deadline,
     )
     cls.__cloacina_workflow__ = wf  # type: ignore[attr-defined]
     catalog.add(wf)
     return wf
 
 
-def workflow(name: str | None = None, *, description: str | None = None) -> Callable[[C], C]:
+def workflow(
+    name: str | None = None,
+    *,
+    description: str | None = None,
+    deadline: float | timedelta | None = None,
+) -> Callable[[C], C]:
     """Declare an embedded workflow: a class whose body holds ``@task`` functions.
 
     The workflow is validated at once and registered in this process under ``name`` (default:
-    the class name); the class stays a class and its tasks stay callable.
+    the class name); the class stays a class and its tasks stay callable. ``deadline``
+    (seconds, or a timedelta): a run still unfinished that long after it started raises a
+    ``run_deadline`` alert (it goes on running).
     """
 
     def decorate(cls: C) -> C:
-        _decorate(cls, name, description, EMBEDDED_PACKAGE, "")
+        _decorate(cls, name, description, EMBEDDED_PACKAGE, "", deadline)
         return cls
 
     return decorate
@@ -258,15 +293,17 @@ def packaged_workflow(
     package: str,
     description: str | None = None,
     author: str = "",
+    deadline: float | timedelta | None = None,
 ) -> Callable[[C], C]:
-    """Declare a workflow that ships in the ``.cloacina`` package ``package``.
+    """Declare a workflow that ships in the ``.cloacina`` package ``package`` (``deadline``
+    as for ``@workflow``).
 
     Imported into a process it registers there like ``@workflow`` (handy for tests).
     """
     check_package_name(package)
 
     def decorate(cls: C) -> C:
-        _decorate(cls, name, description, package, author)
+        _decorate(cls, name, description, package, author, deadline)
         return cls
 
     return decorate

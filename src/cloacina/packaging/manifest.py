@@ -84,6 +84,8 @@ class WorkflowSpec:
     tasks: tuple[TaskSpec, ...]
     description: str = ""
     author: str = ""
+    #: Seconds a run may take before it raises a ``run_deadline`` alert (None: none).
+    deadline: float | None = None
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -93,6 +95,7 @@ class WorkflowSpec:
             "class": self.qualname,
             "description": self.description or None,
             "author": self.author or None,
+            "deadline": self.deadline,
             "tasks": [t.to_data() for t in self.tasks],
         }
 
@@ -106,6 +109,7 @@ class WorkflowSpec:
             tasks=tuple(TaskSpec.from_data(t) for t in data.get("tasks", [])),
             description=str(data.get("description") or ""),
             author=str(data.get("author") or ""),
+            deadline=float(data["deadline"]) if data.get("deadline") is not None else None,
         )
 
     def structure(self) -> list[tuple[str, tuple[str, ...]]]:
@@ -226,6 +230,7 @@ def describe_workflow(wf: Workflow) -> WorkflowSpec:
         tasks=tuple(describe_task(t, attributes.get(t.id, "")) for t in wf.tasks.values()),
         description=wf.description,
         author=wf.author,
+        deadline=wf.deadline,
     )
 
 
@@ -280,4 +285,5 @@ def workflow_from_spec(spec: WorkflowSpec, package: str) -> Workflow:
         package=package,
         author=spec.author,
         version=spec.version,
+        deadline=spec.deadline,
     )

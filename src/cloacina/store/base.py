@@ -54,8 +54,10 @@ class WriteTx(abc.ABC):
         tasks: Sequence[NewTask],
         now: float,
         package_id: str | None = None,
+        deadline_at: float | None = None,
     ) -> None:
-        """Insert a running execution and its task rows (roots ``ready``, others ``pending``)."""
+        """Insert a running execution and its task rows (roots ``ready``, others ``pending``);
+        ``deadline_at``: when it is late (the workflow's ``deadline=``), if it has one."""
 
     @abc.abstractmethod
     def claim_ready(

@@ -152,6 +152,7 @@ class MemoryWriteTx(WriteTx):
         tasks: Sequence[NewTask],
         now: float,
         package_id: str | None = None,
+        deadline_at: float | None = None,  # deadlines need the SQL stores' liveness queries
     ) -> None:
         if execution_id in self._s.runs:
             raise StoreError(f"workflow execution {execution_id!r} exists already")

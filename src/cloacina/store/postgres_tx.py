@@ -153,8 +153,8 @@ _CREATE_EXECUTION = (
     "WITH run AS ("
     " INSERT INTO workflow_executions (id, tenant, package, workflow_name, workflow_version,"
     " status, input_context, tasks_total, tasks_remaining, tasks_failed, created_at,"
-    " started_at, updated_at, package_id, graph_stored)"
-    " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?,1)"
+    " started_at, updated_at, package_id, graph_stored, deadline_at)"
+    " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?,1,?)"
     "), tasks AS ("
     " INSERT INTO task_executions (execution_id, task_id, task_index, status, max_attempts,"
     " deps_total, deps_remaining)"
@@ -235,6 +235,7 @@ class PostgresWriteTx(SQLWriteTx):
         tasks: Sequence[NewTask],
         now: float,
         package_id: str | None = None,
+        deadline_at: float | None = None,
     ) -> None:
         self._notified = True
         self._c.execute(
@@ -252,6 +253,7 @@ class PostgresWriteTx(SQLWriteTx):
                 now,
                 now,
                 package_id,
+                deadline_at,
                 execution_id,
                 [t.task_id for t in tasks],
                 [t.index for t in tasks],

@@ -56,13 +56,14 @@ class SQLWriteTx(AlertWrites, WriteTx):
         tasks: Sequence[NewTask],
         now: float,
         package_id: str | None = None,
+        deadline_at: float | None = None,
     ) -> None:
         c = self._c
         c.execute(
             "INSERT INTO workflow_executions (id, tenant, package, workflow_name,"
             " workflow_version, status, input_context, tasks_total, tasks_remaining,"
-            " tasks_failed, created_at, started_at, updated_at, package_id, graph_stored)"
-            " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?,1)",
+            " tasks_failed, created_at, started_at, updated_at, package_id, graph_stored,"
+            " deadline_at) VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?,1,?)",
             (
                 execution_id,
                 tenant,
@@ -76,6 +77,7 @@ class SQLWriteTx(AlertWrites, WriteTx):
                 now,
                 now,
                 package_id,
+                deadline_at,
             ),
         )
         c.executemany(
