@@ -341,6 +341,7 @@ class DefaultRunner(
                 tasks=specs,
                 now=now,
                 package_id=wf.origin.package_id if wf.origin is not None else None,
+                deadline_at=None if wf.deadline is None else now + wf.deadline,
             )
             tx.add_events([NewEvent(execution_id, None, "execution_started", None, None, now)])
         self._engine.new_run(execution_id, input_json)
