@@ -12,9 +12,10 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +28,7 @@ from cloacina.server import (
     routes_packages,
     routes_workflows,
 )
+from cloacina.server.auth import VIEWER, Caller
 from cloacina.server.events import Hubs
 from cloacina.server.state import ServerState
 
@@ -123,6 +125,11 @@ def create_app(state: ServerState, *, close_state: bool = False) -> FastAPI:
             "the database does not answer or its schema is not this version's; see the "
             "server's log",
         )
+
+    @app.get("/metrics", tags=["probes"], summary="Prometheus metrics")
+    async def metrics(caller: Annotated[Caller, Depends(VIEWER)]) -> Response:
+        text = await run_in_threadpool(caller.runner.metrics_text)
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.include_router(routes_executions.router)
     app.include_router(routes_packages.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +24,18 @@ async def list_workflows(caller: Annotated[Caller, Depends(VIEWER)]) -> JSONResp
 async def get_workflow(name: str, caller: Annotated[Caller, Depends(VIEWER)]) -> JSONResponse:
     info = await run_in_threadpool(caller.runner.describe_workflow, name)
     return JSONResponse(workflow_json(info))
+
+
+@router.get("/{name}/stats", summary="Where a workflow's time goes, over its recent runs")
+async def get_workflow_stats(
+    name: str,
+    caller: Annotated[Caller, Depends(VIEWER)],
+    last: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> JSONResponse:
+    """Per task p50/p95 duration and queue wait, failure rate, and the critical path of the
+    ``last`` finished runs (``cloacina workflows stats``)."""
+    stats = await run_in_threadpool(caller.runner.workflow_stats, name, last)
+    return JSONResponse(stats.to_dict())
 
 
 __all__ = ["router"]
