@@ -5,6 +5,9 @@ tests."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,3 +76,45 @@ def running_api(
     keys["other"] = primary.create_api_key("test-other", "admin", tenant=other).key
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, state, url, other, keys)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Live:
+    """A real uvicorn server on a free loopback port, in a thread of this process."""
+
+    base: str
+    port: int
+    api: Api
+
+
+@contextmanager
+def live_server(url: str, *, execute: bool = True, **settings: Any) -> Iterator[Live]:
+    """Like :func:`running_api`, served by uvicorn over real sockets."""
+    import uvicorn
+
+    with running_api(url, execute=execute, **settings) as api:
+        port = free_port()
+        config = uvicorn.Config(
+            api.client.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        try:
+            yield Live(f"http://127.0.0.1:{port}", port, api)
+        finally:
+            api.state.stopping.set()
+            server.should_exit = True
+            thread.join(15)
