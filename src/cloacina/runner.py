@@ -106,7 +106,8 @@ class DefaultRunner(
     ``poll_interval``, ``heartbeat_interval``, ``stale_claim_threshold``, ``max_recoveries``,
     ``shutdown_grace``, ``retention``, ``max_package_processes``, ``busy_timeout`` (SQLite),
     ``pool_size``, ``max_overflow``, ``pool_timeout``, ``connect_timeout`` (PostgreSQL),
-    ``max_log_bytes`` (how much of each task attempt's output is kept) are settings
+    ``max_log_bytes`` (how much of each task attempt's output is kept), ``alert_timeout``,
+    ``alert_max_attempts``, ``alert_retry_delay`` (webhook delivery) are settings
     (:class:`cloacina.settings.Settings`, which holds their defaults, units and bounds): one
     given here wins over its ``CLOACINA_*`` environment variable, which wins
     over the default; durations are seconds (or a timedelta, or text such as ``"500ms"``).
@@ -144,6 +145,9 @@ class DefaultRunner(
         pool_timeout: float | None = None,
         connect_timeout: float | None = None,
         max_log_bytes: int | None = None,
+        alert_timeout: float | None = None,
+        alert_max_attempts: int | None = None,
+        alert_retry_delay: float | None = None,
         retention: float | timedelta | None = None,
         read_only: bool = False,
         settings: Settings | None = None,
@@ -167,6 +171,9 @@ class DefaultRunner(
                 "pool_timeout": pool_timeout,
                 "connect_timeout": connect_timeout,
                 "max_log_bytes": max_log_bytes,
+                "alert_timeout": alert_timeout,
+                "alert_max_attempts": alert_max_attempts,
+                "alert_retry_delay": alert_retry_delay,
             },
             base=settings,
         )
