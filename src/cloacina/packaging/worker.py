@@ -14,7 +14,10 @@ anywhere), the modules are imported, and the ``@packaged_workflow`` classes they
 found in the catalog. ``inspect`` prints their description and exits (the builder and the
 registry use it to validate code against a manifest); ``serve`` answers task requests on
 stdin/stdout until stdin closes. The protocol owns the real stdout: a task's own ``print``
-goes to stderr.
+goes to stderr. A body's prints and logging records are also captured (bounded by the
+request's ``max_log_bytes``) and sent back: every ``LOG_SEND_INTERVAL`` while it runs, as
+``{"id", "log": [[stream, at, text], ...]}`` frames, and the rest with its reply (``log``,
+``log_dropped``).
 
 With ``--parent-pid`` the process dies with the runner that started it, even in the middle
 of a task body: on Linux the kernel kills it when the parent *thread* that started it exits
@@ -39,6 +42,8 @@ import time
 import traceback
 from typing import IO, Any
 
+from cloacina.engine import capture
+from cloacina.engine.capture import AttemptLog
 from cloacina.engine.executor import COMPLETED, Job, Outcome, run_async, run_sync
 from cloacina.errors import RemoteTaskError, TaskTimeoutError
 from cloacina.model.workflow import Workflow, catalog
@@ -169,9 +174,47 @@ def _reply(request_id: int, outcome: Outcome, wf: Workflow) -> dict[str, Any]:
     return reply
 
 
+#: How often a running body's captured output is sent to the runner (seconds).
+LOG_SEND_INTERVAL = 0.5
+
+
+class _LogSender:
+    """Sends the output of the body running now to the runner while it runs. Every frame
+    goes out under one lock, so a body's output frames always come before its reply."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+        self.request_id = 0
+        self.log: AttemptLog | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="cloacina-log-sender", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(LOG_SEND_INTERVAL)
+            with self.lock:
+                log = self.log
+                if log is not None and log.pending:
+                    protocol.write(self.out, {"id": self.request_id, "log": log.take()})
+
+    def reply(self, message: dict[str, Any]) -> None:
+        """Send a body's reply, with the rest of its output; its log is done."""
+        with self.lock:
+            log, self.log = self.log, None
+            if log is not None:
+                log.close(marker=False)  # the runner adds the marker, counting every byte
+                message["log"] = log.take()
+                message["log_dropped"] = log.dropped
+            protocol.write(self.out, message)
+
+
 def serve_main(lib: list[str], modules: list[str]) -> int:
     out = _protocol_stdout()
     inp = os.fdopen(os.dup(0), "rb", buffering=0)
+    capture.install()  # sys.stdout is the redirected one now
+    sender = _LogSender(out)
     try:
         workflows = {w.name: w for w in load(lib, modules)}
     except BaseException as exc:
@@ -181,6 +224,7 @@ def serve_main(lib: list[str], modules: list[str]) -> int:
         out,
         {"ready": True, "workflows": {n: w.version for n, w in workflows.items()}},
     )
+    sender.start()
     loop: Any = None  # an event loop, made when the first async task comes
     while True:
         request = protocol.read(inp)
@@ -211,6 +255,11 @@ def serve_main(lib: list[str], modules: list[str]) -> int:
             recovery=claim.recovery_count,
         )
         job = Job(claim, task, list(request["inputs"]), info)
+        limit = int(request.get("max_log_bytes") or 0)
+        if limit:
+            job.log = AttemptLog(claim.execution_id, task.id, claim.attempt, limit)
+            with sender.lock:
+                sender.request_id, sender.log = int(request["id"]), job.log
         if task.is_async:
             if loop is None:
                 import asyncio
@@ -219,7 +268,7 @@ def serve_main(lib: list[str], modules: list[str]) -> int:
             outcome = loop.run_until_complete(run_async(job))
         else:
             outcome = run_sync(job)
-        protocol.write(out, _reply(int(request["id"]), outcome, wf))
+        sender.reply(_reply(int(request["id"]), outcome, wf))
 
 
 #: How often the watcher looks at the parent (seconds).

@@ -14,6 +14,7 @@ runner, even one killed with ``kill -9``.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloacina.engine.capture import LOGGING, STDERR, STDOUT, AttemptLog
 from cloacina.engine.executor import (
     COMPLETED,
     FAILED,
@@ -120,13 +122,19 @@ class WorkerProcess:
         assert isinstance(value, dict)
         return value
 
-    async def call(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def call(self, request: dict[str, Any], log: AttemptLog | None = None) -> dict[str, Any]:
+        """Send a task request; its reply. Output frames that come before the reply (what
+        the body printed so far) go to ``log`` as they arrive."""
         assert self.proc.stdin is not None
         self._next += 1
         request["id"] = self._next
         self.proc.stdin.write(protocol.encode(request))
         await self.proc.stdin.drain()
-        return await self._read()
+        while True:
+            message = await self._read()
+            if "kind" in message or "log" not in message:
+                return message
+            _add_output(log, message)
 
     @property
     def alive(self) -> bool:
@@ -307,9 +315,9 @@ class PackageLoader:
         healthy = True
         try:
             if job.task.timeout is not None:
-                reply = await asyncio.wait_for(worker.call(request), job.task.timeout)
+                reply = await asyncio.wait_for(worker.call(request, job.log), job.task.timeout)
             else:
-                reply = await worker.call(request)
+                reply = await worker.call(request, job.log)
         except TimeoutError:
             healthy = False
             worker.kill()  # the only way to stop a running body: kill its process
@@ -329,6 +337,7 @@ class PackageLoader:
             raise
         finally:
             await pool.release(worker, healthy)
+        _add_output(job.log, reply)
         return _outcome(job, reply)
 
     async def _run_command(self, job: Job, pool: PackagePool, command: tuple[str, ...]) -> Outcome:
@@ -353,6 +362,7 @@ class PackageLoader:
                     dumps_context(ctx._data).encode(),
                     cwd=pool.root,
                     env=env,
+                    log=job.log,
                 ),
                 job.task.timeout,
             )
@@ -443,19 +453,51 @@ async def _feed(stream: asyncio.StreamWriter | None, data: bytes) -> None:
         pass
 
 
-async def _collect(stream: asyncio.StreamReader | None, sink: bytearray) -> None:
+async def _collect(
+    stream: asyncio.StreamReader | None,
+    sink: bytearray,
+    log: AttemptLog | None = None,
+) -> None:
     if stream is None:
         return
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
     while chunk := await stream.read(1 << 16):
         sink += chunk
+        if log is not None:  # as it comes, for followers
+            log.write(STDERR, decoder.decode(chunk))
+    if log is not None:
+        log.write(STDERR, decoder.decode(b"", final=True))
+
+
+def _add_output(log: AttemptLog | None, message: dict[str, Any]) -> None:
+    """The output a package's process sent (``log``: ``[[stream, at, text], ...]``, and the
+    bytes it dropped at its bound, ``log_dropped``) into ``log``, under the same bound."""
+    if log is None:
+        return
+    chunks = message.get("log")
+    if isinstance(chunks, list):
+        for item in chunks:
+            if isinstance(item, list) and len(item) == 3:
+                stream, at, text = item
+                if stream in (STDOUT, STDERR, LOGGING) and isinstance(text, str):
+                    log.write(stream, text, float(at) if isinstance(at, int | float) else None)
+    dropped = message.get("log_dropped")
+    if isinstance(dropped, int):
+        log.add_dropped(dropped)
 
 
 async def _run_supervised(
-    argv: tuple[str, ...], stdin: bytes, *, cwd: Path, env: dict[str, str]
+    argv: tuple[str, ...],
+    stdin: bytes,
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log: AttemptLog | None = None,
 ) -> tuple[int, bytes, bytes]:
     """Run a command task's executable under :mod:`cloacina.packaging.supervise`: in a
     process group of its own, tied to this process's life. Returns ``(exit code, stdout,
-    stderr)`` once the command has exited.
+    stderr)`` once the command has exited; its stderr also goes to ``log`` as it comes
+    (its stdout is its result).
 
     When the command exits, whatever it left running in its group is killed; when this
     coroutine is cancelled (a timeout, a cancelled run, a shutdown) the whole group is killed.
@@ -481,7 +523,7 @@ async def _run_supervised(
     helpers = [
         loop.create_task(_feed(proc.stdin, stdin)),
         loop.create_task(_collect(proc.stdout, out)),
-        loop.create_task(_collect(proc.stderr, err)),
+        loop.create_task(_collect(proc.stderr, err, log)),
     ]
     try:
         await protocol.exited
@@ -519,6 +561,7 @@ def _request(job: Job) -> dict[str, Any]:
         "deps_skipped": claim.deps_skipped,
         "namespace": job.info.namespace,
         "inputs": job.inputs,
+        "max_log_bytes": 0 if job.log is None else job.log.limit,
     }
 
 
