@@ -567,14 +567,23 @@ class Client:
     def follow_task_logs(
         self, execution_id: str, task_id: str, attempt: int | None = None
     ) -> Iterator[str]:
-        """An attempt's output as it is written; ends when the attempt ends."""
+        """An attempt's output as it is written; ends when the attempt ends. The errors
+        (an unknown run, task or attempt) are raised here, before the first piece."""
         path = self._logs_path(execution_id, task_id)
         params = {"attempt": attempt, "follow": "true"}
-        with self._stream(path, params=params, headers={"Accept": "text/plain"}) as response:
-            try:
-                yield from response.iter_text()
-            except httpx.TransportError as exc:
-                raise self._unreachable("GET", path, exc) from None
+        stack = ExitStack()
+        response = stack.enter_context(
+            self._stream(path, params=params, headers={"Accept": "text/plain"})
+        )
+
+        def pieces() -> Iterator[str]:
+            with stack:
+                try:
+                    yield from response.iter_text()
+                except httpx.TransportError as exc:
+                    raise self._unreachable("GET", path, exc) from None
+
+        return pieces()
 
     # ---- metrics -----------------------------------------------------------------------------
     def metrics_text(self) -> bytes:
