@@ -6,13 +6,14 @@ from __future__ import annotations
 import io
 import json
 import time
+from datetime import UTC, datetime
 
 from rich.console import Console
 
 from cloacina.cli.follow import EventPrinter
 from cloacina.cli.formatting import escape_controls, escape_json_controls, safe_text, tail
 from cloacina.cli.json_output import dump_json, print_json_block
-from cloacina.store.records import EventRow
+from cloacina.service.types import ExecutionEvent
 
 EVIL = "bad \x1b[31mRED\x1b[0m [red]x[/red] \x9b2J \u202eevil\x07\rover\x08 end\nline2\ttab"
 
@@ -89,7 +90,9 @@ def test_event_printer_escapes_errors_and_reasons() -> None:
         ("task_retry_scheduled", {"error": EVIL, "retry_in": 1.0}),
         ("task_skipped", {"reason": EVIL}),
     ):
-        printer(EventRow(1, "e", "t", event, 1, json.dumps(detail), time.time()))
+        printer(
+            ExecutionEvent(1, "e", event, datetime.now(UTC), task_id="t", attempt=1, detail=detail)
+        )
     printed = out.getvalue()
     assert "\x1b" not in printed and "\x9b" not in printed and "\r" not in printed
     assert printed.count("[red]x[/red]") == 3

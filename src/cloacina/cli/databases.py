@@ -1,34 +1,37 @@
 """Reaching the database behind ``--db``: where a SQLite tenant's file is, which PostgreSQL
-schemas hold tenants, whether a tenant exists, opening an existing store, and URLs safe to
-print."""
+schemas hold tenants, whether a tenant exists, opening a runner on an existing database, and
+URLs safe to print."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from cloacina.cli.errors import CliError
 from cloacina.cli.options import DB_ENV, DEFAULT_TENANT
 from cloacina.errors import StoreError
-from cloacina.store import Store, normalize_url, open_store
+from cloacina.runner import DefaultRunner
+from cloacina.service import databases
+from cloacina.service.databases import display_url, is_postgres, postgres_url, sqlite_file
+
+__all__ = [
+    "display_url",
+    "is_postgres",
+    "open_existing_runner",
+    "postgres_tenants",
+    "postgres_url",
+    "require_tenant",
+    "sqlite_file",
+    "tenant_exists",
+]
 
 
-def sqlite_file(url: str, tenant: str = DEFAULT_TENANT) -> Path | None:
-    """The file behind a SQLite URL (``tenant``'s file beside it), ``None`` for other
-    databases."""
-    url = normalize_url(url)
-    if not url.startswith("sqlite:"):
-        return None
-    from cloacina.store.sqlite import sqlite_path, tenant_url
-
-    return Path(sqlite_path(tenant_url(url, tenant)))
-
-
-def open_existing_store(url: str, tenant: str = DEFAULT_TENANT, *, read_only: bool = True) -> Store:
-    """Open a database (and tenant) that must exist already: read commands create neither.
+def open_existing_runner(
+    url: str, tenant: str = DEFAULT_TENANT, *, read_only: bool = True
+) -> DefaultRunner:
+    """A runner that executes nothing, on a database (and tenant) that must exist already:
+    read commands create neither.
 
     Read-only by default: no migration (an old schema is a clear error that names
     ``cloacina db upgrade``), no write, and a database this process cannot write is fine.
-    Commands that write (``executions prune``) pass ``read_only=False``.
+    Commands that write (``executions prune``, control) pass ``read_only=False``.
     """
     path = sqlite_file(url, tenant)
     if path is not None and not path.exists():
@@ -48,25 +51,13 @@ def open_existing_store(url: str, tenant: str = DEFAULT_TENANT, *, read_only: bo
             f"cloacina db upgrade --db {display_url(url)}"
         )
     require_tenant(url, tenant)
-    return open_store(url, tenant=tenant, read_only=read_only)
-
-
-def is_postgres(url: str) -> bool:
-    return normalize_url(url).startswith(("postgresql:", "postgresql+", "postgres:"))
-
-
-def postgres_url(url: str) -> str:
-    """A PostgreSQL URL as SQLAlchemy names the dialect (``postgres://`` is an alias)."""
-    url = normalize_url(url)
-    return "postgresql:" + url[len("postgres:") :] if url.startswith("postgres:") else url
+    return DefaultRunner(url, tenant=tenant, execute_tasks=False, read_only=read_only)
 
 
 def postgres_tenants(url: str) -> list[str]:
     """The schemas of a PostgreSQL database that hold a Cloacina tenant."""
-    from cloacina.store.postgres import list_schemas
-
     try:
-        return list_schemas(postgres_url(url))
+        return databases.postgres_tenants(url)
     except StoreError as exc:  # it says whether the server could not be reached, and what to do
         raise CliError(str(exc)) from None
 
@@ -89,16 +80,3 @@ def require_tenant(url: str, tenant: str) -> None:
         f"no tenant {tenant!r} in {display_url(url)}; create it with: "
         f"cloacina tenant create {tenant} --db {display_url(url)}"
     )
-
-
-def display_url(url: str) -> str:
-    """``url`` without its password (for messages and logs)."""
-    if not is_postgres(url):
-        return url
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(postgres_url(url)).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url

@@ -15,8 +15,7 @@ from cloacina.cli.options import (
     resolve_tenant,
     tenant_option,
 )
-from cloacina.errors import SchemaError
-from cloacina.store import open_store
+from cloacina.service.databases import head_revision, schema_revision, upgrade_database
 
 
 @click.group("db")
@@ -27,16 +26,7 @@ def db_group() -> None:
 def stored_revision(url: str, tenant: str = DEFAULT_TENANT) -> tuple[str | None, str]:
     """The schema revision of the tenant's database (None: no Cloacina schema, or no SQLite
     file), without changing anything, and what to say about it."""
-    from cloacina.store.migrate import HEAD_REVISION
-
-    path = sqlite_file(url, tenant)
-    if path is not None and not path.exists():
-        return None, f"no database at {str(path)!r}"
-    try:
-        open_store(url, tenant=tenant, read_only=True).close()
-    except SchemaError as exc:
-        return exc.revision, str(exc)
-    return HEAD_REVISION, "up to date"
+    return schema_revision(url, tenant)
 
 
 def _where(url: str, tenant: str) -> str:
@@ -65,12 +55,7 @@ def upgrade_command(ctx: click.Context, db: str | None, tenant: str | None) -> N
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
     require_tenant(url, tenant_name)  # commands do not create tenants by accident
-    before, _ = stored_revision(url, tenant_name)
-    from cloacina.store.migrate import head_revision
-
-    store = open_store(url, tenant=tenant_name)  # opening a store to write migrates it
-    store.close()
-    head = head_revision()
+    before, head = upgrade_database(url, tenant_name)
     where = _where(url, tenant_name)
     if before is None:
         message = f"created {where} at schema revision {head} (head)"
@@ -97,8 +82,6 @@ def current_command(ctx: click.Context, db: str | None, tenant: str | None) -> N
             f"no database at {str(path)!r}; create it with: {_upgrade_hint(url, tenant_name)}"
         )
     revision, detail = stored_revision(url, tenant_name)
-    from cloacina.store.migrate import head_revision
-
     head = head_revision()
     console = out_console()
     if revision == head:

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from cloacina.cli.actor import acts_locally
 from cloacina.cli.consoles import out_console
-from cloacina.cli.databases import open_existing_store
+from cloacina.cli.databases import open_existing_runner
 from cloacina.cli.errors import print_error
 from cloacina.cli.execution_lookup import SHORT_ID, resolve_execution
 from cloacina.cli.formatting import escape_controls
@@ -33,20 +33,19 @@ def _control(
     meanwhile, is the runner's message on stderr and exit code 1."""
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
-    store = open_existing_store(url, tenant_name)  # a clear error for a missing database
-    try:
-        row = resolve_execution(store, ident)
-    finally:
-        store.close()
+    # Read-only first: a clear error for a missing database or an old schema.
+    with open_existing_runner(url, tenant_name) as reader:
+        found = resolve_execution(reader, ident)
+    eid = found.execution_id
     runner = DefaultRunner(url, tenant=tenant_name, execute_tasks=False)
     try:
-        act(runner, row.id)
+        act(runner, eid)
     except (InvalidStateError, ExecutionNotFoundError) as exc:
         print_error(str(exc))
         ctx.exit(1)
     finally:
         runner.shutdown()
-    message = done.format(id=row.id, short=row.id[:SHORT_ID], workflow=row.workflow_name)
+    message = done.format(id=eid, short=eid[:SHORT_ID], workflow=found.workflow_name)
     out_console().print(Text(escape_controls(message)), soft_wrap=True)
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 from rich.text import Text
 
 from cloacina.cli.actor import acts_locally
 from cloacina.cli.consoles import out_console
-from cloacina.cli.databases import open_existing_store
+from cloacina.cli.databases import open_existing_runner
 from cloacina.cli.durations import DURATION, fmt_span
 from cloacina.cli.execution_lookup import where
 from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
@@ -41,12 +39,11 @@ def prune_command(
     """
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
-    store = open_existing_store(url, tenant_name, read_only=dry_run)  # pruning writes
-    cutoff = time.time() - older_than
-    try:
-        count = store.count_finished_before(cutoff) if dry_run else store.prune_executions(cutoff)
-    finally:
-        store.close()
+    with open_existing_runner(url, tenant_name, read_only=dry_run) as runner:  # pruning writes
+        if dry_run:
+            count = runner.count_prunable(older_than)
+        else:
+            count = runner.prune_executions(older_than)
     place = where(url, tenant_name)
     age = fmt_span(older_than)
     verb = "Would remove" if dry_run else "Removed"

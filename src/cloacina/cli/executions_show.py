@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from cloacina.cli.consoles import out_console
-from cloacina.cli.databases import open_existing_store
+from cloacina.cli.databases import open_existing_runner
 from cloacina.cli.execution_lookup import resolve_execution
 from cloacina.cli.json_output import echo_json, result_json
 from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
@@ -17,22 +17,19 @@ from cloacina.cli.render import (
     render_tasks,
     render_tracebacks,
 )
-from cloacina.cli.workflows import open_registry
-from cloacina.model.context import loads_context
 from cloacina.model.status import WorkflowResult
-from cloacina.service.executions import build_result
+from cloacina.runner import DefaultRunner
 
 
-def _package_version(url: str, tenant: str, result: WorkflowResult) -> str | None:
+def _package_version(runner: DefaultRunner, result: WorkflowResult) -> str | None:
     """The version of the registered package a run's workflow version belongs to (None for
     an embedded workflow, or a package unregistered since)."""
     if result.package == "embedded":
         return None
-    with open_registry(url, tenant) as runner:
-        for info in runner.list_packages() if runner is not None else []:
-            key = (result.workflow_name, result.workflow_version)
-            if info.package == result.package and key in info.workflow_versions:
-                return info.version
+    for info in runner.list_packages():
+        key = (result.workflow_name, result.workflow_version)
+        if info.package == result.package and key in info.workflow_versions:
+            return info.version
     return None
 
 
@@ -59,17 +56,12 @@ def show_command(
     `executions list` shows.
     """
     url = resolve_db(ctx, db)
-    store = open_existing_store(url, resolve_tenant(ctx, tenant))
-    try:
-        row = resolve_execution(store, execution_id)
-        task_rows = store.get_tasks(row.id)
-        event_rows = store.get_events(row.id) if events else None
-    finally:
-        store.close()
-    result = build_result(row, task_rows)
-    package_version = _package_version(url, resolve_tenant(ctx, tenant), result)
-    max_attempts = {t.task_id: t.max_attempts for t in task_rows}
-    input_context = loads_context(row.input_context)
+    with open_existing_runner(url, resolve_tenant(ctx, tenant)) as runner:
+        result = resolve_execution(runner, execution_id)
+        event_rows = runner.get_events(result.execution_id) if events else None
+        package_version = _package_version(runner, result)
+    max_attempts = {tid: t.max_attempts or 1 for tid, t in result.tasks.items()}
+    input_context = result.input_context or {}
     if as_json:
         data = result_json(result, max_attempts, event_rows)
         data["package_version"] = package_version
@@ -83,7 +75,7 @@ def show_command(
     render_tracebacks(console, result)
     if event_rows is not None:
         console.print()
-        render_events(console, event_rows, row.started_at)
+        render_events(console, event_rows, result.started_at)
     if with_context:
         console.print()
         render_context(console, "Input context", input_context)

@@ -11,66 +11,81 @@ from rich.live import Live
 from rich.text import Text
 
 from cloacina.cli.consoles import fancy, out_console
-from cloacina.cli.databases import display_url, open_existing_store
+from cloacina.cli.databases import display_url, open_existing_runner
 from cloacina.cli.errors import CliError, CliInterrupted, exit_code_for
 from cloacina.cli.execution_lookup import SHORT_ID, resolve_execution
 from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
 from cloacina.cli.watch_log import ChangePrinter
 from cloacina.cli.watch_stall import StallWatch
 from cloacina.cli.watch_view import watch_view
-from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus
-from cloacina.store import Store
-from cloacina.store.records import ExecutionRow, TaskRow
+from cloacina.errors import ExecutionNotFoundError
+from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, WorkflowResult
+from cloacina.runner import DefaultRunner
+from cloacina.service.types import ExecutionEvent
 
-Snapshot = tuple[ExecutionRow, list[TaskRow]]
 
-
-def _poll(store: Store, execution_id: str) -> Snapshot:
+def _poll(runner: DefaultRunner, execution_id: str) -> WorkflowResult:
     """The run and its tasks, read in that order (so a finished run comes with final tasks)."""
-    row = store.get_execution(execution_id)
-    if row is None:
-        raise CliError(f"workflow execution {execution_id} disappeared from the database")
-    return row, store.get_tasks(execution_id)
+    try:
+        return runner.get_execution(execution_id)
+    except ExecutionNotFoundError:
+        raise CliError(f"workflow execution {execution_id} disappeared from the database") from None
+
+
+def _events_after(runner: DefaultRunner, execution_id: str, after: int) -> list[ExecutionEvent]:
+    try:
+        return list(runner.get_events(execution_id, after=after))
+    except ExecutionNotFoundError:
+        raise CliError(f"workflow execution {execution_id} disappeared from the database") from None
 
 
 def _watch_plain(
-    console: Console, store: Store, first: Snapshot, interval: float, stall: StallWatch
-) -> Snapshot:
+    console: Console,
+    runner: DefaultRunner,
+    first: WorkflowResult,
+    interval: float,
+    stall: StallWatch,
+) -> WorkflowResult:
     printer = ChangePrinter(console)
-    row, tasks = first
-    printer.start(row, tasks)
+    run = first
+    printer.start(run)
     while True:
         # The events are read after the run's row: a finished run's come with it, all of them.
-        printer.update(row, tasks, store.get_events(row.id, after_id=printer.after))
-        printer.note(row, stall.hint(row, tasks))
-        if row.status in TERMINAL_EXECUTION:
-            printer.finish(row, tasks)
-            return row, tasks
+        printer.update(run, _events_after(runner, run.execution_id, printer.after))
+        printer.note(run, stall.hint(run))
+        if run.status in TERMINAL_EXECUTION:
+            printer.finish(run)
+            return run
         time.sleep(interval)
-        row, tasks = _poll(store, row.id)
+        run = _poll(runner, run.execution_id)
 
 
 def _watch_live(
-    console: Console, store: Store, first: Snapshot, interval: float, stall: StallWatch
-) -> Snapshot:
+    console: Console,
+    runner: DefaultRunner,
+    first: WorkflowResult,
+    interval: float,
+    stall: StallWatch,
+) -> WorkflowResult:
     unicode = fancy(console)
-    row, tasks = first
-    if row.status not in TERMINAL_EXECUTION:
+    run = first
+    if run.status not in TERMINAL_EXECUTION:
         with Live(
-            watch_view(row, tasks, unicode=unicode, hint=stall.hint(row, tasks)),
+            watch_view(run, unicode=unicode, hint=stall.hint(run)),
             console=console,
             auto_refresh=False,
             transient=True,
         ) as live:
-            while row.status not in TERMINAL_EXECUTION:
+            while run.status not in TERMINAL_EXECUTION:
                 time.sleep(interval)
-                row, tasks = _poll(store, row.id)
-                view = watch_view(row, tasks, unicode=unicode, hint=stall.hint(row, tasks))
-                live.update(view, refresh=True)
-    console.print(watch_view(row, tasks, unicode=unicode))
-    if row.status != ExecutionStatus.COMPLETED:
-        console.print(Text(f"details: cloacina executions show {row.id[:SHORT_ID]}", style="dim"))
-    return row, tasks
+                run = _poll(runner, run.execution_id)
+                live.update(watch_view(run, unicode=unicode, hint=stall.hint(run)), refresh=True)
+    console.print(watch_view(run, unicode=unicode))
+    if run.status != ExecutionStatus.COMPLETED:
+        console.print(
+            Text(f"details: cloacina executions show {run.execution_id[:SHORT_ID]}", style="dim")
+        )
+    return run
 
 
 @click.command("watch")
@@ -101,24 +116,22 @@ def watch_command(
     """
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
-    store = open_existing_store(url, tenant_name)
-    try:
-        row = resolve_execution(store, execution_id)
-        snapshot = _poll(store, row.id)
+    with open_existing_runner(url, tenant_name) as runner:
+        found = resolve_execution(runner, execution_id)
+        snapshot = _poll(runner, found.execution_id)
         console = out_console()
         start_worker = f"cloacina worker --db {display_url(url)}" + (
             "" if tenant_name == "public" else f" --tenant {tenant_name}"
         )
-        stall = StallWatch(store, start_worker)
+        stall = StallWatch(runner, start_worker)
         try:
             if console.is_terminal:
-                row, _tasks = _watch_live(console, store, snapshot, interval, stall)
+                run = _watch_live(console, runner, snapshot, interval, stall)
             else:
-                row, _tasks = _watch_plain(console, store, snapshot, interval, stall)
+                run = _watch_plain(console, runner, snapshot, interval, stall)
         except KeyboardInterrupt:
             raise CliInterrupted(
-                f"stopped watching workflow execution {row.id}; the run itself carries on"
+                f"stopped watching workflow execution {found.execution_id}; "
+                "the run itself carries on"
             ) from None
-    finally:
-        store.close()
-    ctx.exit(exit_code_for(row.status))
+    ctx.exit(exit_code_for(run.status))

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -13,10 +11,10 @@ from rich.text import Text
 from cloacina.cli.consoles import fancy
 from cloacina.cli.formatting import escape_controls, fmt_duration
 from cloacina.cli.render import event_style
-from cloacina.errors import ExecutionTimeoutError
+from cloacina.errors import ExecutionNotFoundError, ExecutionTimeoutError
 from cloacina.model.status import TERMINAL_EXECUTION, WorkflowResult
 from cloacina.runner import DefaultRunner
-from cloacina.store.records import EventRow
+from cloacina.service.types import ExecutionEvent
 
 
 class EventPrinter:
@@ -36,16 +34,17 @@ class EventPrinter:
             "run": "●" if ok else "*",
         }
 
-    def __call__(self, event: EventRow) -> None:
+    def __call__(self, event: ExecutionEvent) -> None:
         line = Text(self.indent)
-        line.append(f"[+{max(0.0, event.created_at - self.start):6.2f}s] ", style="dim")
+        at = event.at.timestamp()
+        line.append(f"[+{max(0.0, at - self.start):6.2f}s] ", style="dim")
 
         def add(text: str, style: str) -> None:
             # One line per event: a task's error or skip reason is escaped (newlines too).
             line.append(escape_controls(text), style=style)
 
-        detail = _detail_dict(event)
-        name = event.event
+        detail = event.detail
+        name = event.type
         task = event.task_id or ""
         attempt = f" (attempt {event.attempt})" if event.attempt else ""
         if name == "task_started":
@@ -81,20 +80,10 @@ class EventPrinter:
         self.console.print(line)
 
 
-def _detail_dict(event: EventRow) -> dict[str, Any]:
-    if not event.detail:
-        return {}
-    try:
-        detail = json.loads(event.detail)
-    except ValueError:
-        return {"detail": event.detail}
-    return detail if isinstance(detail, dict) else {"detail": detail}
-
-
 def follow(
     runner: DefaultRunner,
     execution_id: str,
-    on_event: Callable[[EventRow], None],
+    on_event: Callable[[ExecutionEvent], None],
     *,
     timeout: float | None = None,
     interval: float = 0.05,
@@ -106,9 +95,12 @@ def follow(
     deadline = None if timeout is None else time.monotonic() + timeout
     after = 0
     while True:
-        status = runner.store.execution_status(execution_id)
-        for event in runner.store.get_events(execution_id, after_id=after):
-            after = event.id
+        try:
+            status: str | None = runner.get_execution_status(execution_id)
+        except ExecutionNotFoundError:
+            status = None
+        for event in runner.get_events(execution_id, after=after) if status else []:
+            after = event.seq
             on_event(event)
         if status is None or status in TERMINAL_EXECUTION:
             return runner.get_execution(execution_id)

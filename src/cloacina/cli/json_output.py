@@ -12,8 +12,8 @@ from rich.highlighter import JSONHighlighter
 from rich.text import Text
 
 from cloacina.cli.formatting import escape_json_controls, iso
-from cloacina.model.status import TaskResult, WorkflowResult, to_datetime
-from cloacina.store.records import EventRow
+from cloacina.model.status import TaskResult, WorkflowResult
+from cloacina.service.types import ExecutionEvent
 
 
 def dump_json(data: Any) -> str:
@@ -51,7 +51,7 @@ def task_json(task: TaskResult, max_attempts: int | None) -> dict[str, Any]:
 def result_json(
     result: WorkflowResult,
     max_attempts: Mapping[str, int] | None = None,
-    events: list[EventRow] | None = None,
+    events: list[ExecutionEvent] | None = None,
 ) -> dict[str, Any]:
     """A JSON-ready description of a run (the ``--json`` output of ``run`` and ``show``)."""
     limits = max_attempts or {}
@@ -74,18 +74,12 @@ def result_json(
     return data
 
 
-def event_json(event: EventRow) -> dict[str, Any]:
-    detail: Any = None
-    if event.detail:
-        try:
-            detail = json.loads(event.detail)
-        except ValueError:
-            detail = event.detail
+def event_json(event: ExecutionEvent) -> dict[str, Any]:
     return {
-        "id": event.id,
-        "time": iso(to_datetime(event.created_at)),
+        "id": event.seq,
+        "time": iso(event.at),
         "task": event.task_id,
-        "event": event.event,
+        "event": event.type,
         "attempt": event.attempt,
-        "detail": detail,
+        "detail": event.detail or None,
     }

@@ -16,6 +16,7 @@ import click
 
 from cloacina.cli.errors import CliError
 from cloacina.errors import SettingsError, StoreError
+from cloacina.service.databases import check_tenant_name as service_check_tenant_name
 from cloacina.settings import (
     Settings,
     default_display,
@@ -25,7 +26,6 @@ from cloacina.settings import (
     setting_names,
     spec,
 )
-from cloacina.store import check_tenant_name as store_check_tenant_name
 
 DB_ENV = "CLOACINA_DB"
 DEFAULT_DB = "sqlite:///cloacina.db"
@@ -73,7 +73,7 @@ def tenant_option(func: F) -> F:
 def check_tenant_name(name: str) -> str:
     """``name`` if it is a valid tenant name (a PostgreSQL schema / SQLite file name part)."""
     try:
-        return store_check_tenant_name(name)
+        return service_check_tenant_name(name)
     except StoreError as exc:
         raise CliError(str(exc)) from None
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from rich import box
@@ -22,7 +22,7 @@ from cloacina.cli.formatting import (
 )
 from cloacina.cli.json_output import print_json_block
 from cloacina.model.status import TaskStatus, WorkflowResult
-from cloacina.store.records import EventRow
+from cloacina.service.types import ExecutionEvent
 
 
 def new_table(title: str) -> Table:
@@ -150,18 +150,10 @@ def render_context(console: Console, title: str, data: Mapping[str, Any]) -> Non
 
 
 # ---- events ----------------------------------------------------------------------------------
-def event_detail(event: EventRow) -> str:
+def event_detail(event: ExecutionEvent) -> str:
     """An event's detail as ``key=value`` pairs (raw: print it with ``safe_text``)."""
-    if not event.detail:
-        return ""
-    try:
-        detail = json.loads(event.detail)
-    except ValueError:
-        return event.detail
-    if not isinstance(detail, dict):
-        return str(detail)
     parts = []
-    for key, value in detail.items():
+    for key, value in event.detail.items():
         if key in ("duration", "retry_in") and isinstance(value, int | float):
             parts.append(f"{key}={fmt_duration(float(value))}")
         else:
@@ -169,20 +161,21 @@ def event_detail(event: EventRow) -> str:
     return ", ".join(parts)
 
 
-def render_events(console: Console, events: list[EventRow], start: float | None) -> None:
-    """The event log of a run, times relative to ``start`` (epoch seconds)."""
+def render_events(console: Console, events: list[ExecutionEvent], start: datetime | None) -> None:
+    """The event log of a run, times relative to ``start`` (else its first event)."""
     table = new_table("Events")
     table.add_column("time", justify="right", no_wrap=True)
     table.add_column("task", overflow="fold", min_width=8)
     table.add_column("event", no_wrap=True)
     table.add_column("attempt", justify="right", no_wrap=True)
     table.add_column("detail", overflow="fold")
-    base = start if start is not None else (events[0].created_at if events else 0.0)
+    base = start if start is not None else (events[0].at if events else None)
     for e in events:
+        offset = (e.at - base).total_seconds() if base is not None else 0.0
         table.add_row(
-            f"+{e.created_at - base:.3f}s",
+            f"+{offset:.3f}s",
             safe_text(e.task_id or "-"),
-            safe_text(e.event, event_style(e.event)),
+            safe_text(e.type, event_style(e.type)),
             "" if e.attempt is None else str(e.attempt),
             safe_text(event_detail(e)),
         )

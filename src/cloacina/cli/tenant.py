@@ -7,29 +7,20 @@ database file (``runs.db`` -> ``runs.acme.db``), ``public`` being the file itsel
 from __future__ import annotations
 
 import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import click
 from rich.text import Text
 
 from cloacina.cli.actor import acts_locally
 from cloacina.cli.consoles import out_console
-from cloacina.cli.databases import (
-    display_url,
-    postgres_tenants,
-    sqlite_file,
-    tenant_exists,
-)
+from cloacina.cli.databases import display_url, sqlite_file
 from cloacina.cli.errors import CliError
 from cloacina.cli.json_output import echo_json
-from cloacina.cli.options import DEFAULT_TENANT, check_tenant_name, db_option, resolve_db
+from cloacina.cli.options import check_tenant_name, db_option, resolve_db
 from cloacina.cli.render import new_table
-from cloacina.cli.workers import worker_status
-from cloacina.errors import ConflictError, StoreError
-from cloacina.service.tenants import create_tenant, remove_tenant
-from cloacina.store import open_store
+from cloacina.errors import CloacinaError
+from cloacina.service import tenants
+from cloacina.service.types import TenantInfo
 
 
 @click.group("tenant")
@@ -37,45 +28,11 @@ def tenant_group() -> None:
     """Manage tenants: isolated databases (PostgreSQL schemas, SQLite files) in one --db."""
 
 
-@dataclass(frozen=True)
-class TenantInfo:
-    name: str
-    location: str
-
-
-def location(url: str, tenant: str) -> str:
-    """Where tenant ``tenant`` of ``url`` lives, for people."""
-    path = sqlite_file(url, tenant)
-    if path is not None:
-        return str(path)
-    return f"schema {tenant!r} of {display_url(url)}"
-
-
-def sqlite_tenants(base: Path) -> list[TenantInfo]:
-    """``public`` (the database file ``base``) if it exists, and the tenant files beside it."""
-    found: list[TenantInfo] = []
-    if base.exists():
-        found.append(TenantInfo(DEFAULT_TENANT, str(base)))
-    suffix = base.suffix or ".db"
-    prefix = f"{base.stem}."
-    if base.parent.is_dir():
-        for path in sorted(base.parent.glob(f"{base.stem}.*{suffix}")):
-            name = path.name[len(prefix) : len(path.name) - len(suffix)]
-            if name == DEFAULT_TENANT or not path.is_file():
-                continue
-            try:
-                check_tenant_name(name)
-            except CliError:
-                continue  # not a tenant file (a name no tenant can have)
-            found.append(TenantInfo(name, str(path)))
-    return found
-
-
 def list_tenants(url: str) -> list[TenantInfo]:
-    base = sqlite_file(url)
-    if base is not None:
-        return sqlite_tenants(base)
-    return [TenantInfo(name, location(url, name)) for name in postgres_tenants(url)]
+    try:
+        return tenants.list_tenants(url)
+    except CloacinaError as exc:  # it says whether the server could not be reached
+        raise CliError(str(exc)) from None
 
 
 # ---- create ----------------------------------------------------------------------------------
@@ -91,11 +48,14 @@ def create_command(ctx: click.Context, name: str, db: str | None) -> None:
     """
     url = resolve_db(ctx, db)
     name = check_tenant_name(name)
-    existed = tenant_exists(url, name)
-    create_tenant(url, name)  # creates the schema/file and migrates it (audited)
+    try:
+        # Creates the schema/file and migrates it (audited).
+        is_new = tenants.create_tenant(url, name)
+    except CloacinaError as exc:
+        raise CliError(str(exc)) from None
     console = out_console()
-    where = location(url, name)
-    if existed:
+    where = tenants.tenant_location(url, name)
+    if not is_new:
         console.print(Text(f"Tenant {name} already exists, up to date: {where}"))
     else:
         created = Text.assemble(("Created tenant ", "bold green"), (name, "bold"), f": {where}")
@@ -140,16 +100,6 @@ def list_command(ctx: click.Context, db: str | None, as_json: bool) -> None:
 
 
 # ---- remove ----------------------------------------------------------------------------------
-def live_workers(url: str, tenant: str) -> int:
-    """How many workers of the tenant are running and heard of lately."""
-    store = open_store(url, tenant=tenant)
-    try:
-        now = time.time()
-        return sum(1 for w in store.list_workers() if worker_status(w, now) == "running")
-    finally:
-        store.close()
-
-
 @tenant_group.command("remove")
 @click.argument("name")
 @db_option
@@ -164,20 +114,11 @@ def remove_command(ctx: click.Context, name: str, db: str | None, yes: bool) -> 
     """
     url = resolve_db(ctx, db)
     name = check_tenant_name(name)
-    if name == DEFAULT_TENANT:
-        raise CliError(
-            "refusing to remove the public tenant: it is the database itself "
-            "(delete the database to remove it)"
-        )
-    if not tenant_exists(url, name):
-        raise CliError(f"no tenant {name!r} in {display_url(url)}")
-    where = location(url, name)
-    workers = live_workers(url, name)
-    if workers:
-        raise CliError(
-            f"tenant {name!r} has {workers} running worker(s) (see: cloacina workers list "
-            f"--tenant {name}); stop them before removing it"
-        )
+    try:
+        tenants.check_removable(url, name)
+    except CloacinaError as exc:
+        raise CliError(str(exc)) from None
+    where = tenants.tenant_location(url, name)
     if not yes:
         if not sys.stdin.isatty():
             raise CliError(
@@ -189,7 +130,7 @@ def remove_command(ctx: click.Context, name: str, db: str | None, yes: bool) -> 
             abort=True,
         )
     try:
-        remove_tenant(url, name)  # checks again, then removes (audited)
-    except (StoreError, ConflictError) as exc:
+        tenants.remove_tenant(url, name)
+    except CloacinaError as exc:
         raise CliError(str(exc)) from None
     out_console().print(Text.assemble(("Removed tenant ", "bold"), (name, "bold"), f": {where}"))

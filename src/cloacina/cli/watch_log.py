@@ -3,17 +3,16 @@ lines, one per thing that happened, in the order it happened."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
 from cloacina.cli.formatting import escape_controls, fmt_duration
 from cloacina.cli.watch_view import SETTLED, first_line, run_elapsed, status_counts, tasks_word
-from cloacina.store.records import EventRow, ExecutionRow, TaskRow
+from cloacina.model.status import WorkflowResult
+from cloacina.service.types import ExecutionEvent
 
 #: Run events the plain log leaves to its last line (which says how the run ended).
 _ENDINGS = frozenset({"execution_completed", "execution_failed"})
@@ -35,35 +34,34 @@ class ChangePrinter:
         # One line per event: what came from a task is escaped, newlines included.
         self.console.print(Text(escape_controls(text)), soft_wrap=True)
 
-    def _stamp(self, row: ExecutionRow, at: float | None) -> str:
-        base = row.started_at if row.started_at is not None else row.created_at
+    def _stamp(self, run: WorkflowResult, at: float | None) -> str:
+        base_at = run.started_at if run.started_at is not None else run.created_at
+        base = base_at.timestamp() if base_at is not None else time.time()
         when = at if at is not None else time.time()
         return f"[+{max(0.0, when - base):.2f}s]"
 
-    def start(self, row: ExecutionRow, tasks: Sequence[TaskRow]) -> None:
+    def start(self, run: WorkflowResult) -> None:
         self._print(
-            f"watching execution {row.id} (workflow {row.workflow_name}, "
-            f"{tasks_word(len(tasks) or row.tasks_total)}): {row.status}"
+            f"watching execution {run.execution_id} (workflow {run.workflow_name}, "
+            f"{tasks_word(len(run.tasks) or run.tasks_total)}): {run.status}"
         )
 
-    def update(
-        self, row: ExecutionRow, tasks: Sequence[TaskRow], events: Sequence[EventRow]
-    ) -> None:
-        """Print ``events`` (the run's events after :attr:`after`, in id order)."""
-        limits = {t.task_id: t.max_attempts for t in tasks}
+    def update(self, run: WorkflowResult, events: Sequence[ExecutionEvent]) -> None:
+        """Print ``events`` (the run's events after :attr:`after`, in sequence order)."""
+        limits = {tid: t.max_attempts or 1 for tid, t in run.tasks.items()}
         for event in events:
-            self.after = max(self.after, event.id)
+            self.after = max(self.after, event.seq)
             text = self._event_text(event, limits)
             if text is not None:
-                self._print(f"{self._stamp(row, event.created_at)} {text}")
+                self._print(f"{self._stamp(run, event.at.timestamp())} {text}")
 
-    def note(self, row: ExecutionRow, hint: str | None) -> None:
+    def note(self, run: WorkflowResult, hint: str | None) -> None:
         """Say why the run is stuck, once, and again when that changes."""
         if hint != self.hint and hint is not None:
-            self._print(f"{self._stamp(row, None)} note: {hint}")
+            self._print(f"{self._stamp(run, None)} note: {hint}")
         self.hint = hint
 
-    def _attempt(self, event: EventRow, limits: Mapping[str, int]) -> str:
+    def _attempt(self, event: ExecutionEvent, limits: Mapping[str, int]) -> str:
         tid, attempt = event.task_id or "", event.attempt or 0
         limit = limits.get(tid, 1)
         text = f"{attempt}/{limit}" if limit > 1 else str(attempt)
@@ -71,9 +69,9 @@ class ChangePrinter:
             text += f", recovery {self.recoveries[tid]}"
         return text
 
-    def _event_text(self, event: EventRow, limits: Mapping[str, int]) -> str | None:
-        name, tid = event.event, event.task_id or ""
-        detail = _detail(event)
+    def _event_text(self, event: ExecutionEvent, limits: Mapping[str, int]) -> str | None:
+        name, tid = event.type, event.task_id or ""
+        detail = event.detail
         if name == "task_started":
             return f"{tid} running (attempt {self._attempt(event, limits)})"
         if name == "task_completed":
@@ -117,29 +115,20 @@ class ChangePrinter:
             return f"execution {name.removeprefix('execution_').replace('_', ' ')}"
         return f"{tid} {name.replace('_', ' ')}".strip()
 
-    def finish(self, row: ExecutionRow, tasks: Sequence[TaskRow]) -> None:
+    def finish(self, run: WorkflowResult) -> None:
+        tasks = list(run.tasks.values())
         counts = status_counts(tasks)
         parts = [f"{counts[s]} {s}" for s in ("completed", "failed", "skipped") if counts.get(s)]
         unsettled = len(tasks) - sum(counts.get(s, 0) for s in SETTLED)
         if unsettled:
             parts.append(f"{unsettled} not run")
         line = (
-            f"execution {row.id} {row.status} in {fmt_duration(run_elapsed(row))}: "
+            f"execution {run.execution_id} {run.status} in {fmt_duration(run_elapsed(run))}: "
             f"{', '.join(parts) or 'no tasks'}"
         )
-        if row.error:
-            line += f"; error: {first_line(row.error)}"
+        if run.error:
+            line += f"; error: {first_line(run.error)}"
         self._print(line)
-
-
-def _detail(event: EventRow) -> dict[str, Any]:
-    if not event.detail:
-        return {}
-    try:
-        detail = json.loads(event.detail)
-    except ValueError:
-        return {"detail": event.detail}
-    return detail if isinstance(detail, dict) else {"detail": detail}
 
 
 def _str(value: object) -> str:

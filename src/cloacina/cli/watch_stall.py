@@ -8,32 +8,26 @@ from collections.abc import Sequence
 
 from cloacina.cli.execution_lookup import SHORT_ID
 from cloacina.cli.formatting import fmt_time
-from cloacina.cli.workers import worker_status
-from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, to_datetime
-from cloacina.store import Store
-from cloacina.store.records import ExecutionRow, TaskRow, WorkerRow
+from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, WorkflowResult
+from cloacina.runner import DefaultRunner
+from cloacina.service.types import WorkerInfo
 
 
-def stall_hint(
-    row: ExecutionRow,
-    tasks: Sequence[TaskRow],
-    workers: Sequence[WorkerRow],
-    now: float,
-    start_worker: str,
-) -> str | None:
+def stall_hint(run: WorkflowResult, workers: Sequence[WorkerInfo], start_worker: str) -> str | None:
     """Why a run makes no progress, when the database can tell: it is paused, its running
     tasks are held by workers that stopped sending heartbeats, or its ready tasks wait and
     no worker is alive. ``None`` when nothing is wrong as far as can be seen. The text does
     not change while the situation does not (so a watcher says it once)."""
-    if row.status == ExecutionStatus.PAUSED:
+    if run.status == ExecutionStatus.PAUSED:
         return (
             "this run is paused: no new task of it starts until it is resumed with: "
-            f"cloacina executions resume {row.id[:SHORT_ID]}"
+            f"cloacina executions resume {run.execution_id[:SHORT_ID]}"
         )
-    if row.status != ExecutionStatus.RUNNING:
+    if run.status != ExecutionStatus.RUNNING:
         return None
+    tasks = list(run.tasks.values())
     by_id = {w.id: w for w in workers}
-    live = {w.id for w in workers if worker_status(w, now) == "running"}
+    live = {w.id for w in workers if w.state == "running"}
     orphaned = [t for t in tasks if t.status == "running" and t.worker_id not in live]
     if orphaned:
         names = ", ".join(repr(t.task_id) for t in orphaned[:3])
@@ -47,7 +41,7 @@ def stall_hint(
             elif worker.status == "stopped":
                 holders.append(f"{holder} (stopped)")
             else:
-                last = fmt_time(to_datetime(worker.last_heartbeat))
+                last = fmt_time(worker.last_heartbeat_at)
                 holders.append(f"{holder} (silent since {last}: it probably died)")
         many = len(orphaned) > 1
         them = "them" if many else "it"
@@ -73,18 +67,18 @@ class StallWatch:
     """Checks a watched run for :func:`stall_hint`, reading the workers at most once per
     ``every`` seconds (their heartbeats change slowly; the run's rows are read anyway)."""
 
-    def __init__(self, store: Store, start_worker: str, every: float = 1.0) -> None:
-        self.store = store
+    def __init__(self, runner: DefaultRunner, start_worker: str, every: float = 1.0) -> None:
+        self.runner = runner
         self.start_worker = start_worker
         self.every = every
-        self._workers: list[WorkerRow] = []
+        self._workers: list[WorkerInfo] = []
         self._read_at: float | None = None
 
-    def hint(self, row: ExecutionRow, tasks: Sequence[TaskRow]) -> str | None:
-        if row.status in TERMINAL_EXECUTION:
+    def hint(self, run: WorkflowResult) -> str | None:
+        if run.status in TERMINAL_EXECUTION:
             return None
         now = time.time()
         if self._read_at is None or now - self._read_at >= self.every:
-            self._workers = self.store.list_workers(include_stopped=True)
+            self._workers = self.runner.list_workers(include_stopped=True)
             self._read_at = now
-        return stall_hint(row, tasks, self._workers, now, self.start_worker)
+        return stall_hint(run, self._workers, self.start_worker)

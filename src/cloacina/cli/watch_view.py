@@ -13,8 +13,7 @@ from rich.text import Text
 
 from cloacina.cli.formatting import elapsed, fmt_duration, safe_text, status_text
 from cloacina.cli.render import new_table
-from cloacina.model.status import TERMINAL_EXECUTION, TERMINAL_TASK, to_datetime
-from cloacina.store.records import ExecutionRow, TaskRow
+from cloacina.model.status import TERMINAL_EXECUTION, TERMINAL_TASK, TaskResult, WorkflowResult
 
 #: Task statuses that count as settled in the progress bar.
 SETTLED = TERMINAL_TASK
@@ -25,18 +24,19 @@ def first_line(text: str | None) -> str:
     return lines[0] if lines else ""
 
 
-def attempt_text(task: TaskRow) -> str:
-    attempt = f"{task.attempt}/{task.max_attempts}" if task.max_attempts > 1 else str(task.attempt)
-    if task.recovery_count:
-        attempt += f", recovery {task.recovery_count}"
+def attempt_text(task: TaskResult) -> str:
+    limit = task.max_attempts or 1
+    attempt = f"{task.attempts}/{limit}" if limit > 1 else str(task.attempts)
+    if task.recoveries:
+        attempt += f", recovery {task.recoveries}"
     return attempt
 
 
-def retry_pending(task: TaskRow) -> bool:
+def retry_pending(task: TaskResult) -> bool:
     return task.status == "ready" and task.retry_at is not None and task.error is not None
 
 
-def status_counts(tasks: Sequence[TaskRow]) -> dict[str, int]:
+def status_counts(tasks: Sequence[TaskResult]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for task in tasks:
         counts[task.status] = counts.get(task.status, 0) + 1
@@ -47,30 +47,29 @@ def tasks_word(n: int) -> str:
     return "1 task" if n == 1 else f"{n} tasks"
 
 
-def run_elapsed(row: ExecutionRow) -> float | None:
-    return elapsed(to_datetime(row.started_at), to_datetime(row.finished_at), row.status)
+def run_elapsed(run: WorkflowResult) -> float | None:
+    return elapsed(run.started_at, run.finished_at, run.status)
 
 
-def watch_view(
-    row: ExecutionRow, tasks: Sequence[TaskRow], *, unicode: bool, hint: str | None = None
-) -> RenderableType:
+def watch_view(run: WorkflowResult, *, unicode: bool, hint: str | None = None) -> RenderableType:
     """What ``executions watch`` shows on a terminal: the run's status and elapsed time, a
     progress bar over the settled tasks, why it is stuck (``hint``) and one row per task."""
     now = time.time()
+    tasks = list(run.tasks.values())
     header = Text.assemble(
-        (row.workflow_name, "bold"),
+        (run.workflow_name, "bold"),
         "  ",
-        (row.id, "dim"),
+        (run.execution_id, "dim"),
         "  ",
     )
-    header.append_text(status_text(row.status, icon=unicode))
-    took = run_elapsed(row)
+    header.append_text(status_text(run.status, icon=unicode))
+    took = run_elapsed(run)
     header.append("  " + (fmt_duration(took) if took is not None else "waiting to start"))
 
-    total = len(tasks) or row.tasks_total
+    total = len(tasks) or run.tasks_total
     counts = status_counts(tasks)
     settled = sum(counts.get(s, 0) for s in SETTLED)
-    failed = row.status in ("failed", "cancelled") or counts.get("failed", 0) > 0
+    failed = run.status in ("failed", "cancelled") or counts.get("failed", 0) > 0
     bar = ProgressBar(
         total=max(total, 1),
         completed=settled,
@@ -94,9 +93,9 @@ def watch_view(
     table.add_column("duration", justify="right", no_wrap=True, min_width=8)
     table.add_column("error / skip reason", overflow="fold")
     for task in tasks:
-        started, finished = to_datetime(task.started_at), to_datetime(task.finished_at)
         if retry_pending(task):
-            wait = max(0.0, (task.retry_at or now) - now)
+            retry_at = task.retry_at.timestamp() if task.retry_at is not None else now
+            wait = max(0.0, retry_at - now)
             status = Text.assemble(
                 status_text("ready", icon=unicode), (f" (retry in {fmt_duration(wait)})", "dim")
             )
@@ -109,14 +108,14 @@ def watch_view(
         table.add_row(
             safe_text(task.task_id),
             status,
-            attempt_text(task) if task.attempt else "-",
-            fmt_duration(elapsed(started, finished, task.status)),
+            attempt_text(task) if task.attempts else "-",
+            fmt_duration(elapsed(task.started_at, task.finished_at, task.status)),
             note,
         )
     items: list[RenderableType] = [header, progress]
     if hint:
         items.append(safe_text(f"note: {hint}", "yellow"))
     items.append(table)
-    if row.error and row.status in TERMINAL_EXECUTION:
-        items.append(safe_text(f"error: {row.error}", "red", multiline=True))
+    if run.error and run.status in TERMINAL_EXECUTION:
+        items.append(safe_text(f"error: {run.error}", "red", multiline=True))
     return Group(*items)

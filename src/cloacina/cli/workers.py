@@ -10,29 +10,17 @@ import click
 from rich.text import Text
 
 from cloacina.cli.consoles import out_console
-from cloacina.cli.databases import display_url, open_existing_store
+from cloacina.cli.databases import display_url, open_existing_runner
 from cloacina.cli.formatting import fmt_duration, fmt_time, iso, status_text
 from cloacina.cli.json_output import echo_json
 from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
 from cloacina.cli.render import new_table, shrink_to_fit
-from cloacina.model.status import to_datetime
-from cloacina.store.records import WorkerRow
-
-#: A running worker whose last heartbeat is older than this (seconds) is shown as silent: it
-#: probably died without stopping (the default heartbeat is every second).
-SILENT_AFTER = 10.0
+from cloacina.service.types import WorkerInfo
 
 
 @click.group("workers")
 def workers_group() -> None:
     """Inspect the worker processes (`cloacina worker`) that execute tasks."""
-
-
-def worker_status(row: WorkerRow, now: float) -> str:
-    """``running``, ``stopped``, or ``silent`` for a running worker not heard of lately."""
-    if row.status == "running" and now - row.last_heartbeat > SILENT_AFTER:
-        return "silent"
-    return row.status
 
 
 def fmt_age(seconds: float) -> str:
@@ -43,20 +31,20 @@ def fmt_age(seconds: float) -> str:
     return f"{fmt_duration(seconds)} ago"
 
 
-def worker_json(row: WorkerRow, now: float) -> dict[str, Any]:
+def worker_json(worker: WorkerInfo, now: float) -> dict[str, Any]:
     return {
-        "id": row.id,
-        "host": row.host,
-        "pid": row.pid,
-        "status": worker_status(row, now),
-        "recorded_status": row.status,
-        "started_at": iso(to_datetime(row.started_at)),
-        "last_heartbeat": iso(to_datetime(row.last_heartbeat)),
-        "heartbeat_age": round(max(0.0, now - row.last_heartbeat), 3),
-        "stopped_at": iso(to_datetime(row.stopped_at)),
-        "running_tasks": row.running_tasks,
-        "max_tasks": row.max_tasks,
-        "version": row.version,
+        "id": worker.id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "status": worker.state,
+        "recorded_status": worker.status,
+        "started_at": iso(worker.started_at),
+        "last_heartbeat": iso(worker.last_heartbeat_at),
+        "heartbeat_age": round(max(0.0, now - worker.last_heartbeat_at.timestamp()), 3),
+        "stopped_at": iso(worker.stopped_at),
+        "running_tasks": worker.running_tasks,
+        "max_tasks": worker.max_tasks,
+        "version": worker.version,
     }
 
 
@@ -80,11 +68,8 @@ def list_command(
     """
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
-    store = open_existing_store(url, tenant_name)
-    try:
-        rows = store.list_workers(include_stopped=include_stopped)
-    finally:
-        store.close()
+    with open_existing_runner(url, tenant_name) as runner:
+        rows = runner.list_workers(include_stopped=include_stopped)
     now = time.time()
     if as_json:
         echo_json([worker_json(r, now) for r in rows])
@@ -104,19 +89,19 @@ def list_command(
     table.add_column("started", no_wrap=True)
     table.add_column("heartbeat", justify="right", no_wrap=True)
     table.add_column("tasks", justify="right", no_wrap=True)
-    for row in rows:
-        status = worker_status(row, now)
+    for worker in rows:
+        status = worker.state
         status_cell = (
             Text(status, style=_STYLES[status]) if status in _STYLES else status_text(status)
         )
         table.add_row(
-            Text(row.id),
-            Text(row.host),
-            str(row.pid),
+            Text(worker.id),
+            Text(worker.host),
+            str(worker.pid),
             status_cell,
-            fmt_time(to_datetime(row.started_at)),
-            fmt_age(now - row.last_heartbeat),
-            f"{row.running_tasks}/{row.max_tasks}",
+            fmt_time(worker.started_at),
+            fmt_age(now - worker.last_heartbeat_at.timestamp()),
+            f"{worker.running_tasks}/{worker.max_tasks}",
         )
     # At 80 columns the host and the start time give way; the id and the pid never do.
     shrink_to_fit(console, table, {"host": 8, "started": 11})
