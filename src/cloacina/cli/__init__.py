@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import click
 
 from cloacina import __version__
+from cloacina.cli.alerts import alerts_group
 from cloacina.cli.api_keys import api_keys_group
 from cloacina.cli.audit import audit_group
 from cloacina.cli.config import config_group
@@ -102,6 +103,7 @@ cli.add_command(tenant_group)
 cli.add_command(config_group)
 cli.add_command(api_keys_group)
 cli.add_command(audit_group)
+cli.add_command(alerts_group)
 
 
 def _prog_name() -> str:
