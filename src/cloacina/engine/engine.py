@@ -540,12 +540,11 @@ class Engine(Dispatch, Liveness):
     def new_run(self, execution_id: str, input_json: str) -> None:
         """A run was scheduled: cache its input (so its roots need no query) and wake up."""
 
-        created = time.time()
+        if self.metrics is not None:  # now: a notified cycle may claim its roots before arrive()
+            self.metrics.run_created(execution_id, time.time())
 
         def arrive() -> None:
             self.cache.put(execution_id, INPUT_KEY, input_json)
-            if self.metrics is not None:
-                self.metrics.run_created(execution_id, created)
             self._request_cycle(True)
 
         if not self._started.is_set():

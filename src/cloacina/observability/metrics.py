@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -165,6 +166,7 @@ class EngineMetrics:
         # and run -> when it was created here (its root tasks are ready from then).
         self._ready_at: dict[tuple[str, str], float] = {}
         self._created: dict[str, float] = {}
+        self._created_lock = threading.Lock()  # runs are created on the callers' threads
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -174,8 +176,10 @@ class EngineMetrics:
         return child
 
     def run_created(self, execution_id: str, at: float) -> None:
-        """A run was scheduled in this process at ``at``: its roots are ready from then."""
-        _remember(self._created, execution_id, at)
+        """A run was scheduled in this process at ``at``: its roots are ready from then
+        (any thread)."""
+        with self._created_lock:
+            _remember(self._created, execution_id, at)
 
     def record(
         self,
@@ -222,7 +226,8 @@ class EngineMetrics:
                 self._child(self.tasks_finished, name, outcome_label).inc()
             elif kind in _RUN_END:
                 self._child(self.runs_finished, name, _RUN_END[kind]).inc()
-                self._created.pop(eid, None)
+                with self._created_lock:
+                    self._created.pop(eid, None)
             elif kind == "task_retry_scheduled":
                 self._child(self.retries, name).inc()
                 if event.task_id is not None:
@@ -235,7 +240,8 @@ class EngineMetrics:
             claim = job.claim
             since = ready_at.pop((claim.execution_id, claim.task_id), None)
             if since is None and claim.deps_total == 0 and claim.attempt == 1:
-                since = self._created.get(claim.execution_id)
+                with self._created_lock:
+                    since = self._created.get(claim.execution_id)
             if since is not None:
                 self._child(self.queue_wait, claim.workflow_name).observe(
                     max(0.0, claim.started_at - since)

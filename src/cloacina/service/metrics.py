@@ -94,18 +94,20 @@ class MetricsService:
         ``cloacina_package_process_resident_bytes``, ``cloacina_process_*``. Raises
         :class:`~cloacina.errors.UnavailableError` without prometheus-client
         (``pip install 'cloacina[server]'``)."""
+        registry = self.metrics_registry()  # first: it says what to install
         from prometheus_client import generate_latest
 
-        return generate_latest(self.metrics_registry())
+        return generate_latest(registry)
 
     def serve_metrics(self, port: int, host: str = "127.0.0.1") -> MetricsServer:
         """Serve this runner's metrics over HTTP (any path, Prometheus text) on a daemon
         thread, at ``host:port`` (port 0: any free port; see :attr:`MetricsServer.port`).
         Raises :class:`~cloacina.errors.UnavailableError` without prometheus-client, and
         ``OSError`` if the address cannot be bound."""
+        registry = self.metrics_registry()  # first: it says what to install
         from prometheus_client import start_http_server
 
-        server, thread = start_http_server(port, addr=host, registry=self.metrics_registry())
+        server, thread = start_http_server(port, addr=host, registry=registry)
         return MetricsServer(server, thread)
 
     def _gauges(self) -> Iterator[GaugeFamily]:
