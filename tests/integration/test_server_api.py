@@ -297,3 +297,54 @@ def test_probes_and_metrics(db_url: str, name: Callable[[str], str]) -> None:
         docs = api.client.get("/openapi.json").json()
         assert "/api/v1/executions/{execution_id}/events" in docs["paths"]
         assert api.client.get("/docs").status_code == 200
+
+
+def test_task_logs_over_http(db_url: str, name: Callable[[str], str]) -> None:
+    flow_name = name("api_logs")
+    gate = threading.Event()
+
+    @workflow(name=flow_name)
+    class flow:
+        @task()
+        def talk(context: Context) -> None:
+            print("first line")
+            gate.wait(20)
+            print("second line")
+
+    with running_api(db_url) as api:
+        execution_id = api.call("POST", "/api/v1/executions", json={"workflow": flow_name}).json()[
+            "execution_id"
+        ]
+        path = f"/api/v1/executions/{execution_id}/tasks/talk/logs"
+        followed: list[str] = []
+
+        def follow() -> None:
+            with api.client.stream(
+                "GET", path, params={"follow": "true"}, headers=api.auth("viewer")
+            ) as answer:
+                assert answer.status_code == 200
+                for text in answer.iter_text():
+                    followed.append(text)
+
+        deadline = time.monotonic() + 10
+        while "first line" not in api.call("GET", path, who="viewer").text:
+            assert time.monotonic() < deadline, "the first line was never stored"
+            time.sleep(0.05)
+        reader = threading.Thread(target=follow)
+        reader.start()
+        time.sleep(0.2)
+        gate.set()
+        reader.join(20)
+        assert not reader.is_alive(), "the followed log did not end with the attempt"
+        assert "".join(followed) == "first line\nsecond line\n"
+        whole = api.call("GET", path, who="viewer", params={"attempt": 1})
+        assert whole.headers["content-type"].startswith("text/plain")
+        assert whole.text == "first line\nsecond line\n"
+        missing = api.call("GET", f"/api/v1/executions/{execution_id}/tasks/nope/logs")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "task_not_found"
+        follow_missing = api.call(
+            "GET",
+            f"/api/v1/executions/{execution_id}/tasks/talk/logs",
+            params={"attempt": 9, "follow": "true"},
+        )
+        assert follow_missing.status_code == 404

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +26,8 @@ from cloacina.runner import DefaultRunner
 from cloacina.service import ExecutionEvent
 
 log = logging.getLogger("cloacina.server")
+
+T = TypeVar("T")
 
 #: Seconds between two reads while streams are open and nothing woke the hub.
 POLL_INTERVAL = 0.02
@@ -250,4 +252,37 @@ async def event_stream(
         hub.unsubscribe(execution_id, queue)
 
 
-__all__ = ["EventHub", "Hubs", "event_json", "event_stream", "iso", "sse_frame"]
+async def until_stopped(
+    source: AsyncIterator[T], stopping: Callable[[], bool], check: float = 0.5
+) -> AsyncIterator[T]:
+    """The items of ``source`` until it ends or ``stopping()`` turns true (checked every
+    ``check`` seconds even while ``source`` waits), so that a follow stream never holds a
+    stopping server up."""
+    queue: asyncio.Queue[tuple[bool, T | None]] = asyncio.Queue(maxsize=16)
+
+    async def pump() -> None:
+        try:
+            async for item in source:
+                await queue.put((False, item))
+        finally:
+            await queue.put((True, None))
+
+    task = asyncio.create_task(pump())
+    try:
+        while not stopping():
+            try:
+                done, item = await asyncio.wait_for(queue.get(), check)
+            except TimeoutError:
+                continue
+            if done:
+                break
+            yield item  # type: ignore[misc]
+        await asyncio.sleep(0)  # let a failed source's task finish, to raise its error
+        failure = task.exception() if task.done() and not task.cancelled() else None
+        if failure is not None:
+            raise failure
+    finally:
+        task.cancel()
+
+
+__all__ = ["EventHub", "Hubs", "event_json", "event_stream", "iso", "sse_frame", "until_stopped"]

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cloacina.errors import RequestError, WorkflowNotFoundError
 from cloacina.server.auth import OPERATOR, VIEWER, Caller
-from cloacina.server.events import event_json, event_stream
+from cloacina.server.events import event_json, event_stream, until_stopped
 from cloacina.server.views import attempt_json, result_json, summary_json
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
@@ -183,6 +183,33 @@ async def pause(execution_id: str, caller: Annotated[Caller, Depends(OPERATOR)])
 @router.post("/{execution_id}/resume", status_code=202, summary="Resume a paused run")
 async def resume(execution_id: str, caller: Annotated[Caller, Depends(OPERATOR)]) -> JSONResponse:
     return await _control(caller, "resume", execution_id)
+
+
+@router.get(
+    "/{execution_id}/tasks/{task_id}/logs",
+    summary="A task's captured output (text; follow=true streams it until the attempt ends)",
+    response_class=PlainTextResponse,
+)
+async def get_task_logs(
+    execution_id: str,
+    task_id: str,
+    caller: Annotated[Caller, Depends(VIEWER)],
+    attempt: Annotated[int | None, Query(ge=1)] = None,
+    follow: bool = False,
+) -> Response:
+    runner = caller.runner
+    if not follow:
+        text = await run_in_threadpool(runner.get_task_logs, execution_id, task_id, attempt)
+        return PlainTextResponse(text)
+    # The await raises an unknown run, task or attempt (404) before the stream starts.
+    pieces = await runner.follow_task_logs_async(execution_id, task_id, attempt)
+    stopping = caller.state.stopping.is_set
+
+    async def body() -> AsyncIterator[bytes]:
+        async for text in until_stopped(pieces, stopping):
+            yield text.encode()
+
+    return StreamingResponse(body(), media_type="text/plain; charset=utf-8", headers=SSE_HEADERS)
 
 
 __all__ = ["router"]
