@@ -93,6 +93,44 @@ def test_list_since_a_duration_or_a_date(listing: tuple[Path, str, dict[str, str
     assert res.returncode == 0 and "created since 2999-01-01" in res.stdout, res
 
 
+def test_list_until_search_and_pages(listing: tuple[Path, str, dict[str, str]]) -> None:
+    cwd, db, ids = listing
+    newest_first = [ids["failed"], ids["ok"], ids["long"], ids["old_failed"]]
+    assert _ids(cwd, db) == newest_first
+    assert _ids(cwd, db, "--until", "1d") == [ids["long"], ids["old_failed"]]
+    assert _ids(cwd, db, "--since", "5d", "--until", "1d") == [ids["long"]]
+    assert _ids(cwd, db, "--search", "IT BROKE") == [ids["long"], ids["old_failed"]]
+    assert _ids(cwd, db, "-q", ids["ok"][9:20]) == [ids["ok"]]  # text in the id
+    assert _ids(cwd, db, "-q", "nothing like it") == []
+
+    # A page at a time: each names the next one's cursor, the last names none.
+    seen: list[str] = []
+    cursor: list[str] = []
+    for _ in range(len(newest_first)):
+        res = run_cli("executions", "list", "--db", db, "-n", "1", *cursor, cwd=cwd)
+        assert res.returncode == 0, res
+        seen += [eid for eid in newest_first if eid[:8] in res.stdout]
+        marker = "--cursor "
+        if marker not in res.stdout:
+            break
+        token = res.stdout.split(marker, 1)[1].split(")")[0].strip()
+        assert token
+        cursor = ["--cursor", token]
+    assert seen == newest_first, seen
+    assert "--cursor" not in res.stdout
+
+    # --json stays one JSON document on stdout; the next cursor goes to stderr.
+    res = run_cli("executions", "list", "--db", db, "--json", "-n", "3", cwd=cwd)
+    assert [r["execution_id"] for r in json.loads(res.stdout)] == newest_first[:3]
+    token = res.stderr.split("--cursor ", 1)[1].split(")")[0].strip()
+    res = run_cli("executions", "list", "--db", db, "--json", "--cursor", token, cwd=cwd)
+    assert [r["execution_id"] for r in json.loads(res.stdout)] == newest_first[3:]
+    assert "--cursor" not in res.stderr
+
+    res = run_cli("executions", "list", "--db", db, "--cursor", "garbage!", cwd=cwd)
+    assert res.returncode == 2 and "invalid cursor" in res.stderr, res
+
+
 NARROW = {"COLUMNS": "80"}
 
 
