@@ -161,7 +161,7 @@ def test_logging_records_are_captured_inside_a_body_only() -> None:
     assert text.endswith("INFO cloacina.test.capture: inside 42\n")
 
 
-def test_where_no_handler_exists_records_still_reach_stderr(
+def test_where_no_handler_exists_records_still_reach_stderr_and_the_log_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = logging.getLogger()
@@ -180,10 +180,47 @@ def test_where_no_handler_exists_records_still_reach_stderr(
         capture.uninstall()
         root.handlers = saved
     err = capsys.readouterr().err
-    assert "no handler configured" in err and "in a task" in err
-    # In the task's log once (as a record), not a second time through stderr.
+    assert "no handler configured" in err and "in a task" in err  # logging.lastResort
+    # In the task's log once, as a record: not a second time from the handler's stderr.
     captured = log.take()
     assert [s for s, _a, _t in captured] == ["log"]
+
+
+@pytest.mark.usefixtures("installed")
+def test_basic_config_still_works_and_its_handler_adds_no_second_copy() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    stream = io.StringIO()
+    root.handlers = []
+    try:
+        # A program configuring logging after a runner started (a handler on the root
+        # logger would have made this a no-op), with a handler that writes to stderr.
+        logging.basicConfig(format="%(levelname)s:%(message)s", stream=stream)
+        root.addHandler(logging.StreamHandler())  # sys.stderr: the routing stream
+        log = AttemptLog("e", "t", 1, 1 << 20)
+        token = capture.begin(log)
+        try:
+            logging.getLogger("cloacina.test.basic").error("boom %s", "here", stack_info=False)
+            try:
+                raise ValueError("bad")
+            except ValueError:
+                logging.getLogger("cloacina.test.basic").exception("failed")
+        finally:
+            capture.end(token)
+    finally:
+        root.handlers = saved
+    assert stream.getvalue().startswith("ERROR:boom here\nERROR:failed\n")
+    chunks = log.take()
+    assert [s for s, _a, _t in chunks] == ["log"]
+    text = chunks[0][2]
+    assert " ERROR cloacina.test.basic: boom here\n" in text
+    assert " ERROR cloacina.test.basic: failed\nTraceback (most recent call last):" in text
+    assert text.endswith("ValueError: bad\n")
+
+
+def test_a_record_whose_arguments_do_not_fit_is_still_written() -> None:
+    record = logging.LogRecord("n", logging.INFO, __file__, 1, "%d items", ("x",), None)
+    assert capture.format_record(record).endswith(" INFO n: '%d items' % ('x',)\n")
 
 
 def test_install_is_counted_and_puts_the_streams_back() -> None:
@@ -199,7 +236,7 @@ def test_install_is_counted_and_puts_the_streams_back() -> None:
     assert isinstance(streams()[0], RoutingStream)  # one user left
     capture.uninstall()
     assert streams() == (before_out, before_err)
-    assert capture._handler not in logging.getLogger().handlers
+    assert not isinstance(logging.getLogRecordFactory(), capture._RecordFactory)
 
 
 def test_begin_wraps_again_a_stream_replaced_since_install() -> None:

@@ -3,8 +3,11 @@
 While a body runs, a context variable names its :class:`AttemptLog`. ``sys.stdout`` and
 ``sys.stderr`` are wrapped once by a :class:`RoutingStream` that copies each write to the log
 named by that variable (and always passes it on to the stream it wraps, so the terminal, a
-pytest capture or a rich console see what they saw before); a :class:`logging.Handler` on
-the root logger copies records the same way. A ``def`` body sets the variable in its worker
+pytest capture or a rich console see what they saw before); logging records made inside a
+body are copied the same way, by a wrapper of the log record factory (not a handler on the
+root logger: that would make ``logging.basicConfig()`` a no-op for the application, and hide
+``logging.lastResort``). A record is captured if its logger lets it through (its level),
+whatever the handlers do with it. A ``def`` body sets the variable in its worker
 thread, an ``async def`` body in its own asyncio task (each has its own copy of the
 context), so two bodies running at once never get each other's lines. Writes outside a body
 (the engine, the application) only pass through.
@@ -23,6 +26,8 @@ import logging
 import sys
 import threading
 import time
+import traceback
+from collections.abc import Callable
 from typing import Any, TextIO
 
 STDOUT, STDERR, LOGGING = "stdout", "stderr", "log"
@@ -30,8 +35,8 @@ STDOUT, STDERR, LOGGING = "stdout", "stderr", "log"
 #: A captured piece of output: ``(stream, created_at, text)``.
 Chunk = tuple[str, float, str]
 
-#: How a logging record reads in a task's log.
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: How a logging record reads in a task's log: ``2024-05-01 12:00:00,123 INFO name: text``.
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def dropped_marker(dropped: int, limit: int) -> str:
@@ -142,9 +147,14 @@ def current_log() -> AttemptLog | None:
     return _current.get()
 
 
+#: A logging handler writing a record to a stream: the record is in the log already.
+_HANDLER_WRITE = logging.StreamHandler.emit.__code__
+
+
 class RoutingStream:
     """``sys.stdout`` or ``sys.stderr``: each write goes to the wrapped stream and, inside a
-    task body, to that body's log too. Everything else is the wrapped stream's."""
+    task body, to that body's log too (unless a logging handler writes a record, which the
+    log has as a record already). Everything else is the wrapped stream's."""
 
     def __init__(self, target: TextIO, stream: str) -> None:
         self._target = target
@@ -156,7 +166,11 @@ class RoutingStream:
 
     def write(self, text: str) -> int:
         log = _current.get()
-        if log is not None and isinstance(text, str):
+        if (
+            log is not None
+            and isinstance(text, str)
+            and sys._getframe(1).f_code is not _HANDLER_WRITE
+        ):
             log.write(self._stream, text)
         return self._target.write(text)
 
@@ -177,48 +191,40 @@ class RoutingStream:
         return getattr(self._target, name)
 
 
-class _TaskLogHandler(logging.Handler):
-    """Copies records logged inside a task body to its log. Being a handler on the root
-    logger, it would hide :data:`logging.lastResort` (used only where no handler exists),
-    so where it is the only handler it passes records on to that, as before."""
+def format_record(record: logging.LogRecord) -> str:
+    """A record as a line of a task's log (with its traceback, if any), without touching
+    the record (the handlers format it their own way)."""
+    try:
+        message = record.getMessage()
+    except Exception:  # arguments that do not fit the message: show both, never fail
+        message = f"{record.msg!r} % {record.args!r}"
+    stamp = time.strftime(_TIME_FORMAT, time.localtime(record.created))
+    text = f"{stamp},{int(record.msecs):03d} {record.levelname} {record.name}: {message}"
+    if record.exc_info and record.exc_info[0] is not None:
+        text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+    if record.stack_info:
+        text += "\n" + record.stack_info.rstrip("\n")
+    return text + "\n"
 
-    def __init__(self) -> None:
-        super().__init__(logging.NOTSET)
-        self.setFormatter(logging.Formatter(LOG_FORMAT))
 
-    def emit(self, record: logging.LogRecord) -> None:
+class _RecordFactory:
+    """Wraps the log record factory: a record made inside a task body goes to its log."""
+
+    def __init__(self, wrapped: Callable[..., logging.LogRecord]) -> None:
+        self.wrapped = wrapped
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.wrapped(*args, **kwargs)
         log = _current.get()
         if log is not None:
-            try:
-                log.write(LOGGING, self.format(record) + "\n")
-            except Exception:
-                self.handleError(record)
-        last = logging.lastResort
-        if last is not None and record.levelno >= last.level and self._alone(record):
-            # Outside the task's capture: the record is in its log already.
-            token = _current.set(None)
-            try:
-                last.handle(record)
-            finally:
-                _current.reset(token)
-
-    def _alone(self, record: logging.LogRecord) -> bool:
-        """Whether no other handler sees ``record`` (Logger.callHandlers' rule)."""
-        found = logging.root.manager.loggerDict.get(record.name)
-        logger: logging.Logger | None = found if isinstance(found, logging.Logger) else logging.root
-        while logger is not None:
-            for handler in logger.handlers:
-                if handler is not self:
-                    return False
-            if not logger.propagate:
-                return True
-            logger = logger.parent
-        return True
+            log.write(LOGGING, format_record(record))
+        return record
 
 
 _lock = threading.Lock()
 _users = 0
-_handler = _TaskLogHandler()
+#: Our wrapper, while it is part of the record factory (perhaps wrapped in turn by someone).
+_factory: _RecordFactory | None = None
 
 
 def _wrap() -> None:
@@ -226,31 +232,28 @@ def _wrap() -> None:
         current = getattr(sys, name)
         if current is not None and not isinstance(current, RoutingStream):
             setattr(sys, name, RoutingStream(current, stream))
-    root = logging.getLogger()
-    if _handler not in root.handlers:
-        root.addHandler(_handler)
 
 
 def _wrapped() -> bool:
-    return (
-        type(sys.stdout) is RoutingStream
-        and type(sys.stderr) is RoutingStream
-        and _handler in logging.root.handlers
-    )
+    return type(sys.stdout) is RoutingStream and type(sys.stderr) is RoutingStream
 
 
 def install() -> None:
     """Start routing (reference counted: every engine that runs bodies installs once)."""
-    global _users
+    global _users, _factory
     with _lock:
         _users += 1
         _wrap()
+        if _factory is None:
+            _factory = _RecordFactory(logging.getLogRecordFactory())
+            logging.setLogRecordFactory(_factory)
 
 
 def uninstall() -> None:
-    """One user less; the last one puts the streams and the root logger back as they were
-    (a stream someone replaced meanwhile is left alone)."""
-    global _users
+    """One user less; the last one puts the streams and the record factory back as they
+    were (what someone replaced or wrapped meanwhile is left alone: our part of it only
+    passes things through outside a body)."""
+    global _users, _factory
     with _lock:
         _users = max(0, _users - 1)
         if _users:
@@ -259,13 +262,15 @@ def uninstall() -> None:
             current = getattr(sys, name)
             if isinstance(current, RoutingStream):
                 setattr(sys, name, current.wrapped)
-        logging.getLogger().removeHandler(_handler)
+        if _factory is not None and logging.getLogRecordFactory() is _factory:
+            logging.setLogRecordFactory(_factory.wrapped)
+            _factory = None
 
 
 def begin(log: AttemptLog) -> contextvars.Token[AttemptLog | None]:
     """A body starts: its output goes to ``log`` until :func:`end`. If someone replaced the
-    streams or the root logger's handlers since :func:`install` (pytest does between a
-    test's phases), the routing is put back first."""
+    streams since :func:`install` (pytest does between a test's phases), the routing is put
+    back first."""
     if not _wrapped():
         with _lock:
             if _users:
@@ -288,6 +293,7 @@ __all__ = [
     "current_log",
     "dropped_marker",
     "end",
+    "format_record",
     "install",
     "uninstall",
 ]
