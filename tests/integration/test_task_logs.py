@@ -302,3 +302,21 @@ def test_streams_are_put_back_when_the_last_runner_stops(
     assert isinstance(sys.stdout, RoutingStream)  # the other still runs tasks
     second.shutdown()
     assert sys.stdout is before
+
+
+def test_pruning_a_run_removes_its_logs(runner: DefaultRunner, name: Name) -> None:
+    wf_name = name("logs_prune")
+
+    @workflow(name=wf_name)
+    class Wf:
+        @task()
+        def talk(context: Context) -> None:
+            print("soon gone")
+
+    old = runner.execute(wf_name, timeout=30).execution_id
+    assert runner.get_task_logs(old, "talk") == "soon gone\n"
+    time.sleep(0.05)
+    assert runner.prune_executions(0.01) >= 1
+    assert runner.store.read_run_logs(old) == []
+    with pytest.raises(ExecutionNotFoundError):
+        runner.get_task_logs(old, "talk")
