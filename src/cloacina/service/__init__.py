@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from cloacina.service.audit import Actor, AuditEntry, AuditPage, acting_as, current_actor
 from cloacina.service.keys import ApiKeyInfo, CreatedApiKey, Role, allows
+from cloacina.service.logs import TaskLog, TaskLogChunk
 from cloacina.service.types import (
     ExecutionEvent,
     ExecutionPage,
@@ -39,6 +40,8 @@ __all__ = [
     "Role",
     "TaskAttempt",
     "TaskInfo",
+    "TaskLog",
+    "TaskLogChunk",
     "TenantInfo",
     "WorkerInfo",
     "WorkflowInfo",
