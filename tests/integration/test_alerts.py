@@ -411,3 +411,16 @@ def test_a_channel_test_is_delivered_at_once_to_that_channel_alone(
     receiver.codes = [500]
     failed = runner.test_alert_channel("ops")
     assert failed.attempted and not failed.delivered and failed.status_code == 500
+
+
+def test_a_runner_shut_down_right_after_a_failure_still_sends_its_alert(
+    make_runner: RunnerFactory, receiver: Receiver, name: Callable[[str], str]
+) -> None:
+    runner = make_runner(poll_interval=0.5)  # its outbox poll would come too late
+    runner.add_alert_channel("ops", receiver.url)
+    seen: list[Alert] = []
+    runner.on_alert(seen.append)
+    result = runner.execute(failing_workflow(name("last")), timeout=20)
+    runner.shutdown()
+    assert [r.payload["execution_id"] for r in receiver.got] == [result.execution_id]
+    assert [a.execution_id for a in seen] == [result.execution_id]

@@ -117,6 +117,9 @@ class AlertDeliverer:
         self._raised: queue.SimpleQueue[list[Alert] | None] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        # Alerts raised here since the last look at the outbox: a stopping engine (a
+        # `cloacina run` that just failed) still sends them before it goes.
+        self._raised_here = False
         self._threads: list[threading.Thread] = []
 
     @property
@@ -141,13 +144,14 @@ class AlertDeliverer:
             self._threads.append(thread)
 
     def stop(self) -> None:
-        """Stop; an attempt under way may finish (within ``alert_timeout``), so that what was
-        sent is recorded and not sent again by another worker."""
+        """Stop, after one last attempt at the alerts raised here (bounded by
+        ``alert_timeout``; an attempt under way finishes, so that what was sent is recorded
+        and not sent again by another worker) and the callbacks of those raised already."""
         self._stop.set()
         self._wake.set()
         self._raised.put(None)
         for thread in self._threads:
-            thread.join(self.settings.alert_timeout + 1.0)
+            thread.join(self.settings.alert_timeout * 2 + 2.0)
         self._threads.clear()
 
     # ---- raised here -------------------------------------------------------------------------
@@ -160,6 +164,7 @@ class AlertDeliverer:
         (they are likely there)."""
         if self._callbacks:
             self._raised.put(alerts)
+        self._raised_here = True
         self._wake.set()
 
     def _callback_loop(self) -> None:
@@ -176,23 +181,33 @@ class AlertDeliverer:
 
     # ---- the outbox --------------------------------------------------------------------------
     def _deliver_loop(self) -> None:
-        while not self._stop.is_set():
+        while True:
             self._wake.wait(self.interval)
             self._wake.clear()
-            if self._stop.is_set():
+            last = self._stop.is_set()
+            if last and not self._raised_here:
                 return
             try:
                 self.deliver_due()
             except Exception as exc:  # the database may be briefly unavailable
                 log.warning("delivering alerts failed (will retry): %s", exc)
+            if last:
+                return
 
     def deliver_due(self, outbox_id: int | None = None) -> list[AttemptResult]:
         """Claim due alerts one at a time and try each (just the one with ``outbox_id``, if
-        it is due, when given); what each attempt did."""
+        it is due, when given); what each attempt did. Once stopping, no new claim after
+        one ``alert_timeout``'s worth of time: a shutdown stays bounded."""
         results: list[AttemptResult] = []
+        self._raised_here = False
         if outbox_id is None and not self.store.alerts_due(time.time()):
             return results
-        while not self._stop.is_set():
+        stop_by: float | None = None
+        while True:
+            if self._stop.is_set():
+                stop_by = stop_by or time.monotonic() + self.settings.alert_timeout
+                if time.monotonic() >= stop_by:
+                    break
             claimed = self.store.claim_alerts(
                 self.worker_id, time.time(), self.lease, limit=1, outbox_id=outbox_id
             )

@@ -401,10 +401,10 @@ class Engine(Dispatch, Liveness):
             self._loop.call_later(
                 max(0.0, retry_at - time.time()) + 0.001, self._request_cycle, True
             )
+        if fx.alerts:  # before the waiters wake: a runner shut down at once still sends them
+            self.alerter.raised(fx.alerts)
         if fx.finished_runs:
             self._notify_finished(fx.finished_runs)
-        if fx.alerts:
-            self.alerter.raised(fx.alerts)
         if searched and self._maybe_ready and self.free > 0:
             self._request_cycle()  # there may be more ready work than free slots took
 

@@ -321,10 +321,10 @@ class Liveness:
         if self.metrics is not None:
             names = {item.execution_id: item.workflow_name for item in stale}
             self.metrics.record(fx.events, now, ready=fx.ready, names=names)
-        if fx.finished_runs:
-            self._notify_finished(fx.finished_runs)
         if fx.alerts:
             self.alerter.raised(fx.alerts)
+        if fx.finished_runs:
+            self._notify_finished(fx.finished_runs)
         self._request_cycle(True)
 
     def _watch_deadlines_and_workers(self) -> None:
