@@ -34,8 +34,10 @@ import httpx
 
 from cloacina._about import __version__
 from cloacina.errors import (
+    ExecutionNotFoundError,
     ExecutionTimeoutError,
     RemoteError,
+    RequestError,
     RunnerClosedError,
     UnavailableError,
 )
@@ -46,6 +48,7 @@ from cloacina.remote.errors import from_response
 from cloacina.remote.sse import SseEvent, parse_sse
 from cloacina.service.audit import AuditPage
 from cloacina.service.keys import ApiKeyInfo, CreatedApiKey, Role
+from cloacina.service.logs import TaskLog
 from cloacina.service.types import (
     ExecutionEvent,
     ExecutionPage,
@@ -325,9 +328,31 @@ class Client:
         return self.get_execution(execution_id).status
 
     def find_execution(self, id_or_prefix: str) -> WorkflowResult:
-        """The run with this id (or the only one whose id starts with it, where the server
-        resolves prefixes)."""
-        return self.get_execution(id_or_prefix.strip())
+        """The run with this id, or the only one whose id starts with it (the short ids a
+        list shows). ExecutionNotFoundError for none, RequestError for a prefix that several
+        runs share (it names some)."""
+        ident = id_or_prefix.strip()
+        if not ident:
+            raise RequestError("give an execution id (or a unique prefix of one)")
+        try:
+            return self.get_execution(ident)
+        except ExecutionNotFoundError:
+            pass
+        found = self.list_executions_page(q=ident, limit=MAX_PAGE).items
+        matches = [r for r in found if r.execution_id.startswith(ident)]
+        if not matches:
+            raise ExecutionNotFoundError(
+                f"no workflow execution with id or id prefix {ident!r}; "
+                "list them with: cloacina executions list"
+            )
+        if len(matches) > 1:
+            shown = ", ".join(f"{r.execution_id} ({r.workflow_name})" for r in matches[:5])
+            more = " and more" if len(matches) > 5 else ""
+            raise RequestError(
+                f"execution id prefix {ident!r} is ambiguous: it matches {shown}{more}; "
+                "give more characters"
+            )
+        return self.get_execution(matches[0].execution_id)
 
     def list_executions_page(
         self,
@@ -563,6 +588,16 @@ class Client:
             "GET", path, params={"attempt": attempt}, headers={"Accept": "text/plain"}
         )
         return response.text
+
+    def get_execution_logs(self, execution_id: str) -> list[TaskLog]:
+        """The latest attempt's output of every task of a run that has started, in the
+        run's task order (one request per task)."""
+        result = self.get_execution(execution_id)
+        return [
+            TaskLog(task_id, t.attempts, self.get_task_logs(execution_id, task_id, t.attempts))
+            for task_id, t in result.tasks.items()
+            if t.attempts
+        ]
 
     def follow_task_logs(
         self, execution_id: str, task_id: str, attempt: int | None = None

@@ -41,6 +41,7 @@ from cloacina.cli.executions import executions_group
 from cloacina.cli.keys import keys_group
 from cloacina.cli.options import DB_ENV, DEFAULT_DB, DEFAULT_TENANT, TENANT_ENV
 from cloacina.cli.package import package_group
+from cloacina.cli.remote import API_KEY_ENV, SERVER_ENV
 from cloacina.cli.run import run_command
 from cloacina.cli.serve import serve_command
 from cloacina.cli.tenant import tenant_group
@@ -73,9 +74,24 @@ PROG_NAMES = ("cloacina", "cloacina-ctl")
     metavar="NAME",
     help="Tenant for every command (a command's own --tenant wins).",
 )
+@click.option(
+    "--server",
+    "server",
+    default=None,
+    metavar="URL",
+    help=f"Work through the Cloacina server at URL instead of --db, for the commands that "
+    f"can (a command's own --server wins) [default: ${SERVER_ENV}].",
+)
+@click.option(
+    "--api-key",
+    "api_key",
+    default=None,
+    metavar="KEY",
+    help=f"API key for --server [default: ${API_KEY_ENV}].",
+)
 @click.version_option(__version__, "--version", "-V", prog_name="cloacina")
 @click.pass_context
-def cli(ctx: click.Context, db: str, tenant: str) -> None:
+def cli(ctx: click.Context, db: str, tenant: str, server: str | None, api_key: str | None) -> None:
     """Cloacina: durable workflows on SQLite (the default, a file) or PostgreSQL (--db
     postgresql://..., shared by any number of workers).
 
@@ -87,6 +103,8 @@ def cli(ctx: click.Context, db: str, tenant: str) -> None:
     ctx.ensure_object(dict)
     ctx.obj["db"] = db
     ctx.obj["tenant"] = tenant
+    ctx.obj["server"] = server
+    ctx.obj["api_key"] = api_key
 
 
 cli.add_command(run_command)
