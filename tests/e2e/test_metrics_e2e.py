@@ -72,7 +72,7 @@ def _start_worker(cwd: Path, db: str, *extra: str) -> subprocess.Popen[str]:
 def test_worker_serves_metrics_on_its_port(tmp_path: Path, flows: Path, db: str) -> None:
     worker = _start_worker(tmp_path, db, "--metrics-port", "0", "--poll-interval", "0.05")
     try:
-        assert worker.stdout is not None
+        assert worker.stdout is not None and worker.stderr is not None
         line = worker.stdout.readline()
         found = re.search(r"metrics at (http://127\.0\.0\.1:(\d+)/metrics)", line)
         assert found, line + (worker.stderr.read() if worker.poll() is not None else "")
