@@ -424,3 +424,24 @@ def test_a_runner_shut_down_right_after_a_failure_still_sends_its_alert(
     runner.shutdown()
     assert [r.payload["execution_id"] for r in receiver.got] == [result.execution_id]
     assert [a.execution_id for a in seen] == [result.execution_id]
+
+
+def test_retention_prunes_delivered_alerts_but_keeps_pending_ones(
+    make_runner: RunnerFactory, receiver: Receiver, name: Callable[[str], str]
+) -> None:
+    receiver.codes = [200, 500]  # the first channel's alert goes through, the second's waits
+    runner = make_runner(retention=0.3, alert_retry_delay=3600)
+    runner.add_alert_channel("a", receiver.url)
+    runner.execute(failing_workflow(name("pruned")), timeout=20)
+    receiver.wait_for(1)
+    runner.add_alert_channel("b", receiver.url, rules=["run_failed"])
+    runner.remove_alert_channel("a")
+    runner.add_alert_channel("c", receiver.url)
+    runner.execute(failing_workflow(name("kept")), timeout=20)
+    receiver.wait_for(3)  # the second run's alert to b (500: pending) and to c (200)
+    deadline = time.monotonic() + 15
+    while any(a.status == "delivered" for a in runner.list_alerts()):
+        assert time.monotonic() < deadline, "delivered alerts were never pruned"
+        time.sleep(0.1)
+    (left,) = runner.list_alerts()
+    assert left.status == "pending" and left.attempts == 1

@@ -120,6 +120,8 @@ class Liveness:
                 pruned = self.store.prune_executions(cutoff)
                 if pruned:
                     log.info("pruned %d finished runs older than %.0fs", pruned, retention)
+                # Delivered and given-up alerts go with the runs of their time.
+                self.store.prune_alerts(cutoff)
                 # Workers: gone for a day at least, however short the retention, so that a
                 # live but slow worker never loses its row.
                 gone = max(retention, WORKER_RETENTION_FLOOR)
