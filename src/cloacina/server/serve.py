@@ -96,6 +96,12 @@ def serve(
         def handle_exit(self, sig: int, frame: Any) -> None:
             state.stopping.set()  # open event streams end now, not at the timeout
             super().handle_exit(sig, frame)
+            # uvicorn raises the signal again once it has stopped, which would kill the
+            # process before the runners shut down (tasks handed back, worker marked
+            # stopped): a stop asked by a signal is a clean stop here, exit status 0.
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
 
     try:
         app = create_app(state)
