@@ -14,6 +14,13 @@ live in the default tenant's database; a face says who acts with
 
 from __future__ import annotations
 
+from cloacina.service.alerts import (
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    AlertTestResult,
+    QueuedAlert,
+)
 from cloacina.service.audit import Actor, AuditEntry, AuditPage, acting_as, current_actor
 from cloacina.service.keys import ApiKeyInfo, CreatedApiKey, Role, allows
 from cloacina.service.logs import TaskLog, TaskLogChunk
@@ -30,6 +37,10 @@ from cloacina.service.types import (
 
 __all__ = [
     "Actor",
+    "Alert",
+    "AlertChannel",
+    "AlertDelivery",
+    "AlertTestResult",
     "ApiKeyInfo",
     "AuditEntry",
     "AuditPage",
@@ -37,6 +48,7 @@ __all__ = [
     "ExecutionEvent",
     "ExecutionPage",
     "PackageDetail",
+    "QueuedAlert",
     "Role",
     "TaskAttempt",
     "TaskInfo",
