@@ -203,6 +203,38 @@ def test_recoveries_are_counted(make_runner: RunnerFactory, name: Callable[[str]
     assert value(samples, "cloacina_task_queue_wait_seconds_count", workflow=wf_name) == 1
 
 
+def test_queue_waits_of_runs_created_elsewhere_are_read_at_the_scrape(
+    make_runner: RunnerFactory, name: Callable[[str], str]
+) -> None:
+    """A worker that did not see a run created (a client made it) reads when its roots
+    became ready from the database at the next scrape; its dependents it saw itself."""
+    wf_name = name("metrics_elsewhere")
+
+    @workflow(name=wf_name)
+    class Pair:
+        @task()
+        def first(context: Context) -> None:
+            context.set("a", 1)
+
+        @task(dependencies=["first"])
+        def second(context: Context) -> None:
+            context.set("b", 2)
+
+    client = make_runner(execute_tasks=False)
+    ids = [client.schedule_workflow(wf_name) for _ in range(3)]
+    time.sleep(0.3)  # they wait in the queue: no worker yet
+    worker = make_runner()
+    for eid in ids:
+        assert worker.wait(eid, timeout=30).status == "completed"
+    samples = scrape_after(worker, 3)
+    assert value(samples, "cloacina_task_queue_wait_seconds_count", workflow=wf_name) == 6
+    waited = value(samples, "cloacina_task_queue_wait_seconds_sum", workflow=wf_name)
+    assert 3 * 0.3 <= waited < 3 * 30  # the roots waited for the worker to start
+    # Observed once: the next scrape does not count them again.
+    again = scrape(worker)
+    assert value(again, "cloacina_task_queue_wait_seconds_count", workflow=wf_name) == 6
+
+
 def test_each_runner_has_its_own_registry(
     make_runner: RunnerFactory, name: Callable[[str], str]
 ) -> None:

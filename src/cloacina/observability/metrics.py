@@ -17,6 +17,7 @@ import importlib.util
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,10 @@ DURATION_BUCKETS = (
     3600.0,
 )
 
+#: At most this many started tasks wait for their ready time to be read at the next scrape
+#: (beyond that, between two scrapes, the oldest are not measured).
+MAX_UNSEEN = 2000
+
 #: At most this many tasks' ready times are remembered (tasks made ready here but claimed by
 #: another worker are never looked up again; the oldest go first).
 MAX_TRACKED = 10_000
@@ -89,10 +94,11 @@ class GaugeFamily:
 class ScrapeCollector:
     """Turns :class:`GaugeFamily` values from ``source`` into Prometheus gauges, at each
     scrape. ``source`` reads what it needs (a count query, the pool, ``/proc``); a family it
-    cannot read is left out (the source logs why)."""
+    cannot read is left out (the source logs why). It is the registry's first collector, so
+    what ``source`` observes into the histograms shows in the same scrape."""
 
-    def __init__(self, source: Callable[[], Iterable[GaugeFamily]]) -> None:
-        self._source = source
+    def __init__(self, source: Callable[[], Iterable[GaugeFamily]] | None = None) -> None:
+        self.source = source
 
     def describe(self) -> list[Metric]:
         return []  # nothing to check at registration: the names are fixed and ours
@@ -100,7 +106,7 @@ class ScrapeCollector:
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
-        for family in self._source():
+        for family in self.source() if self.source is not None else ():
             gauge = GaugeMetricFamily(family.name, family.help, labels=list(family.labels))
             for values, value in family.samples:
                 gauge.add_metric(list(values), value)
@@ -118,9 +124,12 @@ class EngineMetrics:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry: CollectorRegistry = CollectorRegistry(auto_describe=True)
-        #: Whether the runner's scrape-time gauges are registered too (see service/metrics).
-        self.scrape_collectors = False
         registry = self.registry
+        #: The gauges read at scrape time: the runner gives it a source (service/metrics).
+        self.scrape = ScrapeCollector()
+        registry.register(self.scrape)
+        #: Whether the process collector is registered too.
+        self.process_collector = False
         self.tasks_finished = Counter(
             "cloacina_tasks_finished",
             "Tasks that reached an end, by workflow and outcome (completed, failed, skipped)",
@@ -143,7 +152,8 @@ class EngineMetrics:
         self.queue_wait = Histogram(
             "cloacina_task_queue_wait_seconds",
             "Time from a task becoming ready (dependencies settled, retry due, run created, "
-            "task recovered) to its start, for tasks whose readiness this process saw",
+            "task recovered) to its start; a first attempt that became ready elsewhere is "
+            "read from the database at the next scrape",
             ("workflow",),
             buckets=DURATION_BUCKETS,
             registry=registry,
@@ -167,6 +177,11 @@ class EngineMetrics:
         self._ready_at: dict[tuple[str, str], float] = {}
         self._created: dict[str, float] = {}
         self._created_lock = threading.Lock()  # runs are created on the callers' threads
+        #: First attempts started here whose becoming ready this process did not see (a run
+        #: another process created, a dependency another worker ran): (run, task, workflow,
+        #: start), resolved from the database at the next scrape. Appended on the engine's
+        #: loop, taken on the scraper's thread (a deque does both safely).
+        self.unseen: deque[tuple[str, str, str, float]] = deque(maxlen=MAX_UNSEEN)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -246,6 +261,23 @@ class EngineMetrics:
                 self._child(self.queue_wait, claim.workflow_name).observe(
                     max(0.0, claim.started_at - since)
                 )
+            elif claim.attempt == 1 and claim.recovery_count == 0:
+                self.unseen.append(
+                    (claim.execution_id, claim.task_id, claim.workflow_name, claim.started_at)
+                )
+
+    def take_unseen(self) -> list[tuple[str, str, str, float]]:
+        """The unseen first attempts noted so far (see :attr:`unseen`), removed (any thread)."""
+        taken = []
+        while True:
+            try:
+                taken.append(self.unseen.popleft())
+            except IndexError:
+                return taken
+
+    def observe_wait(self, workflow: str, seconds: float) -> None:
+        """A queue wait found later (any thread: prometheus-client's values are locked)."""
+        self.queue_wait.labels(workflow).observe(max(0.0, seconds))
 
     def text(self) -> bytes:
         """The registry in Prometheus text format."""

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from cloacina.errors import UnavailableError
-from cloacina.observability.metrics import SERVER_EXTRA, GaugeFamily, ScrapeCollector
+from cloacina.observability.metrics import SERVER_EXTRA, GaugeFamily
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -76,12 +76,12 @@ class MetricsService:
                 f"{SERVER_EXTRA}"
             )
         with _SETUP:
-            if not metrics.scrape_collectors:
+            if not metrics.process_collector:
                 from prometheus_client import ProcessCollector
 
-                metrics.registry.register(ScrapeCollector(self._gauges))
+                metrics.scrape.source = self._gauges
                 ProcessCollector(namespace="cloacina", registry=metrics.registry)
-                metrics.scrape_collectors = True
+                metrics.process_collector = True
         return metrics.registry
 
     def metrics_text(self) -> bytes:
@@ -112,6 +112,7 @@ class MetricsService:
 
     def _gauges(self) -> Iterator[GaugeFamily]:
         engine = self._engine
+        self._resolve_waits()
         if self.execute_tasks:
             yield GaugeFamily(
                 "cloacina_running_tasks",
@@ -185,6 +186,23 @@ class MetricsService:
                 ("package", "version"),
                 sorted(memory.items()),
             )
+
+    def _resolve_waits(self) -> None:
+        """Observe the queue waits of first attempts this process started without seeing
+        them become ready: their ready times are read from the database now."""
+        metrics = self._engine.metrics
+        unseen = metrics.take_unseen() if metrics is not None else []
+        if metrics is None or not unseen:
+            return
+        try:
+            ready = self.store.ready_times([(eid, tid) for eid, tid, _wf, _at in unseen])
+        except Exception as exc:  # the database may be down: these waits go unmeasured
+            log.warning("metrics: could not read when %d tasks became ready: %s", len(unseen), exc)
+            return
+        for eid, tid, workflow, started in unseen:
+            since = ready.get((eid, tid))
+            if since is not None:
+                metrics.observe_wait(workflow, started - since)
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

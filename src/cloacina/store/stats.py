@@ -7,10 +7,22 @@ at a limit, the statistics read at most the runs asked for.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sqlalchemy import Engine, Float, and_, case, func, literal, literal_column, or_, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Float,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.pool import QueuePool
 
 from cloacina.store.clock import db_now_sql
@@ -117,6 +129,53 @@ class StatsQueries:
             return None
         return PoolStatus(pool.checkedout(), pool.size(), max(0, pool.overflow()))
 
+    def ready_times(self, tasks: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        """When each ``(run, task)`` became ready, as the rows tell: its last dependency's
+        end, or the run's creation for a task without dependencies. Left out: a task whose
+        dependencies have not all ended, or whose run is gone or has no stored graph."""
+        wanted = set(tasks)
+        w, d = workflow_executions.c, task_dependencies.c
+        created: dict[str, float] = {}
+        deps: dict[tuple[str, str], list[str]] = {}
+        with self.engine.connect() as conn:
+            for part, names in _by_run(wanted):
+                runs = select(w.id, w.created_at).where(w.id.in_(part), w.graph_stored == 1)
+                created.update((str(r[0]), float(r[1])) for r in conn.execute(runs))
+                for name_part in _chunks(names):
+                    graph = select(d.execution_id, d.task_id, d.dependencies).where(
+                        d.execution_id.in_(part), d.task_id.in_(name_part)
+                    )
+                    for r in conn.execute(graph):
+                        if (r[0], r[1]) in wanted:
+                            deps[(str(r[0]), str(r[1]))] = list(json.loads(r[2]))
+            needed = {(eid, dep) for (eid, _tid), names in deps.items() for dep in names}
+            ends = self._ends(conn, needed)
+        out: dict[tuple[str, str], float] = {}
+        for eid, tid in wanted:
+            if eid not in created:
+                continue
+            names = deps.get((eid, tid), [])
+            finished = [ends.get((eid, dep)) for dep in names]
+            if not names:
+                out[(eid, tid)] = created[eid]
+            elif all(end is not None for end in finished):
+                out[(eid, tid)] = max(end for end in finished if end is not None)
+        return out
+
+    @staticmethod
+    def _ends(conn: Connection, tasks: set[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        """When each of these ``(run, task)`` ended (those that did)."""
+        t = task_executions.c
+        ends: dict[tuple[str, str], float] = {}
+        for part, names in _by_run(tasks):
+            for name_part in _chunks(names):
+                query = select(t.execution_id, t.task_id, t.finished_at).where(
+                    t.execution_id.in_(part), t.task_id.in_(name_part), t.finished_at.is_not(None)
+                )
+                for r in conn.execute(query):
+                    ends[(str(r[0]), str(r[1]))] = float(r[2])
+        return ends
+
     # ---- workflow statistics -------------------------------------------------------------
     def recent_finished_runs(self, workflow_name: str, last: int) -> list[RunTimes]:
         """The ``last`` most recently created runs of ``workflow_name`` that finished
@@ -191,3 +250,12 @@ class StatsQueries:
 
 def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
     return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+
+
+def _by_run(pairs: set[tuple[str, str]]) -> list[tuple[Sequence[str], list[str]]]:
+    """``(run, task)`` pairs as chunks of run ids, each with the task ids of those runs."""
+    out: list[tuple[Sequence[str], list[str]]] = []
+    for part in _chunks(sorted({eid for eid, _tid in pairs})):
+        runs = set(part)
+        out.append((part, sorted({tid for eid, tid in pairs if eid in runs})))
+    return out
