@@ -445,3 +445,52 @@ def test_retention_prunes_delivered_alerts_but_keeps_pending_ones(
         time.sleep(0.1)
     (left,) = runner.list_alerts()
     assert left.status == "pending" and left.attempts == 1
+
+
+def test_a_claim_whose_holder_died_is_taken_over_after_its_lease(
+    make_runner: RunnerFactory,
+) -> None:
+    """The outbox's claims (store level): a claimed alert is nobody else's until its lease
+    ends; then another deliverer takes it (the next attempt), and the first holder's late
+    report no longer moves it."""
+    from cloacina.engine.alerts import test_alert
+
+    runner = make_runner(execute_tasks=False)
+    store = runner.store
+    channel = runner.add_alert_channel("ops", "http://127.0.0.1:9/never")
+    alert = test_alert("public", "ops", time.time())
+    outbox_id = store.enqueue_channel_alert(channel.id, alert.outbox_item(), time.time())
+    assert outbox_id is not None
+
+    (first,) = store.claim_alerts("w1", time.time(), lease=0.3)
+    assert first.attempt == 1 and first.url.endswith("/never")
+    assert store.claim_alerts("w2", time.time(), lease=0.3) == []
+    assert not store.alerts_due(time.time())
+    time.sleep(0.4)
+    assert store.alerts_due(time.time())
+    (second,) = store.claim_alerts("w2", time.time(), lease=30)
+    assert second.id == first.id and second.attempt == 2
+    late = store.record_alert_attempt(
+        first,
+        "w1",
+        status="delivered",
+        now=time.time(),
+        next_attempt_at=time.time(),
+        status_code=200,
+        error=None,
+        duration=0.1,
+    )
+    assert late is False  # fenced: w2 holds it now
+    assert store.record_alert_attempt(
+        second,
+        "w2",
+        status="delivered",
+        now=time.time(),
+        next_attempt_at=time.time(),
+        status_code=200,
+        error=None,
+        duration=0.1,
+    )
+    (queued,) = runner.list_alerts()
+    assert queued.status == "delivered" and queued.attempts == 2
+    assert [d.attempt for d in runner.list_alert_deliveries()] == [2, 1]  # both logged
