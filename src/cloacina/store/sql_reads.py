@@ -181,6 +181,20 @@ class SQLStore(Store):
                 out[task_id] = ctx
         return out
 
+    # The event feed (FeedQueries) on the fast path: the server's event hub reads it every
+    # few milliseconds while streams are open.
+    def events_after(self, after_id: int, limit: int = 1000) -> list[EventRow]:
+        rows = self._fetchall(
+            "SELECT id, execution_id, task_id, event, attempt, detail, created_at"
+            " FROM execution_events WHERE id>? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        return [EventRow(*r) for r in rows]
+
+    def last_event_id(self) -> int:
+        row = self._fetchone("SELECT MAX(id) FROM execution_events")
+        return int(row[0] or 0) if row else 0
+
     def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]:
         rows = self._fetchall(
             "SELECT id, execution_id, task_id, event, attempt, detail, created_at"
