@@ -130,3 +130,6 @@ def test_to_dict_is_plain_json() -> None:
     assert data["first_run_at"] == "1970-01-01T00:00:00Z"
     assert data["critical_path"] == ["a", "c", "d"]
     assert data["tasks"][0]["task_id"] == "a"
+    from cloacina.service.stats import WorkflowStats
+
+    assert WorkflowStats.from_dict(data) == stats

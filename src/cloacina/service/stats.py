@@ -99,6 +99,16 @@ class WorkflowStats:
             data[key] = None if value is None else value.isoformat().replace("+00:00", "Z")
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkflowStats:
+        """The stats from :meth:`to_dict`'s values (what the HTTP API sends)."""
+        values = dict(data)
+        for key in ("first_run_at", "last_run_at"):
+            text = values.get(key)
+            values[key] = None if text is None else datetime.fromisoformat(text)
+        values["tasks"] = [TaskStats(**task) for task in values.get("tasks", [])]
+        return cls(**values)
+
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The ``q``-th percentile (0-100) of ``values`` by linear interpolation between the
