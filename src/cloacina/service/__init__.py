@@ -24,6 +24,7 @@ from cloacina.service.alerts import (
 from cloacina.service.audit import Actor, AuditEntry, AuditPage, acting_as, current_actor
 from cloacina.service.keys import ApiKeyInfo, CreatedApiKey, Role, allows
 from cloacina.service.logs import TaskLog, TaskLogChunk
+from cloacina.service.stats import TaskStats, WorkflowStats
 from cloacina.service.types import (
     ExecutionEvent,
     ExecutionPage,
@@ -54,9 +55,11 @@ __all__ = [
     "TaskInfo",
     "TaskLog",
     "TaskLogChunk",
+    "TaskStats",
     "TenantInfo",
     "WorkerInfo",
     "WorkflowInfo",
+    "WorkflowStats",
     "acting_as",
     "allows",
     "current_actor",
