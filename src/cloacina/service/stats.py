@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 from cloacina.errors import RequestError, WorkflowNotFoundError
 from cloacina.model.status import to_datetime
-from cloacina.store.stats import AttemptTimes, RunTimes, TaskTimes
 
 if TYPE_CHECKING:
     from cloacina.model.workflow import Workflow
     from cloacina.service.types import WorkflowInfo
     from cloacina.store.base import Store
+    from cloacina.store.stats import AttemptTimes, RunTimes, TaskTimes
 
 #: The most runs one statistics call reads.
 MAX_RUNS = 10_000
