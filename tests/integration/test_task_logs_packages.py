@@ -113,7 +113,7 @@ def test_a_packaged_body_is_followed_while_it_runs(
     package = name("logfollow")
     runner = make_package_runner()
     runner.register_workflow(_package(tmp_path, make_package, package))
-    eid = runner.schedule_workflow(f"{package}_flow", {"pause": 4.0})
+    eid = runner.schedule_workflow(f"{package}_flow", {"pause": 6.0})
 
     pieces = runner.follow_task_logs(eid, "slow")  # waits for the task to start
     first = next(pieces)
