@@ -67,6 +67,8 @@ API_KEY_ENV = "CLOACINA_API_KEY"
 TENANT_HEADER = "X-Cloacina-Tenant"
 #: The most runs one page of the execution list holds (DESIGN §9).
 MAX_PAGE = 500
+#: Seconds a stream followed with a deadline may stay silent before it is opened again.
+SILENCE = 2.0
 #: The events that end a run's stream.
 TERMINAL_EVENTS = frozenset(f"execution_{status}" for status in TERMINAL_EXECUTION)
 
@@ -275,48 +277,63 @@ class Client:
         following its event stream; then its :class:`WorkflowResult`. A stream cut short
         (a restarted server, a proxy) is resumed after the last event seen."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        path = f"/api/v1/executions/{_seg(execution_id)}/events"
-        last_id: str | None = None
-        pause = 0.05
+        after = 0
         while True:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return self._timed_out(execution_id, timeout)
-            headers = {"Accept": "text/event-stream"}
-            if last_id is not None:
-                headers["Last-Event-ID"] = last_id
-            ended = False
             try:
-                with self._stream(path, headers=headers, read_timeout=left) as response:
-                    for event in parse_sse(response.iter_lines()):
-                        last_id = event.id or last_id
-                        if event.event in TERMINAL_EVENTS:
-                            ended = True
-                            break
-                        if deadline is not None and time.monotonic() >= deadline:
-                            break
-            except httpx.TransportError:
-                pass  # out of time, or the stream was cut: the run's state decides
+                for event in self._follow(execution_id, after, deadline):
+                    after = event.seq
+            except ExecutionTimeoutError:
+                result = self.get_execution(execution_id)
+                if result.status.is_terminal:
+                    return result
+                raise ExecutionTimeoutError(
+                    f"workflow execution {execution_id} is still {result.status} after "
+                    f"{timeout or 0:g}s; wait again, or cancel it with client.cancel()"
+                ) from None
             result = self.get_execution(execution_id)
             if result.status.is_terminal:
                 return result
-            if deadline is not None and time.monotonic() >= deadline:
-                return self._timed_out(execution_id, timeout, result)
-            if not ended:  # the stream stopped early: resume it, without spinning
-                left = None if deadline is None else deadline - time.monotonic()
-                time.sleep(pause if left is None else max(0.0, min(pause, left)))
-                pause = min(pause * 2, 1.0)
+            # Ended, and then started again (a rerun) before this read: follow on.
 
-    def _timed_out(
-        self, execution_id: str, timeout: float | None, result: WorkflowResult | None = None
-    ) -> WorkflowResult:
-        result = result or self.get_execution(execution_id)
-        if result.status.is_terminal:
-            return result
-        raise ExecutionTimeoutError(
-            f"workflow execution {execution_id} is still {result.status} after "
-            f"{timeout or 0:g}s; wait again, or cancel it with client.cancel()"
-        )
+    def _follow(
+        self, execution_id: str, after: int, deadline: float | None
+    ) -> Iterator[ExecutionEvent]:
+        """The run's events after ``after`` from its stream, until its terminal event;
+        ExecutionTimeoutError at ``deadline`` (a monotonic time). A stream that ends or is
+        cut before the terminal event is opened again after the last event seen; while a
+        deadline is set, one silent for :data:`SILENCE` seconds is too (so the deadline is
+        kept to within that, whatever the socket does)."""
+        path = f"/api/v1/executions/{_seg(execution_id)}/events"
+        pause = 0.05
+        asked_again = False
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise ExecutionTimeoutError(f"workflow execution {execution_id} did not end")
+            headers = {"Accept": "text/event-stream"}
+            if after:
+                headers["Last-Event-ID"] = str(after)
+            silence = None if left is None else min(left, SILENCE)
+            try:
+                with self._stream(path, headers=headers, read_timeout=silence) as response:
+                    for sse in parse_sse(response.iter_lines()):
+                        event = _event(execution_id, sse)
+                        after = max(after, event.seq)
+                        yield event
+                        if event.type in TERMINAL_EVENTS:
+                            return
+            except httpx.TimeoutException:
+                continue  # silent for a while: the deadline is checked, the stream reopened
+            except httpx.TransportError:
+                pass  # cut: the run's state decides
+            if self.get_execution_status(execution_id).is_terminal:
+                if asked_again:
+                    return  # no terminal event to read
+                asked_again = True  # ended meanwhile: the history has the rest, at once
+                continue
+            left = None if deadline is None else deadline - time.monotonic()
+            time.sleep(pause if left is None else max(0.0, min(pause, left)))
+            pause = min(pause * 2, 1.0)
 
     # ---- reading runs ------------------------------------------------------------------------
     def get_execution(self, execution_id: str) -> WorkflowResult:
@@ -429,23 +446,13 @@ class Client:
     def stream_events(
         self, execution_id: str, after: int = 0, timeout: float | None = None
     ) -> Iterator[ExecutionEvent]:
-        """The run's events as they happen (after ``after``), from its event stream; ends
-        after the run's terminal event (or when ``timeout`` seconds pass without one:
-        ExecutionTimeoutError)."""
-        headers = {"Accept": "text/event-stream"}
-        if after:
-            headers["Last-Event-ID"] = str(after)
-        path = f"/api/v1/executions/{_seg(execution_id)}/events"
-        with self._stream(path, headers=headers, read_timeout=timeout) as response:
-            try:
-                for event in parse_sse(response.iter_lines()):
-                    yield _event(execution_id, event)
-            except httpx.TimeoutException:
-                raise ExecutionTimeoutError(
-                    f"no event of workflow execution {execution_id} for {timeout or 0:g}s"
-                ) from None
-            except httpx.TransportError as exc:
-                raise self._unreachable("GET", path, exc) from None
+        """The run's events as they happen (after sequence number ``after``: its history
+        first), from its event stream; ends after the run's terminal event. When
+        ``timeout`` seconds pass first: ExecutionTimeoutError. Opening it raises the
+        errors (an unknown run) before the first event."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.get_execution_status(execution_id)  # an unknown run: raised here, at once
+        return self._follow(execution_id, after, deadline)
 
     # ---- control -----------------------------------------------------------------------------
     def cancel(self, execution_id: str, *, reason: str | None = None) -> None:

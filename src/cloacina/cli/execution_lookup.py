@@ -3,11 +3,15 @@ and naming where the executions commands look."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cloacina.cli.databases import display_url
 from cloacina.cli.errors import CliError
 from cloacina.errors import ExecutionNotFoundError, RequestError
 from cloacina.model.status import WorkflowResult
-from cloacina.runner import DefaultRunner
+
+if TYPE_CHECKING:
+    from cloacina.cli.remote import Service
 
 #: How many characters of an execution id ``executions list`` shows (``show`` takes prefixes).
 SHORT_ID = 8
@@ -18,7 +22,7 @@ def where(url: str, tenant: str) -> str:
     return display_url(url) + ("" if tenant == "public" else f" (tenant {tenant})")
 
 
-def resolve_execution(runner: DefaultRunner, ident: str) -> WorkflowResult:
+def resolve_execution(runner: Service, ident: str) -> WorkflowResult:
     """The execution with id ``ident``, or the only one whose id starts with ``ident``
     (with its tasks); none, or several, is a :class:`CliError` that says so."""
     try:

@@ -4,6 +4,7 @@ through a runner that executes nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 from rich.text import Text
@@ -15,29 +16,49 @@ from cloacina.cli.errors import print_error
 from cloacina.cli.execution_lookup import SHORT_ID, resolve_execution
 from cloacina.cli.formatting import escape_controls
 from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.remote import open_client, server_options
 from cloacina.errors import ExecutionNotFoundError, InvalidStateError
+from cloacina.model.status import WorkflowResult
 from cloacina.runner import DefaultRunner
+
+if TYPE_CHECKING:
+    from cloacina.cli.remote import Service
 
 
 # ---- cancel / pause / resume -----------------------------------------------------------------
-def _control(
-    ctx: click.Context,
-    db: str | None,
-    tenant: str | None,
-    ident: str,
-    act: Callable[[DefaultRunner, str], None],
-    done: str,
-) -> None:
-    """Resolve ``ident`` (a unique prefix will do), call ``act`` on a submit-only runner,
-    print ``done`` (formatted with the run). A run in the wrong state for it, or gone
-    meanwhile, is the runner's message on stderr and exit code 1."""
+def _target(
+    ctx: click.Context, db: str | None, tenant: str | None, ident: str
+) -> tuple[Service, WorkflowResult]:
+    """The run ``ident`` names (a unique prefix will do), and what acts on it: the
+    --server's client, or a submit-only runner on the database."""
+    client = open_client(ctx, tenant)
+    if client is not None:
+        try:
+            return client, resolve_execution(client, ident)
+        except BaseException:
+            client.close()
+            raise
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
     # Read-only first: a clear error for a missing database or an old schema.
     with open_existing_runner(url, tenant_name) as reader:
         found = resolve_execution(reader, ident)
+    return DefaultRunner(url, tenant=tenant_name, execute_tasks=False), found
+
+
+def _control(
+    ctx: click.Context,
+    db: str | None,
+    tenant: str | None,
+    ident: str,
+    act: Callable[[Service, str], None],
+    done: str,
+) -> None:
+    """Call ``act`` on the run ``ident`` names, print ``done`` (formatted with the run). A
+    run in the wrong state for it, or gone meanwhile, is the runner's message on stderr and
+    exit code 1."""
+    runner, found = _target(ctx, db, tenant, ident)
     eid = found.execution_id
-    runner = DefaultRunner(url, tenant=tenant_name, execute_tasks=False)
     try:
         act(runner, eid)
     except (InvalidStateError, ExecutionNotFoundError) as exc:
@@ -53,6 +74,7 @@ def _control(
 @click.argument("execution_id", metavar="ID")
 @db_option
 @tenant_option
+@server_options
 @click.option(
     "--reason",
     metavar="TEXT",
@@ -83,6 +105,7 @@ def cancel_command(
 @click.argument("execution_id", metavar="ID")
 @db_option
 @tenant_option
+@server_options
 @click.pass_context
 @acts_locally
 def pause_command(
@@ -97,7 +120,7 @@ def pause_command(
         db,
         tenant,
         execution_id,
-        DefaultRunner.pause,
+        lambda runner, eid: runner.pause(eid),
         "Paused workflow execution {id} ({workflow}); its running tasks finish, no new one "
         "starts. Resume it with: cloacina executions resume {short}",
     )
@@ -107,6 +130,7 @@ def pause_command(
 @click.argument("execution_id", metavar="ID")
 @db_option
 @tenant_option
+@server_options
 @click.pass_context
 @acts_locally
 def resume_command(
@@ -121,6 +145,6 @@ def resume_command(
         db,
         tenant,
         execution_id,
-        DefaultRunner.resume,
+        lambda runner, eid: runner.resume(eid),
         "Resumed workflow execution {id} ({workflow}).",
     )

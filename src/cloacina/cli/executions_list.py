@@ -11,13 +11,13 @@ import click
 from rich.text import Text
 
 from cloacina.cli.consoles import err_console, out_console
-from cloacina.cli.databases import open_existing_runner
 from cloacina.cli.durations import parse_duration
 from cloacina.cli.errors import CliError
-from cloacina.cli.execution_lookup import SHORT_ID, where
+from cloacina.cli.execution_lookup import SHORT_ID
 from cloacina.cli.formatting import elapsed, fmt_duration, fmt_time, iso, safe_text, status_text
 from cloacina.cli.json_output import echo_json
-from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.options import db_option, tenant_option
+from cloacina.cli.remote import open_service, server_options, where_of
 from cloacina.cli.render import new_table, shrink_to_fit
 from cloacina.errors import RequestError
 from cloacina.model.status import ExecutionStatus, WorkflowResult, to_datetime
@@ -78,6 +78,7 @@ SINCE = SinceType()
 @click.command("list")
 @db_option
 @tenant_option
+@server_options
 @click.option(
     "--status",
     type=click.Choice([s.value for s in ExecutionStatus]),
@@ -135,9 +136,7 @@ def list_command(
     """List recent workflow executions, newest first; --status, --workflow, --since,
     --until and --search narrow the list (`executions list --since 1d --status failed`).
     When more runs match than --limit, the last line gives the --cursor of the next page."""
-    url = resolve_db(ctx, db)
-    tenant_name = resolve_tenant(ctx, tenant)
-    with open_existing_runner(url, tenant_name) as runner:
+    with open_service(ctx, db, tenant) as runner:
         try:
             page = runner.list_executions_page(
                 limit=limit,
@@ -172,11 +171,11 @@ def list_command(
         if cursor:
             which += " after the given cursor"
         console.print(
-            Text(f"No workflow executions{which} in {where(url, tenant_name)}.", style="dim"),
+            Text(f"No workflow executions{which} in {where_of(ctx, db, tenant)}.", style="dim"),
             soft_wrap=True,
         )
         return
-    table = new_table(f"Executions in {where(url, tenant_name)}")
+    table = new_table(f"Executions in {where_of(ctx, db, tenant)}")
     table.add_column("id", no_wrap=True)
     table.add_column("workflow", overflow="fold", min_width=8)
     table.add_column("status", no_wrap=True)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from cloacina.cli.databases import open_existing_runner
 from cloacina.cli.errors import CliError
 from cloacina.cli.execution_lookup import resolve_execution
-from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.options import db_option, tenant_option
+from cloacina.cli.remote import is_remote, open_service, server_options
 from cloacina.errors import NotFoundError
 from cloacina.runner import DefaultRunner
+
+if TYPE_CHECKING:
+    from cloacina.cli.remote import Service
 
 
 def header(task_id: str, attempt: int) -> str:
@@ -22,7 +27,7 @@ def _out(text: str) -> None:
     click.echo(text, nl=False)
 
 
-def _show_all(runner: DefaultRunner, execution_id: str) -> None:
+def _show_all(runner: Service, execution_id: str) -> None:
     logs = runner.get_execution_logs(execution_id)
     if not logs:
         click.echo("no task of this run has started yet", err=True)
@@ -49,6 +54,7 @@ def _follow_all(runner: DefaultRunner, execution_id: str) -> None:
 @click.argument("execution_id", metavar="ID")
 @db_option
 @tenant_option
+@server_options
 @click.option("--task", "task_id", metavar="TASK", help="Only this task's output.")
 @click.option(
     "--attempt",
@@ -81,12 +87,19 @@ def logs_command(
     """
     if attempt is not None and task_id is None:
         raise click.UsageError("--attempt needs --task: an attempt is one task's")
-    url = resolve_db(ctx, db)
-    with open_existing_runner(url, resolve_tenant(ctx, tenant)) as runner:
+    with open_service(ctx, db, tenant) as runner:
         eid = resolve_execution(runner, execution_id).execution_id
         try:
-            if task_id is None:
-                (_follow_all if follow else _show_all)(runner, eid)
+            if task_id is None and follow:
+                if is_remote(runner):
+                    raise CliError(
+                        "--follow without --task reads the database (--db); through --server, "
+                        "follow one task's output: add --task TASK"
+                    )
+                assert isinstance(runner, DefaultRunner)
+                _follow_all(runner, eid)
+            elif task_id is None:
+                _show_all(runner, eid)
             elif follow:
                 for text in runner.follow_task_logs(eid, task_id, attempt):
                     _out(text)

@@ -3,13 +3,15 @@ context."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from cloacina.cli.consoles import out_console
-from cloacina.cli.databases import open_existing_runner
 from cloacina.cli.execution_lookup import resolve_execution
 from cloacina.cli.json_output import echo_json, result_json
-from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.options import db_option, tenant_option
+from cloacina.cli.remote import open_service, server_options
 from cloacina.cli.render import (
     render_context,
     render_events,
@@ -18,10 +20,12 @@ from cloacina.cli.render import (
     render_tracebacks,
 )
 from cloacina.model.status import WorkflowResult
-from cloacina.runner import DefaultRunner
+
+if TYPE_CHECKING:
+    from cloacina.cli.remote import Service
 
 
-def _package_version(runner: DefaultRunner, result: WorkflowResult) -> str | None:
+def _package_version(runner: Service, result: WorkflowResult) -> str | None:
     """The version of the registered package a run's workflow version belongs to (None for
     an embedded workflow, or a package unregistered since)."""
     if result.package == "embedded":
@@ -37,6 +41,7 @@ def _package_version(runner: DefaultRunner, result: WorkflowResult) -> str | Non
 @click.argument("execution_id", metavar="ID")
 @db_option
 @tenant_option
+@server_options
 @click.option("--events", is_flag=True, help="Also show the run's event log.")
 @click.option("--context", "with_context", is_flag=True, help="Also show input and final context.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
@@ -55,8 +60,7 @@ def show_command(
     ID may be a unique prefix of the execution id, such as the 8 characters that
     `executions list` shows.
     """
-    url = resolve_db(ctx, db)
-    with open_existing_runner(url, resolve_tenant(ctx, tenant)) as runner:
+    with open_service(ctx, db, tenant) as runner:
         result = resolve_execution(runner, execution_id)
         event_rows = runner.get_events(result.execution_id) if events else None
         package_version = _package_version(runner, result)

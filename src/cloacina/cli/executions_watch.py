@@ -4,6 +4,7 @@ terminal, as plain lines otherwise."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -11,20 +12,23 @@ from rich.live import Live
 from rich.text import Text
 
 from cloacina.cli.consoles import fancy, out_console
-from cloacina.cli.databases import display_url, open_existing_runner
+from cloacina.cli.databases import display_url
 from cloacina.cli.errors import CliError, CliInterrupted, exit_code_for
 from cloacina.cli.execution_lookup import SHORT_ID, resolve_execution
 from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.remote import open_service, server_options
 from cloacina.cli.watch_log import ChangePrinter
 from cloacina.cli.watch_stall import StallWatch
 from cloacina.cli.watch_view import watch_view
 from cloacina.errors import ExecutionNotFoundError
 from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, WorkflowResult
-from cloacina.runner import DefaultRunner
 from cloacina.service.types import ExecutionEvent
 
+if TYPE_CHECKING:
+    from cloacina.cli.remote import Service
 
-def _poll(runner: DefaultRunner, execution_id: str) -> WorkflowResult:
+
+def _poll(runner: Service, execution_id: str) -> WorkflowResult:
     """The run and its tasks, read in that order (so a finished run comes with final tasks)."""
     try:
         return runner.get_execution(execution_id)
@@ -32,7 +36,7 @@ def _poll(runner: DefaultRunner, execution_id: str) -> WorkflowResult:
         raise CliError(f"workflow execution {execution_id} disappeared from the database") from None
 
 
-def _events_after(runner: DefaultRunner, execution_id: str, after: int) -> list[ExecutionEvent]:
+def _events_after(runner: Service, execution_id: str, after: int) -> list[ExecutionEvent]:
     try:
         return list(runner.get_events(execution_id, after=after))
     except ExecutionNotFoundError:
@@ -41,7 +45,7 @@ def _events_after(runner: DefaultRunner, execution_id: str, after: int) -> list[
 
 def _watch_plain(
     console: Console,
-    runner: DefaultRunner,
+    runner: Service,
     first: WorkflowResult,
     interval: float,
     stall: StallWatch,
@@ -62,7 +66,7 @@ def _watch_plain(
 
 def _watch_live(
     console: Console,
-    runner: DefaultRunner,
+    runner: Service,
     first: WorkflowResult,
     interval: float,
     stall: StallWatch,
@@ -92,6 +96,7 @@ def _watch_live(
 @click.argument("execution_id", metavar="ID")
 @db_option
 @tenant_option
+@server_options
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.01),
@@ -116,7 +121,7 @@ def watch_command(
     """
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
-    with open_existing_runner(url, tenant_name) as runner:
+    with open_service(ctx, db, tenant) as runner:
         found = resolve_execution(runner, execution_id)
         snapshot = _poll(runner, found.execution_id)
         console = out_console()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
@@ -15,6 +16,9 @@ from cloacina.errors import ExecutionNotFoundError, ExecutionTimeoutError
 from cloacina.model.status import TERMINAL_EXECUTION, WorkflowResult
 from cloacina.runner import DefaultRunner
 from cloacina.service.types import ExecutionEvent
+
+if TYPE_CHECKING:
+    from cloacina.cli.remote import Service
 
 
 class EventPrinter:
@@ -81,17 +85,22 @@ class EventPrinter:
 
 
 def follow(
-    runner: DefaultRunner,
+    runner: Service,
     execution_id: str,
     on_event: Callable[[ExecutionEvent], None],
     *,
     timeout: float | None = None,
     interval: float = 0.05,
 ) -> WorkflowResult:
-    """Wait for a run to end, calling ``on_event`` for each of its events as they are stored.
+    """Wait for a run to end, calling ``on_event`` for each of its events as they are stored
+    (through a server: as its event stream delivers them).
 
     Raises :class:`ExecutionTimeoutError` when ``timeout`` seconds pass first.
     """
+    if not isinstance(runner, DefaultRunner):
+        for event in runner.stream_events(execution_id, timeout=timeout):
+            on_event(event)
+        return runner.get_execution(execution_id)
     deadline = None if timeout is None else time.monotonic() + timeout
     after = 0
     while True:

@@ -132,6 +132,18 @@ def is_remote(service: Service) -> bool:
     return not isinstance(service, DefaultRunner)
 
 
+def where_of(ctx: click.Context, db: str | None, tenant: str | None) -> str:
+    """Where a command looks, for its messages: the server (and the tenant named), else the
+    database without its password (and the tenant unless it is ``public``)."""
+    target = remote_target(ctx)
+    if target is not None:
+        asked = _asked_tenant(ctx, tenant)
+        return target[0] + ("" if asked is None else f" (tenant {asked})")
+    from cloacina.cli.execution_lookup import where
+
+    return where(resolve_db(ctx, db), resolve_tenant(ctx, tenant))
+
+
 __all__ = [
     "API_KEY_ENV",
     "SERVER_ENV",
@@ -140,4 +152,5 @@ __all__ = [
     "open_service",
     "remote_target",
     "server_options",
+    "where_of",
 ]

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cloacina.cli.execution_lookup import SHORT_ID
 from cloacina.cli.formatting import fmt_time
 from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, WorkflowResult
-from cloacina.runner import DefaultRunner
 from cloacina.service.types import WorkerInfo
+
+if TYPE_CHECKING:
+    from cloacina.cli.remote import Service
 
 
 def stall_hint(run: WorkflowResult, workers: Sequence[WorkerInfo], start_worker: str) -> str | None:
@@ -67,7 +70,7 @@ class StallWatch:
     """Checks a watched run for :func:`stall_hint`, reading the workers at most once per
     ``every`` seconds (their heartbeats change slowly; the run's rows are read anyway)."""
 
-    def __init__(self, runner: DefaultRunner, start_worker: str, every: float = 1.0) -> None:
+    def __init__(self, runner: Service, start_worker: str, every: float = 1.0) -> None:
         self.runner = runner
         self.start_worker = start_worker
         self.every = every

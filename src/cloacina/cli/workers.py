@@ -10,10 +10,10 @@ import click
 from rich.text import Text
 
 from cloacina.cli.consoles import out_console
-from cloacina.cli.databases import display_url, open_existing_runner
 from cloacina.cli.formatting import fmt_duration, fmt_time, iso, status_text
 from cloacina.cli.json_output import echo_json
-from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.options import db_option, tenant_option
+from cloacina.cli.remote import open_service, server_options, where_of
 from cloacina.cli.render import new_table, shrink_to_fit
 from cloacina.service.types import WorkerInfo
 
@@ -54,6 +54,7 @@ _STYLES = {"silent": "bold yellow", "stopped": "dim"}
 @workers_group.command("list")
 @db_option
 @tenant_option
+@server_options
 @click.option("--all", "include_stopped", is_flag=True, help="Include stopped workers.")
 @click.option("--json", "as_json", is_flag=True, help="Print the workers as JSON.")
 @click.pass_context
@@ -66,16 +67,14 @@ def list_command(
     probably died without stopping, and its tasks are taken back once their claims go stale.
     Its tasks column counts the tasks it holds now (0 once another worker took them back).
     """
-    url = resolve_db(ctx, db)
-    tenant_name = resolve_tenant(ctx, tenant)
-    with open_existing_runner(url, tenant_name) as runner:
+    with open_service(ctx, db, tenant) as runner:
         rows = runner.list_workers(include_stopped=include_stopped)
     now = time.time()
     if as_json:
         echo_json([worker_json(r, now) for r in rows])
         return
     console = out_console()
-    where = display_url(url) + ("" if tenant_name == "public" else f" (tenant {tenant_name})")
+    where = where_of(ctx, db, tenant)
     if not rows:
         which = "" if include_stopped else "running "
         hint = "" if include_stopped else "; --all shows stopped ones too"
