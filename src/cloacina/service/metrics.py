@@ -69,13 +69,13 @@ class MetricsService:
     def metrics_registry(self) -> CollectorRegistry:
         """This runner's own Prometheus registry, with every metric on it. Raises
         :class:`~cloacina.errors.UnavailableError` without prometheus-client."""
-        metrics = self._engine.enable_metrics()
-        if metrics is None:
-            raise UnavailableError(
-                f"metrics need the prometheus-client library, which is not installed: "
-                f"{SERVER_EXTRA}"
-            )
-        with _SETUP:
+        with _SETUP:  # two first scrapes at once must not make two registries
+            metrics = self._engine.enable_metrics()
+            if metrics is None:
+                raise UnavailableError(
+                    f"metrics need the prometheus-client library, which is not installed: "
+                    f"{SERVER_EXTRA}"
+                )
             if not metrics.process_collector:
                 from prometheus_client import ProcessCollector
 
