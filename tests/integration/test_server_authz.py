@@ -10,6 +10,7 @@ never a change: the test checks who is let in, not what the route does.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
-from cloacina import Context, task, workflow
+from cloacina import Context, DefaultRunner, task, workflow
 from cloacina.server.app import PUBLIC_PATHS, route_table
 from cloacina.service.keys import Role, allows
 
@@ -207,3 +208,22 @@ def test_revoked_and_tenant_bound_admin_keys(sqlite_url: str) -> None:
         admin_key_id = next(k["id"] for k in listed if k["name"] == "test-admin")
         gone = api.call("DELETE", f"/api/v1/keys/{admin_key_id}", who="other")
         assert gone.status_code == 404
+
+
+def test_a_key_revoked_elsewhere_stops_working_within_a_second(sqlite_url: str) -> None:
+    """Authentications are remembered for a second (one database read per key and second);
+    a revocation by another process (the CLI) takes effect within it."""
+    with running_api(sqlite_url) as api:
+        created = api.state.primary.create_api_key("elsewhere", "viewer")
+        headers = {"Authorization": f"Bearer {created.key}"}
+        assert api.client.get("/api/v1/executions", headers=headers).status_code == 200
+        other_process = DefaultRunner(sqlite_url, execute_tasks=False)
+        try:
+            other_process.revoke_api_key(created.id)
+        finally:
+            other_process.shutdown()
+        deadline = time.monotonic() + 3
+        while api.client.get("/api/v1/executions", headers=headers).status_code == 200:
+            assert time.monotonic() < deadline, "a revoked key still works after 3 s"
+            time.sleep(0.05)
+        assert api.client.get("/api/v1/executions", headers=headers).status_code == 401

@@ -28,7 +28,7 @@ from cloacina.server import (
     routes_packages,
     routes_workflows,
 )
-from cloacina.server.auth import VIEWER, Caller
+from cloacina.server.auth import VIEWER, Caller, KeyCache
 from cloacina.server.events import Hubs
 from cloacina.server.state import ServerState
 
@@ -107,6 +107,7 @@ def create_app(state: ServerState, *, close_state: bool = False) -> FastAPI:
     )
     app.state.cloacina = state
     app.state.cloacina_hubs = hubs
+    app.state.cloacina_keys = KeyCache()
     errors.install(app)
     app.add_middleware(RequestIdMiddleware)
 

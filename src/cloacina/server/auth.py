@@ -11,8 +11,11 @@ own route table.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -23,7 +26,7 @@ from cloacina.errors import AuthenticationError, PermissionDeniedError
 from cloacina.runner import DefaultRunner
 from cloacina.server.state import ServerState
 from cloacina.service.audit import Actor, acting_as, os_user
-from cloacina.service.keys import Role, allows
+from cloacina.service.keys import ApiKeyInfo, Role, allows
 
 T = TypeVar("T")
 
@@ -81,6 +84,47 @@ class Caller:
         return await run_in_threadpool(call)
 
 
+class KeyCache:
+    """Keys that authenticated in the last :attr:`ttl` seconds, by the SHA-256 of the key
+    (never the key itself), so that a burst of requests costs one database read per key
+    and second rather than one per request. A revocation through this server empties it at
+    once; one made elsewhere (``cloacina api-keys revoke``) takes effect within ``ttl``. An
+    expired key is never served from it."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, ApiKeyInfo]] = {}
+
+    @staticmethod
+    def digest(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def get(self, digest: str) -> ApiKeyInfo | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        until, info = entry
+        if time.monotonic() >= until or (
+            info.expires_at is not None and info.expires_at <= datetime.now(UTC)
+        ):
+            self._entries.pop(digest, None)
+            return None
+        return info
+
+    def put(self, digest: str, info: ApiKeyInfo) -> None:
+        if len(self._entries) > 10_000:  # many keys at once: start afresh rather than grow
+            self._entries.clear()
+        self._entries[digest] = (time.monotonic() + self.ttl, info)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def key_cache_of(request: Request) -> KeyCache:
+    cache: KeyCache = request.app.state.cloacina_keys
+    return cache
+
+
 def state_of(request: Request) -> ServerState:
     state: ServerState = request.app.state.cloacina
     return state
@@ -120,7 +164,12 @@ async def authenticate(
         )
         return Identity(asked or state.tenant, Role.ADMIN, None, None, actor)
     key = _key_of(credentials)
-    info = await run_in_threadpool(state.primary.authenticate_api_key, key)
+    cache = key_cache_of(request)
+    digest = cache.digest(key)
+    info = cache.get(digest)
+    if info is None:
+        info = await run_in_threadpool(state.primary.authenticate_api_key, key)
+        cache.put(digest, info)
     if info.tenant is not None and asked is not None and asked != info.tenant:
         raise PermissionDeniedError(
             f"this API key is bound to tenant {info.tenant!r} and cannot act in tenant "
@@ -152,7 +201,9 @@ def require(role: Role) -> Callable[..., Awaitable[Caller]]:
                 "(an admin can make a key with more rights)"
             )
         state = state_of(request)
-        runner = await run_in_threadpool(state.runner, identity.tenant)
+        runner = state.opened(identity.tenant)
+        if runner is None:  # opened (and the tenant looked for) on a thread, once
+            runner = await run_in_threadpool(state.runner, identity.tenant)
         return Caller(identity, runner, state)
 
     dependency.role = role  # type: ignore[attr-defined]

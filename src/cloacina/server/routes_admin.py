@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cloacina.errors import ApiKeyNotFoundError, PermissionDeniedError
-from cloacina.server.auth import ADMIN, VIEWER, Caller
+from cloacina.server.auth import ADMIN, VIEWER, Caller, key_cache_of
 from cloacina.server.routes_executions import parse_time
 from cloacina.server.views import worker_json
 
@@ -69,13 +69,16 @@ async def list_keys(caller: Annotated[Caller, Depends(ADMIN)]) -> JSONResponse:
 
 
 @router.delete("/keys/{key_id}", status_code=204, summary="Revoke an API key")
-async def revoke_key(key_id: str, caller: Annotated[Caller, Depends(ADMIN)]) -> Response:
+async def revoke_key(
+    request: Request, key_id: str, caller: Annotated[Caller, Depends(ADMIN)]
+) -> Response:
     primary = caller.state.primary
     if caller.key_tenant is not None:
         info = await run_in_threadpool(primary.get_api_key, key_id)
         if info.tenant != caller.key_tenant:
             raise ApiKeyNotFoundError(f"no API key with id {key_id!r}")
     await caller.run(primary.revoke_api_key, key_id)
+    key_cache_of(request).clear()  # the revoked key stops working now, not in a second
     return Response(status_code=204)
 
 

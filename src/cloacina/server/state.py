@@ -72,6 +72,10 @@ class ServerState:
                 )
         return self.primary
 
+    def opened(self, tenant: str) -> DefaultRunner | None:
+        """The runner of ``tenant`` if it is open already (no I/O: safe on the event loop)."""
+        return self._runners.get(tenant)
+
     def runner(self, tenant: str) -> DefaultRunner:
         """The runner of ``tenant``, opened on first use (submit-only). An unknown tenant is
         :class:`~cloacina.errors.TenantNotFoundError`: a request never creates a tenant."""
