@@ -320,3 +320,34 @@ def test_pruning_a_run_removes_its_logs(runner: DefaultRunner, name: Name) -> No
     assert runner.store.read_run_logs(old) == []
     with pytest.raises(ExecutionNotFoundError):
         runner.get_task_logs(old, "talk")
+
+
+def test_a_cancelled_run_keeps_what_its_running_task_printed(
+    runner: DefaultRunner, name: Name
+) -> None:
+    wf_name = name("logs_cancel")
+    printed = threading.Event()
+    release = threading.Event()
+
+    @workflow(name=wf_name)
+    class Wf:
+        @task()
+        def busy(context: Context) -> None:
+            print("working on it", flush=True)
+            printed.set()
+            release.wait(10)
+            print("too late: the run was cancelled")
+
+    eid = runner.schedule_workflow(wf_name)
+    try:
+        assert printed.wait(10)
+        runner.cancel(eid)
+        # Abandoned, not recorded: its output goes with the engine's next periodic write.
+        deadline = time.monotonic() + 5
+        while runner.get_task_logs(eid, "busy") == "" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runner.get_task_logs(eid, "busy") == "working on it\n"
+    finally:
+        release.set()
+    time.sleep(0.1)
+    assert runner.get_task_logs(eid, "busy") == "working on it\n"
