@@ -494,3 +494,19 @@ def test_a_claim_whose_holder_died_is_taken_over_after_its_lease(
     (queued,) = runner.list_alerts()
     assert queued.status == "delivered" and queued.attempts == 2
     assert [d.attempt for d in runner.list_alert_deliveries()] == [2, 1]  # both logged
+
+
+def test_a_password_in_the_url_is_sent_as_basic_auth_and_never_shown(
+    make_runner: RunnerFactory, receiver: Receiver
+) -> None:
+    import base64
+
+    runner = make_runner(execute_tasks=False)
+    url = receiver.url.replace("http://", "http://hook:p%40ss-word@")
+    runner.add_alert_channel("authed", url)
+    result = runner.test_alert_channel("authed")
+    assert result.delivered, result
+    (hit,) = receiver.got
+    assert hit.headers["Authorization"] == "Basic " + base64.b64encode(b"hook:p@ss-word").decode()
+    (listed,) = runner.list_alert_channels()
+    assert "p%40ss-word" not in listed.url and "***" in listed.url

@@ -12,6 +12,7 @@ else (or no answer within ``alert_timeout``) is retried with an exponential back
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -20,6 +21,7 @@ import queue
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,7 +80,19 @@ class AttemptResult:
 def post_webhook(
     url: str, body: bytes, headers: dict[str, str], timeout: float
 ) -> tuple[int | None, str | None]:
-    """POST ``body``: ``(status code or None, error or None)``; the error is None for 2xx."""
+    """POST ``body``: ``(status code or None, error or None)``; the error is None for 2xx.
+    A user and password in the URL are sent as HTTP basic authentication (urllib would take
+    them for part of the host, and put them in its errors)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        login = f"{urllib.parse.unquote(parts.username or '')}:"
+        login += urllib.parse.unquote(parts.password or "")
+        headers = {**headers, "Authorization": "Basic " + base64.b64encode(login.encode()).decode()}
+        host = parts.hostname or ""
+        if ":" in host:  # an IPv6 address
+            host = f"[{host}]"
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with _opener.open(request, timeout=timeout) as answer:
