@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from cloacina.cli.remote import Service
 
 
-def _package_version(runner: Service, result: WorkflowResult) -> str | None:
+def package_version_of(runner: Service, result: WorkflowResult) -> str | None:
     """The version of the registered package a run's workflow version belongs to (None for
     an embedded workflow, or a package unregistered since)."""
     if result.package == "embedded":
@@ -63,7 +63,7 @@ def show_command(
     with open_service(ctx, db, tenant) as runner:
         result = resolve_execution(runner, execution_id)
         event_rows = runner.get_events(result.execution_id) if events else None
-        package_version = _package_version(runner, result)
+        package_version = package_version_of(runner, result)
     max_attempts = {tid: t.max_attempts or 1 for tid, t in result.tasks.items()}
     input_context = result.input_context or {}
     if as_json:

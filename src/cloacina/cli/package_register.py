@@ -22,6 +22,7 @@ from cloacina.cli.package_files import (
     signature_for,
     trusted_key_option,
 )
+from cloacina.cli.remote import open_client, remote_target, server_options, where_of
 from cloacina.cli.render import new_table
 from cloacina.cli.workflows import open_registry
 from cloacina.errors import (
@@ -36,6 +37,7 @@ from cloacina.packaging.archive import PackageArchive
 from cloacina.registry.registry import PackageInfo, version_order
 
 if TYPE_CHECKING:
+    from cloacina.cli.remote import Service
     from cloacina.runner import DefaultRunner
 
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @db_option
 @tenant_option
+@server_options
 @click.option(
     "--signature",
     type=click.Path(exists=True, dir_okay=False),
@@ -90,6 +93,16 @@ def register_command(
     sig_bytes, sig_path = signature_for(file, signature)
     checked = require_signatures or bool(trusted_keys)
     sig_bytes = checkable_signature(file, data, sig_bytes, sig_path, checked)
+    client = open_client(ctx, tenant)
+    if client is not None:
+        with client:
+            try:
+                package_id = client.register_workflow(data, signature=sig_bytes, replace=replace)
+            except PackageError as exc:
+                raise PackageFailed(f"cannot register {file}: {exc}") from None
+            notes = _remote_notes(client.list_packages(), package_id, archive)
+        _show_registered(ctx, db, tenant, package_id, archive, notes, as_json)
+        return
     require_tenant(url, tenant_name)
     try:
         with DefaultRunner(
@@ -103,6 +116,19 @@ def register_command(
             notes = _default_notes(runner, package_id, archive)
     except PackageError as exc:
         raise PackageFailed(f"cannot register {file}: {exc}") from None
+    _show_registered(ctx, db, tenant, package_id, archive, notes, as_json)
+
+
+def _show_registered(
+    ctx: click.Context,
+    db: str | None,
+    tenant: str | None,
+    package_id: str,
+    archive: PackageArchive,
+    notes: list[str],
+    as_json: bool,
+) -> None:
+    remote = remote_target(ctx)
     if as_json:
         echo_json(
             {
@@ -111,8 +137,9 @@ def register_command(
                 "version": archive.version,
                 "workflows": [w.name for w in archive.manifest.workflows],
                 "sha256": archive.sha256,
-                "database": display_url(url),
-                "tenant": tenant_name,
+                "database": None if remote else display_url(resolve_db(ctx, db)),
+                "server": remote[0] if remote else None,
+                "tenant": resolve_tenant(ctx, tenant),
                 "notes": notes,
             }
         )
@@ -122,8 +149,7 @@ def register_command(
         Text.assemble(
             ("Registered ", "bold green"),
             (f"{archive.name} {archive.version}", "bold"),
-            f" in {display_url(url)}"
-            + ("" if tenant_name == "public" else f" (tenant {tenant_name})"),
+            f" in {where_of(ctx, db, tenant)}",
         )
     )
     console.print(f"  id         {package_id}")
@@ -133,6 +159,27 @@ def register_command(
     console.print(f"  sha256     {archive.sha256}")
     for note in notes:
         err_console().print(Text(f"note: {note}", style="yellow"))
+
+
+def _remote_notes(
+    packages: list[PackageInfo], package_id: str, archive: PackageArchive
+) -> list[str]:
+    """:func:`_default_notes` from a server's package list: which version new runs of each
+    of the package's workflows take, where it is not this one."""
+    notes = []
+    for spec in archive.manifest.workflows:
+        holder = next((p for p in packages if p.default and spec.name in p.workflows), None)
+        if holder is None or holder.id == package_id:
+            continue
+        if holder.package != archive.name:
+            why = f"package {holder.package} has the name"
+        else:
+            why = "promoted" if holder.promoted else "the highest version"
+        notes.append(
+            f"new runs of {spec.name!r} take {holder.package} {holder.version} ({why}), not "
+            f"this version: run this one as {archive.name}{SEPARATOR}{spec.name}@{archive.version}"
+        )
+    return notes
 
 
 def _default_notes(runner: DefaultRunner, package_id: str, archive: PackageArchive) -> list[str]:
@@ -193,13 +240,19 @@ def _sorted(packages: list[PackageInfo]) -> list[PackageInfo]:
 @click.command("list", short_help="List the registered packages.")
 @db_option
 @tenant_option
+@server_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_command(ctx: click.Context, db: str | None, tenant: str | None, as_json: bool) -> None:
     """List the packages registered in the database: every version, its workflows, and
     which version new runs take (the promoted one, else the highest)."""
-    with open_registry(resolve_db(ctx, db), resolve_tenant(ctx, tenant)) as runner:
-        packages = _sorted(runner.list_packages()) if runner is not None else []
+    client = open_client(ctx, tenant)
+    if client is not None:
+        with client:
+            packages = _sorted(client.list_packages())
+    else:
+        with open_registry(resolve_db(ctx, db), resolve_tenant(ctx, tenant)) as runner:
+            packages = _sorted(runner.list_packages()) if runner is not None else []
     if as_json:
         echo_json([_package_json(p) for p in packages])
         return
@@ -223,9 +276,17 @@ def list_command(ctx: click.Context, db: str | None, tenant: str | None, as_json
     console.print(table)
 
 
-def _open_writer(ctx: click.Context, db: str | None, tenant: str | None) -> DefaultRunner:
-    """A runner that executes nothing, on a database that must exist (nothing to change in
-    a new one)."""
+def _open_writer(ctx: click.Context, db: str | None, tenant: str | None) -> Service:
+    """The --server's client, or a runner that executes nothing, on a database that must
+    exist (nothing to change in a new one)."""
+    client = open_client(ctx, tenant)
+    if client is not None:
+        return client
+    return _open_local_writer(ctx, db, tenant)
+
+
+def _open_local_writer(ctx: click.Context, db: str | None, tenant: str | None) -> DefaultRunner:
+    """A runner that executes nothing, on a database that must exist."""
     from cloacina import DefaultRunner
 
     url = resolve_db(ctx, db)
@@ -240,7 +301,7 @@ def _open_writer(ctx: click.Context, db: str | None, tenant: str | None) -> Defa
     return DefaultRunner(url, tenant=tenant_name, execute_tasks=False)
 
 
-def _default_of(runner: DefaultRunner, name: str) -> PackageInfo | None:
+def _default_of(runner: Service, name: str) -> PackageInfo | None:
     return next((p for p in runner.list_packages() if p.package == name and p.default), None)
 
 
@@ -272,7 +333,12 @@ def promote_command(
     their version."""
     if (version is None) == (not highest):
         raise CliError("give either VERSION or --highest")
-    with _open_writer(ctx, db, tenant) as runner:
+    if remote_target(ctx) is not None:
+        raise CliError(
+            "package promote works on the database (--db); the HTTP API of --server has no "
+            "promotion yet"
+        )
+    with _open_local_writer(ctx, db, tenant) as runner:
         try:
             runner.promote_package(name, None if highest else version)
         except PackageNotFoundError as exc:
@@ -296,6 +362,7 @@ def promote_command(
 @click.argument("version")
 @db_option
 @tenant_option
+@server_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 @acts_locally

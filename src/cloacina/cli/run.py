@@ -36,6 +36,7 @@ from cloacina.cli.options import (
     settings_options,
     tenant_option,
 )
+from cloacina.cli.remote import open_client, server_options
 from cloacina.cli.render import render_context, render_header, render_tasks, render_tracebacks
 from cloacina.errors import (
     ContextError,
@@ -208,6 +209,7 @@ def check_workflow(name: str, modules: Sequence[str], registered: Sequence[str] 
 )
 @db_option
 @tenant_option
+@server_options
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -247,11 +249,23 @@ def run_command(
     `cloacina worker`; each may also come from its CLOACINA_* variable (`cloacina config
     show` lists them).
     """
+    input_context = load_context(context, context_file)
+    ref = parse_ref(workflow, version)
+    client = open_client(ctx, tenant)
+    if client is not None:  # the run happens on the server
+        if modules:
+            client.close()
+            raise CliError(
+                "--module defines workflows in this process; with --server the server's "
+                "workflows run (start it with --module, or register a package)"
+            )
+        from cloacina.cli.run_remote import run_remote
+
+        run_remote(ctx, client, ref, input_context, timeout, as_json)
+        return
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
     settings = resolve_settings(ctx)
-    input_context = load_context(context, context_file)
-    ref = parse_ref(workflow, version)
     import_modules(modules)
     require_tenant(url, tenant_name)
     # What the user names explicitly wins: a workflow the --module modules define.

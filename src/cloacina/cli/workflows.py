@@ -18,13 +18,17 @@ from cloacina.cli.graph_render import FORMATS, render_workflow
 from cloacina.cli.json_output import echo_json
 from cloacina.cli.naming import module_workflow, parse_ref
 from cloacina.cli.options import F, db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.remote import open_client, server_options
 from cloacina.cli.render import new_table, shrink_to_fit
 from cloacina.cli.run import check_workflow, import_modules
 from cloacina.cli.workflows_stats import stats_command
 from cloacina.errors import SchemaError, WorkflowNotFoundError
+from cloacina.model.namespace import EMBEDDED_PACKAGE
 from cloacina.model.status import to_datetime
 from cloacina.model.workflow import Workflow, catalog
+from cloacina.registry.registry import PackageInfo
 from cloacina.runner import DefaultRunner
+from cloacina.service.types import WorkflowInfo
 
 
 @click.group("workflows")
@@ -72,6 +76,7 @@ def open_registry(url: str, tenant: str) -> Iterator[DefaultRunner | None]:
 @workflows_group.command("list")
 @db_option
 @tenant_option
+@server_options
 @module_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
@@ -84,9 +89,21 @@ def list_command(
 ) -> None:
     """List the workflows registered in the database (from packages) and those the given
     modules define. The newest version of a package is the default for new runs."""
+    client = open_client(ctx, tenant)
+    if client is not None:
+        if modules:
+            client.close()
+            raise CliError(
+                "--module lists the workflows a module defines here; with --server the "
+                "server's workflows are listed"
+            )
+        with client:
+            rows = _remote_rows(client.list_packages(), client.describe_workflows())
+        _show_rows(rows, as_json)
+        return
     url = resolve_db(ctx, db)
     import_modules(modules)
-    rows: list[dict[str, Any]] = []
+    rows = []
     with open_registry(url, resolve_tenant(ctx, tenant)) as runner:
         packages = runner.list_packages() if runner is not None else []
         for pkg in reversed(packages):  # newest first
@@ -106,6 +123,46 @@ def list_command(
     for wf in catalog.all():
         if modules:
             rows.append(_embedded_row(wf))
+    _show_rows(rows, as_json)
+
+
+def _remote_rows(
+    packages: list[PackageInfo], workflows: list[WorkflowInfo]
+) -> list[dict[str, Any]]:
+    """The rows of ``workflows list`` from a server: every registered version (newest
+    package first), then the workflows the server's own modules define."""
+    defaults = {(w.name, w.package, w.version) for w in workflows}
+    rows: list[dict[str, Any]] = []
+    for pkg in reversed(packages):
+        for wf_name, version in pkg.workflow_versions:
+            rows.append(
+                {
+                    "workflow": wf_name,
+                    "source": f"{pkg.package} {pkg.version}",
+                    "package_id": pkg.id,
+                    "version": version,
+                    "default": pkg.default and (wf_name, pkg.package, version) in defaults,
+                    "signed_by": pkg.signer,
+                    "registered_at": fmt_time(to_datetime(pkg.registered_at)),
+                }
+            )
+    for wf in workflows:
+        if wf.package == EMBEDDED_PACKAGE:
+            rows.append(
+                {
+                    "workflow": wf.name,
+                    "source": "the server's modules",
+                    "package_id": None,
+                    "version": wf.version,
+                    "default": True,
+                    "signed_by": None,
+                    "registered_at": None,
+                }
+            )
+    return rows
+
+
+def _show_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
