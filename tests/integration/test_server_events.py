@@ -49,6 +49,40 @@ def read_stream(live: Live, execution_id: str, out: list[dict[str, Any]], after:
                 current = {}
 
 
+def assert_no_listeners(live: Live) -> None:
+    """Every stream that ended has left its hub (none leaks a subscription)."""
+    hubs = live.api.client.app.state.cloacina_hubs  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    while hubs.listeners:
+        assert time.monotonic() < deadline, f"{hubs.listeners} listener(s) left behind"
+        time.sleep(0.02)
+
+
+def test_a_client_that_leaves_unsubscribes(sqlite_url: str, name: Callable[[str], str]) -> None:
+    flow_name = name("hub_leave")
+    gate = threading.Event()
+
+    @workflow(name=flow_name)
+    class flow:
+        @task()
+        def wait(context: Context) -> None:
+            gate.wait(30)
+
+    with live_server(sqlite_url) as live:
+        execution_id = live.api.state.primary.schedule_workflow(flow_name)
+        headers = {
+            "Authorization": f"Bearer {live.api.keys['viewer']}",
+            "Accept": "text/event-stream",
+        }
+        url = f"{live.base}/api/v1/executions/{execution_id}/events"
+        for _ in range(3):
+            with httpx.stream("GET", url, headers=headers, timeout=10) as answer:
+                assert answer.status_code == 200
+                next(answer.iter_lines())  # the first line arrived; then the client leaves
+        assert_no_listeners(live)
+        gate.set()
+
+
 def test_a_workers_events_reach_many_streams(db_url: str, name: Callable[[str], str]) -> None:
     flow_name = name("hub_flow")
 
@@ -102,6 +136,7 @@ def test_a_workers_events_reach_many_streams(db_url: str, name: Callable[[str], 
             again: list[dict[str, Any]] = []
             read_stream(live, runs[1], again, after=streams[runs[1]][1]["seq"])
             assert [e["seq"] for e in again] == [e["seq"] for e in streams[runs[1]][2:]]
+            assert_no_listeners(live)
         finally:
             worker.shutdown()
 

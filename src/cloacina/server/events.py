@@ -192,6 +192,11 @@ class Hubs:
     def __init__(self) -> None:
         self._hubs: dict[int, EventHub] = {}
 
+    @property
+    def listeners(self) -> int:
+        """Open streams, over every tenant."""
+        return sum(hub.listeners for hub in self._hubs.values())
+
     def of(self, runner: DefaultRunner) -> EventHub:
         hub = self._hubs.get(id(runner))
         if hub is None:
@@ -204,19 +209,34 @@ class Hubs:
         self._hubs.clear()
 
 
+async def open_stream(
+    runner: DefaultRunner, hub: EventHub, execution_id: str, after: int
+) -> tuple[asyncio.Queue[ExecutionEvent], list[ExecutionEvent]]:
+    """Subscribe to a run's events, then read its history after ``after`` (an unknown run
+    raises here, before any response starts). Subscribing first means nothing committed
+    between the two is missed; the stream drops what it gets twice."""
+    queue = await hub.subscribe(execution_id)
+    try:
+        history = await run_in_threadpool(runner.get_events, execution_id, after)
+    except BaseException:
+        hub.unsubscribe(execution_id, queue)
+        raise
+    return queue, history
+
+
 async def event_stream(
     runner: DefaultRunner,
     hub: EventHub,
     execution_id: str,
     after: int,
+    opened: tuple[asyncio.Queue[ExecutionEvent], list[ExecutionEvent]],
     stopping: Callable[[], bool],
 ) -> AsyncIterator[bytes]:
     """The SSE frames of a run's events after ``after``: its history, then as they are
     committed; ends after the run's terminal event (or when the server stops)."""
-    queue = await hub.subscribe(execution_id)
+    queue, history = opened
     try:
         sent = after
-        history = await run_in_threadpool(runner.get_events, execution_id, after)
         for event in history:
             yield sse_frame(event)
             sent = max(sent, event.seq)
@@ -285,4 +305,13 @@ async def until_stopped(
         task.cancel()
 
 
-__all__ = ["EventHub", "Hubs", "event_json", "event_stream", "iso", "sse_frame", "until_stopped"]
+__all__ = [
+    "EventHub",
+    "Hubs",
+    "event_json",
+    "event_stream",
+    "iso",
+    "open_stream",
+    "sse_frame",
+    "until_stopped",
+]

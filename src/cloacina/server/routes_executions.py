@@ -10,11 +10,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from cloacina.errors import RequestError, WorkflowNotFoundError
 from cloacina.server.auth import OPERATOR, VIEWER, Caller
-from cloacina.server.events import event_json, event_stream, until_stopped
+from cloacina.server.events import event_json, event_stream, open_stream, until_stopped
 from cloacina.server.views import attempt_json, result_json, summary_json
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
@@ -142,22 +143,22 @@ async def get_events(
     number, ``event`` its type, ``data`` JSON), from after ``Last-Event-ID`` (or ``after``),
     ending after the run's terminal event. Otherwise the events stored now, as JSON."""
     runner = caller.runner
-    # An unknown run is a 404 before any stream starts.
-    await run_in_threadpool(runner.get_execution_status, execution_id)
     if "text/event-stream" not in request.headers.get("accept", ""):
         events = await run_in_threadpool(runner.get_events, execution_id, after, limit)
         return JSONResponse({"items": [event_json(e) for e in events]})
     start = _last_event_id(last_event_id, after)
-    hubs = request.app.state.cloacina_hubs
-    state = caller.state
-
-    async def frames() -> AsyncIterator[bytes]:
-        async for frame in event_stream(
-            runner, hubs.of(runner), execution_id, start, state.stopping.is_set
-        ):
-            yield frame
-
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+    hub = request.app.state.cloacina_hubs.of(runner)
+    # Subscribed and the history read now: an unknown run is a 404 before the stream.
+    opened = await open_stream(runner, hub, execution_id, start)
+    queue = opened[0]
+    frames = event_stream(runner, hub, execution_id, start, opened, caller.state.stopping.is_set)
+    # If the client is gone before the stream starts, the background task unsubscribes.
+    return StreamingResponse(
+        frames,
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+        background=BackgroundTask(hub.unsubscribe, execution_id, queue),
+    )
 
 
 async def _control(caller: Caller, action: str, execution_id: str, **kwargs: Any) -> JSONResponse:
