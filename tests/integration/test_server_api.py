@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from cloacina import Context, task, workflow
 
@@ -348,3 +349,21 @@ def test_task_logs_over_http(db_url: str, name: Callable[[str], str]) -> None:
             params={"attempt": 9, "follow": "true"},
         )
         assert follow_missing.status_code == 404
+
+
+def test_readyz_is_503_when_the_schema_is_not_current(db_url: str) -> None:
+    with running_api(db_url) as api:
+        assert api.client.get("/readyz").status_code == 200
+        engine = api.state.primary.store.engine
+        with engine.begin() as conn:
+            (revision,) = conn.execute(text("SELECT version_num FROM alembic_version")).one()
+            conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+        try:
+            answer = api.client.get("/readyz")
+            assert answer.status_code == 503
+            assert answer.json()["error"]["code"] == "unavailable"
+            assert api.client.get("/healthz").status_code == 200  # alive, not ready
+        finally:
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+        assert api.client.get("/readyz").status_code == 200
