@@ -51,11 +51,24 @@ workflow_executions = Table(
     #: alert was raised.
     Column("deadline_at", Float, nullable=True),
     Column("deadline_alerted", Integer, nullable=False, server_default="0"),
+    #: Claims prefer higher priority: a backfill's runs are below fresh ones.
+    Column("priority", Integer, nullable=False, server_default="0"),
+    #: The schedule time a scheduled or backfilled run stands for, and what started it.
+    Column("scheduled_for", Float, nullable=True),
+    Column("schedule_id", String(36), nullable=True),
+    Column("backfill_id", String(36), nullable=True),
+    Column("trigger_name", String(255), nullable=True),
+    #: The hash of a triggered run's context: the same context starts no second run while
+    #: this one is active.
+    Column("trigger_key", String(64), nullable=True),
     Index("ix_workflow_executions_finished", "status", "finished_at"),
     # The execution list's pages, newest first, with a stable (created_at, id) cursor.
     Index("ix_workflow_executions_page", "created_at", "id"),
     Index("ix_workflow_executions_status_page", "status", "created_at", "id"),
     Index("ix_workflow_executions_deadline", "deadline_alerted", "deadline_at"),
+    Index("ix_workflow_executions_scheduled", "workflow_name", "scheduled_for"),
+    Index("ix_workflow_executions_backfill", "backfill_id", "status"),
+    Index("ix_workflow_executions_trigger", "trigger_name", "trigger_key", "status"),
 )
 
 task_executions = Table(
@@ -87,6 +100,7 @@ task_executions = Table(
     Column("skip_reason", Text, nullable=True),
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
+    Column("priority", Integer, nullable=False, server_default="0"),
     UniqueConstraint("execution_id", "task_id", name="uq_task_executions_execution_task"),
     Index("ix_task_executions_status", "status", "id"),
 )
@@ -341,4 +355,94 @@ alert_deliveries = Table(
     Column("error", Text, nullable=True),
     Column("duration", Float, nullable=True),
     Index("ix_alert_deliveries_at", "at", "id"),
+)
+
+#: Cron schedules of workflows (per tenant). Only times strictly after ``anchor_at`` fire.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("workflow", String(255), nullable=False),
+    Column("cron", String(255), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("context", Text, nullable=False, server_default="{}"),
+    Column("catchup", String(8), nullable=False),
+    Column("max_catchup", Integer, nullable=False),
+    Column("start_at", Float, nullable=True),
+    Column("end_at", Float, nullable=True),
+    Column("enabled", Integer, nullable=False, server_default="1"),
+    Column("source", String(16), nullable=False, server_default="api"),
+    Column("package", String(128), nullable=True),
+    Column("anchor_at", Float, nullable=False),
+    Column("next_fire_at", Float, nullable=True),
+    Column("last_fire_at", Float, nullable=True),
+    Column("revision", Integer, nullable=False, server_default="1"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("name", name="uq_schedules_name"),
+    Index("ix_schedules_due", "enabled", "next_fire_at"),
+)
+
+#: One row per (schedule, scheduled time): inserted with the run, in one transaction, so a
+#: time fires exactly once however many runners share the database.
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "schedule_id",
+        String(36),
+        ForeignKey("schedules.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("scheduled_for", Float, nullable=False),
+    Column("fired_at", Float, nullable=False),
+    Column("execution_id", String(36), nullable=True),
+    Column("worker_id", String(64), nullable=True),
+    UniqueConstraint("schedule_id", "scheduled_for", name="uq_schedule_fires_time"),
+)
+
+#: A range of a workflow's scheduled times, run at most ``max_parallel`` at once.
+backfills = Table(
+    "backfills",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("workflow", String(255), nullable=False),
+    Column("cron", String(255), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("context", Text, nullable=False, server_default="{}"),
+    Column("start_at", Float, nullable=False),
+    Column("end_at", Float, nullable=False),
+    Column("only_missing", Integer, nullable=False, server_default="1"),
+    Column("max_parallel", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("next_time", Float, nullable=True),
+    Column("created_runs", Integer, nullable=False, server_default="0"),
+    Column("skipped", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Index("ix_backfills_status", "status"),
+)
+
+#: Poll functions that start runs; ``next_poll_at`` is claimed by one runner at a time.
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("workflow", String(255), nullable=False),
+    Column("poll_interval", Float, nullable=False),
+    Column("allow_concurrent", Integer, nullable=False, server_default="0"),
+    Column("enabled", Integer, nullable=False, server_default="1"),
+    Column("source", String(16), nullable=False, server_default="api"),
+    Column("package", String(128), nullable=True),
+    Column("next_poll_at", Float, nullable=False),
+    Column("last_polled_at", Float, nullable=True),
+    Column("last_fired_at", Float, nullable=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )
