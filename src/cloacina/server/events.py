@@ -148,7 +148,8 @@ class EventHub:
                     self._unhook()
                     self._unhook = None
                 if self._queues:  # a subscriber arrived while this one was stopping
-                    self._last = await run_in_threadpool(self.runner.latest_event_seq)
+                    # Carry on from the last event read: the newcomer read its history
+                    # after subscribing, so nothing it lacks lies before that.
                     self._unhook = self.runner.on_events_committed(self._poke)
                     self._task = asyncio.create_task(self._run(), name="cloacina-event-hub")
 
