@@ -208,3 +208,60 @@ def test_serve_upload_run_stream_audit_and_sigterm(cli: Cli, tmp_path: Path) -> 
     assert shown.returncode == 0, shown
     nap_line = next(line for line in shown.stdout.splitlines() if line.startswith("nap"))
     assert nap_line.split()[1] == "ready", shown.stdout
+
+
+def test_api_only_server_beside_a_worker_on_postgres(
+    cli: Cli, tmp_path: Path, flows: Path, postgres_url: str
+) -> None:
+    """``cloacina serve --no-execute`` runs no task: a ``cloacina worker`` process does, and
+    its events reach the server's stream through the database."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    made = cli("api-keys", "create", "--db", postgres_url, "--name", "pg", "--role", "operator")
+    assert made.returncode == 0, made
+    key = made.stdout.strip().splitlines()[-1]
+    server = serve(
+        tmp_path, "--db", postgres_url, "--port", str(port), "--no-execute",
+        "--module", str(flows), "--log-level", "warning",
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "CLOACINA_DB"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "cloacina", "worker", "--db", postgres_url, "--module", str(flows)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_ready(base, server)
+        auth = {"Authorization": f"Bearer {key}"}
+        started = httpx.post(
+            f"{base}/api/v1/executions",
+            json={"workflow": "greeting", "context": {"name": "pg"}},
+            headers=auth,
+        )
+        assert started.status_code == 201, started.text
+        execution_id = started.json()["execution_id"]
+        events = list(sse(base, key, execution_id))
+        assert events[-1]["event"] == "execution_completed", events
+        result = httpx.get(f"{base}/api/v1/executions/{execution_id}", headers=auth).json()
+        assert result["final_context"]["shout"] == "HELLO PG"
+        workers = httpx.get(f"{base}/api/v1/workers", headers=auth).json()["items"]
+        ran_on = {a["worker_id"] for a in httpx.get(
+            f"{base}/api/v1/executions/{execution_id}/attempts", headers=auth
+        ).json()["items"]}  # fmt: skip
+        assert ran_on <= {w["id"] for w in workers} and len(ran_on) == 1
+        # An operator may not upload packages.
+        refused = httpx.post(f"{base}/api/v1/packages", content=b"x", headers=auth)
+        assert refused.status_code == 403
+    finally:
+        for proc in (server, worker):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (server, worker):
+            try:
+                proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+    assert server.returncode == 0 and worker.returncode == 0
