@@ -83,7 +83,7 @@ def server(tmp_path: Path, cli: Cli) -> Iterator[tuple[str, str, str]]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded machine: imports take a while
         while True:
             assert proc.poll() is None, proc.communicate()[1]
             assert time.monotonic() < deadline, "cloacina serve did not become ready"
