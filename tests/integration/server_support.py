@@ -57,14 +57,20 @@ def unique_tenant() -> str:
 
 @contextmanager
 def running_api(
-    url: str, *, execute: bool = True, auth: bool = True, **settings: Any
+    url: str,
+    *,
+    execute: bool = True,
+    auth: bool = True,
+    tenant: str = "public",
+    **settings: Any,
 ) -> Iterator[Api]:
-    """The API over ``url``, with keys ``viewer``, ``operator``, ``admin`` (every tenant)
-    and ``other`` (an admin bound to a tenant of its own)."""
+    """The API over ``url`` serving ``tenant``, with keys ``viewer``, ``operator``,
+    ``admin`` (every tenant) and ``other`` (an admin bound to a tenant of its own)."""
     other = unique_tenant()
     create_tenant(url, other)
     options = ServerOptions(
         url=url,
+        tenant=tenant,
         execute=execute,
         auth=auth,
         settings=Settings.resolve({**FAST, **settings}),

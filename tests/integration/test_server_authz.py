@@ -21,8 +21,9 @@ from starlette.routing import Route
 from cloacina import Context, DefaultRunner, task, workflow
 from cloacina.server.app import PUBLIC_PATHS, route_table
 from cloacina.service.keys import Role, allows
+from cloacina.service.tenants import create_tenant
 
-from .server_support import ROLES, Api, running_api
+from .server_support import ROLES, Api, running_api, unique_tenant
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -227,3 +228,40 @@ def test_a_key_revoked_elsewhere_stops_working_within_a_second(sqlite_url: str) 
             assert time.monotonic() < deadline, "a revoked key still works after 3 s"
             time.sleep(0.05)
         assert api.client.get("/api/v1/executions", headers=headers).status_code == 401
+
+
+def test_a_server_of_another_tenant(db_url: str, name: Callable[[str], str]) -> None:
+    """``cloacina serve --tenant T``: keys still live in the default tenant's database; a
+    key for every tenant acts in T unless it names another; a key bound to ``public`` acts
+    in public (its runner opened on first use, submit-only)."""
+    flow_name = name("tenant_flow")
+
+    @workflow(name=flow_name)
+    class flow:
+        @task()
+        def only(context: Context) -> None:
+            context.insert("done", True)
+
+    served = unique_tenant()
+    create_tenant(db_url, served)
+    with running_api(db_url, tenant=served) as api:
+        public_key = api.state.primary.create_api_key("public-viewer", "viewer", tenant="public")
+        started = api.call("POST", "/api/v1/executions", json={"workflow": flow_name})
+        assert started.status_code == 201, started.text
+        execution_id = started.json()["execution_id"]
+        detail = api.call("GET", f"/api/v1/executions/{execution_id}").json()
+        assert detail["tenant"] == served
+        # Not in public: neither with the header nor for a key bound to public.
+        hidden = api.call(
+            "GET", f"/api/v1/executions/{execution_id}", headers={"X-Cloacina-Tenant": "public"}
+        )
+        assert hidden.status_code == 404
+        bound = api.client.get(
+            f"/api/v1/executions/{execution_id}",
+            headers={"Authorization": f"Bearer {public_key.key}"},
+        )
+        assert bound.status_code == 404
+        listed = api.client.get(
+            "/api/v1/executions", headers={"Authorization": f"Bearer {public_key.key}"}
+        )
+        assert listed.status_code == 200 and listed.json()["items"] == []
