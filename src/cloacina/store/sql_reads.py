@@ -10,6 +10,7 @@ from typing import Any
 from cloacina.model.status import ExecutionStatus
 from cloacina.store.base import Store
 from cloacina.store.dialect import dialect_named
+from cloacina.store.keys import ApiKeyRow
 from cloacina.store.records import (
     AttemptRow,
     EventRow,
@@ -28,6 +29,9 @@ from cloacina.store.sql_common import (
     marks,
     task_row,
 )
+
+#: The columns of ``api_keys``, in :class:`ApiKeyRow`'s order.
+API_KEY_COLS = ", ".join(ApiKeyRow.__dataclass_fields__)
 
 
 def like_escape(text: str) -> str:
@@ -194,6 +198,18 @@ class SQLStore(Store):
     def last_event_id(self) -> int:
         row = self._fetchone("SELECT MAX(id) FROM execution_events")
         return int(row[0] or 0) if row else 0
+
+    # An API key by its hash (KeyQueries) on the fast path: the server authenticates every
+    # request with it (SQLAlchemy Core opened a SQLite connection per call, 0.3 ms of 0.6).
+    def find_api_key(
+        self, *, key_id: str | None = None, key_hash: str | None = None
+    ) -> ApiKeyRow | None:
+        if key_id is not None or key_hash is None:
+            return super().find_api_key(key_id=key_id, key_hash=key_hash)
+        row = self._fetchone(
+            f"SELECT {API_KEY_COLS} FROM api_keys WHERE key_hash=? LIMIT 1", (key_hash,)
+        )
+        return ApiKeyRow(*row) if row else None
 
     def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]:
         rows = self._fetchall(
