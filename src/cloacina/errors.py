@@ -243,3 +243,29 @@ class RemoteError(CloacinaError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class InvalidScheduleError(RequestError):
+    """A cron expression, time zone or schedule option that cannot be used (HTTP 400).
+
+    For a bad cron field: ``field`` (its name, e.g. ``"minute"``), ``field_index`` (1-based)
+    and ``column`` (1-based character position in ``expression``) say where; ``timezone`` and
+    ``suggestion`` (the nearest valid zone, if any) are set for an unknown time zone."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expression: str | None = None,
+        field: str | None = None,
+        field_index: int | None = None,
+        column: int | None = None,
+        timezone: str | None = None,
+        suggestion: str | None = None,
+    ) -> None:
+        super().__init__(message, field=field)
+        self.expression = expression
+        self.field_index = field_index
+        self.column = column
+        self.timezone = timezone
+        self.suggestion = suggestion
