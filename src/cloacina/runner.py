@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from cloacina._about import __version__
+from cloacina.clock import SYSTEM_CLOCK, Clock, SystemClock
 from cloacina.engine.engine import Engine
 from cloacina.errors import (
     ExecutionNotFoundError,
@@ -120,6 +121,8 @@ class DefaultRunner(
     and leaves the work to ``cloacina worker`` processes. ``read_only=True`` (with
     ``execute_tasks=False``) only inspects: it migrates and writes nothing, so it works on a
     database it cannot write (a read-only SQLite file, a PostgreSQL role without CREATE).
+    ``clock`` (default :data:`cloacina.clock.SYSTEM_CLOCK`) is read by every time-based
+    decision: schedules and retry delays (tests pass a :class:`cloacina.testing.FakeClock`).
     """
 
     def __init__(
@@ -151,6 +154,7 @@ class DefaultRunner(
         retention: float | timedelta | None = None,
         read_only: bool = False,
         settings: Settings | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if read_only and execute_tasks:
             raise SettingsError("read_only=True needs execute_tasks=False: a reader runs no tasks")
@@ -179,6 +183,9 @@ class DefaultRunner(
         )
         self.url = url
         self.tenant = tenant
+        #: The clock of every time-based decision (schedules, retry delays).
+        self.clock = clock
+        self._now: Callable[[], float] = time.time if isinstance(clock, SystemClock) else clock.now
         self.execute_tasks = execute_tasks
         # Packages registered in this runner's database, over the workflows of this process.
         self.packages = WorkflowCatalog()
@@ -227,6 +234,7 @@ class DefaultRunner(
             tenant,
             loader=loader,
             on_poll=self.registry.sync,
+            clock=clock,
         )
         # A submit-only client still hears when runs end (PostgreSQL NOTIFY), so that wait()
         # returns at once instead of at the next poll.
@@ -330,7 +338,7 @@ class DefaultRunner(
             self.catalog.add(wf)  # a Workflow object passed directly, or another catalog's
         input_json = dumps_context(as_context_dict(context))
         execution_id = str(uuid.uuid4())
-        now = time.time()
+        now = self._now()
         specs = self._task_rows.get((wf.name, wf.version))
         if specs is None:  # the same for every run of a version: built once
             specs = self._task_rows[(wf.name, wf.version)] = [

@@ -78,6 +78,7 @@ class Dispatch:
     _outcomes: list[Outcome]
     _inbox: list[tuple[RunningTask, Outcome | None]]
     _inbox_lock: threading.Lock
+    _now: Callable[[], float]
     _inbox_signalled: bool
     _task_loop: asyncio.AbstractEventLoop | None
     _task_thread: threading.Thread | None
@@ -313,6 +314,8 @@ class Dispatch:
             return False
         if not outcome.finished_at:
             outcome.finished_at = time.time()
+        if self._now is not time.time:  # a clock a test moves: its time, as for the start
+            outcome.finished_at = self._now()
         outcome.error = storable_text(outcome.error)
         outcome.traceback = storable_text(outcome.traceback)
         outcome.skip_reason = storable_text(outcome.skip_reason)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cloacina.clock import SYSTEM_CLOCK, Clock, SystemClock
 from cloacina.engine import capture
 from cloacina.engine.alert_delivery import AlertDeliverer
 from cloacina.engine.alerts import outbox_items
@@ -72,8 +73,14 @@ class Engine(Dispatch, Liveness):
         *,
         loader: PackageLoader | None = None,
         on_poll: Callable[[], object] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
+        #: Every time-based decision (retry delays, schedules) reads this clock. The
+        #: system clock is read as ``time.time`` itself: the hot path stays as it was.
+        self.clock = clock
+        self._now: Callable[[], float] = time.time if isinstance(clock, SystemClock) else clock.now
+        self._unjump: Callable[[], None] = lambda: None
         self.catalog = catalog
         self.worker_id = worker_id
         self.settings = settings
@@ -155,6 +162,8 @@ class Engine(Dispatch, Liveness):
         # Other processes' work (new runs, ready tasks) wakes us at once where the database
         # can say so (PostgreSQL NOTIFY); the poll stays as the fallback.
         self._unlisten = self.store.listen(self.wake, self.notify_external)
+        # A clock a test moves: delayed retries (and schedules) fall due when it jumps.
+        self._unjump = self.clock.on_jump(self._clock_jumped)
         # The runner registered this worker (a heartbeat) just before starting us.
         self._healthy_since = time.monotonic()
         self._heartbeat_thread.start()
@@ -187,6 +196,7 @@ class Engine(Dispatch, Liveness):
                 self._loop.close()
             return
         self._unlisten()
+        self._unjump()
         done = threading.Event()
         self._loop.call_soon_threadsafe(self._begin_stop, done, wait)
         # Bounded: a shutdown must end even if closing the packages' processes hangs.
@@ -241,6 +251,10 @@ class Engine(Dispatch, Liveness):
         except RuntimeError:  # loop closed: the runner is shutting down
             pass
 
+    def _clock_jumped(self) -> None:
+        """The clock jumped (a test moved it): what it made due is looked for at once."""
+        self.wake()
+
     def _request_cycle(self, look: bool = False) -> None:
         """Run a cycle soon; ``look`` says ready work may exist that this loop did not make."""
         if look:
@@ -259,7 +273,7 @@ class Engine(Dispatch, Liveness):
             self._loop.run_in_executor(None, self._run_poll_hook)
         try:
             # A cheap read first: an idle runner should not take the write lock every tick.
-            if self.free > 0 and self.store.has_ready(time.time(), self._workflow_keys()):
+            if self.free > 0 and self.store.has_ready(self._now(), self._workflow_keys()):
                 self._request_cycle(True)
         except Exception as exc:
             log.warning("poll failed: %s", exc)
@@ -297,7 +311,7 @@ class Engine(Dispatch, Liveness):
         want = 0 if self._stopping else self.free
         if not outcomes and not self._orphans and (want <= 0 or not self._maybe_ready):
             return
-        now = time.time()
+        now = self._now()
         fx = Effects()
         claims: list[Claim] = []
         jobs: list[Job] = []
@@ -398,8 +412,9 @@ class Engine(Dispatch, Liveness):
         for job in jobs:
             self._dispatch(job)
         for retry_at in fx.retry_at:
+            # (A clock a test moves wakes the engine when it jumps, see _clock_jumped.)
             self._loop.call_later(
-                max(0.0, retry_at - time.time()) + 0.001, self._request_cycle, True
+                max(0.0, retry_at - self._now()) + 0.001, self._request_cycle, True
             )
         if fx.alerts:  # before the waiters wake: a runner shut down at once still sends them
             self.alerter.raised(fx.alerts)
@@ -541,7 +556,7 @@ class Engine(Dispatch, Liveness):
         """A run was scheduled: cache its input (so its roots need no query) and wake up."""
 
         if self.metrics is not None:  # now: a notified cycle may claim its roots before arrive()
-            self.metrics.run_created(execution_id, time.time())
+            self.metrics.run_created(execution_id, self._now())
 
         def arrive() -> None:
             self.cache.put(execution_id, INPUT_KEY, input_json)

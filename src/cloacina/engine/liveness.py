@@ -87,6 +87,7 @@ class Liveness:
     _warned_for_code: set[str]
     _orphans: list[Claim]
     _request_cycle: Callable[..., None]
+    _now: Callable[[], float]
     _notify_finished: Callable[[list[tuple[str, str]]], None]
 
     def _recovery_interval(self) -> float:
@@ -334,7 +335,7 @@ class Liveness:
         in the database by the statement that finds it, so that one worker alone reports
         it, in the transaction that puts its alert in the outbox. A cheap read first: an
         idle worker must not take the write lock every tick."""
-        now = time.time()
+        now = self._now()  # deadlines were set by the runner's clock
         threshold = self.settings.stale_claim_threshold
         healthy = self._healthy_since
         # After an outage every worker's heartbeat is old: as for recovery, wait a full
