@@ -30,6 +30,7 @@ from cloacina.store.records import (
     NewLogChunk,
     NewTask,
     ReadyTask,
+    RunOrigin,
     RunProgress,
     StaleClaim,
     TaskRow,
@@ -55,9 +56,12 @@ class WriteTx(abc.ABC):
         now: float,
         package_id: str | None = None,
         deadline_at: float | None = None,
+        origin: RunOrigin | None = None,
     ) -> None:
         """Insert a running execution and its task rows (roots ``ready``, others ``pending``);
-        ``deadline_at``: when it is late (the workflow's ``deadline=``), if it has one."""
+        ``deadline_at``: when it is late (the workflow's ``deadline=``), if it has one;
+        ``origin``: its priority (copied to its tasks: claims prefer higher) and what
+        started it (a schedule, a backfill, a trigger), if not a plain submission."""
 
     @abc.abstractmethod
     def claim_ready(

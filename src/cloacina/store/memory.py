@@ -22,6 +22,7 @@ from cloacina.errors import StoreError
 from cloacina.model.status import TERMINAL_TASK, ExecutionStatus, TaskStatus
 from cloacina.store.base import ExecutionQueries, RunStore, WriteTx
 from cloacina.store.records import (
+    PLAIN_RUN,
     AttemptRow,
     Claim,
     DependentState,
@@ -30,6 +31,7 @@ from cloacina.store.records import (
     NewEvent,
     NewTask,
     ReadyTask,
+    RunOrigin,
     RunProgress,
     StaleClaim,
     TaskRow,
@@ -55,6 +57,7 @@ class _Run:
     error: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    origin: RunOrigin = PLAIN_RUN
 
 
 @dataclass
@@ -81,6 +84,7 @@ class _Task:
     skip_reason: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    priority: int = 0
 
 
 @dataclass
@@ -153,6 +157,7 @@ class MemoryWriteTx(WriteTx):
         now: float,
         package_id: str | None = None,
         deadline_at: float | None = None,  # deadlines need the SQL stores' liveness queries
+        origin: RunOrigin | None = None,
     ) -> None:
         if execution_id in self._s.runs:
             raise StoreError(f"workflow execution {execution_id!r} exists already")
@@ -169,6 +174,7 @@ class MemoryWriteTx(WriteTx):
             now,
             package_id,
             started_at=now,
+            origin=PLAIN_RUN if origin is None else origin,
         )
         self._insert(execution_id, tasks, initial=True)
 
@@ -188,6 +194,7 @@ class MemoryWriteTx(WriteTx):
                 spec.dependencies,
                 deps,
                 deps,
+                priority=self._s.runs[execution_id].origin.priority,
             )
             self._s.by_name[(execution_id, spec.task_id)] = row_id
 
@@ -198,7 +205,8 @@ class MemoryWriteTx(WriteTx):
             return []
         keys = set(workflow_keys)
         found: list[ReadyTask] = []
-        for t in sorted(self._s.tasks.values(), key=lambda t: t.id):
+        # Higher priority first, then in order (as the SQL stores' ready index).
+        for t in sorted(self._s.tasks.values(), key=lambda t: (-t.priority, t.id)):
             run = self._s.runs[t.execution_id]
             if (
                 t.status == "ready"

@@ -20,6 +20,7 @@ from typing import Any
 from cloacina.model.status import ExecutionStatus
 from cloacina.store.dialect import POSTGRESQL
 from cloacina.store.records import (
+    PLAIN_RUN,
     Claim,
     Completion,
     CompletionResult,
@@ -28,6 +29,7 @@ from cloacina.store.records import (
     NewLogChunk,
     NewTask,
     ReadyTask,
+    RunOrigin,
     RunProgress,
     StaleClaim,
     WorkflowKey,
@@ -153,12 +155,13 @@ _CREATE_EXECUTION = (
     "WITH run AS ("
     " INSERT INTO workflow_executions (id, tenant, package, workflow_name, workflow_version,"
     " status, input_context, tasks_total, tasks_remaining, tasks_failed, created_at,"
-    " started_at, updated_at, package_id, graph_stored, deadline_at)"
-    " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?,1,?)"
+    " started_at, updated_at, package_id, graph_stored, deadline_at, priority, scheduled_for,"
+    " schedule_id, backfill_id, trigger_name, trigger_key)"
+    " VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?,1,?,?,?,?,?,?,?)"
     "), tasks AS ("
     " INSERT INTO task_executions (execution_id, task_id, task_index, status, max_attempts,"
-    " deps_total, deps_remaining)"
-    " SELECT ?, t.* FROM unnest(%b::text[], %b::int[], %b::text[], %b::int[], %b::int[],"
+    " deps_total, deps_remaining, priority)"
+    " SELECT ?, t.*, ? FROM unnest(%b::text[], %b::int[], %b::text[], %b::int[], %b::int[],"
     " %b::int[]) AS t(task_id, task_index, status, max_attempts, deps_total, deps_remaining)"
     "), edges AS ("
     " INSERT INTO task_dependencies (execution_id, task_id, dependencies)"
@@ -236,8 +239,10 @@ class PostgresWriteTx(SQLWriteTx):
         now: float,
         package_id: str | None = None,
         deadline_at: float | None = None,
+        origin: RunOrigin | None = None,
     ) -> None:
         self._notified = True
+        o = PLAIN_RUN if origin is None else origin
         self._c.execute(
             _CREATE_EXECUTION,
             (
@@ -254,7 +259,14 @@ class PostgresWriteTx(SQLWriteTx):
                 now,
                 package_id,
                 deadline_at,
+                o.priority,
+                o.scheduled_for,
+                o.schedule_id,
+                o.backfill_id,
+                o.trigger_name,
+                o.trigger_key,
                 execution_id,
+                o.priority,
                 [t.task_id for t in tasks],
                 [t.index for t in tasks],
                 ["pending" if t.dependencies else "ready" for t in tasks],
@@ -451,7 +463,8 @@ class PostgresWriteTx(SQLWriteTx):
             "  WHERE t2.status='ready' AND (t2.retry_at IS NULL OR t2.retry_at <= ?)"
             "  AND w2.status='running' AND (w2.workflow_name, w2.workflow_version)"
             "  IN (SELECT * FROM unnest(%b::text[], %b::text[]))"
-            "  ORDER BY t2.id LIMIT ? FOR UPDATE OF t2 SKIP LOCKED)"
+            # Higher priority first, then in order: the ready index's own order.
+            "  ORDER BY t2.priority DESC, t2.id LIMIT ? FOR UPDATE OF t2 SKIP LOCKED)"
             " RETURNING t.id, t.execution_id, t.task_id, t.attempt, t.recovery_count,"
             " t.claim_token, w.workflow_name, w.workflow_version, t.started_at, t.deps_total,"
             " t.deps_failed, t.deps_skipped,"

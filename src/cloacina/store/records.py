@@ -103,6 +103,24 @@ class NewTask:
 
 
 @dataclass(frozen=True, slots=True)
+class RunOrigin:
+    """Where a run came from and how urgent it is: ``priority`` (claims prefer higher; a
+    backfill's runs are below fresh ones, 0), the schedule time it stands for, and the
+    schedule, backfill or trigger (with the hash of its context) that started it."""
+
+    priority: int = 0
+    scheduled_for: float | None = None
+    schedule_id: str | None = None
+    backfill_id: str | None = None
+    trigger_name: str | None = None
+    trigger_key: str | None = None
+
+
+#: A plain submission: priority 0, started by nobody in particular.
+PLAIN_RUN = RunOrigin()
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
     """A task body that succeeded: record it (fenced by its claim) with its output."""
 

@@ -18,12 +18,14 @@ from cloacina.store.alerts import AlertWrites
 from cloacina.store.base import WriteTx
 from cloacina.store.dialect import SQLITE, Dialect
 from cloacina.store.records import (
+    PLAIN_RUN,
     Claim,
     DependentState,
     NewEvent,
     NewLogChunk,
     NewTask,
     ReadyTask,
+    RunOrigin,
     RunProgress,
     StaleClaim,
     WorkflowKey,
@@ -57,13 +59,16 @@ class SQLWriteTx(AlertWrites, WriteTx):
         now: float,
         package_id: str | None = None,
         deadline_at: float | None = None,
+        origin: RunOrigin | None = None,
     ) -> None:
         c = self._c
+        o = PLAIN_RUN if origin is None else origin
         c.execute(
             "INSERT INTO workflow_executions (id, tenant, package, workflow_name,"
             " workflow_version, status, input_context, tasks_total, tasks_remaining,"
             " tasks_failed, created_at, started_at, updated_at, package_id, graph_stored,"
-            " deadline_at) VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?,1,?)",
+            " deadline_at, priority, scheduled_for, schedule_id, backfill_id, trigger_name,"
+            " trigger_key) VALUES (?,?,?,?,?,'running',?,?,?,0,?,?,?,?,1,?,?,?,?,?,?,?)",
             (
                 execution_id,
                 tenant,
@@ -78,11 +83,17 @@ class SQLWriteTx(AlertWrites, WriteTx):
                 now,
                 package_id,
                 deadline_at,
+                o.priority,
+                o.scheduled_for,
+                o.schedule_id,
+                o.backfill_id,
+                o.trigger_name,
+                o.trigger_key,
             ),
         )
         c.executemany(
             "INSERT INTO task_executions (execution_id, task_id, task_index, status,"
-            " max_attempts, deps_total, deps_remaining) VALUES (?,?,?,?,?,?,?)",
+            " max_attempts, deps_total, deps_remaining, priority) VALUES (?,?,?,?,?,?,?,?)",
             [
                 (
                     execution_id,
@@ -92,6 +103,7 @@ class SQLWriteTx(AlertWrites, WriteTx):
                     t.max_attempts,
                     len(t.dependencies),
                     len(t.dependencies),
+                    o.priority,
                 )
                 for t in tasks
             ],
@@ -121,7 +133,9 @@ class SQLWriteTx(AlertWrites, WriteTx):
             " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
             " WHERE t.status = 'ready' AND (t.retry_at IS NULL OR t.retry_at <= ?)"
             f" AND w.status = 'running' AND {keys}"
-            " ORDER BY t.id LIMIT ?",
+            # Higher priority first (a backfill's runs wait for fresh ones), then in order;
+            # the ready index is (status, priority DESC, id), so this is read, not sorted.
+            " ORDER BY t.priority DESC, t.id LIMIT ?",
             (now, *key_params, limit),
         ).fetchall()
         return self._claim_rows([ReadyTask(*r) for r in rows], "ready", worker_id, now)
@@ -366,7 +380,8 @@ class SQLWriteTx(AlertWrites, WriteTx):
         for t in tasks:  # rare and small: one statement each, on every backend
             self._c.execute(
                 "INSERT INTO task_executions (execution_id, task_id, task_index, status,"
-                " max_attempts, deps_total, deps_remaining) VALUES (?,?,?,'pending',?,?,?)",
+                " max_attempts, deps_total, deps_remaining, priority)"
+                " SELECT ?,?,?,'pending',?,?,?, priority FROM workflow_executions WHERE id=?",
                 (
                     execution_id,
                     t.task_id,
@@ -374,6 +389,7 @@ class SQLWriteTx(AlertWrites, WriteTx):
                     t.max_attempts,
                     len(t.dependencies),
                     len(t.dependencies),
+                    execution_id,
                 ),
             )
             if t.dependencies:

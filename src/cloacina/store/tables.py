@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -102,7 +103,8 @@ task_executions = Table(
     Column("finished_at", Float, nullable=True),
     Column("priority", Integer, nullable=False, server_default="0"),
     UniqueConstraint("execution_id", "task_id", name="uq_task_executions_execution_task"),
-    Index("ix_task_executions_status", "status", "id"),
+    # Claims take ready tasks by priority, then in order (migration 0012).
+    Index("ix_task_executions_claim", "status", text("priority DESC"), "id"),
 )
 
 #: The run's graph: the dependencies of each task that has any (a JSON list of task ids, in
