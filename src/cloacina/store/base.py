@@ -37,6 +37,7 @@ from cloacina.store.records import (
     WorkflowKey,
 )
 from cloacina.store.stats import StatsQueries
+from cloacina.store.triggers import TriggerQueries
 
 
 class WriteTx(abc.ABC):
@@ -271,6 +272,20 @@ class WriteTx(abc.ABC):
         """Running workers silent for over ``max_age`` seconds: marked ``lost``, returned."""
         return []
 
+    # ---- triggers (store/triggers.py) --------------------------------------------------------
+    def lock_trigger(self, name: str) -> bool | None:
+        """Lock the trigger's row until the commit; whether it is enabled (None: no such
+        trigger). See :class:`~cloacina.store.triggers.TriggerWrites`."""
+        raise NotImplementedError(f"{type(self).__name__} does not store triggers")
+
+    def active_triggered_run(self, name: str, key: str) -> str | None:
+        """An unfinished run this trigger started with this context key, if any."""
+        raise NotImplementedError(f"{type(self).__name__} does not store triggers")
+
+    def mark_triggered(self, name: str, now: float) -> None:
+        """The trigger started a run: its last fire time, its failures forgotten."""
+        raise NotImplementedError(f"{type(self).__name__} does not store triggers")
+
 
 class RunStore(abc.ABC):
     """What the engine needs to run executions: write transactions and the two reads of
@@ -377,6 +392,7 @@ class Store(
     AlertQueries,
     LogQueries,
     StatsQueries,
+    TriggerQueries,
 ):
     """A database holding workflow executions, registered packages and workers: the run
     store, the queries of the faces, the packages, the workers, alerting and task logs, by

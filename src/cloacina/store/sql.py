@@ -31,9 +31,10 @@ from cloacina.store.records import (
     WorkflowKey,
 )
 from cloacina.store.sql_common import chunks, get_outputs, key_filter, marks
+from cloacina.store.triggers import TriggerWrites
 
 
-class SQLWriteTx(AlertWrites, WriteTx):
+class SQLWriteTx(AlertWrites, TriggerWrites, WriteTx):
     """The writes of one transaction, in SQL both SQLite and PostgreSQL run (qmark style;
     a PostgreSQL connection adapter converts the placeholders)."""
 
