@@ -36,6 +36,7 @@ from cloacina.model.namespace import TaskNamespace
 from cloacina.model.retry import RetryPolicy
 from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
 from cloacina.model.task import Task, task
+from cloacina.model.trigger import Trigger, trigger
 from cloacina.model.workflow import Workflow, packaged_workflow, workflow
 from cloacina.packaging.command import command_task
 from cloacina.settings import Settings
@@ -88,6 +89,7 @@ __all__ = [
     "TaskResult",
     "TaskStatus",
     "TaskTimeoutError",
+    "Trigger",
     "UnavailableError",
     "Workflow",
     "WorkflowDefinitionError",
@@ -99,5 +101,6 @@ __all__ = [
     "current_task",
     "packaged_workflow",
     "task",
+    "trigger",
     "workflow",
 ]
