@@ -17,6 +17,7 @@ from cloacina.errors import (
     CycleError,
     ExecutionNotFoundError,
     ExecutionTimeoutError,
+    InvalidScheduleError,
     InvalidStateError,
     NotFoundError,
     PackageError,
@@ -32,6 +33,7 @@ from cloacina.errors import (
     WorkflowNotFoundError,
 )
 from cloacina.model.context import Context
+from cloacina.model.cron import CronSchedule, CronSpec, cron
 from cloacina.model.namespace import TaskNamespace
 from cloacina.model.retry import RetryPolicy
 from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
@@ -68,11 +70,14 @@ __all__ = [
     "ConflictError",
     "Context",
     "ContextError",
+    "CronSchedule",
+    "CronSpec",
     "CycleError",
     "DefaultRunner",
     "ExecutionNotFoundError",
     "ExecutionStatus",
     "ExecutionTimeoutError",
+    "InvalidScheduleError",
     "InvalidStateError",
     "NotFoundError",
     "PackageError",
@@ -98,6 +103,7 @@ __all__ = [
     "WorkflowResult",
     "__version__",
     "command_task",
+    "cron",
     "current_task",
     "packaged_workflow",
     "task",
