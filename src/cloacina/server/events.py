@@ -158,22 +158,37 @@ class EventHub:
         for gap, since in list(self._gaps.items()):
             if now - since > GAP_PATIENCE:
                 del self._gaps[gap]  # rolled back, or never used: ids have holes
-        start = min(self._gaps) - 1 if self._gaps else self._last
-        events = await run_in_threadpool(self.runner.events_since, start, BATCH)
-        expected = self._last + 1
-        for event in events:
+        last = self._last
+        # Skipped ids are looked for in one read of the ids from the lowest one on: as ids
+        # are unique, ``span`` rows from it hold every id of the span that exists.
+        low = min(self._gaps) if self._gaps else 0
+        span = min(BATCH, max(self._gaps) - low + 1) if self._gaps else 0
+
+        def read() -> tuple[list[ExecutionEvent], list[ExecutionEvent]]:
+            fresh = self.runner.events_since(last, BATCH)
+            late = self.runner.events_since(low - 1, span) if span else []
+            return fresh, late
+
+        fresh, late = await run_in_threadpool(read)
+        for event in late:
+            if self._gaps.pop(event.seq, None) is not None:
+                self._deliver(event)
+        expected = last + 1
+        for event in fresh:
             if event.seq <= self._last:
-                if self._gaps.pop(event.seq, None) is None:
-                    continue  # delivered already
-            else:
-                for missing in range(expected, event.seq):
-                    self._gaps.setdefault(missing, now)
-                expected = event.seq + 1
-                self._last = event.seq
-            for queue in self._queues.get(event.execution_id, ()):
-                queue.put_nowait(event)
-        if len(events) >= BATCH:
+                continue  # delivered already
+            # (A jump of more than a batch is holes, not transactions still open.)
+            for missing in range(max(expected, event.seq - BATCH), event.seq):
+                self._gaps.setdefault(missing, now)
+            expected = event.seq + 1
+            self._last = event.seq
+            self._deliver(event)
+        if len(fresh) >= BATCH:
             self._wake.set()  # more to read
+
+    def _deliver(self, event: ExecutionEvent) -> None:
+        for queue in self._queues.get(event.execution_id, ()):
+            queue.put_nowait(event)
 
     async def close(self) -> None:
         task = self._task
