@@ -36,6 +36,7 @@ from cloacina.store.records import (
     TaskRow,
     WorkflowKey,
 )
+from cloacina.store.schedules import ScheduleQueries, ScheduleRow
 from cloacina.store.stats import StatsQueries
 from cloacina.store.triggers import TriggerQueries
 
@@ -286,6 +287,36 @@ class WriteTx(abc.ABC):
         """The trigger started a run: its last fire time, its failures forgotten."""
         raise NotImplementedError(f"{type(self).__name__} does not store triggers")
 
+    # ---- schedules (store/schedules.py) -------------------------------------------------------
+    def lock_schedule(
+        self, schedule_id: str, now: float | None
+    ) -> tuple[ScheduleRow, float] | None:
+        """Lock a schedule's row until the commit and read it, with the time to judge it by
+        (None: gone, or being fired by another transaction). See
+        :class:`~cloacina.store.schedules.ScheduleWrites`."""
+        raise NotImplementedError(f"{type(self).__name__} does not store schedules")
+
+    def insert_fire(
+        self,
+        schedule_id: str,
+        scheduled_for: float,
+        fired_at: float,
+        execution_id: str,
+        worker_id: str,
+    ) -> bool:
+        """Record a scheduled time's fire; False if it fired already (its unique key)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store schedules")
+
+    def advance_schedule(
+        self,
+        schedule_id: str,
+        anchor_at: float,
+        next_fire_at: float | None,
+        last_fire_at: float | None,
+    ) -> None:
+        """Every time of the schedule up to ``anchor_at`` is handled."""
+        raise NotImplementedError(f"{type(self).__name__} does not store schedules")
+
 
 class RunStore(abc.ABC):
     """What the engine needs to run executions: write transactions and the two reads of
@@ -393,6 +424,7 @@ class Store(
     LogQueries,
     StatsQueries,
     TriggerQueries,
+    ScheduleQueries,
 ):
     """A database holding workflow executions, registered packages and workers: the run
     store, the queries of the faces, the packages, the workers, alerting and task logs, by

@@ -30,11 +30,12 @@ from cloacina.store.records import (
     StaleClaim,
     WorkflowKey,
 )
+from cloacina.store.schedules import ScheduleWrites
 from cloacina.store.sql_common import chunks, get_outputs, key_filter, marks
 from cloacina.store.triggers import TriggerWrites
 
 
-class SQLWriteTx(AlertWrites, TriggerWrites, WriteTx):
+class SQLWriteTx(AlertWrites, TriggerWrites, ScheduleWrites, WriteTx):
     """The writes of one transaction, in SQL both SQLite and PostgreSQL run (qmark style;
     a PostgreSQL connection adapter converts the placeholders)."""
 
