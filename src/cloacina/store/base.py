@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from cloacina.model.status import ExecutionStatus, TaskStatus
 from cloacina.store.alerts import AlertQueries, LateRun, LostWorker, OutboxItem
 from cloacina.store.audit import AuditQueries
+from cloacina.store.backfills import BackfillQueries, BackfillRow
 from cloacina.store.feed import FeedQueries
 from cloacina.store.keys import KeyQueries
 from cloacina.store.logs import LogQueries
@@ -317,6 +318,30 @@ class WriteTx(abc.ABC):
         """Every time of the schedule up to ``anchor_at`` is handled."""
         raise NotImplementedError(f"{type(self).__name__} does not store schedules")
 
+    # ---- backfills (store/backfills.py) --------------------------------------------------------
+    def claim_backfill(self, backfill_id: str) -> BackfillRow | None:
+        """Lock a running backfill's row until the commit (None: not running, or being
+        paced by another runner). See :class:`~cloacina.store.backfills.BackfillWrites`."""
+        raise NotImplementedError(f"{type(self).__name__} does not store backfills")
+
+    def backfill_runs_by_status(self, backfill_id: str) -> dict[str, int]:
+        """How many of the backfill's runs are in each status."""
+        raise NotImplementedError(f"{type(self).__name__} does not store backfills")
+
+    def scheduled_times_taken(self, workflow: str, times: Sequence[float]) -> set[float]:
+        """Which of ``times`` already have a run of ``workflow`` scheduled for them."""
+        raise NotImplementedError(f"{type(self).__name__} does not store backfills")
+
+    def advance_backfill(
+        self, backfill_id: str, next_time: float | None, created: int, skipped: int, now: float
+    ) -> None:
+        """Move a backfill's cursor and count the runs made and times skipped."""
+        raise NotImplementedError(f"{type(self).__name__} does not store backfills")
+
+    def finish_backfill(self, backfill_id: str, status: str, now: float) -> bool:
+        """A running backfill whose runs have all ended is ``completed`` or ``failed``."""
+        raise NotImplementedError(f"{type(self).__name__} does not store backfills")
+
 
 class RunStore(abc.ABC):
     """What the engine needs to run executions: write transactions and the two reads of
@@ -419,6 +444,7 @@ class Store(
     MaintenanceQueries,
     KeyQueries,
     AuditQueries,
+    BackfillQueries,
     FeedQueries,
     AlertQueries,
     LogQueries,
