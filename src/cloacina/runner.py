@@ -33,6 +33,7 @@ from cloacina.model.status import (
     ExecutionStatus,
     WorkflowResult,
 )
+from cloacina.model.trigger import TriggerCatalog, trigger_catalog
 from cloacina.model.workflow import (
     CatalogView,
     Workflow,
@@ -57,6 +58,7 @@ from cloacina.service.logs import LogService
 from cloacina.service.metrics import MetricsService
 from cloacina.service.stats import StatsService
 from cloacina.service.tenants import TenantService
+from cloacina.service.triggers import TriggerService
 from cloacina.settings import Settings
 from cloacina.store import Store, open_store
 from cloacina.store.records import NewEvent, NewTask, WorkerRow
@@ -99,6 +101,7 @@ class DefaultRunner(
     StatsService,
     AlertService,
     LogService,
+    TriggerService,
 ):
     """Runs workflows durably on a database (SQLite by default), in this process.
 
@@ -123,6 +126,8 @@ class DefaultRunner(
     database it cannot write (a read-only SQLite file, a PostgreSQL role without CREATE).
     ``clock`` (default :data:`cloacina.clock.SYSTEM_CLOCK`) is read by every time-based
     decision: schedules and retry delays (tests pass a :class:`cloacina.testing.FakeClock`).
+    A runner that executes tasks polls the ``@trigger`` functions of ``triggers`` (default:
+    every one defined in this process) whose workflow it knows.
     """
 
     def __init__(
@@ -155,6 +160,7 @@ class DefaultRunner(
         read_only: bool = False,
         settings: Settings | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        triggers: TriggerCatalog | None = None,
     ) -> None:
         if read_only and execute_tasks:
             raise SettingsError("read_only=True needs execute_tasks=False: a reader runs no tasks")
@@ -261,6 +267,13 @@ class DefaultRunner(
         self._task_rows: dict[tuple[str, str], list[NewTask]] = {}
         self._closed = False
         self._close_lock = threading.Lock()
+        if execute_tasks:
+            # Record and poll the @trigger functions this runner knows (service/triggers.py).
+            try:
+                self._start_triggers(trigger_catalog if triggers is None else triggers)
+            except BaseException:
+                self.shutdown(wait=False)
+                raise
 
     # ---- context manager -------------------------------------------------------------------
     def __enter__(self) -> DefaultRunner:
@@ -534,6 +547,7 @@ class DefaultRunner(
             if self._closed:
                 return
             self._closed = True
+        self._stop_triggers()
         self._unlisten()
         self._engine.shutdown(wait=wait)
         if self.execute_tasks:
