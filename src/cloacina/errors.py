@@ -133,6 +133,10 @@ class AttemptNotFoundError(NotFoundError):
     """A task of a workflow execution has not run (or not yet run) that attempt."""
 
 
+class BackfillNotFoundError(NotFoundError):
+    """No backfill has this id (or id prefix)."""
+
+
 class ExecutionTimeoutError(CloacinaError, TimeoutError):
     """Waiting for a workflow execution took longer than the caller allowed."""
 
