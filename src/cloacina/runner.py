@@ -51,6 +51,7 @@ from cloacina.service.audited import (
     audit_run,
     audit_run_start,
 )
+from cloacina.service.backfills import BackfillService
 from cloacina.service.executions import ExecutionService
 from cloacina.service.feed import EventFeed
 from cloacina.service.keys import KeysMixin
@@ -102,6 +103,7 @@ class DefaultRunner(
     AlertService,
     LogService,
     TriggerService,
+    BackfillService,
 ):
     """Runs workflows durably on a database (SQLite by default), in this process.
 
@@ -271,6 +273,8 @@ class DefaultRunner(
             # Record and poll the @trigger functions this runner knows (service/triggers.py).
             try:
                 self._start_triggers(trigger_catalog if triggers is None else triggers)
+                # Make the runs of running backfills (service/backfills.py).
+                self._start_backfills()
             except BaseException:
                 self.shutdown(wait=False)
                 raise
@@ -548,6 +552,7 @@ class DefaultRunner(
                 return
             self._closed = True
         self._stop_triggers()
+        self._stop_backfills()
         self._unlisten()
         self._engine.shutdown(wait=wait)
         if self.execute_tasks:
