@@ -104,6 +104,8 @@ def test_the_same_calls_give_the_same_values(served: Served, name: Callable[[str
     assert result == local.get_execution(result.execution_id)
     assert client.get_execution(result.execution_id) == result
     assert client.find_execution(result.execution_id) == local.find_execution(result.execution_id)
+    prefix = result.execution_id[:8]
+    assert client.find_execution(prefix) == local.find_execution(prefix) == result
 
     failed = client.execute(bad, timeout=30)
     assert failed.status == "failed" and failed.tasks["flaky"].attempts == 2
@@ -253,6 +255,38 @@ def test_wait_follows_the_event_stream(served: Served, name: Callable[[str], str
         [result] = done
         assert result.status == "completed" and result.final_context["done"] is True
         assert seen[1:] == [("GET", f"/api/v1/executions/{execution_id}", "application/json")]
+    finally:
+        gate.set()
+
+
+def test_a_silent_stream_is_reopened_within_a_deadline(
+    served_sqlite: Served, name: Callable[[str], str]
+) -> None:
+    """With a deadline, a stream silent for SILENCE seconds is opened again after the last
+    event seen (so the deadline holds whatever the socket does); the wait still ends with
+    the run, and a deadline shorter than the run still raises in time."""
+    from cloacina.client import SILENCE
+
+    wf, gate = name("gated"), threading.Event()
+    define_gated(wf, gate)
+    client = served_sqlite.client()
+    streams: list[str] = []
+
+    def record(request: httpx.Request) -> None:
+        if request.url.path.endswith("/events"):
+            streams.append(request.headers.get("last-event-id", ""))
+
+    client._http.event_hooks["request"].append(record)
+    try:
+        execution_id = client.schedule_workflow(wf)
+        t = time.monotonic()
+        with pytest.raises(ExecutionTimeoutError):
+            client.wait(execution_id, timeout=SILENCE + 0.5)
+        assert time.monotonic() - t < SILENCE + 1.5
+        assert len(streams) == 2 and streams[1] != ""  # reopened after the last event seen
+        threading.Timer(SILENCE + 0.5, gate.set).start()
+        result = client.wait(execution_id, timeout=30)
+        assert result.status == "completed"
     finally:
         gate.set()
 

@@ -53,6 +53,7 @@ def test_task_logs_through_the_client(served: Served, name: Callable[[str], str]
     logs = client.get_task_logs(execution_id, "talk")
     assert logs == local.get_task_logs(execution_id, "talk") == text
     assert client.get_task_logs(execution_id, "talk", attempt=1) == logs
+    assert client.get_execution_logs(execution_id) == local.get_execution_logs(execution_id)
     with pytest.raises(TaskNotFoundError, match="nope"):
         client.get_task_logs(execution_id, "nope")
     with pytest.raises(AttemptNotFoundError):
