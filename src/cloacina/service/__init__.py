@@ -25,6 +25,7 @@ from cloacina.service.audit import Actor, AuditEntry, AuditPage, acting_as, curr
 from cloacina.service.keys import ApiKeyInfo, CreatedApiKey, Role, allows
 from cloacina.service.logs import TaskLog, TaskLogChunk
 from cloacina.service.stats import TaskStats, WorkflowStats
+from cloacina.service.triggers import TriggerInfo
 from cloacina.service.types import (
     ExecutionEvent,
     ExecutionPage,
@@ -57,6 +58,7 @@ __all__ = [
     "TaskLogChunk",
     "TaskStats",
     "TenantInfo",
+    "TriggerInfo",
     "WorkerInfo",
     "WorkflowInfo",
     "WorkflowStats",
