@@ -21,13 +21,12 @@ import functools
 import json
 import math
 import re
+import types
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, cast
-
-from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
 from cloacina.errors import InvalidScheduleError
 
@@ -93,7 +92,7 @@ _NAMES: Final[Mapping[str, Mapping[str, int]]] = {
 _EPOCH: Final = datetime(1970, 1, 1)
 _ONE_SECOND: Final = timedelta(seconds=1)
 # croniter's errors, and the date range errors a far-off instant can raise.
-_ITERATION_END: Final = (CroniterError, OverflowError, ValueError, OSError)
+_ITERATION_END: Final = (OverflowError, ValueError, OSError)  # CroniterError is a ValueError
 
 
 # --------------------------------------------------------------------------- time zones
@@ -237,6 +236,18 @@ def _probe(fields: list[str], index: int) -> str:
     return " ".join(probe)
 
 
+def _croniter() -> types.ModuleType | None:
+    """croniter, imported on first use; None where it is not installed: a package's worker
+    process imports cloacina with the standard library only, and its ``cron(...)``
+    declarations are checked field by field there (and fully when the package is built and
+    registered, where croniter is)."""
+    try:
+        import croniter
+    except ImportError:
+        return None
+    return croniter
+
+
 def _normalise(expr: str) -> str:
     """Validate ``expr``; the equivalent 6-field, seconds-first expression for croniter."""
     if not isinstance(expr, str):
@@ -269,9 +280,14 @@ def _normalise(expr: str) -> str:
         fields.insert(0, "0")
     normalised = " ".join(fields)
     shift = 0 if len(parts) == 6 else 1  # index of parts[i] in fields is i + shift
+    module = _croniter()
+    if module is None:
+        return normalised
+    croniter = module.croniter
+    CroniterError, CroniterBadDateError = module.CroniterError, module.CroniterBadDateError
     try:
         croniter(normalised, datetime(2000, 1, 1, tzinfo=UTC), second_at_beginning=True)
-    except (CroniterBadCronError, CroniterError) as exc:
+    except (module.CroniterBadCronError, CroniterError) as exc:
         for i in range(shift, 6):
             try:
                 croniter(_probe(fields, i), second_at_beginning=True)
@@ -300,7 +316,7 @@ def _normalise(expr: str) -> str:
 
 
 def _wall(zone: zoneinfo.ZoneInfo, t: int) -> datetime:
-    return datetime.fromtimestamp(t, zone).replace(tzinfo=None)
+    return datetime.fromtimestamp(t, zone).replace(tzinfo=None, fold=0)
 
 
 def _offset(zone: zoneinfo.ZoneInfo, t: int) -> timedelta:
@@ -325,7 +341,7 @@ def _instant(zone: zoneinfo.ZoneInfo, wall: datetime) -> tuple[int, bool]:
 
     An ambiguous wall time is its first occurrence; one in a gap is the first instant after
     it, the instant of the change."""
-    t = int(wall.replace(tzinfo=zone).timestamp())  # fold=0: the first occurrence
+    t = int(wall.replace(tzinfo=zone, fold=0).timestamp())  # the first occurrence
     if _wall(zone, t) == wall:
         return t, False
     # In a gap, fold=0 reads it with the offset before the change (an instant after it) and
@@ -411,7 +427,13 @@ class CronSpec:
         return datetime.fromtimestamp(t, self._zone)
 
     def _iter(self, start: datetime, forward: bool) -> Iterator[datetime]:
-        it = croniter(
+        module = _croniter()
+        if module is None:
+            raise ImportError(
+                "computing cron times needs croniter, which is not installed here: "
+                "pip install croniter (a dependency of cloacina)"
+            )
+        it = module.croniter(
             self._cron, start.replace(tzinfo=UTC), ret_type=datetime, second_at_beginning=True
         )
         step = it.get_next if forward else it.get_prev
@@ -420,9 +442,9 @@ class CronSpec:
                 wall = step()
             except _ITERATION_END:
                 return
-            if wall.year >= 9999 or wall.year <= 1:
+            if wall.year <= 1:  # the far past: no instant to map it to
                 return
-            yield wall.replace(tzinfo=None)
+            yield wall.replace(tzinfo=None, fold=0)  # croniter may set fold
 
     def _forward(self, t: float) -> Iterator[float]:
         try:
