@@ -4,9 +4,12 @@ has no statement that tries either."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, and_, insert, or_, select
+from sqlalchemy import Engine, and_, or_, select
 
 from cloacina.store.tables import audit_log
 
@@ -29,17 +32,52 @@ class AuditRow:
 
 
 _COLUMNS = tuple(audit_log.c[name] for name in AuditRow.__dataclass_fields__)
+_INSERT_SQL = (
+    "INSERT INTO audit_log (at, actor, key_id, tenant, action, target, outcome, client,"
+    " request_id, detail) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+
+if TYPE_CHECKING:
+    from cloacina.store.base import WriteTx
+
+
+class AuditWrites:
+    """The audit log's part of a write transaction (a mixin of the SQL write transaction:
+    it provides the connection). Through the store's own writer, so an audited change costs
+    one statement on the connection that already holds the write lock, not a second
+    connection contending for it."""
+
+    __slots__ = ()
+
+    _c: Any
+
+    def add_audit(self, row: AuditRow) -> None:
+        self._c.execute(
+            _INSERT_SQL,
+            (
+                row.at,
+                row.actor,
+                row.key_id,
+                row.tenant,
+                row.action,
+                row.target,
+                row.outcome,
+                row.client,
+                row.request_id,
+                row.detail,
+            ),
+        )
 
 
 class AuditQueries:
     """The ``audit_log`` table, given a SQLAlchemy engine."""
 
     engine: Engine
+    write: Callable[[], AbstractContextManager[WriteTx]]
 
     def insert_audit(self, row: AuditRow) -> None:
-        values = {c.name: getattr(row, c.name) for c in _COLUMNS if c.name != "id"}
-        with self.engine.begin() as conn:
-            conn.execute(insert(audit_log).values(**values))
+        with self.write() as tx:
+            tx.add_audit(row)
 
     def list_audit(
         self,

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 
 from cloacina.model.status import ExecutionStatus, TaskStatus
 from cloacina.store.alerts import AlertQueries, LateRun, LostWorker, OutboxItem
-from cloacina.store.audit import AuditQueries
+from cloacina.store.audit import AuditQueries, AuditRow
 from cloacina.store.backfills import BackfillQueries, BackfillRow
 from cloacina.store.feed import FeedQueries
 from cloacina.store.keys import KeyQueries
@@ -259,6 +259,11 @@ class WriteTx(abc.ABC):
     def cancel_tasks(self, execution_id: str, reason: str, now: float) -> list[str]:
         """Skip every unfinished task of a run (clearing claims); return the ids of those that
         were running."""
+
+    # ---- audit (store/audit.py) -----------------------------------------------------------------
+    def add_audit(self, row: AuditRow) -> None:
+        """Append a row to the audit log (see :class:`~cloacina.store.audit.AuditWrites`)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no audit log")
 
     # ---- alerts (store/alerts.py; a backend without an outbox raises none) -------------------
     def enqueue_alerts(self, items: Sequence[OutboxItem], now: float) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from cloacina.errors import StoreError
 from cloacina.model.status import TERMINAL_TASK, ExecutionStatus, TaskStatus
 from cloacina.store.alerts import AlertWrites
+from cloacina.store.audit import AuditWrites
 from cloacina.store.backfills import BackfillWrites
 from cloacina.store.base import WriteTx
 from cloacina.store.dialect import SQLITE, Dialect
@@ -36,7 +37,7 @@ from cloacina.store.sql_common import chunks, get_outputs, key_filter, marks
 from cloacina.store.triggers import TriggerWrites
 
 
-class SQLWriteTx(AlertWrites, TriggerWrites, ScheduleWrites, BackfillWrites, WriteTx):
+class SQLWriteTx(AlertWrites, AuditWrites, TriggerWrites, ScheduleWrites, BackfillWrites, WriteTx):
     """The writes of one transaction, in SQL both SQLite and PostgreSQL run (qmark style;
     a PostgreSQL connection adapter converts the placeholders)."""
 
