@@ -3,7 +3,8 @@
 One module per command group: :mod:`~cloacina.cli.run`, :mod:`~cloacina.cli.executions`,
 :mod:`~cloacina.cli.workflows`, :mod:`~cloacina.cli.worker`, :mod:`~cloacina.cli.workers`,
 :mod:`~cloacina.cli.tenant`, :mod:`~cloacina.cli.db`, :mod:`~cloacina.cli.config`,
-:mod:`~cloacina.cli.api_keys`, :mod:`~cloacina.cli.audit` and :mod:`~cloacina.cli.demo`.
+:mod:`~cloacina.cli.api_keys`, :mod:`~cloacina.cli.audit`, :mod:`~cloacina.cli.triggers`
+and :mod:`~cloacina.cli.demo`.
 Commands that change something act as the local OS user (:mod:`~cloacina.cli.actor`), so
 the audit log records them. The two largest, :mod:`~cloacina.cli.executions` and
 :mod:`~cloacina.cli.package`, only assemble their groups from modules of one idea each
@@ -45,6 +46,7 @@ from cloacina.cli.remote import API_KEY_ENV, SERVER_ENV
 from cloacina.cli.run import run_command
 from cloacina.cli.serve import serve_command
 from cloacina.cli.tenant import tenant_group
+from cloacina.cli.triggers import triggers_group
 from cloacina.cli.worker import worker_command
 from cloacina.cli.workers import workers_group
 from cloacina.cli.workflows import workflows_group
@@ -122,6 +124,7 @@ cli.add_command(config_group)
 cli.add_command(api_keys_group)
 cli.add_command(audit_group)
 cli.add_command(alerts_group)
+cli.add_command(triggers_group)
 
 
 def _prog_name() -> str:
