@@ -57,6 +57,7 @@ from cloacina.service.feed import EventFeed
 from cloacina.service.keys import KeysMixin
 from cloacina.service.logs import LogService
 from cloacina.service.metrics import MetricsService
+from cloacina.service.schedules import ScheduleService
 from cloacina.service.stats import StatsService
 from cloacina.service.tenants import TenantService
 from cloacina.service.triggers import TriggerService
@@ -104,6 +105,7 @@ class DefaultRunner(
     LogService,
     TriggerService,
     BackfillService,
+    ScheduleService,
 ):
     """Runs workflows durably on a database (SQLite by default), in this process.
 
@@ -275,6 +277,8 @@ class DefaultRunner(
                 self._start_triggers(trigger_catalog if triggers is None else triggers)
                 # Make the runs of running backfills (service/backfills.py).
                 self._start_backfills()
+                # Fire the due cron schedules (service/schedules.py).
+                self._start_schedules()
             except BaseException:
                 self.shutdown(wait=False)
                 raise
@@ -553,6 +557,7 @@ class DefaultRunner(
             self._closed = True
         self._stop_triggers()
         self._stop_backfills()
+        self._stop_schedules()
         self._unlisten()
         self._engine.shutdown(wait=wait)
         if self.execute_tasks:
