@@ -47,6 +47,7 @@ from cloacina.taskinfo import TaskInfo, current_task
 if TYPE_CHECKING:
     from cloacina.client import Client
     from cloacina.runner import DefaultRunner
+    from cloacina.service.schedules import Schedule, ScheduleFire
 
 
 def __getattr__(name: str) -> Any:
@@ -56,6 +57,10 @@ def __getattr__(name: str) -> Any:
         from cloacina.runner import DefaultRunner
 
         return DefaultRunner
+    if name in ("Schedule", "ScheduleFire"):  # the service layer: imported on first use
+        from cloacina.service import schedules
+
+        return getattr(schedules, name)
     if name == "Client":  # needs httpx (the `client` extra): imported on first use too
         from cloacina.client import Client
 
@@ -83,6 +88,8 @@ __all__ = [
     "PackageError",
     "PermissionDeniedError",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleFire",
     "Settings",
     "SettingsError",
     "StoreError",

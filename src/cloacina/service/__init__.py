@@ -24,6 +24,7 @@ from cloacina.service.alerts import (
 from cloacina.service.audit import Actor, AuditEntry, AuditPage, acting_as, current_actor
 from cloacina.service.keys import ApiKeyInfo, CreatedApiKey, Role, allows
 from cloacina.service.logs import TaskLog, TaskLogChunk
+from cloacina.service.schedules import Schedule, ScheduleFire
 from cloacina.service.stats import TaskStats, WorkflowStats
 from cloacina.service.triggers import TriggerInfo
 from cloacina.service.types import (
@@ -52,6 +53,8 @@ __all__ = [
     "PackageDetail",
     "QueuedAlert",
     "Role",
+    "Schedule",
+    "ScheduleFire",
     "TaskAttempt",
     "TaskInfo",
     "TaskLog",
