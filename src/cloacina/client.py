@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -46,7 +46,7 @@ from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, WorkflowR
 from cloacina.remote import decode
 from cloacina.remote.errors import from_response
 from cloacina.remote.sse import SseEvent, parse_sse
-from cloacina.service.audit import AuditPage
+from cloacina.service.audit import AuditEntry, AuditMixin, AuditPage, ExportFormat
 from cloacina.service.keys import ApiKeyInfo, CreatedApiKey, Role
 from cloacina.service.logs import TaskLog
 from cloacina.service.types import (
@@ -582,6 +582,36 @@ class Client:
             "cursor": cursor,
         }
         return decode.audit_page(self._json("GET", "/api/v1/audit", params=params))
+
+    def iter_audit(
+        self,
+        *,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        action: str | None = None,
+        tenant: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[AuditEntry]:
+        """Every matching entry, newest first (at most ``limit``), read page by page."""
+        # The runner's own paging over list_audit, which is this client's.
+        return AuditMixin.iter_audit(
+            cast(Any, self), since=since, until=until, action=action, tenant=tenant, limit=limit
+        )
+
+    def export_audit(
+        self,
+        format: ExportFormat = "jsonl",
+        *,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        action: str | None = None,
+        tenant: str | None = None,
+    ) -> Iterator[str]:
+        """The matching entries as text lines, newest first: ``jsonl`` or ``csv`` (the
+        runner's format, from the server's pages)."""
+        return AuditMixin.export_audit(
+            cast(Any, self), format, since=since, until=until, action=action, tenant=tenant
+        )
 
     # ---- task logs ---------------------------------------------------------------------------
     def _logs_path(self, execution_id: str, task_id: str) -> str:

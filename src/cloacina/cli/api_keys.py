@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 from rich.text import Text
@@ -17,17 +18,30 @@ from cloacina.cli.errors import CliError
 from cloacina.cli.formatting import fmt_time
 from cloacina.cli.json_output import echo_json
 from cloacina.cli.options import DEFAULT_TENANT, check_tenant_name, db_option, resolve_db
+from cloacina.cli.remote import open_client, server_options
 from cloacina.cli.render import new_table
 from cloacina.errors import ApiKeyNotFoundError, RequestError, TenantNotFoundError
 from cloacina.runner import DefaultRunner
 from cloacina.service.databases import display_url, sqlite_file
 from cloacina.service.keys import ApiKeyInfo, Role
 
+if TYPE_CHECKING:
+    from cloacina.cli.remote import Service
+
 
 @contextmanager
-def open_control(url: str, *, read_only: bool = False) -> Iterator[DefaultRunner]:
-    """A runner on the default tenant of ``url`` that executes nothing (keys and the audit
-    log live there). Reading needs an existing database; making a key may create it."""
+def open_control(
+    ctx: click.Context, db: str | None, *, read_only: bool = False
+) -> Iterator[Service]:
+    """The --server's client, or a runner on the default tenant of ``--db`` that executes
+    nothing (keys and the audit log live there). Reading needs an existing database;
+    making a key may create it."""
+    client = open_client(ctx, None)
+    if client is not None:
+        with client:
+            yield client
+        return
+    url = resolve_db(ctx, db)
     path = sqlite_file(url, DEFAULT_TENANT)
     if read_only and path is not None and not path.exists():
         raise CliError(f"no database at {str(path)!r} (from --db {display_url(url)})")
@@ -50,6 +64,7 @@ def api_keys_group() -> None:
 
 @api_keys_group.command("create", short_help="Make an API key (shown once).")
 @db_option
+@server_options
 @click.option("--name", required=True, help="Who or what uses the key (shown in lists and audit).")
 @click.option(
     "--role",
@@ -84,12 +99,11 @@ def create_command(
 ) -> None:
     """Make an API key and print it: it is shown this once (only its hash is stored). The
     key is alone on the last line of the output."""
-    url = resolve_db(ctx, db)
     if key_tenant is not None:
         key_tenant = check_tenant_name(key_tenant)
     if expires is not None and expires <= 0:
         raise CliError("--expires must be longer than 0s (e.g. 90d)")
-    with open_control(url) as runner:
+    with open_control(ctx, db) as runner:
         try:
             created = runner.create_api_key(name, role, tenant=key_tenant, expires_in=expires)
         except (RequestError, TenantNotFoundError) as exc:
@@ -113,7 +127,7 @@ def create_command(
     click.echo(created.key)  # alone on the last line, for scripts
 
 
-def _resolve(runner: DefaultRunner, ident: str) -> ApiKeyInfo:
+def _resolve(runner: Service, ident: str) -> ApiKeyInfo:
     """The key whose id is ``ident`` or starts with it (a unique prefix)."""
     keys = runner.list_api_keys()
     exact = [k for k in keys if k.id == ident]
@@ -133,12 +147,13 @@ def _date(value: datetime | None) -> str:
 
 @api_keys_group.command("list", short_help="List the API keys (never their secrets).")
 @db_option
+@server_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_command(ctx: click.Context, db: str | None, as_json: bool) -> None:
     """List the API keys, revoked and expired ones too, oldest first: their ids, names,
     roles, tenants, first characters and last use. Secrets are never stored."""
-    with open_control(resolve_db(ctx, db), read_only=True) as runner:
+    with open_control(ctx, db, read_only=True) as runner:
         keys = runner.list_api_keys()
     if as_json:
         echo_json([k.to_dict() for k in keys])
@@ -168,11 +183,12 @@ def list_command(ctx: click.Context, db: str | None, as_json: bool) -> None:
 @api_keys_group.command("revoke", short_help="Revoke an API key at once.")
 @click.argument("key_id", metavar="ID")
 @db_option
+@server_options
 @click.pass_context
 @acts_locally
 def revoke_command(ctx: click.Context, key_id: str, db: str | None) -> None:
     """Revoke API key ID (a unique prefix will do): requests with it fail from now on."""
-    with open_control(resolve_db(ctx, db)) as runner:
+    with open_control(ctx, db) as runner:
         info = _resolve(runner, key_id)
         try:
             runner.revoke_api_key(info.id)

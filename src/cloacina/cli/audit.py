@@ -15,7 +15,8 @@ from cloacina.cli.consoles import out_console
 from cloacina.cli.errors import CliError
 from cloacina.cli.formatting import fmt_time
 from cloacina.cli.json_output import echo_json
-from cloacina.cli.options import db_option, resolve_db
+from cloacina.cli.options import db_option
+from cloacina.cli.remote import server_options
 from cloacina.cli.render import new_table
 from cloacina.errors import RequestError
 from cloacina.service.audit import MAX_PAGE
@@ -86,6 +87,7 @@ def _filters(func: Any) -> Any:
 
 @audit_group.command("list", short_help="List audit entries, newest first.")
 @db_option
+@server_options
 @_filters
 @click.option(
     "--limit",
@@ -107,7 +109,7 @@ def list_command(
 ) -> None:
     """List the newest entries of the audit log: when, who, the tenant, the action, its
     target and its outcome (ok, or the error)."""
-    with open_control(resolve_db(ctx, db), read_only=True) as runner:
+    with open_control(ctx, db, read_only=True) as runner:
         try:
             page = runner.list_audit(since=since, until=until, action=action, limit=limit)
         except RequestError as exc:
@@ -138,6 +140,7 @@ def list_command(
 
 @audit_group.command("export", short_help="Write the audit log as JSON lines or CSV.")
 @db_option
+@server_options
 @_filters
 @click.option(
     "--format",
@@ -166,7 +169,7 @@ def export_command(
 ) -> None:
     """Write every matching audit entry, newest first: JSON lines (the fields of the HTTP
     API's audit items) or CSV (the same columns; detail as JSON text)."""
-    with open_control(resolve_db(ctx, db), read_only=True) as runner:
+    with open_control(ctx, db, read_only=True) as runner:
         lines = runner.export_audit(
             "csv" if fmt == "csv" else "jsonl", since=since, until=until, action=action
         )
