@@ -24,6 +24,7 @@ from cloacina._about import __version__
 from cloacina.server import (
     errors,
     routes_admin,
+    routes_backfills,
     routes_executions,
     routes_packages,
     routes_workflows,
@@ -136,6 +137,7 @@ def create_app(state: ServerState, *, close_state: bool = False) -> FastAPI:
     app.include_router(routes_packages.router)
     app.include_router(routes_workflows.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_backfills.router)
     return app
 
 
