@@ -47,6 +47,7 @@ from cloacina.remote import decode
 from cloacina.remote.errors import from_response
 from cloacina.remote.sse import SseEvent, parse_sse
 from cloacina.service.audit import AuditEntry, AuditMixin, AuditPage, ExportFormat
+from cloacina.service.backfills import Backfill
 from cloacina.service.keys import ApiKeyInfo, CreatedApiKey, Role
 from cloacina.service.logs import TaskLog
 from cloacina.service.types import (
@@ -656,6 +657,61 @@ class Client:
                     raise self._unreachable("GET", path, exc) from None
 
         return pieces()
+
+    # ---- backfills ---------------------------------------------------------------------------
+    def backfill(
+        self,
+        workflow: str | type | Any,
+        start: datetime | float | int | str,
+        end: datetime | float | int | str,
+        *,
+        cron: str | None = None,
+        only_missing: bool = True,
+        max_parallel: int = 4,
+        context: Mapping[str, Any] | None = None,
+        timezone: str = "UTC",
+        force: bool = False,
+    ) -> str:
+        """Start a backfill of ``workflow`` for every time of ``cron`` from ``start`` to
+        ``end``; its id (see ``DefaultRunner.backfill``)."""
+
+        def when(value: datetime | float | int | str) -> str | float:
+            return value.isoformat() if isinstance(value, datetime) else value
+
+        body = {
+            "workflow": _workflow_name(workflow),
+            "start": when(start),
+            "end": when(end),
+            "cron": cron,
+            "only_missing": only_missing,
+            "max_parallel": max_parallel,
+            "context": as_context_dict(context) if context else {},
+            "timezone": timezone,
+            "force": force,
+        }
+        return str(self._json("POST", "/api/v1/backfills", json=body)["id"])
+
+    def list_backfills(self, limit: int = 100) -> list[Backfill]:
+        """Backfills, newest first, with their progress."""
+        doc = self._json("GET", "/api/v1/backfills", params={"limit": limit})
+        return [Backfill.from_dict(item) for item in _items(doc)]
+
+    def get_backfill(self, backfill_id: str) -> Backfill:
+        """One backfill (by id or a unique prefix) with its progress."""
+        return Backfill.from_dict(self._json("GET", f"/api/v1/backfills/{_seg(backfill_id)}"))
+
+    def pause_backfill(self, backfill_id: str) -> None:
+        """Make no new runs for a backfill until it is resumed."""
+        self._call("POST", f"/api/v1/backfills/{_seg(backfill_id)}/pause")
+
+    def resume_backfill(self, backfill_id: str) -> None:
+        """Go on making a paused backfill's runs."""
+        self._call("POST", f"/api/v1/backfills/{_seg(backfill_id)}/resume")
+
+    def cancel_backfill(self, backfill_id: str) -> int:
+        """Stop a backfill and cancel its unfinished runs; how many were cancelled."""
+        doc = self._json("POST", f"/api/v1/backfills/{_seg(backfill_id)}/cancel")
+        return int(doc.get("cancelled_runs", 0))
 
     # ---- metrics -----------------------------------------------------------------------------
     def metrics_text(self) -> bytes:

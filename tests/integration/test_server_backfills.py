@@ -127,3 +127,41 @@ def test_bad_backfills_over_http(sqlite_url: str, name: Callable[[str], str]) ->
         missing = api.call("GET", "/api/v1/backfills/nope", who="viewer")
         assert missing.status_code == 404
         assert missing.json()["error"]["code"].startswith("backfill_not_found")
+
+
+def test_the_client_has_the_runners_backfill_methods(
+    sqlite_url: str, name: Callable[[str], str]
+) -> None:
+    from cloacina import Client
+    from cloacina.errors import BackfillNotFoundError, InvalidScheduleError, InvalidStateError
+
+    from .server_support import live_server
+
+    wf_name = name("client_bf")
+    gate = threading.Event()
+
+    @workflow(name=wf_name)
+    class Daily:
+        @task
+        def work(context: Context) -> None:
+            assert gate.wait(30)
+
+    with live_server(sqlite_url) as live, Client(live.base, api_key=live.api.keys["operator"]) as c:
+        bid = c.backfill(
+            wf_name, "2026-01-01", "2026-01-10", cron="@daily", max_parallel=3, context={"a": 1}
+        )
+        got = c.get_backfill(bid[:8])
+        assert (got.id, got.total, got.max_parallel, got.context) == (bid, 10, 3, {"a": 1})
+        wait_for(lambda: c.get_backfill(bid).created == 3, "three runs")
+        c.pause_backfill(bid)
+        assert c.list_backfills()[0].status == "paused"
+        c.resume_backfill(bid)
+        assert c.get_backfill(bid).status == "running"
+        assert c.cancel_backfill(bid) == 3
+        gate.set()
+        with pytest.raises(InvalidStateError):
+            c.pause_backfill(bid)
+        with pytest.raises(BackfillNotFoundError):
+            c.get_backfill("nope")
+        with pytest.raises(InvalidScheduleError, match="after its end"):
+            c.backfill(wf_name, "2026-01-10", "2026-01-01", cron="@daily")
