@@ -189,6 +189,28 @@ def test_the_cli_through_a_server(tmp_path: Path, cli: Cli, server: tuple[str, s
     assert key_actor.startswith("key:") and key_actor.endswith("(cli-e2e)")
     for action in ("package.register", "run.start", "run.cancel"):
         assert (action, key_actor.split(" ")[0]) in by_key, audit
+    remote_audit = cli("audit", "list", "--server", base, "--json", env=env)
+    assert json.loads(remote_audit.stdout)["items"] == audit
+    exported = cli("audit", "export", "--server", base, "--format", "jsonl", env=env)
+    assert [json.loads(line)["id"] for line in exported.stdout.splitlines()] == [
+        a["id"] for a in audit
+    ]
+
+    # Keys through the server: made, listed (never the secret), revoked.
+    made = cli("api-keys", "create", "--server", base, "--name", "remote", "--role", "viewer")
+    assert made.returncode != 0  # no key in the environment
+    made = cli(
+        "api-keys", "create", "--name", "remote", "--role", "viewer", "--server", base, env=env
+    )
+    assert made.returncode == 0, made
+    secret = made.stdout.strip().splitlines()[-1]
+    keys = cli("api-keys", "list", "--server", base, "--json", env=env)
+    assert secret not in keys.stdout
+    remote_id = next(k["id"] for k in json.loads(keys.stdout) if k["name"] == "remote")
+    assert cli("executions", "list", "--server", base, "--api-key", secret).returncode == 0
+    revoked = cli("api-keys", "revoke", remote_id[:8], "--server", base, env=env)
+    assert revoked.returncode == 0, revoked
+    assert cli("executions", "list", "--server", base, "--api-key", secret).returncode == 2
 
 
 def test_bad_keys_and_unreachable_servers(cli: Cli, server: tuple[str, str, str]) -> None:
