@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from cloacina.errors import WorkflowDefinitionError, WorkflowNotFoundError
+from cloacina.model.cron import CronSchedule
 from cloacina.model.graph import Graph, build_graph, check_unique
 from cloacina.model.namespace import (
     DEFAULT_TENANT,
@@ -44,6 +45,9 @@ class Workflow:
     #: Seconds a run may take before a ``run_deadline`` alert is raised (None: no deadline).
     #: Not part of the version: changing it changes no run's graph.
     deadline: float | None = None
+    #: Cron schedules declared with the workflow (``schedules=[cron(...)]``); created in the
+    #: database when the workflow (or its package) is registered. Not part of the version.
+    schedules: tuple[CronSchedule, ...] = ()
 
     @classmethod
     def from_tasks(
@@ -57,6 +61,7 @@ class Workflow:
         source: type | None = None,
         version: str | None = None,
         deadline: float | timedelta | None = None,
+        schedules: Iterable[CronSchedule] | None = None,
     ) -> Workflow:
         """Validate ``tasks`` (ids unique, dependencies known, no cycle) and build a workflow.
 
@@ -88,6 +93,7 @@ class Workflow:
             author=author,
             source=source,
             deadline=check_deadline(name, deadline),
+            schedules=check_schedules(name, schedules),
         )
 
     def namespace(self, task_id: str, tenant: str = DEFAULT_TENANT) -> TaskNamespace:
@@ -240,6 +246,31 @@ def check_deadline(workflow: str, deadline: object) -> float | None:
     return float(deadline)
 
 
+def check_schedules(
+    workflow: str, schedules: Iterable[CronSchedule] | None
+) -> tuple[CronSchedule, ...]:
+    """A workflow's ``schedules=``: :func:`cloacina.cron` declarations with distinct names."""
+    if schedules is None:
+        return ()
+    if isinstance(schedules, CronSchedule):
+        schedules = [schedules]
+    out = tuple(schedules)
+    for item in out:
+        if not isinstance(item, CronSchedule):
+            raise WorkflowDefinitionError(
+                f"workflow {workflow!r}: schedules= takes cron(...) declarations, not {item!r} "
+                "(write schedules=[cron('0 2 * * *', timezone='Europe/Berlin')])"
+            )
+    names = [s.name for s in out if s.name is not None]
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if doubled:
+        raise WorkflowDefinitionError(
+            f"workflow {workflow!r} declares two schedules named {doubled[0]!r}: name each "
+            "differently"
+        )
+    return out
+
+
 def _decorate(
     cls: type,
     name: str | None,
@@ -247,6 +278,7 @@ def _decorate(
     package: str,
     author: str,
     deadline: float | timedelta | None = None,
+    schedules: Iterable[CronSchedule] | None = None,
 ) -> Workflow:
     if not isinstance(cls, type):
         raise WorkflowDefinitionError(
@@ -260,6 +292,7 @@ def _decorate(
         author=author,
         source=cls,
         deadline=deadline,
+        schedules=schedules,
     )
     cls.__cloacina_workflow__ = wf  # type: ignore[attr-defined]
     catalog.add(wf)
@@ -271,17 +304,20 @@ def workflow(
     *,
     description: str | None = None,
     deadline: float | timedelta | None = None,
+    schedules: Iterable[CronSchedule] | None = None,
 ) -> Callable[[C], C]:
     """Declare an embedded workflow: a class whose body holds ``@task`` functions.
 
     The workflow is validated at once and registered in this process under ``name`` (default:
     the class name); the class stays a class and its tasks stay callable. ``deadline``
     (seconds, or a timedelta): a run still unfinished that long after it started raises a
-    ``run_deadline`` alert (it goes on running).
+    ``run_deadline`` alert (it goes on running). ``schedules=[cron("0 2 * * *", ...)]``
+    declares cron schedules, created in the database by the runners that know the workflow
+    (``runner.register_schedules()``, called when a runner that executes tasks starts).
     """
 
     def decorate(cls: C) -> C:
-        _decorate(cls, name, description, EMBEDDED_PACKAGE, "", deadline)
+        _decorate(cls, name, description, EMBEDDED_PACKAGE, "", deadline, schedules)
         return cls
 
     return decorate
@@ -294,16 +330,18 @@ def packaged_workflow(
     description: str | None = None,
     author: str = "",
     deadline: float | timedelta | None = None,
+    schedules: Iterable[CronSchedule] | None = None,
 ) -> Callable[[C], C]:
     """Declare a workflow that ships in the ``.cloacina`` package ``package`` (``deadline``
-    as for ``@workflow``).
+    as for ``@workflow``). ``schedules`` go in the package's manifest and are created when
+    the package is registered, removed with it.
 
     Imported into a process it registers there like ``@workflow`` (handy for tests).
     """
     check_package_name(package)
 
     def decorate(cls: C) -> C:
-        _decorate(cls, name, description, package, author, deadline)
+        _decorate(cls, name, description, package, author, deadline, schedules)
         return cls
 
     return decorate

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloacina.errors import PackageError
+from cloacina.errors import CloacinaError, PackageError
+from cloacina.model.cron import CronSchedule
 from cloacina.model.namespace import (
     MAX_PACKAGE_NAME,
     MAX_PACKAGE_VERSION,
@@ -86,6 +87,8 @@ class WorkflowSpec:
     author: str = ""
     #: Seconds a run may take before it raises a ``run_deadline`` alert (None: none).
     deadline: float | None = None
+    #: Declared cron schedules (:meth:`cloacina.model.cron.CronSchedule.to_dict` each).
+    schedules: tuple[Mapping[str, Any], ...] = ()
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -96,6 +99,7 @@ class WorkflowSpec:
             "description": self.description or None,
             "author": self.author or None,
             "deadline": self.deadline,
+            "schedules": [dict(s) for s in self.schedules] or None,
             "tasks": [t.to_data() for t in self.tasks],
         }
 
@@ -110,7 +114,17 @@ class WorkflowSpec:
             description=str(data.get("description") or ""),
             author=str(data.get("author") or ""),
             deadline=float(data["deadline"]) if data.get("deadline") is not None else None,
+            schedules=tuple(dict(s) for s in data.get("schedules") or ()),
         )
+
+    def cron_schedules(self) -> list[CronSchedule]:
+        """The declared schedules, validated (a bad one is a :class:`PackageError`)."""
+        try:
+            return [CronSchedule.from_dict(s) for s in self.schedules]
+        except (CloacinaError, KeyError, TypeError, ValueError) as exc:
+            raise PackageError(
+                f"manifest.toml: a schedule of workflow {self.name!r} is invalid: {exc}"
+            ) from exc
 
     def structure(self) -> list[tuple[str, tuple[str, ...]]]:
         """``(task id, dependencies)`` pairs: what must match between manifest and code."""
@@ -231,6 +245,7 @@ def describe_workflow(wf: Workflow) -> WorkflowSpec:
         description=wf.description,
         author=wf.author,
         deadline=wf.deadline,
+        schedules=tuple(s.to_dict() for s in wf.schedules),
     )
 
 
@@ -286,4 +301,5 @@ def workflow_from_spec(spec: WorkflowSpec, package: str) -> Workflow:
         author=spec.author,
         version=spec.version,
         deadline=spec.deadline,
+        schedules=spec.cron_schedules(),
     )
