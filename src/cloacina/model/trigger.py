@@ -57,9 +57,37 @@ class Trigger:
         result = self.fn()
         return context_of(self.name, result)
 
-    def __call__(self) -> Any:
-        """The trigger stays callable as the function it decorates."""
-        return self.fn()
+    def starts(self, wf: Any) -> bool:
+        """Whether this trigger starts workflow ``wf`` (named plainly or as
+        ``package::name``)."""
+        return self.workflow in (wf.name, f"{wf.package}::{wf.name}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The declaration as a package's manifest carries it."""
+        return {
+            "name": self.name,
+            "workflow": self.workflow,
+            "poll_interval": self.poll_interval,
+            "allow_concurrent": self.allow_concurrent,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], fn: Callable[[], Any], package: str) -> Trigger:
+        """A declaration read from package ``package``'s manifest, polled by calling ``fn``
+        (which asks the package's process). Checked as the decorator checks it."""
+        try:
+            return make_trigger(
+                fn,
+                workflow=data["workflow"],
+                poll_interval=data["poll_interval"],
+                allow_concurrent=bool(data.get("allow_concurrent", False)),
+                name=data["name"],
+                package=package,
+            )
+        except KeyError as exc:
+            raise WorkflowDefinitionError(
+                f"a trigger of package {package!r} lacks its {exc.args[0]!r}"
+            ) from None
 
 
 def context_of(name: str, result: object) -> dict[str, Any] | None:

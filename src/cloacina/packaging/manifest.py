@@ -24,6 +24,7 @@ from cloacina.model.namespace import (
 from cloacina.model.retry import RetryPolicy
 from cloacina.model.rules import rule_from_data, rule_to_data
 from cloacina.model.task import Task
+from cloacina.model.trigger import trigger_catalog
 from cloacina.model.workflow import Workflow
 from cloacina.packaging import toml_writer
 from cloacina.packaging.command import CommandTask
@@ -89,6 +90,9 @@ class WorkflowSpec:
     deadline: float | None = None
     #: Declared cron schedules (:meth:`cloacina.model.cron.CronSchedule.to_dict` each).
     schedules: tuple[Mapping[str, Any], ...] = ()
+    #: Declared triggers that start this workflow (:meth:`cloacina.model.trigger.Trigger.
+    #: to_dict` each): polled in the package's processes.
+    triggers: tuple[Mapping[str, Any], ...] = ()
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -100,6 +104,7 @@ class WorkflowSpec:
             "author": self.author or None,
             "deadline": self.deadline,
             "schedules": [dict(s) for s in self.schedules] or None,
+            "triggers": [dict(t) for t in self.triggers] or None,
             "tasks": [t.to_data() for t in self.tasks],
         }
 
@@ -115,6 +120,7 @@ class WorkflowSpec:
             author=str(data.get("author") or ""),
             deadline=float(data["deadline"]) if data.get("deadline") is not None else None,
             schedules=tuple(dict(s) for s in data.get("schedules") or ()),
+            triggers=tuple(dict(t) for t in data.get("triggers") or ()),
         )
 
     def cron_schedules(self) -> list[CronSchedule]:
@@ -246,6 +252,9 @@ def describe_workflow(wf: Workflow) -> WorkflowSpec:
         author=wf.author,
         deadline=wf.deadline,
         schedules=tuple(s.to_dict() for s in wf.schedules),
+        # The package's @trigger functions that start this workflow (this process imported
+        # the package's code: its triggers are in the process's catalog).
+        triggers=tuple(t.to_dict() for t in trigger_catalog.all() if t.starts(wf)),
     )
 
 
