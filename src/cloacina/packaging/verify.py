@@ -126,7 +126,12 @@ _TASK_FIELDS = (
     "command",
     "description",
 )
-_WORKFLOW_FIELDS = (("version", "version"), ("module", "module"), ("qualname", "class"))
+_WORKFLOW_FIELDS = (
+    ("version", "version"),
+    ("module", "module"),
+    ("qualname", "class"),
+    ("triggers", "triggers"),
+)
 
 
 def _task_problems(workflow: str, ours: TaskSpec, theirs: TaskSpec) -> list[str]:

@@ -46,6 +46,7 @@ from cloacina.engine import capture
 from cloacina.engine.capture import AttemptLog
 from cloacina.engine.executor import COMPLETED, Job, Outcome, run_async, run_sync
 from cloacina.errors import RemoteTaskError, TaskTimeoutError
+from cloacina.model.trigger import trigger_catalog
 from cloacina.model.workflow import Workflow, catalog
 from cloacina.packaging import protocol
 from cloacina.packaging.manifest import describe_workflow
@@ -140,10 +141,24 @@ def _protocol_stdout() -> IO[bytes]:
     return os.fdopen(fd, "wb", buffering=0)
 
 
+def _stray_triggers(workflows: list[Workflow]) -> list[str]:
+    """The package's triggers that start none of its workflows, as sentences."""
+    return [
+        f"trigger {t.name!r} starts workflow {t.workflow!r}, which this package does not "
+        "define: a package's triggers start its own @packaged_workflow workflows"
+        for t in trigger_catalog.all()
+        if not any(t.starts(w) for w in workflows)
+    ]
+
+
 def inspect_main(lib: list[str], modules: list[str]) -> int:
     out = _protocol_stdout()
     try:
         workflows = load(lib, modules)
+        stray = _stray_triggers(workflows)
+        if stray:
+            protocol.write(out, {"error": "; ".join(stray)})
+            return 1
         described = [{**describe_workflow(w).to_data(), "package": w.package} for w in workflows]
         protocol.write(out, {"workflows": described})
         return 0
@@ -172,6 +187,24 @@ def _reply(request_id: int, outcome: Outcome, wf: Workflow) -> dict[str, Any]:
         reply["retryable"] = exc is not None and task.retry.retries_on(exc)
         reply["exc_type"] = type(exc).__name__ if exc is not None else ""
     return reply
+
+
+def _poll_trigger(request_id: int, name: str) -> dict[str, Any]:
+    """Call trigger ``name``'s function: its context (None: start nothing), or its error
+    with the traceback."""
+    trig = trigger_catalog.find(name)
+    if trig is None:
+        known = ", ".join(trigger_catalog.names()) or "none"
+        return {
+            "id": request_id,
+            "kind": "failed",
+            "error": f"this package has no trigger named {name!r} (it has: {known})",
+        }
+    try:
+        context = trig.poll()
+    except BaseException as exc:  # reported to the runner, which backs off
+        return {"id": request_id, "kind": "failed", "error": _error_text(exc)}
+    return {"id": request_id, "kind": "trigger", "context": context}
 
 
 #: How often a running body's captured output is sent to the runner (seconds).
@@ -230,6 +263,9 @@ def serve_main(lib: list[str], modules: list[str]) -> int:
         request = protocol.read(inp)
         if request is None:
             return 0
+        if "trigger" in request:  # a poll of one of the package's triggers
+            sender.reply(_poll_trigger(int(request["id"]), str(request["trigger"])))
+            continue
         wf = workflows[request["workflow"]]
         task = wf.tasks[request["task"]]
         claim = Claim(

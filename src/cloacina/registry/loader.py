@@ -340,6 +340,36 @@ class PackageLoader:
         _add_output(job.log, reply)
         return _outcome(job, reply)
 
+    async def poll_trigger(self, ref: PackageRef, name: str) -> dict[str, Any] | None:
+        """Call trigger ``name`` of package ``ref`` in one of the package's processes: the
+        context it returned (None: start nothing). Raises :class:`RemoteTaskError` with the
+        package's traceback when the function raised, :class:`PackageError` when the
+        package's process could not start or died."""
+        pool = await self._pool(ref)
+        worker = await pool.acquire()
+        healthy = True
+        try:
+            reply = await worker.call({"trigger": name})
+        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
+            healthy = False
+            code = await _exit_code(worker)
+            raise PackageError(
+                f"trigger {name!r}: the process of package {ref.package} {ref.version} died "
+                f"while polling it ({describe_exit(code)})"
+            ) from None
+        except asyncio.CancelledError:
+            healthy = False
+            worker.kill()
+            raise
+        finally:
+            await pool.release(worker, healthy)
+        if reply.get("kind") != "trigger":
+            raise RemoteTaskError(str(reply.get("error") or "the poll failed"), retryable=True)
+        context = reply.get("context")
+        if context is not None and not isinstance(context, dict):
+            raise PackageError(f"trigger {name!r}: its process answered {type(context).__name__}")
+        return context
+
     async def _run_command(self, job: Job, pool: PackagePool, command: tuple[str, ...]) -> Outcome:
         ctx = build_context(job.inputs)
         skipped = condition_skip(job, ctx)
