@@ -443,7 +443,11 @@ class DefaultRunner(
         :meth:`promote_package`); runs in flight stay on the version they started with.
         """
         self._check_open()
-        return self.registry.register(package_bytes, signature, replace=replace)
+        package_id = self.registry.register(package_bytes, signature, replace=replace)
+        row = self.store.find_package(self.tenant, package_id=package_id)
+        if row is not None:  # its declared schedules (a new version takes over the old's)
+            self._declare_package_schedules(row.package)
+        return package_id
 
     @audit_package_version("package.promote")
     def promote_package(self, name: str, version: str | None) -> None:
@@ -452,6 +456,7 @@ class DefaultRunner(
         Stored in the database, so every runner and worker agrees."""
         self._check_open()
         self.registry.promote(name, version)
+        self._declare_package_schedules(name)
 
     @audit_package_version("package.delete")
     def unregister_workflow(self, name: str, version: str) -> None:
@@ -459,6 +464,7 @@ class DefaultRunner(
         unfinished). A promotion of that version goes with it."""
         self._check_open()
         self.registry.unregister(name, version)
+        self._declare_package_schedules(name)  # removed with its last version
 
     def list_packages(self) -> list[PackageInfo]:
         """The registered packages, oldest first (``default`` marks each package's version

@@ -33,6 +33,7 @@ from cloacina.model.cron import CronSpec, to_instant, validate_catchup
 from cloacina.model.status import to_datetime
 from cloacina.registry.registry import WorkflowRef
 from cloacina.service.audit import Described, audited
+from cloacina.service.declared_schedules import DeclaredScheduleService
 from cloacina.store.records import NewEvent, NewTask, RunOrigin
 from cloacina.store.schedules import FireRow, ScheduleRow
 
@@ -274,7 +275,7 @@ def check_name(name: str) -> str:
     return name.strip()
 
 
-class ScheduleService:
+class ScheduleService(DeclaredScheduleService):
     """The schedule methods of :class:`~cloacina.runner.DefaultRunner` (a mixin: the
     runner provides the attributes declared here)."""
 
@@ -534,6 +535,10 @@ class ScheduleService:
     def _start_schedules(self) -> None:
         """Fire the due schedules of this runner's database from now on."""
         self._schedule_warned = set()
+        try:  # the schedules declared by this process's workflows, before the first look
+            self.register_schedules()
+        except Exception as exc:  # the database may be briefly unavailable: not fatal
+            log.warning("could not create the schedules this process declares: %s", exc)
         self._schedule_poller = SchedulePoller(self.store, self.clock, self._fire_schedule)
         self._schedule_poller.start()
 
