@@ -15,6 +15,7 @@ import pytest
 
 from cloacina import Context, DefaultRunner, cron, task, workflow
 from cloacina.errors import WorkflowDefinitionError
+from cloacina.model.workflow import catalog
 from cloacina.packaging.archive import read_archive
 from cloacina.testing import FakeClock
 
@@ -62,6 +63,7 @@ def test_embedded_declared_schedules_are_created_once_by_the_runners_that_know_t
     clock: FakeClock,
     name: Callable[[str], str],
     until: Callable[..., None],
+    request: pytest.FixtureRequest,
 ) -> None:
     wf_name = name("declared")
     seen: list[dict[str, Any]] = []
@@ -78,6 +80,9 @@ def test_embedded_declared_schedules_are_created_once_by_the_runners_that_know_t
         def record(context: Context) -> None:
             seen.append(context.to_dict())
 
+    # The catalog is the process's: forget the workflow after the test, or every runner
+    # the later tests start would create its schedules in their databases.
+    request.addfinalizer(lambda: catalog.remove(wf_name))
     first = make()
     second = make()  # a second runner of the same code: nothing twice
     mine = [s for s in first.list_schedules() if s.workflow == wf_name]
