@@ -33,6 +33,7 @@ import click
 from cloacina import __version__
 from cloacina.cli.alerts import alerts_group
 from cloacina.cli.api_keys import api_keys_group
+from cloacina.cli.backfills import backfill_command, backfills_group
 from cloacina.cli.audit import audit_group
 from cloacina.cli.config import config_group
 from cloacina.cli.db import db_group
@@ -124,6 +125,8 @@ cli.add_command(config_group)
 cli.add_command(api_keys_group)
 cli.add_command(audit_group)
 cli.add_command(alerts_group)
+cli.add_command(backfill_command)
+cli.add_command(backfills_group)
 cli.add_command(triggers_group)
 
 
