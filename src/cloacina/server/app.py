@@ -27,6 +27,7 @@ from cloacina.server import (
     routes_backfills,
     routes_executions,
     routes_packages,
+    routes_schedules,
     routes_workflows,
 )
 from cloacina.server.auth import VIEWER, Caller, KeyCache
@@ -138,6 +139,7 @@ def create_app(state: ServerState, *, close_state: bool = False) -> FastAPI:
     app.include_router(routes_workflows.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_backfills.router)
+    app.include_router(routes_schedules.router)
     return app
 
 
