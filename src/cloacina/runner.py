@@ -447,6 +447,7 @@ class DefaultRunner(
         row = self.store.find_package(self.tenant, package_id=package_id)
         if row is not None:  # its declared schedules (a new version takes over the old's)
             self._declare_package_schedules(row.package)
+            self._declare_package_triggers(row.package)  # and its triggers, the same way
         return package_id
 
     @audit_package_version("package.promote")
@@ -457,6 +458,7 @@ class DefaultRunner(
         self._check_open()
         self.registry.promote(name, version)
         self._declare_package_schedules(name)
+        self._declare_package_triggers(name)
 
     @audit_package_version("package.delete")
     def unregister_workflow(self, name: str, version: str) -> None:
@@ -465,6 +467,7 @@ class DefaultRunner(
         self._check_open()
         self.registry.unregister(name, version)
         self._declare_package_schedules(name)  # removed with its last version
+        self._declare_package_triggers(name)
 
     def list_packages(self) -> list[PackageInfo]:
         """The registered packages, oldest first (``default`` marks each package's version

@@ -9,19 +9,22 @@ makes it due at once, its failures forgotten.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cloacina.engine.triggers import Pollable, TriggerPoller
-from cloacina.errors import NotFoundError, WorkflowNotFoundError
+from cloacina.errors import CloacinaError, NotFoundError, WorkflowNotFoundError
 from cloacina.model.context import dumps_context
 from cloacina.model.status import to_datetime
 from cloacina.model.trigger import Trigger, TriggerCatalog, trigger_key
+from cloacina.packaging.manifest import Manifest
+from cloacina.registry.loader import PackageRef
 from cloacina.service.audit import Described, audited
 from cloacina.store.records import NewEvent, NewTask, RunOrigin
 from cloacina.store.triggers import TriggerDecl, TriggerRow
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from cloacina.clock import Clock
     from cloacina.engine.engine import Engine
     from cloacina.model.workflow import CatalogView, Workflow
+    from cloacina.registry.registry import PackageRegistry
     from cloacina.store.base import Store
 
 log = logging.getLogger("cloacina.triggers")
@@ -115,6 +119,17 @@ class TriggerInfo:
         )
 
 
+def _decl(t: Trigger) -> TriggerDecl:
+    return TriggerDecl(
+        name=t.name,
+        workflow=t.workflow,
+        poll_interval=t.poll_interval,
+        allow_concurrent=t.allow_concurrent,
+        source="declared" if t.package is None else "package",
+        package=t.package,
+    )
+
+
 def _trigger_target(runner: Any, result: Any, args: dict[str, Any]) -> Described:
     return str(args.get("name", "")), None
 
@@ -132,6 +147,7 @@ class TriggerService:
         tenant: str
         clock: Clock
         catalog: CatalogView
+        registry: PackageRegistry
         _engine: Engine
         _task_rows: dict[tuple[str, str], list[NewTask]]
 
@@ -194,32 +210,78 @@ class TriggerService:
             poller.stop()
 
     def _known_triggers(self) -> dict[str, Pollable]:
-        """The triggers this runner polls: those of its trigger catalog whose workflow it
-        knows. Recorded in the database whenever that set changes (never twice: the name
-        is the key)."""
+        """The triggers this runner polls: those of the registered packages (polled in the
+        packages' processes), and those of its trigger catalog whose workflow it knows.
+        The latter are recorded in the database whenever that set changes (never twice:
+        the name is the key); a package's are recorded when it is registered."""
         generation = (self._trigger_catalog.generation, self.catalog.generation)
         cached = self._trigger_known
         if (cached[0], cached[1]) == generation:
             return cached[2]
         known: dict[str, Pollable] = {}
+        if self._engine.loader is not None:
+            for trig, _ref in self._packaged_triggers(None):
+                known[trig.name] = trig
+        local: list[Trigger] = []
         for trig in self._trigger_catalog.all():
             if self._knows_workflow(trig):
-                known[trig.name] = trig
-        decls = [
-            TriggerDecl(
-                name=t.name,
-                workflow=t.workflow,
-                poll_interval=t.poll_interval,
-                allow_concurrent=t.allow_concurrent,
-                source="declared" if t.package is None else "package",
-                package=t.package,
-            )
-            for t in known.values()
-            if isinstance(t, Trigger)
-        ]
-        self.store.upsert_triggers(decls, self.clock.now())
+                known[trig.name] = trig  # this process's own code wins a name
+                local.append(trig)
+        self.store.upsert_triggers([_decl(t) for t in local], self.clock.now())
         self._trigger_known = (generation[0], generation[1], known)
         return known
+
+    def _packaged_triggers(self, package: str | None) -> list[tuple[Trigger, PackageRef]]:
+        """The triggers the default version of each registered package (of ``package``
+        alone when given) declares, polled in that version's processes."""
+        out: list[tuple[Trigger, PackageRef]] = []
+        for info in self.registry.list_packages():
+            if not info.default or package not in (None, info.package):
+                continue
+            row = self.store.find_package(self.tenant, package_id=info.id)
+            if row is None:  # unregistered meanwhile
+                continue
+            manifest = Manifest.from_toml(row.manifest)
+            ref = PackageRef(row.id, row.sha256, row.package, row.version, manifest.modules)
+            for spec in manifest.workflows:
+                for data in spec.triggers:
+                    try:
+                        trig = Trigger.from_dict(
+                            {**data, "workflow": f"{row.package}::{spec.name}"},
+                            self._remote_poll(ref, str(data.get("name"))),
+                            row.package,
+                        )
+                    except CloacinaError as exc:
+                        log.warning("package %s %s: %s", row.package, row.version, exc)
+                        continue
+                    out.append((trig, ref))
+        return out
+
+    def _remote_poll(self, ref: PackageRef, name: str) -> Callable[[], Any]:
+        """A function that polls trigger ``name`` in a process of package ``ref`` (the
+        package's processes are served on the engine's loop)."""
+
+        def poll() -> Any:
+            loader = self._engine.loader
+            if loader is None:  # pragma: no cover - a runner without a loader polls none
+                raise CloacinaError("this runner runs no package code")
+            future = asyncio.run_coroutine_threadsafe(
+                loader.poll_trigger(ref, name), self._engine._loop
+            )
+            return future.result()
+
+        poll.__qualname__ = name
+        return poll
+
+    def _declare_package_triggers(self, package: str) -> None:
+        """Make the recorded triggers of ``package`` those its default version declares
+        (none once it has no version left): registered with it, removed with it, a new
+        version's taking over the same names (a paused one stays paused)."""
+        declared = [trig for trig, _ref in self._packaged_triggers(package)]
+        self.store.upsert_triggers([_decl(t) for t in declared], self.clock.now())
+        self.store.delete_package_triggers(package, keep=[t.name for t in declared])
+        if self._trigger_poller is not None:
+            self._trigger_poller.wake()
 
     def _knows_workflow(self, trig: Trigger) -> bool:
         try:
