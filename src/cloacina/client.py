@@ -45,6 +45,7 @@ from cloacina.model.context import Context, as_context_dict
 from cloacina.model.status import TERMINAL_EXECUTION, ExecutionStatus, WorkflowResult
 from cloacina.remote import decode
 from cloacina.remote.errors import from_response
+from cloacina.remote.schedules import ScheduleClient
 from cloacina.remote.sse import SseEvent, parse_sse
 from cloacina.service.audit import AuditEntry, AuditMixin, AuditPage, ExportFormat
 from cloacina.service.backfills import Backfill
@@ -97,7 +98,7 @@ def _items(doc: Any) -> list[Any]:
     return list(items) if isinstance(items, list) else []
 
 
-class Client:
+class Client(ScheduleClient):
     """A Cloacina server's API (``cloacina serve``) with the methods of ``DefaultRunner``.
 
     ``url`` is the server's base URL (``http://host:8080``); ``api_key`` defaults to the
