@@ -3,7 +3,8 @@
 One module per command group: :mod:`~cloacina.cli.run`, :mod:`~cloacina.cli.executions`,
 :mod:`~cloacina.cli.workflows`, :mod:`~cloacina.cli.worker`, :mod:`~cloacina.cli.workers`,
 :mod:`~cloacina.cli.tenant`, :mod:`~cloacina.cli.db`, :mod:`~cloacina.cli.config`,
-:mod:`~cloacina.cli.api_keys`, :mod:`~cloacina.cli.audit`, :mod:`~cloacina.cli.triggers`
+:mod:`~cloacina.cli.api_keys`, :mod:`~cloacina.cli.audit`, :mod:`~cloacina.cli.triggers`,
+:mod:`~cloacina.cli.schedules`
 and :mod:`~cloacina.cli.demo`.
 Commands that change something act as the local OS user (:mod:`~cloacina.cli.actor`), so
 the audit log records them. The two largest, :mod:`~cloacina.cli.executions` and
@@ -33,8 +34,8 @@ import click
 from cloacina import __version__
 from cloacina.cli.alerts import alerts_group
 from cloacina.cli.api_keys import api_keys_group
-from cloacina.cli.backfills import backfill_command, backfills_group
 from cloacina.cli.audit import audit_group
+from cloacina.cli.backfills import backfill_command, backfills_group
 from cloacina.cli.config import config_group
 from cloacina.cli.db import db_group
 from cloacina.cli.demo import demo_command
@@ -45,6 +46,7 @@ from cloacina.cli.options import DB_ENV, DEFAULT_DB, DEFAULT_TENANT, TENANT_ENV
 from cloacina.cli.package import package_group
 from cloacina.cli.remote import API_KEY_ENV, SERVER_ENV
 from cloacina.cli.run import run_command
+from cloacina.cli.schedules import schedules_group
 from cloacina.cli.serve import serve_command
 from cloacina.cli.tenant import tenant_group
 from cloacina.cli.triggers import triggers_group
@@ -128,6 +130,7 @@ cli.add_command(alerts_group)
 cli.add_command(backfill_command)
 cli.add_command(backfills_group)
 cli.add_command(triggers_group)
+cli.add_command(schedules_group)
 
 
 def _prog_name() -> str:
