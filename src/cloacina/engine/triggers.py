@@ -73,12 +73,13 @@ class TriggerPoller:
         known: Callable[[], Mapping[str, Pollable]],
         fire: Callable[[Any, dict[str, Any]], str | None],
         *,
-        threads: int = 4,
+        threads: int = 16,
     ) -> None:
         self.store = store
         self.clock = clock
         self._known = known
         self._fire = fire
+        # Threads start when polls need them: a few hung functions leave the others some.
         self._pool = TaskThreads(threads, name="cloacina-trigger")
         self._wake = threading.Event()
         self._stop = threading.Event()
