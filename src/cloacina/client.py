@@ -51,6 +51,7 @@ from cloacina.service.audit import AuditEntry, AuditMixin, AuditPage, ExportForm
 from cloacina.service.backfills import Backfill
 from cloacina.service.keys import ApiKeyInfo, CreatedApiKey, Role
 from cloacina.service.logs import TaskLog
+from cloacina.service.stats import WorkflowStats
 from cloacina.service.types import (
     ExecutionEvent,
     ExecutionPage,
@@ -521,6 +522,12 @@ class Client(ScheduleClient):
     def describe_workflow(self, name: str) -> WorkflowInfo:
         """One workflow by name, with its graph (WorkflowNotFoundError names the nearest)."""
         return decode.workflow_info(self._json("GET", f"/api/v1/workflows/{_seg(name)}"))
+
+    def workflow_stats(self, name: str, last: int = 100) -> WorkflowStats:
+        """Per task p50/p95 duration and queue wait, failure rate and the critical path of
+        the ``last`` finished runs of workflow ``name``."""
+        doc = self._json("GET", f"/api/v1/workflows/{_seg(name)}/stats", params={"last": last})
+        return WorkflowStats.from_dict(doc)
 
     # ---- workers -----------------------------------------------------------------------------
     def list_workers(self, include_stopped: bool = False) -> list[WorkerInfo]:

@@ -147,6 +147,12 @@ def test_the_cli_through_a_server(tmp_path: Path, cli: Cli, server: tuple[str, s
     watched = cli("executions", "watch", chatty_id[:8], "--server", base, env=env)
     assert watched.returncode == 0 and "completed" in watched.stdout, watched
 
+    stats = cli("workflows", "stats", "chatty", "--server", base, "--json", env=env)
+    assert stats.returncode == 0, stats
+    local_stats = cli("workflows", "stats", "chatty", "--db", db, "--json")
+    assert json.loads(stats.stdout) == json.loads(local_stats.stdout)
+    assert json.loads(stats.stdout)["runs"] == 1
+
     workers = json.loads(cli("workers", "list", "--server", base, "--json", env=env).stdout)
     assert len(workers) == 1 and workers[0]["status"] == "running"
 

@@ -140,6 +140,8 @@ def test_the_same_calls_give_the_same_values(served: Served, name: Callable[[str
     assert client.describe_workflows() == local.describe_workflows()
     assert client.list_workflows() == local.describe_workflows()
     assert client.describe_workflow(wf) == local.describe_workflow(wf)
+    assert client.workflow_stats(wf) == local.workflow_stats(wf)
+    assert client.workflow_stats(bad, last=1) == local.workflow_stats(bad, last=1)
     workers = {w.id: w for w in local.list_workers()}
     assert {w.id for w in client.list_workers()} == set(workers)
     assert all(w.host == workers[w.id].host for w in client.list_workers())

@@ -15,6 +15,7 @@ from cloacina.cli.errors import CliError
 from cloacina.cli.formatting import fmt_duration, fmt_time, safe_text
 from cloacina.cli.json_output import echo_json
 from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.remote import open_client, server_options
 from cloacina.cli.render import new_table
 from cloacina.cli.run import import_modules
 from cloacina.errors import RequestError, WorkflowNotFoundError
@@ -25,6 +26,7 @@ from cloacina.service.stats import MAX_RUNS, WorkflowStats
 @click.argument("name")
 @db_option
 @tenant_option
+@server_options
 @click.option(
     "--module",
     "-m",
@@ -62,6 +64,18 @@ def stats_command(
     """
     from cloacina.cli.workflows import open_registry  # the group's module imports this one
 
+    client = open_client(ctx, tenant)
+    if client is not None:
+        if modules:
+            client.close()
+            raise CliError("--module names this process's workflows; with --server, the server's")
+        with client:
+            try:
+                stats = client.workflow_stats(name, last)
+            except (WorkflowNotFoundError, RequestError) as exc:
+                raise CliError(str(exc)) from None
+        _show(stats, as_json)
+        return
     import_modules(modules)
     with open_registry(resolve_db(ctx, db), resolve_tenant(ctx, tenant)) as runner:
         if runner is None:
@@ -70,6 +84,10 @@ def stats_command(
             stats = runner.workflow_stats(name, last)
         except (WorkflowNotFoundError, RequestError) as exc:
             raise CliError(str(exc)) from None
+    _show(stats, as_json)
+
+
+def _show(stats: WorkflowStats, as_json: bool) -> None:
     if as_json:
         echo_json(stats.to_dict())
         return
