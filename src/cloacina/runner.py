@@ -564,7 +564,7 @@ class DefaultRunner(
             if self._closed:
                 return
             self._closed = True
-        self._stop_triggers()
+        self._stop_triggers(self.settings.shutdown_grace if wait else 0.0)
         self._stop_backfills()
         self._stop_schedules()
         self._unlisten()

@@ -453,3 +453,30 @@ def test_recorded_once_and_kept_across_restarts(
     second.resume_trigger("kept")
     until(lambda: calls == [1, 2])
     assert 99 not in calls
+
+
+def test_a_poll_running_at_shutdown_still_starts_its_run(
+    db_url: str, name: Callable[[str], str], until: Callable[..., None]
+) -> None:
+    wf = name("at_shutdown")
+    simple_workflow(wf)
+    entered = threading.Event()
+    release = threading.Event()
+
+    def poll() -> dict[str, Any]:
+        entered.set()
+        release.wait(20)
+        return {"taken": "from a queue"}
+
+    cat = TriggerCatalog()
+    cat.add(make_trigger(poll, workflow=wf, poll_interval=3600, name="queue"))
+    runner = DefaultRunner(db_url, triggers=cat, poll_interval=0.05, shutdown_grace=5.0)
+    assert entered.wait(10)
+    stopping = threading.Thread(target=runner.shutdown)
+    stopping.start()
+    time.sleep(0.2)
+    release.set()
+    stopping.join(20)
+    with DefaultRunner(db_url, execute_tasks=False) as reader:
+        runs = run_triggers(reader)
+    assert [(r[1], json.loads(r[3])) for r in runs] == [("queue", {"taken": "from a queue"})]

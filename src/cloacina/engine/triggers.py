@@ -100,14 +100,21 @@ class TriggerPoller:
         """Look for due triggers now (thread-safe): the clock jumped, a trigger resumed."""
         self._wake.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop polling. Poll functions running now finish on their (daemon) threads; their
-        runs are still started if the database is there."""
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop polling; wait up to ``grace`` seconds for the polls running now, so that
+        the runs they ask for are started (a function that took something from a queue
+        must not lose it). A poll still running after that ends on its (daemon) thread."""
         self._unjump()
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + grace
         if self._thread.is_alive():
-            self._thread.join(timeout)
+            self._thread.join(max(grace, 1.0))
+        while time.monotonic() < deadline:
+            with self._busy_lock:
+                if not self._busy:
+                    break
+            time.sleep(0.01)
         self._pool.shutdown()
 
     def _now(self) -> float | None:

@@ -204,10 +204,11 @@ class TriggerService:
         self._known_triggers()  # records them now, before the first poll (and any list)
         self._trigger_poller.start()
 
-    def _stop_triggers(self) -> None:
+    def _stop_triggers(self, grace: float = 0.0) -> None:
+        """Stop polling (the polls running now get ``grace`` seconds to start their runs)."""
         poller, self._trigger_poller = self._trigger_poller, None
         if poller is not None:
-            poller.stop()
+            poller.stop(grace)
 
     def _known_triggers(self) -> dict[str, Pollable]:
         """The triggers this runner polls: those of the registered packages (polled in the
