@@ -292,6 +292,8 @@ def test_two_runners_never_both_poll_a_due_trigger(
         cat = TriggerCatalog()  # the same trigger, known by three runners
         cat.add(make_trigger(poll_as(who), workflow=wf, poll_interval=2, name="shared"))
         runners.append(make_runner(clock=clock, triggers=cat))
+    # A worker without the trigger's code never claims its polls (which would skip them).
+    runners.append(make_runner(clock=clock, triggers=TriggerCatalog()))
     until(lambda: len(calls) == 1)
     for n in range(2, 22):
         clock.advance(2)
