@@ -28,6 +28,7 @@ from cloacina.server import (
     routes_executions,
     routes_packages,
     routes_schedules,
+    routes_triggers,
     routes_workflows,
 )
 from cloacina.server.auth import VIEWER, Caller, KeyCache
@@ -140,6 +141,7 @@ def create_app(state: ServerState, *, close_state: bool = False) -> FastAPI:
     app.include_router(routes_admin.router)
     app.include_router(routes_backfills.router)
     app.include_router(routes_schedules.router)
+    app.include_router(routes_triggers.router)
     return app
 
 
