@@ -10,6 +10,7 @@ are compared with.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 import time
@@ -142,6 +143,12 @@ def test_the_same_calls_give_the_same_values(served: Served, name: Callable[[str
     assert client.describe_workflow(wf) == local.describe_workflow(wf)
     assert client.workflow_stats(wf) == local.workflow_stats(wf)
     assert client.workflow_stats(bad, last=1) == local.workflow_stats(bad, last=1)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name for f in text_string_to_metric_families(client.metrics_text().decode())}
+    assert any(name.startswith("cloacina_") for name in families), families
+    again = asyncio.run(client.execute_async(wf, {"bonus": 2}, timeout=30))
+    assert again.final_context["total"] == 14 and again == local.get_execution(again.execution_id)
     workers = {w.id: w for w in local.list_workers()}
     assert {w.id for w in client.list_workers()} == set(workers)
     assert all(w.host == workers[w.id].host for w in client.list_workers())
