@@ -34,6 +34,7 @@ import httpx
 
 from cloacina._about import __version__
 from cloacina.errors import (
+    AuthenticationError,
     ExecutionNotFoundError,
     ExecutionTimeoutError,
     RemoteError,
@@ -121,7 +122,13 @@ class Client(AdminClient, ScheduleClient):
         self.url = url.rstrip("/")
         self.tenant = tenant
         self.timeout = timeout
-        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        key = (api_key if api_key is not None else os.environ.get(API_KEY_ENV) or "").strip()
+        if key and not (key.isascii() and key.isprintable() and " " not in key):
+            # Said without the key: it must never reach a message or a log.
+            raise AuthenticationError(
+                "the API key holds characters no key has (spaces, control or non-ASCII "
+                f"characters); check the value given (or ${API_KEY_ENV})"
+            )
         headers = {"User-Agent": f"cloacina-client/{__version__}", "Accept": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
@@ -181,8 +188,10 @@ class Client(AdminClient, ScheduleClient):
                 f"the Cloacina server at {self.url} did not answer {method} {path} in time "
                 f"({type(exc).__name__}); retry, or raise the client's timeout"
             )
+        # A protocol error's text may quote a header, the key's among them: only its kind.
+        detail = "" if isinstance(exc, httpx.ProtocolError) else f": {exc}"
         return UnavailableError(
-            f"cannot reach the Cloacina server at {self.url} ({type(exc).__name__}: {exc}); "
+            f"cannot reach the Cloacina server at {self.url} ({type(exc).__name__}{detail}); "
             "check the URL and that `cloacina serve` is running there"
         )
 

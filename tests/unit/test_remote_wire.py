@@ -166,3 +166,20 @@ def test_times_are_formatted_in_utc_with_z() -> None:
     moment = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
     assert decode.parse_time(decode.format_time(moment)) == moment
     assert decode.format_time(None) is None
+
+
+@pytest.mark.parametrize("key", ["clk_secret\nInjected: 1", "clk_sécret", "clk_a b", "clk_\x00x"])
+def test_a_key_no_header_can_carry_is_refused_without_echoing_it(key: str) -> None:
+    from cloacina import Client
+
+    with pytest.raises(errors.AuthenticationError) as caught:
+        Client("http://127.0.0.1:1", api_key=key)
+    assert key not in str(caught.value) and "secret" not in str(caught.value)
+
+
+def test_a_key_around_whitespace_is_trimmed_and_never_in_repr() -> None:
+    from cloacina import Client
+
+    with Client("http://127.0.0.1:1", api_key="  clk_abcdef\n", tenant="acme") as client:
+        assert "clk_abcdef" not in repr(client) and "acme" in repr(client)
+        assert client._http.headers["authorization"] == "Bearer clk_abcdef"
