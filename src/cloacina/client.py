@@ -138,7 +138,8 @@ class Client(AdminClient, ScheduleClient):
             base_url=self.url,
             headers=headers,
             timeout=timeout,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            # No cap: every thread waiting on a run holds a stream; keep-alive for 64 idle.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
             verify=verify,
         )
         self._closed = False

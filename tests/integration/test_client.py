@@ -268,6 +268,37 @@ def test_wait_follows_the_event_stream(served: Served, name: Callable[[str], str
         gate.set()
 
 
+def test_many_threads_wait_at_once(served_sqlite: Served, name: Callable[[str], str]) -> None:
+    """One client shared by 80 threads, each waiting on its own run (an open stream each,
+    more than the pool keeps alive): every wait returns its run's result."""
+    wf, gate = name("gated"), threading.Event()
+    define_gated(wf, gate)
+    client = served_sqlite.client()
+    ids = [client.schedule_workflow(wf, {"i": i}) for i in range(80)]
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def wait(execution_id: str) -> None:
+        try:
+            results[execution_id] = client.wait(execution_id, timeout=60)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    waiters = [threading.Thread(target=wait, args=(i,)) for i in ids]
+    try:
+        for waiter in waiters:
+            waiter.start()
+        time.sleep(0.5)
+        gate.set()
+        for waiter in waiters:
+            waiter.join(60)
+    finally:
+        gate.set()
+    assert not errors, errors[:3]
+    assert sorted(results) == sorted(ids)
+    assert all(r.status == "completed" for r in results.values())
+
+
 def test_a_silent_stream_is_reopened_within_a_deadline(
     served_sqlite: Served, name: Callable[[str], str]
 ) -> None:
