@@ -1,7 +1,7 @@
 """Exactly once (DESIGN.md §10): one run per (schedule, scheduled time), however many runners
 share the database — runners in threads racing on one FakeClock (SQLite and PostgreSQL),
-worker processes firing a every-second schedule in real time on PostgreSQL with one of them
-SIGKILLed, and an idle runner with 1,000 schedules that stays idle."""
+worker processes firing an every-second schedule in real time (on PostgreSQL, and on one
+SQLite file) with one of them SIGKILLed, and an idle runner with 1,000 schedules that stays idle."""
 
 from __future__ import annotations
 
@@ -99,8 +99,10 @@ class EverySecond:
 
 @pytest.mark.timeout(240)
 def test_worker_processes_fire_an_every_second_schedule_once_per_second_through_a_kill(
-    postgres_url: str, tmp_path: Path
+    db_url: str, tmp_path: Path
 ) -> None:
+    """Three worker processes on one PostgreSQL database, or on one SQLite file."""
+    url = db_url
     module = f"secwf_{uuid.uuid4().hex[:10]}"
     wf_name = f"every_second_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module}.py").write_text(MODULE.replace("WF_NAME", wf_name))
@@ -111,7 +113,7 @@ def test_worker_processes_fire_an_every_second_schedule_once_per_second_through_
         out = tmp_path / f"w{n}.out"
         with out.open("wb") as out_f, (tmp_path / f"w{n}.err").open("wb") as err_f:
             proc = subprocess.Popen(
-                [sys.executable, str(WORKER_SCRIPT), postgres_url, str(tmp_path), module, "{}"],
+                [sys.executable, str(WORKER_SCRIPT), url, str(tmp_path), module, "{}"],
                 stdout=out_f,
                 stderr=err_f,
             )
@@ -127,7 +129,7 @@ def test_worker_processes_fire_an_every_second_schedule_once_per_second_through_
         __import__(module)
         for n in range(3):
             start(n)
-        client = DefaultRunner(postgres_url, execute_tasks=False)
+        client = DefaultRunner(url, execute_tasks=False)
         try:
             sid = client.add_schedule(wf_name, "* * * * * *", catchup="all", max_catchup=100)
             added = client.get_schedule(sid).next_fire_at
