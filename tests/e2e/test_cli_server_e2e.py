@@ -156,6 +156,12 @@ def test_the_cli_through_a_server(tmp_path: Path, cli: Cli, server: tuple[str, s
     workers = json.loads(cli("workers", "list", "--server", base, "--json", env=env).stdout)
     assert len(workers) == 1 and workers[0]["status"] == "running"
 
+    # A run past --timeout is cancelled on the server.
+    timed = cli("run", "sleepy", "--server", base, "--timeout", "1", "--json", env=env)
+    assert timed.returncode == 1, timed
+    assert "did not finish within 1s; it was cancelled" in timed.stderr
+    assert json.loads(timed.stdout)["status"] == "cancelled"
+
     # A long run, cancelled through the server.
     started = subprocess.Popen(
         [sys.executable, "-m", "cloacina", "run", "sleepy", "--server", base],
