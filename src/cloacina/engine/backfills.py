@@ -103,13 +103,14 @@ class BackfillPacer:
 
     def step(self) -> int:
         """Pace every running backfill once; how many runs were made."""
-        ids = self.store.running_backfill_ids()
-        self._active = bool(ids)
+        running = self.store.running_backfills()
+        self._active = bool(running)
         made = 0
-        for backfill_id in ids:
+        for backfill_id, due in running:
             if self._stop.is_set():
                 break
-            made += len(self.pace(backfill_id))
+            if due:  # else nothing to do: no write transaction (no write lock on SQLite)
+                made += len(self.pace(backfill_id))
         return made
 
     def pace(self, backfill_id: str) -> list[str]:

@@ -195,17 +195,26 @@ class BackfillQueries:
             )
             return bool(result.rowcount)
 
-    def running_backfill_ids(self, limit: int = 100) -> list[str]:
-        """The backfills being paced (a read of the status index; the engine's check)."""
+    def running_backfills(self, limit: int = 100) -> list[tuple[str, bool]]:
+        """The backfills being paced, each with whether a pacing step has something to do
+        now: a run to make (fewer than ``max_parallel`` unfinished and times left) or the
+        backfill to finish (no time left, every run ended). A read, no lock: the engine's
+        check, so that a step's write transaction is taken only when it will act."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 text(
-                    "SELECT id FROM backfills WHERE status = 'running' ORDER BY created_at, id"
-                    " LIMIT :limit"
+                    "SELECT b.id, b.max_parallel, b.next_time, (SELECT count(*)"
+                    " FROM workflow_executions w WHERE w.backfill_id = b.id"
+                    " AND w.status IN ('pending', 'running', 'paused'))"
+                    " FROM backfills b WHERE b.status = 'running'"
+                    " ORDER BY b.created_at, b.id LIMIT :limit"
                 ),
                 {"limit": limit},
             )
-            return [r[0] for r in rows]
+            return [
+                (bid, (unfinished < cap) if next_time is not None else unfinished == 0)
+                for bid, cap, next_time, unfinished in rows
+            ]
 
 
 class BackfillWrites:
