@@ -22,6 +22,7 @@ from cloacina.service.alerts import (
     QueuedAlert,
 )
 from cloacina.service.audit import Actor, AuditEntry, AuditPage, acting_as, current_actor
+from cloacina.service.backfills import Backfill
 from cloacina.service.keys import ApiKeyInfo, CreatedApiKey, Role, allows
 from cloacina.service.logs import TaskLog, TaskLogChunk
 from cloacina.service.schedules import Schedule, ScheduleFire
@@ -47,6 +48,7 @@ __all__ = [
     "ApiKeyInfo",
     "AuditEntry",
     "AuditPage",
+    "Backfill",
     "CreatedApiKey",
     "ExecutionEvent",
     "ExecutionPage",
