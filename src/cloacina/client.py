@@ -49,6 +49,7 @@ from cloacina.remote.admin import AdminClient
 from cloacina.remote.errors import from_response
 from cloacina.remote.schedules import ScheduleClient
 from cloacina.remote.sse import SseEvent, parse_sse
+from cloacina.remote.triggers import TriggerClient
 from cloacina.service.backfills import Backfill
 from cloacina.service.stats import WorkflowStats
 from cloacina.service.types import (
@@ -98,7 +99,7 @@ def _items(doc: Any) -> list[Any]:
     return list(items) if isinstance(items, list) else []
 
 
-class Client(AdminClient, ScheduleClient):
+class Client(AdminClient, ScheduleClient, TriggerClient):
     """A Cloacina server's API (``cloacina serve``) with the methods of ``DefaultRunner``.
 
     ``url`` is the server's base URL (``http://host:8080``); ``api_key`` defaults to the

@@ -1,4 +1,5 @@
-"""``cloacina triggers list|pause|resume``: the poll functions that start runs.
+"""``cloacina triggers list|pause|resume``: the poll functions that start runs, on the
+database (``--db``) or through a server (``--server``).
 
 Triggers are declared in code (``@trigger``) and recorded in the database by the workers
 that know them; these commands show them and switch them off and on, for every worker.
@@ -6,38 +7,17 @@ that know them; these commands show them and switch them off and on, for every w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import click
 from rich.text import Text
 
 from cloacina.cli.actor import acts_locally
 from cloacina.cli.consoles import out_console
-from cloacina.cli.errors import CliError
 from cloacina.cli.formatting import fmt_duration, fmt_time, safe_text
 from cloacina.cli.json_output import echo_json
-from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.options import db_option, tenant_option
+from cloacina.cli.remote import open_service, server_options
 from cloacina.cli.render import new_table
-from cloacina.errors import NotFoundError
-from cloacina.runner import DefaultRunner
-from cloacina.service.databases import display_url, sqlite_file
 from cloacina.service.triggers import TriggerInfo
-
-
-@contextmanager
-def open_runner(ctx: click.Context, db: str | None, tenant: str | None) -> Iterator[DefaultRunner]:
-    """A runner that executes (and polls) nothing on the tenant's existing database."""
-    url = resolve_db(ctx, db)
-    tenant_name = resolve_tenant(ctx, tenant)
-    path = sqlite_file(url, tenant_name)
-    if path is not None and not path.exists():
-        raise CliError(f"no database at {str(path)!r} (from --db {display_url(url)})")
-    with DefaultRunner(url, tenant=tenant_name, execute_tasks=False) as runner:
-        try:
-            yield runner
-        except NotFoundError as exc:
-            raise CliError(str(exc)) from None
 
 
 def last_line(text: str | None) -> str:
@@ -65,13 +45,14 @@ def triggers_group() -> None:
 @triggers_group.command("list", short_help="List the triggers and how their polls went.")
 @db_option
 @tenant_option
+@server_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_command(ctx: click.Context, db: str | None, tenant: str | None, as_json: bool) -> None:
     """List the triggers by name: the workflow each starts, its interval, whether it is
     paused, when it was last polled and fired, when it is polled next, its failures."""
-    with open_runner(ctx, db, tenant) as runner:
-        triggers = runner.list_triggers()
+    with open_service(ctx, db, tenant) as service:
+        triggers = service.list_triggers()
     if as_json:
         echo_json([t.to_dict() for t in triggers])
         return
@@ -114,12 +95,13 @@ def _state(t: TriggerInfo) -> Text:
 @click.argument("name")
 @db_option
 @tenant_option
+@server_options
 @click.pass_context
 @acts_locally
 def pause_command(ctx: click.Context, name: str, db: str | None, tenant: str | None) -> None:
     """Stop polling trigger NAME on every worker until it is resumed."""
-    with open_runner(ctx, db, tenant) as runner:
-        runner.pause_trigger(name)
+    with open_service(ctx, db, tenant, read_only=False) as service:
+        service.pause_trigger(name)
     out_console().print(Text.assemble(("Paused trigger ", "bold yellow"), (name, "bold")))
 
 
@@ -127,10 +109,11 @@ def pause_command(ctx: click.Context, name: str, db: str | None, tenant: str | N
 @click.argument("name")
 @db_option
 @tenant_option
+@server_options
 @click.pass_context
 @acts_locally
 def resume_command(ctx: click.Context, name: str, db: str | None, tenant: str | None) -> None:
     """Poll trigger NAME again: it is due at once, its failures forgotten."""
-    with open_runner(ctx, db, tenant) as runner:
-        runner.resume_trigger(name)
+    with open_service(ctx, db, tenant, read_only=False) as service:
+        service.resume_trigger(name)
     out_console().print(Text.assemble(("Resumed trigger ", "bold green"), (name, "bold")))
