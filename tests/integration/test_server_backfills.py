@@ -165,3 +165,44 @@ def test_the_client_has_the_runners_backfill_methods(
             c.get_backfill("nope")
         with pytest.raises(InvalidScheduleError, match="after its end"):
             c.backfill(wf_name, "2026-01-10", "2026-01-01", cron="@daily")
+
+
+def test_the_cli_backfills_through_a_server(sqlite_url: str, name: Callable[[str], str]) -> None:
+    """``cloacina backfill --server`` starts the backfill on the server (whose runner makes
+    and runs its runs) and follows it to the end; ``backfills`` commands work there too."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cloacina.cli import cli
+    from cloacina.errors import PermissionDeniedError
+
+    from .server_support import live_server
+
+    wf_name = name("cli_srv_bf")
+    seen: list[str] = []
+
+    @workflow(name=wf_name)
+    class Daily:
+        @task
+        def work(context: Context) -> None:
+            seen.append(str(context.get("scheduled_time")))
+
+    with live_server(sqlite_url) as live:
+        remote = ["--server", live.base, "--api-key", live.api.keys["operator"]]
+        invoke = CliRunner().invoke
+        args = ["backfill", wf_name, "--from", "2026-01-01", "--to", "2026-01-05"]
+        started = invoke(cli, [*args, "--cron", "@daily", "--json", *remote])
+        assert started.exit_code == 0, started.output
+        doc = json.loads(started.output)
+        assert (doc["status"], doc["completed"], doc["total"]) == ("completed", 5, 5)
+        assert sorted(seen) == [f"2026-01-0{d}T00:00:00+00:00" for d in range(1, 6)]
+        listed = invoke(cli, ["backfills", "list", "--json", *remote])
+        assert listed.exit_code == 0, listed.output
+        assert [b["id"] for b in json.loads(listed.output)["items"]] == [doc["id"]]
+        viewer = ["--server", live.base, "--api-key", live.api.keys["viewer"]]
+        refused = invoke(cli, ["backfills", "cancel", doc["id"], *viewer])
+        # (`cloacina` prints it as an error and exits 2; CliRunner shows the exception.)
+        assert isinstance(refused.exception, PermissionDeniedError), refused.output
+        assert "operator" in str(refused.exception)
+        assert CliRunner().invoke(cli, ["backfills", "show", doc["id"][:8], *viewer]).exit_code == 0
