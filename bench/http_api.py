@@ -10,30 +10,31 @@ script, and ``urllib.request``, which alert delivery imports, would break.)
 
 What it does, on loopback, one step after another:
 
-1. **Embedded chain3**: ``bench/workloads.py chain3 --n N`` in a subprocess (a fresh SQLite
-   file; median of N runs after 2 warm-up runs): the embedded figure of the same run.
-2. A fresh SQLite file; an admin key made with the CLI (``cloacina api-keys create --role
+1. A fresh SQLite file; an admin key made with the CLI (``cloacina api-keys create --role
    admin``, the key read from its last line); ``cloacina serve`` started in a subprocess on
    a free port with ``--module bench/http_flows.py`` (chain3 and ticker), executing tasks
    in-process; the bench waits for ``/readyz``.
-3. **chain3 over HTTP**: ``cloacina.Client.execute("chain3")`` N times one after another
-   (POST, then wait through the event stream, then read the result), after 5 warm-up runs;
-   median and p95 per run, and the ratio to the embedded median.
-4. **Submissions**: ``--submit`` (1,000) chain3 runs submitted (``schedule_workflow``, a POST
+2. **chain3, embedded and over HTTP, in turn**: N runs (``--n``, default 200) of each after
+   5 warm-up runs of each, one embedded run (a ``DefaultRunner`` in this process, on a
+   SQLite file of its own) then one over HTTP (``cloacina.Client.execute("chain3")``: POST,
+   then wait through the event stream, then read the result), and so on, so that both
+   figures come from the same moments of a shared, noisy machine: medians, p95s and their
+   ratio.
+3. **Submissions**: ``--submit`` (1,000) chain3 runs submitted (``schedule_workflow``, a POST
    each) from ``--threads`` (8) threads sharing one client: submissions per second (from the
    first POST to the last answer) and the p99 of one POST's latency. The server executes the
    runs meanwhile; the bench then waits for all of them (not timed) and checks some results.
-5. **Event latency**: ``--event-runs`` (20) runs of ``ticker`` (5 tasks in a line, 20 ms
+4. **Event latency**: ``--event-runs`` (20) runs of ``ticker`` (5 tasks in a line, 20 ms
    each), one at a time, each followed through its event stream
    (``Client.stream_events``): for every event that arrives live, the time from the
    event's own timestamp (taken just before its transaction commits, so the figure errs
    high) to its arrival at the listener; p50, p95 and the largest.
-6. **First page of the execution list** with ``--rows`` (100,000) runs in the database: the
+5. **First page of the execution list** with ``--rows`` (100,000) runs in the database: the
    runs are inserted in bulk through the store (a setup step; ANALYZE on PostgreSQL, as
    autovacuum would), then ``GET /api/v1/executions?limit=50`` is timed 30 times through the
    client (median, p95), beside the same call in-process (``DefaultRunner
    .list_executions_page``); also the second page (by its cursor) and a page filtered by
-   status. On SQLite with the server of steps 2-5; on PostgreSQL (``--pg``, the server's
+   status. On SQLite with the server of steps 1-4; on PostgreSQL (``--pg``, the server's
    maintenance database: a fresh database is created and dropped) with a second server
    started ``--no-execute``. ``--no-pg`` skips PostgreSQL.
 
@@ -173,37 +174,40 @@ def serve(url: str, key: str, log: Path, *, execute: bool = True) -> Iterator[st
                 proc.wait()
 
 
-# ---- 1. the embedded figure ------------------------------------------------------------------
-def embedded_chain3(n: int) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, str(BENCH_DIR / "workloads.py"), "chain3", "--n", str(n)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"bench/workloads.py chain3 failed:\n{proc.stderr[-2000:]}")
-    fig: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return fig
-
-
-# ---- 3. chain3 over HTTP ---------------------------------------------------------------------
+# ---- 1 and 3. chain3, embedded and over HTTP, interleaved ----------------------------------
 def check_chain3(result: Any) -> None:
     if str(result.status) != "completed":
-        raise SystemExit(f"chain3 over HTTP: {result.status}, error {result.error!r}")
+        raise SystemExit(f"chain3: {result.status}, error {result.error!r}")
     total = result.final_context["final_report"]["summary"]["total_processed"]
     assert total == 950, result.final_context
 
 
-def http_chain3(client: Client, n: int) -> dict[str, Any]:
-    for i in range(WARMUP):
-        check_chain3(client.execute("chain3", {"i": -1 - i}))
-    lat: list[float] = []
-    for i in range(n):
-        t = time.perf_counter()
-        result = client.execute("chain3", {"i": i})
-        lat.append(time.perf_counter() - t)
-        check_chain3(result)
-    return {"n": n, "median_ms": ms(statistics.median(lat)), "p95_ms": ms(pct(lat, 0.95))}
+def chain3_side_by_side(client: Client, url: str, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """chain3 ``n`` times embedded (a DefaultRunner in this process, on its own SQLite
+    file) and ``n`` times over HTTP, one of each in turn, so that both see the same load:
+    the embedded figure and the HTTP figure of the same moments."""
+    import http_flows  # noqa: F401  (defines chain3 in this process)
+
+    emb: list[float] = []
+    web: list[float] = []
+    with DefaultRunner(url, max_concurrent_tasks=8) as local:
+        for i in range(WARMUP):
+            check_chain3(local.execute("chain3", {"i": -1 - i}))
+            check_chain3(client.execute("chain3", {"i": -1 - i}))
+        for i in range(n):
+            t = time.perf_counter()
+            result = local.execute("chain3", {"i": i})
+            emb.append(time.perf_counter() - t)
+            check_chain3(result)
+            t = time.perf_counter()
+            result = client.execute("chain3", {"i": i})
+            web.append(time.perf_counter() - t)
+            check_chain3(result)
+
+    def fig(lat: list[float]) -> dict[str, Any]:
+        return {"n": n, "median_ms": ms(statistics.median(lat)), "p95_ms": ms(pct(lat, 0.95))}
+
+    return fig(emb), fig(web)
 
 
 # ---- 4. submissions from threads -------------------------------------------------------------
@@ -397,15 +401,15 @@ def pg_database(admin_url: str) -> Iterator[str]:
 # ---- the whole run ---------------------------------------------------------------------------
 def run(a: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    say(f"embedded chain3, {a.n} runs ...")
-    emb = embedded_chain3(a.n)
-    figures["embedded_chain3"] = emb
     with tempfile.TemporaryDirectory(prefix="cloacina-http-bench-") as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         key = make_admin_key(url)
         with serve(url, key, Path(tmp) / "serve.log") as base, Client(base, api_key=key) as c:
-            say(f"chain3 over HTTP, {a.n} runs ...")
-            figures["http_chain3"] = http_chain3(c, a.n)
+            say(f"chain3 embedded and over HTTP, {a.n} runs of each, in turn ...")
+            emb, figures["http_chain3"] = chain3_side_by_side(
+                c, f"sqlite:///{tmp}/embedded.db", a.n
+            )
+            figures["embedded_chain3"] = emb
             say(f"{a.submit} submissions from {a.threads} threads ...")
             figures["submit"] = submissions(c, a.submit, a.threads)
             say(f"event latency, {a.event_runs} ticker runs ...")
