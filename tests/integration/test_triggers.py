@@ -482,3 +482,31 @@ def test_a_poll_running_at_shutdown_still_starts_its_run(
     with DefaultRunner(db_url, execute_tasks=False) as reader:
         runs = run_triggers(reader)
     assert [(r[1], json.loads(r[3])) for r in runs] == [("queue", {"taken": "from a queue"})]
+
+
+def test_a_shorter_interval_applies_from_now(
+    make_runner: RunnerFactory, name: Callable[[str], str], until: Callable[..., None]
+) -> None:
+    wf = name("shorter")
+    simple_workflow(wf)
+    clock = FakeClock(START)
+    calls: list[float] = []
+
+    def poll() -> None:
+        calls.append(clock.now())
+
+    hourly = TriggerCatalog()
+    hourly.add(make_trigger(poll, workflow=wf, poll_interval=3600, name="tick"))
+    first = make_runner(clock=clock, triggers=hourly)
+    until(lambda: len(calls) == 1)
+    first.shutdown()
+    clock.advance(5)
+    often = TriggerCatalog()
+    often.add(make_trigger(poll, workflow=wf, poll_interval=10, name="tick"))
+    second = make_runner(clock=clock, triggers=often)
+    (info,) = second.list_triggers()
+    assert info.poll_interval == 10.0
+    assert info.next_poll_at == datetime.fromtimestamp(START.timestamp() + 15, UTC)
+    clock.advance(10)
+    until(lambda: len(calls) == 2, what="a poll at the new interval")
+    assert calls[1] == START.timestamp() + 15

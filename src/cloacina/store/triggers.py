@@ -106,8 +106,8 @@ class TriggerQueries:
 
     def upsert_triggers(self, decls: Sequence[TriggerDecl], now: float) -> None:
         """Record these triggers (a new one is due at once); one already recorded keeps its
-        state (enabled, failures, next poll) and takes the new definition. Never a second
-        row: the name is the key."""
+        state (enabled, failures, next poll: brought forward to ``now`` plus a new, shorter
+        interval) and takes the new definition. Never a second row: the name is the key."""
         if not decls:
             return
         with self.engine.begin() as conn:
@@ -122,6 +122,11 @@ class TriggerQueries:
                         " poll_interval = excluded.poll_interval,"
                         " allow_concurrent = excluded.allow_concurrent,"
                         " source = excluded.source, package = excluded.package,"
+                        # A shorter interval applies from now, not after the old one's wait.
+                        " next_poll_at = CASE WHEN triggers.next_poll_at >"
+                        " excluded.next_poll_at + excluded.poll_interval"
+                        " THEN excluded.next_poll_at + excluded.poll_interval"
+                        " ELSE triggers.next_poll_at END,"
                         " updated_at = excluded.updated_at"
                         " WHERE triggers.workflow <> excluded.workflow"
                         " OR triggers.poll_interval <> excluded.poll_interval"
