@@ -424,3 +424,27 @@ def same_packages(remote: list[PackageInfo], here: list[PackageInfo]) -> bool:
 
 def client_key_id(local: DefaultRunner, key_name: str) -> str:
     return next(k.id for k in local.list_api_keys() if k.name == key_name)
+
+
+def test_the_client_acts_in_the_tenant_it_names(served: Served, name: Callable[[str], str]) -> None:
+    """``Client(tenant=...)`` sends the tenant header: a key for every tenant acts in the one
+    named; a key bound to a tenant acts in it without naming it, and naming another is
+    refused (403)."""
+    from cloacina.service.tenants import create_tenant
+
+    wf = name("pipe")
+    define_pipeline(wf)
+    tenant = f"t{name('x')[-8:]}"
+    create_tenant(served.db_url, tenant)
+    acme = served.client(tenant=tenant)
+    execution_id = acme.schedule_workflow(wf)
+    with DefaultRunner(served.db_url, tenant=tenant, execute_tasks=False) as there:
+        assert there.get_execution(execution_id).workflow_name == wf
+    with pytest.raises(ExecutionNotFoundError):
+        served.client().get_execution(execution_id)  # not in public
+    assert acme.get_execution(execution_id).tenant == tenant
+
+    bound = served.local.create_api_key("bound", "viewer", tenant=tenant).key
+    assert served.client(key=bound).get_execution(execution_id).execution_id == execution_id
+    with pytest.raises(PermissionDeniedError, match=tenant):
+        served.client(key=bound, tenant="public").list_executions()
