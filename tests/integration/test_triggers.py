@@ -327,9 +327,12 @@ def test_polls_by_the_database_clock_are_claimed_once(
     with lock:
         seen = list(calls)
     within = [t for t in seen if began <= t < began + 2.0]
-    assert 7 <= len(within) <= 11, within
+    # About ten (fewer on a loaded machine: a late poll moves the next one on), never more.
+    assert 4 <= len(within) <= 11, within
+    # A poll claimed twice would run twice at once; claimed polls are 0.2 s apart (each
+    # call may start a little late, so allow for some of that).
     gaps = [b - a for a, b in itertools.pairwise(seen)]
-    assert min(gaps) > 0.15, f"two polls {min(gaps):.3f}s apart: one was claimed twice"
+    assert min(gaps) > 0.08, f"two polls {min(gaps):.3f}s apart: one was claimed twice"
 
 
 def test_two_runners_starting_the_same_context_start_one_run(
