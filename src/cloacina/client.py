@@ -418,23 +418,17 @@ class Client(AdminClient, ScheduleClient, TriggerClient):
         q: str | None = None,
         cursor: str | None = None,
     ) -> list[WorkflowResult]:
-        """Recent runs, newest first, without per-task detail (pages of up to 500 are
-        fetched until ``limit`` runs are read)."""
-        items: list[WorkflowResult] = []
-        while True:
-            page = self.list_executions_page(
-                status=status,
-                workflow_name=workflow_name,
-                since=since,
-                until=until,
-                q=q,
-                limit=max(1, min(MAX_PAGE, limit - len(items))),
-                cursor=cursor,
-            )
-            items.extend(page.items)
-            cursor = page.next_cursor
-            if cursor is None or len(items) >= limit:
-                return items[:limit]
+        """Recent runs, newest first, without per-task detail: the items of
+        :meth:`list_executions_page` (the same filters; ``limit`` 1 to 500)."""
+        return self.list_executions_page(
+            status=status,
+            workflow_name=workflow_name,
+            since=since,
+            until=until,
+            q=q,
+            limit=limit,
+            cursor=cursor,
+        ).items
 
     def get_attempts(self, execution_id: str) -> list[TaskAttempt]:
         """Every attempt of every task of the run (those under way last)."""

@@ -347,6 +347,8 @@ def test_errors_come_back_as_their_classes(
         client.schedule_workflow(wf + "x")
     with pytest.raises(RequestError, match="limit"):
         client.list_executions_page(limit=501)
+    with pytest.raises(RequestError, match="limit"):
+        client.list_executions(limit=501)  # as the runner's
     with pytest.raises(RequestError, match="cursor"):
         client.list_executions_page(cursor="garbage")
     with pytest.raises(RequestError, match="status"):
