@@ -328,3 +328,39 @@ def test_a_backfill_reads_the_runners_clock(
         assert {r.created_at for r in runs} == {datetime(2030, 6, 1, 12, 0, tzinfo=UTC)}
     finally:
         runner.shutdown()
+
+
+def test_the_cron_defaults_to_the_workflows_one_declared_schedule(
+    make_runner: Factory, name: Callable[[str], str], until: Until
+) -> None:
+    from cloacina import cron
+
+    seen = Seen()
+    one, two = name("bf_declared"), name("bf_two_schedules")
+
+    @workflow(name=one, schedules=[cron("0 2 * * *", timezone="Europe/Berlin")])
+    class Nightly:
+        @task
+        def work(context: Context) -> None:
+            seen.enter(context)
+            seen.leave()
+
+    @workflow(name=two, schedules=[cron("0 2 * * *", name="a"), cron("0 3 * * *", name="b")])
+    class Twice:
+        @task
+        def work(context: Context) -> None:
+            return None
+
+    runner = make_runner()
+    bid = runner.backfill(one, "2026-03-27", "2026-03-30")
+    done = finished(runner, bid, until)
+    assert (done.cron, done.timezone, done.total) == ("0 2 * * *", "Europe/Berlin", 3)
+    # 02:00 Berlin on the 29th does not exist: it fires at 03:00 summer time.
+    assert sorted(seen.times) == [
+        "2026-03-27T02:00:00+01:00",
+        "2026-03-28T02:00:00+01:00",
+        "2026-03-29T03:00:00+02:00",
+    ]
+    with pytest.raises(RequestError, match="several schedules"):
+        runner.backfill(two, "2026-03-27", "2026-03-30")
+    assert runner.backfill(two, "2026-03-27", "2026-03-28", cron="0 3 * * *")
