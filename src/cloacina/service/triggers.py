@@ -296,6 +296,9 @@ class TriggerService:
                 trig.workflow,
             )
             return False
+        except CloacinaError as exc:  # e.g. a malformed package::workflow@version
+            log.warning("trigger %r is not polled: %s", trig.name, exc)
+            return False
         return True
 
     def _fire_trigger(self, trig: Any, context: dict[str, Any]) -> str | None:
