@@ -26,7 +26,7 @@ import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal, NoReturn, cast
 
 from cloacina.errors import InvalidScheduleError
 
@@ -147,7 +147,9 @@ def validate_timezone(name: str) -> zoneinfo.ZoneInfo:
 # --------------------------------------------------------------------------- parsing
 
 
-def _error(expr: str, column: int, field_index: int | None, name: str | None, reason: str) -> None:
+def _error(
+    expr: str, column: int, field_index: int | None, name: str | None, reason: str
+) -> NoReturn:
     where = f"field {field_index} ({name}) at column {column}" if name else f"column {column}"
     raise InvalidScheduleError(
         f"invalid cron expression {expr!r}: {where}: {reason}. Expected 5 fields "
@@ -178,31 +180,52 @@ def _value(token: str, name: str) -> int | str:
     return number
 
 
-def _check_field(text: str, name: str) -> tuple[int, str] | None:
-    """(offset in the field, reason) of the first problem in one field, or None."""
+class _FieldError(Exception):
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(reason)
+        self.offset = offset
+        self.reason = reason
+
+
+def _field(text: str, name: str) -> tuple[frozenset[int] | None, tuple[str, ...]]:
+    """The values one field allows (None for "*" or "?") and its special tokens ("L" in the
+    day of month, "day#n" in the day of week); :class:`_FieldError` says what is wrong."""
+    if text in ("*", "?") and (text == "*" or name in ("day of month", "day of week")):
+        return None, ()
     lo, hi = _BOUNDS[name]
+    values: set[int] = set()
+    special: list[str] = []
     offset = 0
     for part in text.split(","):
-        reason = _check_part(part, name, lo, hi)
-        if reason is not None:
-            return offset, reason
+        found = _part(part, name, lo, hi)
+        if isinstance(found, str):
+            raise _FieldError(offset, found)
+        if isinstance(found, tuple):
+            special.append(found[0])
+        else:
+            values |= found
         offset += len(part) + 1
-    return None
+    if name == "day of week":
+        values = {v % 7 for v in values}  # 7 is Sunday too
+    return frozenset(values), tuple(special)
 
 
-def _check_part(part: str, name: str, lo: int, hi: int) -> str | None:
+def _part(part: str, name: str, lo: int, hi: int) -> set[int] | tuple[str] | str:
+    """One list item's values, a special token (in a 1-tuple) or the reason it is wrong."""
     if not part:
         return "an empty item in a list"
-    base, slash, step = part.partition("/")
+    base, slash, step_text = part.partition("/")
+    step = 1
     if slash:
-        if not step.isdigit():
-            return f"the step {step!r} is not a positive number"
-        if not 1 <= int(step) <= hi - lo + 1:
-            return f"the step {int(step)} is out of range 1-{hi - lo + 1}"
-    if base == "*" or (base == "?" and name in ("day of month", "day of week") and not slash):
-        return None
+        if not step_text.isdigit():
+            return f"the step {step_text!r} is not a positive number"
+        step = int(step_text)
+        if not 1 <= step <= hi - lo + 1:
+            return f"the step {step} is out of range 1-{hi - lo + 1}"
+    if base == "*":
+        return set(range(lo, hi + 1, step))
     if name == "day of month" and base.upper() == "L" and not slash:
-        return None  # the last day of the month
+        return ("L",)  # the last day of the month
     if name == "day of week" and "#" in base and not slash:
         day, _, nth = base.partition("#")
         value = _value(day, name)
@@ -210,18 +233,40 @@ def _check_part(part: str, name: str, lo: int, hi: int) -> str | None:
             return value
         if not (nth.isdigit() and 1 <= int(nth) <= 5):
             return f"{nth!r} in {base!r} is not a week of the month 1-5"
-        return None
+        return (f"{value % 7}#{int(nth)}",)
     first, dash, last = base.partition("-")
     start = _value(first, name)
     if isinstance(start, str):
         return start
+    end = hi if slash and not dash else start  # "a/n" runs from a to the end
     if dash:
-        end = _value(last, name)
-        if isinstance(end, str):
-            return end
-        if end < start:
+        end_value = _value(last, name)
+        if isinstance(end_value, str):
+            return end_value
+        if end_value < start:
             return f"the range {base!r} runs backwards (write it from low to high)"
-    return None
+        end = end_value
+    return set(range(start, end + 1, step))
+
+
+def _canonical(fields: list[tuple[frozenset[int] | None, tuple[str, ...]]]) -> str:
+    """A 6-field expression of explicit value lists for croniter: croniter reads some ranges
+    wrongly ("5-5" as "*"), so it is given only plain numbers, "*", "L" and "d#n"."""
+    full = [frozenset(range(lo, hi + 1)) for lo, hi in _BOUNDS.values()]
+    full[5] = frozenset(range(7))
+    out: list[str] = []
+    for (values, special), every in zip(fields, full, strict=True):
+        if values is None or (values == every and not special):
+            out.append("*")
+        else:
+            out.append(",".join([*map(str, sorted(values)), *special]))
+    # Both day fields restricted: a day matches if either does (cron's rule). One of them
+    # allowing every day then allows every day; croniter would read it as "*" and AND them.
+    dom, dow = fields[3], fields[5]
+    restricted = dom[0] is not None and dow[0] is not None
+    if restricted and ((dom[0] == full[3] and not dom[1]) or (dow[0] == full[5] and not dow[1])):
+        out[3] = out[5] = "*"
+    return " ".join(out)
 
 
 def _split(expr: str) -> list[tuple[str, int]]:
@@ -271,23 +316,35 @@ def _normalise(expr: str) -> str:
         column = parts[6][1] if len(parts) > 6 else len(expr) + 1
         _error(expr, column, None, None, f"{len(parts)} fields (cron takes 5 or 6)")
     names = _FIELDS_6 if len(parts) == 6 else _FIELDS_5
+    parsed: list[tuple[frozenset[int] | None, tuple[str, ...]]] = []
+    if len(parts) == 5:
+        parsed.append((frozenset([0]), ()))  # seconds: 0
     for index, ((text, column), name) in enumerate(zip(parts, names, strict=True), start=1):
-        problem = _check_field(text, name)
-        if problem is not None:
-            _error(expr, column + problem[0], index, name, problem[1])
-    fields = [text for text, _ in parts]
-    if len(fields) == 5:
-        fields.insert(0, "0")
-    normalised = " ".join(fields)
-    shift = 0 if len(parts) == 6 else 1  # index of parts[i] in fields is i + shift
+        try:
+            parsed.append(_field(text, name))
+        except _FieldError as exc:
+            _error(expr, column + exc.offset, index, name, exc.reason)
+    dom_at = names.index("day of month")
+    if parsed[5][1] and parsed[3][0] is not None:
+        _error(
+            expr,
+            parts[dom_at][1],
+            dom_at + 1,
+            "day of month",
+            "a day of week with '#' cannot be combined with a day of month (use '*')",
+        )
+    normalised = _canonical(parsed)
     module = _croniter()
-    if module is None:
+    if module is None:  # a package's worker process: the fields were checked above
         return normalised
     croniter = module.croniter
     CroniterError, CroniterBadDateError = module.CroniterError, module.CroniterBadDateError
     try:
         croniter(normalised, datetime(2000, 1, 1, tzinfo=UTC), second_at_beginning=True)
-    except (module.CroniterBadCronError, CroniterError) as exc:
+    except CroniterError as exc:
+        # Our own checks passed; say which field croniter refuses.
+        fields = normalised.split(" ")
+        shift = 6 - len(parts)
         for i in range(shift, 6):
             try:
                 croniter(_probe(fields, i), second_at_beginning=True)
@@ -300,11 +357,10 @@ def _normalise(expr: str) -> str:
             float
         )
     except CroniterBadDateError:
-        index = names.index("day of month")
         _error(
             expr,
-            parts[index][1],
-            index + 1,
+            parts[dom_at][1],
+            dom_at + 1,
             "day of month",
             "the expression matches no date (that day of the month never occurs in the "
             "months given)",
