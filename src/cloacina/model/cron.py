@@ -1,15 +1,22 @@
 """Cron schedules as pure time rules (DESIGN §10): which instants a schedule fires at.
 
-No I/O here. `croniter <https://github.com/kiorky/croniter>`_ parses and iterates the
-expression over *wall-clock* times (naive local times, iterated as if they were UTC so that
-croniter's own DST handling never runs); the DST policy is ours, applied when a wall-clock time
-is turned into an instant:
+No I/O here. Our parser checks each field (so errors name the field and column) and gives
+`croniter <https://github.com/kiorky/croniter>`_ explicit value lists (it misreads some
+ranges); croniter iterates them over *wall-clock* times (naive local times, iterated as if
+they were UTC so that croniter's own DST handling never runs). The DST policy is ours, applied
+when a wall-clock time is turned into an instant:
 
 - a local time that does not exist (the clocks spring forward over it) fires once, at the
   first valid instant after it (the instant of the change: 02:30 on a spring-forward night in
   Berlin fires at 03:00 CEST; every skipped minute of that hour fires at that one instant);
 - an ambiguous local time (the clocks fall back over it) fires once, at its first occurrence;
   the repeated hour fires nothing a second time.
+
+Fields: 5 (``minute hour day-of-month month day-of-week``) or 6 with seconds first; values,
+names (``jan``, ``mon``), ranges ``a-b`` (low to high), steps ``*/n``, ``a/n``, ``a-b/n``,
+lists, ``L`` (last day of the month), ``d#n`` (the n-th weekday d of the month); day of week
+0-7 with 0 and 7 Sunday. Days as in cron: if both day fields are restricted (neither is
+``*`` or ``?``) a day matches when either does, else when both do.
 
 Fire instants are whole epoch seconds (floats), strictly increasing.
 """
@@ -520,7 +527,7 @@ class CronSpec:
                     last = instant
                     yield float(instant)
                 if gap:  # the rest of the gap fires at the same instant: jump past it
-                    restart = _wall(self._zone, instant)
+                    restart = max(_wall(self._zone, instant), wall)  # max: always progress
                     break
             if restart is None:
                 return
@@ -544,7 +551,7 @@ class CronSpec:
                     bound = instant
                     yield float(instant)
                 if gap:  # jump to the wall time just before the gap began
-                    restart = _wall(self._zone, instant - 1) + _ONE_SECOND
+                    restart = min(_wall(self._zone, instant - 1) + _ONE_SECOND, wall)
                     break
             if restart is None:
                 return
