@@ -4,6 +4,7 @@ catch-up policies and the ``cron(...)`` declaration. Property tests: test_cron_p
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -415,3 +416,46 @@ def test_to_instant() -> None:
     assert to_instant("2026-01-01T00:00:00Z") == utc(2026, 1, 1)
     assert to_instant(datetime(2026, 10, 25, 2, 30), "Europe/Berlin") == utc(2026, 10, 25, 0, 30)
     assert to_instant(datetime(2026, 1, 1, 0, 0, 0, 500_000)) == utc(2026, 1, 1) + 0.5
+
+
+# --------------------------------------------------------------------------- croniter's quirks
+
+
+def test_single_value_ranges_are_not_every_value() -> None:
+    # croniter alone reads "5-5" (and "0-0") as "*"; we give it explicit lists.
+    spec = CronSpec.parse("5-5 * * * *")
+    times = list(spec.times_between(utc(2026, 1, 1), utc(2026, 1, 1, 3)))
+    assert utc_iso(times) == ["01-01T00:05:00", "01-01T01:05:00", "01-01T02:05:00"]
+    seconds = CronSpec.parse("0-0 * * * * *")
+    assert seconds.next_after(utc(2026, 1, 1)) == utc(2026, 1, 1, 0, 1)
+
+
+def test_day_of_month_and_day_of_week_rule() -> None:
+    start, end = utc(2026, 1, 1), utc(2026, 2, 1)
+
+    def days(expr: str) -> list[int]:
+        spec = CronSpec.parse(expr)
+        return [datetime.fromtimestamp(t, UTC).day for t in spec.times_in(start, end - 1)]
+
+    assert days("0 0 13 * *") == [13]  # the day of week is "*": day of month only
+    assert days("0 0 * * fri") == [2, 9, 16, 23, 30]  # and the other way round
+    assert days("0 0 13 * fri") == [2, 9, 13, 16, 23, 30]  # both restricted: either
+    assert days("0 0 ? * fri") == [2, 9, 16, 23, 30]  # "?" is "*"
+    assert len(days("0 0 1-31 * fri")) == 31  # restricted, yet every day: so every day
+    assert days("0 0 */10 * fri") == [1, 2, 9, 11, 16, 21, 23, 30, 31]
+
+
+def test_hash_day_of_week_beside_a_day_of_month_is_refused() -> None:
+    err = _error("0 0 15 * mon#1")
+    assert err.field == "day of month" and "'#'" in str(err)
+    err = _error("0 0 * * mon#6")
+    assert err.field == "day of week" and "1-5" in str(err)
+
+
+def test_without_croniter_fields_are_still_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A package's worker process may lack croniter: declarations still validate there.
+    monkeypatch.setitem(sys.modules, "croniter", None)  # makes "import croniter" fail
+    assert cron("*/5 * * * *", "Europe/Berlin").expression == "*/5 * * * *"
+    assert _error("0 61 * * *").field_index == 2
+    with pytest.raises(ImportError, match="pip install croniter"):
+        CronSpec.parse("@daily").next_after(0)
