@@ -459,3 +459,26 @@ def test_without_croniter_fields_are_still_checked(monkeypatch: pytest.MonkeyPat
     assert _error("0 61 * * *").field_index == 2
     with pytest.raises(ImportError, match="pip install croniter"):
         CronSpec.parse("@daily").next_after(0)
+
+
+def test_zone_that_is_not_a_string() -> None:
+    with pytest.raises(InvalidScheduleError, match="unknown time zone"):
+        CronSpec.parse("@daily", ["Europe/Berlin"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidScheduleError, match="must be a string"):
+        CronSpec.parse(5)  # type: ignore[arg-type]
+
+
+def test_offset_changes_that_are_not_dst() -> None:
+    # Sao Paulo sprang forward at midnight (2018-11-04 00:00 -> 01:00): a daily midnight
+    # schedule fires at 01:00 that day.
+    spec = CronSpec.parse("@daily", "America/Sao_Paulo")
+    times = list(spec.times_between(utc(2018, 11, 3, 2), utc(2018, 11, 5, 4)))
+    assert local_iso(spec, times) == [
+        "2018-11-03T00:00:00-03:00",
+        "2018-11-04T01:00:00-02:00",
+        "2018-11-05T00:00:00-02:00",
+    ]
+    # Kathmandu moved from +05:30 to +05:45 at 1986-01-01 00:00: 00:00-00:14 never happened.
+    spec = CronSpec.parse("0,10,20 0 * * *", "Asia/Kathmandu")
+    times = list(spec.times_between(utc(1985, 12, 31, 12), utc(1986, 1, 1, 12)))
+    assert local_iso(spec, times) == ["1986-01-01T00:15:00+05:45", "1986-01-01T00:20:00+05:45"]

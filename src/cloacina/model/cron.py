@@ -131,14 +131,21 @@ def _nearest_zone(name: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=512)
+def _zone(name: str) -> zoneinfo.ZoneInfo | None:
+    if not name or name != name.strip():
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
 def validate_timezone(name: str) -> zoneinfo.ZoneInfo:
     """The IANA zone ``name``; an :class:`InvalidScheduleError` naming the nearest valid zone
     if there is no such zone."""
-    if isinstance(name, str) and name and name == name.strip():
-        try:
-            return zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            pass
+    zone = _zone(name) if isinstance(name, str) else None
+    if zone is not None:
+        return zone
     text = name if isinstance(name, str) else repr(name)
     suggestion = _nearest_zone(text) if isinstance(name, str) else None
     hint = f" Did you mean {suggestion!r}?" if suggestion else ""
