@@ -482,3 +482,12 @@ def test_offset_changes_that_are_not_dst() -> None:
     spec = CronSpec.parse("0,10,20 0 * * *", "Asia/Kathmandu")
     times = list(spec.times_between(utc(1985, 12, 31, 12), utc(1986, 1, 1, 12)))
     assert local_iso(spec, times) == ["1986-01-01T00:15:00+05:45", "1986-01-01T00:20:00+05:45"]
+
+
+@pytest.mark.parametrize("t", [float("nan"), float("inf"), float("-inf"), 1e20, -1e20, -1e11])
+def test_extreme_instants_give_none_not_errors(t: float) -> None:
+    spec = CronSpec.parse("* * * * * *", "Europe/Berlin")
+    assert spec.next_after(t) is None
+    assert spec.prev_before(t) is None
+    assert list(spec.times_between(t, t + 10)) == []
+    assert spec.prev_before(1e11) is not None  # year 5138: still in range

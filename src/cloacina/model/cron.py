@@ -503,9 +503,12 @@ class CronSpec:
                 "computing cron times needs croniter, which is not installed here: "
                 "pip install croniter (a dependency of cloacina)"
             )
-        it = module.croniter(
-            self._cron, start.replace(tzinfo=UTC), ret_type=datetime, second_at_beginning=True
-        )
+        try:
+            it = module.croniter(
+                self._cron, start.replace(tzinfo=UTC), ret_type=datetime, second_at_beginning=True
+            )
+        except _ITERATION_END:  # the edge of datetime's range
+            return
         step = it.get_next if forward else it.get_prev
         while True:
             try:
@@ -528,13 +531,15 @@ class CronSpec:
             for wall in self._iter(start, forward=True):
                 try:
                     instant, gap = _instant(self._zone, wall)
+                    # The rest of a gap fires at the same instant: jump past it (max: always
+                    # make progress).
+                    restart = max(_wall(self._zone, instant), wall) if gap else None
                 except _ITERATION_END:
                     return
                 if instant > last:
                     last = instant
                     yield float(instant)
-                if gap:  # the rest of the gap fires at the same instant: jump past it
-                    restart = max(_wall(self._zone, instant), wall)  # max: always progress
+                if restart is not None:
                     break
             if restart is None:
                 return
@@ -552,13 +557,16 @@ class CronSpec:
             for wall in self._iter(start, forward=False):
                 try:
                     instant, gap = _instant(self._zone, wall)
+                    # Jump to the wall time just before the gap began.
+                    restart = (
+                        min(_wall(self._zone, instant - 1) + _ONE_SECOND, wall) if gap else None
+                    )
                 except _ITERATION_END:
                     return
                 if instant < bound:
                     bound = instant
                     yield float(instant)
-                if gap:  # jump to the wall time just before the gap began
-                    restart = min(_wall(self._zone, instant - 1) + _ONE_SECOND, wall)
+                if restart is not None:
                     break
             if restart is None:
                 return
