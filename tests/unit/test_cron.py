@@ -491,3 +491,15 @@ def test_extreme_instants_give_none_not_errors(t: float) -> None:
     assert spec.prev_before(t) is None
     assert list(spec.times_between(t, t + 10)) == []
     assert spec.prev_before(1e11) is not None  # year 5138: still in range
+
+
+def test_day_of_week_steps_cover_the_week_once() -> None:
+    def weekdays(expr: str) -> set[int]:  # cron numbering: 0 = Sunday
+        spec = CronSpec.parse(expr)
+        times = spec.times_between(utc(2026, 1, 1), utc(2026, 1, 15))
+        return {(datetime.fromtimestamp(t, UTC).weekday() + 1) % 7 for t in times}
+
+    assert weekdays("0 0 * * 1/2") == {1, 3, 5}  # not Sunday as "7"
+    assert weekdays("0 0 * * */2") == {0, 2, 4, 6}
+    assert weekdays("0 0 * * 1-7/2") == {1, 3, 5, 0}  # 7 written out is Sunday
+    assert weekdays("0 0 * * 5-7") == {5, 6, 0}

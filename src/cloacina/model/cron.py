@@ -229,6 +229,7 @@ def _part(part: str, name: str, lo: int, hi: int) -> set[int] | tuple[str] | str
     if not part:
         return "an empty item in a list"
     base, slash, step_text = part.partition("/")
+    top = 6 if name == "day of week" else hi  # steps run over a week once (7 is Sunday too)
     step = 1
     if slash:
         if not step_text.isdigit():
@@ -237,7 +238,7 @@ def _part(part: str, name: str, lo: int, hi: int) -> set[int] | tuple[str] | str
         if not 1 <= step <= hi - lo + 1:
             return f"the step {step} is out of range 1-{hi - lo + 1}"
     if base == "*":
-        return set(range(lo, hi + 1, step))
+        return set(range(lo, top + 1, step))
     if name == "day of month" and base.upper() == "L" and not slash:
         return ("L",)  # the last day of the month
     if name == "day of week" and "#" in base and not slash:
@@ -252,7 +253,7 @@ def _part(part: str, name: str, lo: int, hi: int) -> set[int] | tuple[str] | str
     start = _value(first, name)
     if isinstance(start, str):
         return start
-    end = hi if slash and not dash else start  # "a/n" runs from a to the end
+    end = top if slash and not dash else start  # "a/n" runs from a to the end
     if dash:
         end_value = _value(last, name)
         if isinstance(end_value, str):
