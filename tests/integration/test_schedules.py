@@ -5,6 +5,7 @@ times, bounds, the scheduled run's context, and bad input that stores nothing.""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -323,3 +324,63 @@ def test_next_times_and_json_round_trip(
     assert [t.timestamp() for t in nxt] == list(spec.times_between(T0.timestamp(), 2e9, 3))
     assert all(t.hour == 9 for t in nxt)
     assert Schedule.from_dict(json.loads(json.dumps(sched.to_dict()))) == sched
+
+
+def test_a_clock_that_jumps_back_never_fires_a_time_twice(
+    make: Callable[..., DefaultRunner],
+    clock: FakeClock,
+    scheduled: tuple[str, Seen],
+    until: Callable[..., None],
+) -> None:
+    wf_name, _ = scheduled
+    runner = make()
+    sid = runner.add_schedule(wf_name, "0 * * * *", catchup="all")
+    for h in (1, 2, 3):
+        clock.advance(hours(1))
+        settle(runner, sid, h, until)
+    clock.set(T0 + hours(1.5))  # this machine's clock is behind (skew): nothing re-fires
+    time.sleep(0.5)
+    clock.set(T0 + hours(2.5))
+    time.sleep(0.5)
+    assert fired(runner, sid) == [(T0 + hours(h)).timestamp() for h in (1, 2, 3)]
+    clock.set(T0 + hours(4))
+    settle(runner, sid, 4, until)
+    assert fired(runner, sid) == [(T0 + hours(h)).timestamp() for h in (1, 2, 3, 4)]
+
+
+def test_a_daily_time_that_dst_skips_fires_once_at_the_first_valid_instant(
+    make: Callable[..., DefaultRunner],
+    clock: FakeClock,
+    scheduled: tuple[str, Seen],
+    until: Callable[..., None],
+) -> None:
+    wf_name, seen = scheduled
+    clock.set(datetime(2026, 3, 27, 12, 0, tzinfo=UTC))
+    runner = make()
+    # 02:30 does not exist in Berlin on 2026-03-29 (clocks jump from 02:00 to 03:00), and
+    # 02:30 comes twice on 2026-10-25: each fires once.
+    sid = runner.add_schedule(wf_name, "30 2 * * *", timezone="Europe/Berlin", catchup="all")
+    want = [
+        datetime(2026, 3, 28, 1, 30, tzinfo=UTC),  # 02:30 CET
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC),  # 03:00 CEST, the first valid instant
+        datetime(2026, 3, 30, 0, 30, tzinfo=UTC),  # 02:30 CEST
+    ]
+    for n, at in enumerate(want, start=1):
+        clock.set(at)
+        settle(runner, sid, n, until)
+    assert fired(runner, sid) == [t.timestamp() for t in want]
+    until(lambda: len(seen) == 3, what="the runs")
+    assert sorted(c["scheduled_time"] for c in seen) == [
+        "2026-03-28T02:30:00+01:00",
+        "2026-03-29T03:00:00+02:00",
+        "2026-03-30T02:30:00+02:00",
+    ]
+    clock.set(datetime(2026, 10, 24, 12, 0, tzinfo=UTC))  # (skipped over: catch-up "all")
+    settle(runner, sid, 3 + 100, until)  # at most max_catchup=100 of the missed ones
+    first_fold = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 CEST, the first occurrence
+    clock.set(first_fold)
+    settle(runner, sid, 104, until)
+    clock.set(first_fold + hours(1.5))  # past the repeated 02:30 CET: it does not fire again
+    time.sleep(0.5)
+    last = fired(runner, sid)[-1]
+    assert last == first_fold.timestamp()
