@@ -108,3 +108,45 @@ def test_a_viewer_reads_schedules_and_may_not_change_them(
     with pytest.raises(PermissionDeniedError):
         viewer.add_schedule(wf_name, "@hourly")
     assert served.local.get_schedule(sid).enabled
+
+
+def test_the_schedule_commands_work_through_a_server(
+    served: Served, name: Callable[[str], str]
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from cloacina.cli import cli
+
+    wf_name = name("cli_server")
+
+    @workflow(name=wf_name)
+    class CliServer:
+        @task()
+        def t(context: Context) -> None:
+            return None
+
+    remote = ["--server", served.base, "--api-key", served.key]
+    runner = CliRunner()
+    added = runner.invoke(
+        cli, ["schedules", "add", wf_name, "@hourly", "--name", "via-server", "--json", *remote]
+    )
+    assert added.exit_code == 0, added.output
+    sid = json.loads(added.output)["id"]
+    assert served.local.get_schedule(sid).name == "via-server"
+    listed = runner.invoke(cli, ["schedules", "list", "--json", *remote])
+    assert listed.exit_code == 0, listed.output
+    assert [s["id"] for s in json.loads(listed.output)] == [sid]
+    paused = runner.invoke(cli, ["schedules", "pause", "via-server", *remote])
+    assert paused.exit_code == 0, paused.output
+    assert served.local.get_schedule(sid).enabled is False
+    updated = runner.invoke(
+        cli, ["schedules", "update", sid, "--cron", "15 * * * *", "--json", *remote]
+    )
+    assert updated.exit_code == 0 and json.loads(updated.output)["cron"] == "15 * * * *"
+    removed = runner.invoke(cli, ["schedules", "remove", sid, *remote])
+    assert removed.exit_code == 0, removed.output
+    assert served.local.list_schedules() == []
+    actors = {e.actor for e in served.local.list_audit(limit=20).items if e.target == sid}
+    assert actors and all(a.startswith("key:") for a in actors)
