@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import math
+import random
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -139,6 +140,9 @@ class SchedulePoller:
         self.passes += 1
         now = self._now()
         due = self.store.schedules_due(now, BATCH)
+        # In an order of our own: runners that wake together then mostly lock different
+        # schedules instead of queueing (or skipping) behind one another on the same ones.
+        random.shuffle(due)
         blocked = False
         for schedule_id in due:
             if self._stop.is_set():

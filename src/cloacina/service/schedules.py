@@ -555,32 +555,22 @@ class ScheduleService(DeclaredScheduleService):
             return self.catalog.find(name)
         return self.registry.lookup(ref)
 
+    def _unknown_workflow(self, row: ScheduleRow) -> None:
+        if row.id not in self._schedule_warned:
+            self._schedule_warned.add(row.id)
+            log.warning(
+                "schedule %r starts workflow %r, which this runner does not know: another "
+                "runner that knows it will fire it (import its module, or register its "
+                "package)",
+                row.name,
+                row.workflow,
+            )
+
     def _fire_schedule(self, schedule_id: str, now: float | None) -> bool:
         """Fire a due schedule: one transaction locks its row, inserts a fire row and a run
         for each time its catch-up policy picks (another runner's fire of the same time
         makes ours do nothing), and moves the row on. False if this runner could not: it
         does not know the workflow, or another runner holds the row right now."""
-        peek = self.store.get_schedule(schedule_id)
-        if peek is None:
-            return True
-        wf = self._schedule_workflow(peek.workflow)
-        if wf is None:
-            if peek.id not in self._schedule_warned:
-                self._schedule_warned.add(peek.id)
-                log.warning(
-                    "schedule %r starts workflow %r, which this runner does not know: another "
-                    "runner that knows it will fire it (import its module, or register its "
-                    "package)",
-                    peek.name,
-                    peek.workflow,
-                )
-            return False
-        specs = self._task_rows.get((wf.name, wf.version))
-        if specs is None:
-            specs = self._task_rows[(wf.name, wf.version)] = [
-                NewTask(tid, index, task.dependencies, task.retry.max_attempts)
-                for index, (tid, task) in enumerate(wf.tasks.items())
-            ]
         started: list[tuple[str, str]] = []
         with self.store.write() as tx:
             locked = tx.lock_schedule(schedule_id, now)
@@ -589,8 +579,16 @@ class ScheduleService(DeclaredScheduleService):
             row, at = locked
             if not row.enabled or row.next_fire_at is None or row.next_fire_at > at:
                 return True  # fired (or paused) meanwhile
-            if row.workflow != peek.workflow:
-                return False  # changed meanwhile: the next pass looks again
+            wf = self._schedule_workflow(row.workflow)  # in memory: no query
+            if wf is None:
+                self._unknown_workflow(row)
+                return False  # nothing written: a runner that knows it fires it
+            specs = self._task_rows.get((wf.name, wf.version))
+            if specs is None:
+                specs = self._task_rows[(wf.name, wf.version)] = [
+                    NewTask(tid, index, task.dependencies, task.retry.max_attempts)
+                    for index, (tid, task) in enumerate(wf.tasks.items())
+                ]
             times, anchor, upcoming = plan_fires(row, at)
             for scheduled_for in times:
                 execution_id = str(uuid.uuid4())
