@@ -280,7 +280,7 @@ def test_bad_input_is_refused_and_stores_nothing(
     assert "hour" in str(bad.value)
     with pytest.raises(InvalidScheduleError, match="Europe/Berlin"):
         runner.add_schedule(wf_name, "0 * * * *", timezone="Europe/Berln")
-    with pytest.raises(WorkflowNotFoundError, match=wf_name):
+    with pytest.raises(WorkflowNotFoundError, match=f"did you mean '{wf_name}'"):
         runner.add_schedule(wf_name + "x", "0 * * * *")
     with pytest.raises(InvalidScheduleError, match="after its end"):
         runner.add_schedule(wf_name, "0 * * * *", start=T0 + hours(2), end=T0)
