@@ -384,3 +384,26 @@ def test_a_daily_time_that_dst_skips_fires_once_at_the_first_valid_instant(
     time.sleep(0.5)
     last = fired(runner, sid)[-1]
     assert last == first_fold.timestamp()
+
+
+def test_a_runner_that_does_not_know_the_workflow_leaves_its_schedule_to_one_that_does(
+    make: Callable[..., DefaultRunner],
+    clock: FakeClock,
+    scheduled: tuple[str, Seen],
+    until: Callable[..., None],
+) -> None:
+    from cloacina.model.workflow import WorkflowCatalog
+
+    wf_name, _ = scheduled
+    client = make(execute_tasks=False)
+    sid = client.add_schedule(wf_name, "0 * * * *", catchup="all")
+    stranger = make(workflows=WorkflowCatalog())  # knows no workflow of this process
+    clock.advance(hours(1))
+    poller = stranger._schedule_poller
+    assert poller is not None
+    before = poller.passes
+    time.sleep(2.0)
+    assert fired(client, sid) == []
+    assert poller.passes - before <= 4, "a due schedule it cannot fire made it spin"
+    knower = make()
+    until(lambda: fired(knower, sid) == [(T0 + hours(1)).timestamp()], what="the fire")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cloacina.schedules")
 
+#: Seconds before a runner tries again a due schedule whose workflow it does not know (at
+#: once when its workflows change).
+UNKNOWN_RETRY = 30.0
 #: Longest schedule name the store keeps (``schedules.name``).
 NAME_MAX = 255
 #: Time input: an aware datetime, epoch seconds, or an ISO 8601 string / naive datetime
@@ -281,6 +285,10 @@ class ScheduleService(DeclaredScheduleService):
 
     _schedule_poller: SchedulePoller | None = None
     _schedule_warned: set[str]
+    #: Schedules whose workflow this runner does not know: not tried again before this
+    #: (monotonic) time, unless the runner's workflows change meanwhile.
+    _schedule_unknown: dict[str, float]
+    _schedule_unknown_generation: int = -1
 
     if TYPE_CHECKING:
         store: Store
@@ -535,6 +543,7 @@ class ScheduleService(DeclaredScheduleService):
     def _start_schedules(self) -> None:
         """Fire the due schedules of this runner's database from now on."""
         self._schedule_warned = set()
+        self._schedule_unknown = {}
         try:  # the schedules declared by this process's workflows, before the first look
             self.register_schedules()
         except Exception as exc:  # the database may be briefly unavailable: not fatal
@@ -571,6 +580,12 @@ class ScheduleService(DeclaredScheduleService):
         for each time its catch-up policy picks (another runner's fire of the same time
         makes ours do nothing), and moves the row on. False if this runner could not: it
         does not know the workflow, or another runner holds the row right now."""
+        generation = self.catalog.generation
+        if generation != self._schedule_unknown_generation:  # workflows came or went
+            self._schedule_unknown_generation = generation
+            self._schedule_unknown.clear()
+        if self._schedule_unknown.get(schedule_id, 0.0) > time.monotonic():
+            return False  # its workflow is unknown here: no write transaction every second
         started: list[tuple[str, str]] = []
         with self.store.write() as tx:
             locked = tx.lock_schedule(schedule_id, now)
@@ -582,6 +597,7 @@ class ScheduleService(DeclaredScheduleService):
             wf = self._schedule_workflow(row.workflow)  # in memory: no query
             if wf is None:
                 self._unknown_workflow(row)
+                self._schedule_unknown[row.id] = time.monotonic() + UNKNOWN_RETRY
                 return False  # nothing written: a runner that knows it fires it
             specs = self._task_rows.get((wf.name, wf.version))
             if specs is None:
