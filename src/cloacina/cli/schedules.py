@@ -22,8 +22,8 @@ from cloacina.cli.consoles import out_console
 from cloacina.cli.errors import CliError
 from cloacina.cli.formatting import safe_text
 from cloacina.cli.json_output import echo_json
-from cloacina.cli.options import db_option, tenant_option
-from cloacina.cli.remote import open_service, server_options
+from cloacina.cli.options import db_option, resolve_db, resolve_tenant, tenant_option
+from cloacina.cli.remote import open_client, open_service, server_options
 from cloacina.cli.render import new_table
 from cloacina.service.schedules import UNSET, Schedule, ScheduleFire
 
@@ -69,6 +69,19 @@ def _import(modules: Sequence[str]) -> None:
         from cloacina.cli.run import import_modules
 
         import_modules(modules)
+
+
+def _service_that_creates(ctx: click.Context, db: str | None, tenant: str | None) -> Any:
+    """The server's client, else a runner (executing nothing) on the database, made if it
+    is not there yet: a schedule may come before the first run and the first worker."""
+    client = open_client(ctx, tenant)
+    if client is not None:
+        return client
+    from cloacina.runner import DefaultRunner
+
+    return DefaultRunner(
+        resolve_db(ctx, db), tenant=resolve_tenant(ctx, tenant), execute_tasks=False
+    )
 
 
 def _state(s: Schedule) -> Text:
@@ -142,7 +155,7 @@ def add_command(
     """Add a schedule that runs WORKFLOW at the times of CRON (in --timezone)."""
     _import(modules)
     data = _context(context)
-    with open_service(ctx, db, tenant, read_only=False) as service:
+    with _service_that_creates(ctx, db, tenant) as service:
         sid = service.add_schedule(
             workflow,
             cron,
