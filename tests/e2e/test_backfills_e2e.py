@@ -37,8 +37,9 @@ JOBS = textwrap.dedent(
         def work(context: Context) -> None:
             with (HERE / "seen.txt").open("a") as out:
                 out.write(context["scheduled_time"] + "\\n")
-            if (HERE / "slow").exists():
-                time.sleep(0.5)
+            deadline = time.monotonic() + 60
+            while (HERE / "hold").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
             if context["scheduled_time"] == (HERE / "fail_at").read_text().strip():
                 raise ValueError("no data for that hour")
     """
@@ -190,7 +191,8 @@ def test_a_detached_backfill_made_by_a_worker_and_controlled(
         doc: dict[str, Any] = json.loads(res.stdout)
         return doc
 
-    (jobs / "slow").write_text("")
+    hold = jobs / "hold"
+    hold.write_text("")  # runs wait while it exists
     res = cli(
         "backfill",
         "hourly",
@@ -212,27 +214,36 @@ def test_a_detached_backfill_made_by_a_worker_and_controlled(
     short = bid[:8]
     assert show(short)["created"] == 0  # nobody executes tasks yet
     start_worker()
-    wait_for(lambda: show(bid)["completed"] >= 2, "the worker to make and run some")
-    assert show(bid)["running"] <= 2
+    wait_for(lambda: show(bid)["running"] == 2, "the worker to make two runs")
 
     paused = cli("backfills", "pause", short)
     assert paused.returncode == 0 and f"Paused backfill {bid}" in paused.stdout, paused
-    wait_for(lambda: show(bid)["running"] == 0, "its runs to end")
-    made = show(bid)["created"]
+    hold.unlink()
+    wait_for(lambda: show(bid)["completed"] == 2, "its two runs to end")
     time.sleep(1.5)
-    assert show(bid)["created"] == made and show(bid)["status"] == "paused"
+    now = show(bid)
+    assert (now["created"], now["running"], now["status"]) == (2, 0, "paused")
     text = cli("backfills", "show", short)
-    assert text.returncode == 0 and "paused" in text.stdout and f"{made}/24" in text.stdout, text
+    assert text.returncode == 0 and "paused" in text.stdout and "2/24" in text.stdout, text
 
+    hold.write_text("")
     resumed = cli("backfills", "resume", short)
     assert resumed.returncode == 0 and "Resumed" in resumed.stdout, resumed
-    wait_for(lambda: show(bid)["created"] > made, "new runs after the resume")
+    wait_for(lambda: show(bid)["running"] == 2, "two new runs after the resume")
     cancelled = cli("backfills", "cancel", short)
-    assert cancelled.returncode == 0 and "Cancelled backfill" in cancelled.stdout, cancelled
+    assert cancelled.returncode == 0, cancelled
+    assert "Cancelled backfill" in cancelled.stdout and "2 unfinished run(s)" in cancelled.stdout
+    hold.unlink()
     wait_for(lambda: show(bid)["running"] == 0, "the cancelled runs to end")
+    time.sleep(1.0)
     done = show(bid)
-    assert done["status"] == "cancelled" and done["created"] < 24
-    assert len(seen(jobs)) == len(set(seen(jobs))) <= done["created"]
+    assert (done["status"], done["created"], done["completed"], done["cancelled"]) == (
+        "cancelled",
+        4,
+        2,
+        2,
+    )
+    assert len(seen(jobs)) == len(set(seen(jobs))) == 4
 
     again = cli("backfills", "resume", short)
     assert again.returncode == 1 and "cancelled" in again.stderr, again

@@ -5,7 +5,9 @@ object (``runner.backfill``, :mod:`cloacina.service.backfills`), on a database o
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -42,6 +44,18 @@ if TYPE_CHECKING:
 #: Seconds between two looks at a followed backfill.
 FOLLOW_EVERY = 0.2
 SHORT = 8
+#: From this many columns, ``backfills list`` shows the range in two columns and the
+#: running and failed counts.
+WIDE = 120
+
+
+def _local(value: datetime, timezone: str) -> str:
+    """A time of a backfill's range as a wall time of its zone (the cron's), to the minute."""
+    try:
+        value = value.astimezone(ZoneInfo(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    return value.strftime("%Y-%m-%d %H:%M")
 
 
 def _summary(b: Backfill) -> str:
@@ -314,20 +328,30 @@ def list_command(
     if not items:
         console.print("No backfills.")
         return
+    wide = console.width >= WIDE
     table = new_table("Backfills")
-    for column in ("ID", "Workflow", "Times", "Range", "Status", "Done", "Running", "Failed"):
-        table.add_column(column)
+    table.add_column("id", no_wrap=True)
+    table.add_column("workflow", overflow="fold", min_width=8)
+    table.add_column("times", overflow="fold", min_width=9)
+    if wide:
+        table.add_column("from", no_wrap=True)
+        table.add_column("to", no_wrap=True)
+    else:  # the range on two lines: an 80-column terminal keeps every column readable
+        table.add_column("range", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("done", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("running", justify="right", no_wrap=True)
+        table.add_column("failed", justify="right", no_wrap=True)
     for b in items:
-        table.add_row(
-            b.id[:SHORT],
-            safe_text(b.workflow),
-            safe_text(f"{b.cron} ({b.timezone})"),
-            f"{fmt_time(b.start)} .. {fmt_time(b.end)}",
-            status_text(b.status),
-            f"{b.done}/{b.total}",
-            str(b.running),
-            str(b.failed),
-        )
+        start, end = _local(b.start, b.timezone), _local(b.end, b.timezone)
+        cells: list[Text | str] = [b.id[:SHORT], safe_text(b.workflow)]
+        cells.append(safe_text(f"{b.cron} ({b.timezone})"))
+        cells.extend([start, end] if wide else [f"{start}\n{end}"])
+        cells.extend([status_text(b.status), f"{b.done}/{b.total}"])
+        if wide:
+            cells.extend([str(b.running), str(b.failed)])
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -356,7 +380,7 @@ def show_command(
     rows: list[tuple[str, Text | str]] = [
         ("workflow", safe_text(b.workflow)),
         ("times", safe_text(f"{b.cron} ({b.timezone})")),
-        ("range", f"{fmt_time(b.start)} .. {fmt_time(b.end)}"),
+        ("range", f"{_local(b.start, b.timezone)} .. {_local(b.end, b.timezone)} ({b.timezone})"),
         ("status", status_text(b.status)),
         ("progress", f"{b.done}/{b.total}"),
         ("runs made", str(b.created)),
@@ -367,7 +391,7 @@ def show_command(
         ("skipped (had a run)", str(b.skipped)),
         ("only missing", "yes" if b.only_missing else "no (--all)"),
         ("max parallel", str(b.max_parallel)),
-        ("next time", fmt_time(b.next_time) if b.next_time else "-"),
+        ("next time", _local(b.next_time, b.timezone) if b.next_time else "-"),
         ("created", fmt_time(b.created_at)),
         ("finished", fmt_time(b.finished_at) if b.finished_at else "-"),
     ]
