@@ -36,6 +36,8 @@ log = logging.getLogger("cloacina.engine")
 BACKFILL_PRIORITY = -10
 #: Scheduled times looked at per query when skipping times that have a run already.
 BATCH = 200
+#: Seconds between two steps at least.
+MIN_GAP = 0.02
 #: Times looked at in one step at most (only-missing backfills over mostly done ranges):
 #: the row lock is held briefly, and the next step goes on from the cursor.
 MAX_SCAN = 5000
@@ -100,6 +102,9 @@ class BackfillPacer:
                 self.step()
             except Exception as exc:  # the database may be briefly unavailable
                 log.warning("pacing backfills failed (will retry): %s", exc)
+            # Wake-ups that came meanwhile are folded into the next step, at most one per
+            # MIN_GAP: a busy engine's cycles must not keep this thread (and the GIL) busy.
+            self._stop.wait(MIN_GAP)
 
     def step(self) -> int:
         """Pace every running backfill once; how many runs were made."""
