@@ -291,9 +291,10 @@ class Client(AdminClient, ScheduleClient, TriggerClient):
         deadline = None if timeout is None else time.monotonic() + timeout
         after = 0
         while True:
+            ended: dict[str, Any] | None = None
             try:
-                for event in self._follow(execution_id, after, deadline):
-                    after = event.seq
+                for event, carried in self._follow(execution_id, after, deadline):
+                    after, ended = event.seq, carried
             except ExecutionTimeoutError:
                 result = self.get_execution(execution_id)
                 if result.status.is_terminal:
@@ -302,15 +303,17 @@ class Client(AdminClient, ScheduleClient, TriggerClient):
                     f"workflow execution {execution_id} is still {result.status} after "
                     f"{timeout or 0:g}s; wait again, or cancel it with client.cancel()"
                 ) from None
-            result = self.get_execution(execution_id)
+            # The server sends the run with its terminal event: no need to ask again.
+            result = decode.workflow_result(ended) if ended else self.get_execution(execution_id)
             if result.status.is_terminal:
                 return result
             # Ended, and then started again (a rerun) before this read: follow on.
 
     def _follow(
         self, execution_id: str, after: int, deadline: float | None
-    ) -> Iterator[ExecutionEvent]:
-        """The run's events after ``after`` from its stream, until its terminal event;
+    ) -> Iterator[tuple[ExecutionEvent, dict[str, Any] | None]]:
+        """The run's events after ``after`` from its stream, until its terminal event, each
+        with the run the server sent beside the terminal event (its ``result``: else None);
         ExecutionTimeoutError at ``deadline`` (a monotonic time). A stream that ends or is
         cut before the terminal event is opened again after the last event seen; while a
         deadline is set, one silent for :data:`SILENCE` seconds is too (so the deadline is
@@ -329,9 +332,9 @@ class Client(AdminClient, ScheduleClient, TriggerClient):
             try:
                 with self._stream(path, headers=headers, read_timeout=silence) as response:
                     for sse in parse_sse(response.iter_lines()):
-                        event = _event(execution_id, sse)
+                        event, result = _event(execution_id, sse)
                         after = max(after, event.seq)
-                        yield event
+                        yield event, result
                         if event.type in TERMINAL_EVENTS:
                             return
             except httpx.TimeoutException:
@@ -458,7 +461,7 @@ class Client(AdminClient, ScheduleClient, TriggerClient):
         errors (an unknown run) before the first event."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self.get_execution_status(execution_id)  # an unknown run: raised here, at once
-        return self._follow(execution_id, after, deadline)
+        return (event for event, _ in self._follow(execution_id, after, deadline))
 
     # ---- control -----------------------------------------------------------------------------
     def cancel(self, execution_id: str, *, reason: str | None = None) -> None:
@@ -629,12 +632,16 @@ class Client(AdminClient, ScheduleClient, TriggerClient):
         await asyncio.to_thread(self.close)
 
 
-def _event(execution_id: str, event: SseEvent) -> ExecutionEvent:
+def _event(execution_id: str, event: SseEvent) -> tuple[ExecutionEvent, dict[str, Any] | None]:
+    """An SSE event as an :class:`ExecutionEvent`, and the run its data carries (``result``,
+    beside a terminal event) if any."""
     data = event.json()
     doc = data if isinstance(data, dict) else {"detail": data}
     doc.setdefault("execution_id", execution_id)
+    result = doc.pop("result", None)
     seq = int(event.id) if event.id and event.id.isdigit() else None
-    return decode.execution_event(doc, seq=seq, kind=event.event)
+    event_value = decode.execution_event(doc, seq=seq, kind=event.event)
+    return event_value, result if isinstance(result, dict) else None
 
 
 __all__ = ["API_KEY_ENV", "TENANT_HEADER", "Client"]

@@ -62,10 +62,24 @@ def event_json(event: ExecutionEvent) -> dict[str, Any]:
     }
 
 
-def sse_frame(event: ExecutionEvent) -> bytes:
-    """One Server-Sent Event: ``id`` the sequence number, ``event`` the type, ``data`` JSON."""
-    data = json.dumps(event_json(event), separators=(",", ":"))
+def sse_frame(event: ExecutionEvent, extra: dict[str, Any] | None = None) -> bytes:
+    """One Server-Sent Event: ``id`` the sequence number, ``event`` the type, ``data`` JSON
+    (the event's fields, and ``extra``'s)."""
+    doc = event_json(event)
+    if extra:
+        doc.update(extra)
+    data = json.dumps(doc, separators=(",", ":"))
     return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+
+
+async def terminal_frame(runner: DefaultRunner, event: ExecutionEvent) -> bytes:
+    """The frame of a run's terminal event, its data carrying the run as ``GET
+    /api/v1/executions/{id}`` gives it (``result``): a client waiting for the run has it
+    without asking again (a round trip less)."""
+    from cloacina.server.views import result_json  # views imports this module
+
+    result = await run_in_threadpool(runner.get_execution, event.execution_id)
+    return sse_frame(event, {"result": result_json(result)})
 
 
 class EventHub:
@@ -254,10 +268,11 @@ async def event_stream(
     try:
         sent = after
         for event in history:
+            if event.type in TERMINAL_EVENTS:
+                yield await terminal_frame(runner, event)
+                return
             yield sse_frame(event)
             sent = max(sent, event.seq)
-            if event.type in TERMINAL_EVENTS:
-                return
         seen: set[int] = {e.seq for e in history}
         idle = 0.0
         while not stopping():
@@ -273,6 +288,9 @@ async def event_stream(
                         # Its end is committed: whatever the hub missed, the history has.
                         for late in await run_in_threadpool(runner.get_events, execution_id, sent):
                             if late.seq not in seen:
+                                if late.type in TERMINAL_EVENTS:
+                                    yield await terminal_frame(runner, late)
+                                    return
                                 yield sse_frame(late)
                         return
                 continue
@@ -281,9 +299,10 @@ async def event_stream(
                 continue
             seen.add(event.seq)
             sent = max(sent, event.seq)
-            yield sse_frame(event)
             if event.type in TERMINAL_EVENTS:
+                yield await terminal_frame(runner, event)
                 return
+            yield sse_frame(event)
     finally:
         hub.unsubscribe(execution_id, queue)
 
@@ -329,5 +348,6 @@ __all__ = [
     "iso",
     "open_stream",
     "sse_frame",
+    "terminal_frame",
     "until_stopped",
 ]
