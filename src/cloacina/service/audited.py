@@ -3,7 +3,8 @@ saying the action and what its target is (see :func:`cloacina.service.audit.audi
 
 Actions: ``run.start``, ``run.cancel``, ``run.pause``, ``run.resume``, ``run.rerun``,
 ``package.register``, ``package.delete``, ``package.promote``, ``runs.prune``,
-``key.create``, ``key.revoke``, ``tenant.create``, ``tenant.remove``.
+``key.create``, ``key.revoke``, ``tenant.create``, ``tenant.remove``, ``backfill.create``,
+``backfill.pause``, ``backfill.resume``, ``backfill.cancel``.
 """
 
 from __future__ import annotations
@@ -82,3 +83,33 @@ def audit_prune() -> Callable[[F], F]:
     """``runs.prune`` of a method taking ``older_than`` (seconds); the detail says how many
     runs went."""
     return audited("runs.prune", _prune)
+
+
+def _backfill_create(runner: Any, result: Any, args: dict[str, Any]) -> Described:
+    workflow = _workflow_label(args.get("workflow"))
+    detail = {
+        "workflow": workflow,
+        "start": str(args.get("start")),
+        "end": str(args.get("end")),
+        "cron": args.get("cron"),
+        "timezone": args.get("timezone"),
+        "only_missing": args.get("only_missing"),
+        "max_parallel": args.get("max_parallel"),
+    }
+    return (str(result) if result else workflow), detail
+
+
+def _backfill(runner: Any, result: Any, args: dict[str, Any]) -> Described:
+    detail = {"cancelled_runs": result} if isinstance(result, int) else None
+    return str(args.get("backfill_id", "")), detail
+
+
+def audit_backfill_create() -> Callable[[F], F]:
+    """``backfill.create``: the target is the new backfill's id (the workflow asked for on
+    failure); the detail holds the range, the cron and the options (never the context)."""
+    return audited("backfill.create", _backfill_create)
+
+
+def audit_backfill(action: str) -> Callable[[F], F]:
+    """``backfill.<verb>`` of a method whose first argument is ``backfill_id``."""
+    return audited(action, _backfill)

@@ -30,7 +30,7 @@ from cloacina.errors import (
 from cloacina.model.context import as_context_dict, dumps_context
 from cloacina.model.cron import CronSpec, to_instant
 from cloacina.model.status import to_datetime
-from cloacina.service.audit import Described, audited
+from cloacina.service.audited import audit_backfill, audit_backfill_create
 from cloacina.store.backfills import BackfillRow
 
 if TYPE_CHECKING:
@@ -187,24 +187,6 @@ class Backfill:
         )
 
 
-def _backfill_target(runner: Any, result: Any, args: dict[str, Any]) -> Described:
-    workflow = args.get("workflow")
-    label = workflow if isinstance(workflow, str) else getattr(workflow, "name", str(workflow))
-    detail = {
-        "workflow": label,
-        "start": str(args.get("start")),
-        "end": str(args.get("end")),
-        "cron": args.get("cron"),
-        "only_missing": args.get("only_missing"),
-        "max_parallel": args.get("max_parallel"),
-    }
-    return (str(result) if result else str(label)), detail
-
-
-def _backfill_id(runner: Any, result: Any, args: dict[str, Any]) -> Described:
-    return str(args.get("backfill_id", "")), None
-
-
 class BackfillService:
     """Backfills on the runner's database (mixed into ``DefaultRunner``)."""
 
@@ -260,7 +242,7 @@ class BackfillService:
             self._backfill_pacer.poke()
 
     # ---- the API -----------------------------------------------------------------------------
-    @audited("backfill.create", _backfill_target)
+    @audit_backfill_create()
     def backfill(
         self,
         workflow: str | type | Workflow,
@@ -362,7 +344,7 @@ class BackfillService:
         row = self._backfill_row(backfill_id)
         return Backfill.from_row(row, self.store.backfill_run_counts([row.id]).get(row.id, {}))
 
-    @audited("backfill.pause", _backfill_id)
+    @audit_backfill("backfill.pause")
     def pause_backfill(self, backfill_id: str) -> None:
         """Make no new runs for this backfill until it is resumed (its runs go on)."""
         row = self._backfill_row(backfill_id)
@@ -371,7 +353,7 @@ class BackfillService:
         if not self.store.set_backfill_status(row.id, "paused", ("running",), self.clock.now()):
             self._refuse(row.id, "pause")
 
-    @audited("backfill.resume", _backfill_id)
+    @audit_backfill("backfill.resume")
     def resume_backfill(self, backfill_id: str) -> None:
         """Go on making a paused backfill's runs."""
         row = self._backfill_row(backfill_id)
@@ -381,7 +363,7 @@ class BackfillService:
             self._refuse(row.id, "resume")
         self._poke_backfills()
 
-    @audited("backfill.cancel", _backfill_id)
+    @audit_backfill("backfill.cancel")
     def cancel_backfill(self, backfill_id: str) -> int:
         """Stop a backfill for good and cancel its unfinished runs; how many were cancelled."""
         row = self._backfill_row(backfill_id)
