@@ -364,3 +364,30 @@ def test_the_cron_defaults_to_the_workflows_one_declared_schedule(
     with pytest.raises(RequestError, match="several schedules"):
         runner.backfill(two, "2026-03-27", "2026-03-30")
     assert runner.backfill(two, "2026-03-27", "2026-03-28", cron="0 3 * * *")
+
+
+def test_the_cursor_crosses_batches_and_scan_limits(
+    make_runner: Factory, name: Callable[[str], str], until: Until, monkeypatch: Any
+) -> None:
+    """Small batches and scan limits (3 and 5 times) over a range where most times have a
+    run already: the cursor goes on across batches and steps, each missing time once."""
+    import cloacina.engine.backfills as pacing
+
+    monkeypatch.setattr(pacing, "BATCH", 3)
+    monkeypatch.setattr(pacing, "MAX_SCAN", 5)
+    seen = Seen()
+    wf_name = name("bf_cursor")
+    define(wf_name, seen)
+    runner = make_runner()
+    # Runs exist for every time but 04:00, 11:00, 12:00 and 19:00.
+    have = [h for h in range(20) if h not in (4, 11, 12, 19)]
+    for h in have:
+        one = runner.backfill(
+            wf_name, DAY + timedelta(hours=h), DAY + timedelta(hours=h), cron="0 * * * *"
+        )
+        finished(runner, one, until)
+    seen.times.clear()
+    bid = runner.backfill(wf_name, DAY, DAY + timedelta(hours=19), cron="0 * * * *", max_parallel=1)
+    done = finished(runner, bid, until)
+    assert sorted(seen.times) == [hours(20)[h] for h in (4, 11, 12, 19)]
+    assert (done.total, done.created, done.skipped, done.completed) == (20, 4, 16, 4)
