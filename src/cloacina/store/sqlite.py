@@ -30,20 +30,11 @@ from cloacina.errors import (
     StoreUnavailableError,
 )
 from cloacina.store import check_tenant_name, migrate
-from cloacina.store.audit import AuditRow
 from cloacina.store.base import WriteTx
 from cloacina.store.sql import SQLWriteTx
 from cloacina.store.sql_reads import SQLStore
 
 log = logging.getLogger("cloacina.store.sqlite")
-
-#: ``audit_log``'s columns but its id, and the statement that appends a row.
-_AUDIT_FIELDS = [name for name in AuditRow.__dataclass_fields__ if name != "id"]
-_INSERT_AUDIT = (
-    f"INSERT INTO audit_log ({', '.join(_AUDIT_FIELDS)})"
-    f" VALUES ({', '.join('?' for _ in _AUDIT_FIELDS)})"
-)
-
 
 def sqlite_path(url: str) -> str:
     """The file path of a ``sqlite:///path`` (or the seed's ``sqlite://path``) URL."""
@@ -321,15 +312,6 @@ class SQLiteStore(SQLStore):
             conn.close()
         except sqlite3.Error:
             pass
-
-    # -- small transactions ------------------------------------------------------------------
-    def insert_audit(self, row: AuditRow) -> None:
-        # Through the write connection: SQLAlchemy Core (AuditQueries) opened and configured
-        # a connection for every row, 0.7 ms of a run started over HTTP.
-        with self.write():
-            conn = self._write_conn
-            assert conn is not None  # held by write() until it returns
-            conn.execute(_INSERT_AUDIT, [getattr(row, name) for name in _AUDIT_FIELDS])
 
     def close(self) -> None:
         if self._closed:
