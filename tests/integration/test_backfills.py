@@ -391,3 +391,49 @@ def test_the_cursor_crosses_batches_and_scan_limits(
     done = finished(runner, bid, until)
     assert sorted(seen.times) == [hours(20)[h] for h in (4, 11, 12, 19)]
     assert (done.total, done.created, done.skipped, done.completed) == (20, 4, 16, 4)
+
+
+def test_a_fresh_run_does_not_wait_for_a_backfill_runs_chain(
+    make_runner: Factory, name: Callable[[str], str], until: Until
+) -> None:
+    """One slot; a backfill run of three 0.3 s tasks in a line has started: a run submitted
+    now takes the slot when the task running ends, not after the rest of that chain (the
+    chain's next tasks go through the queue, by priority, not straight to the slot)."""
+    order: list[str] = []
+    lock = threading.Lock()
+    chain, fresh = name("bf_chain"), name("fresh_single")
+
+    def step(label: str) -> None:
+        with lock:
+            order.append(label)
+        time.sleep(0.3)
+
+    @workflow(name=chain)
+    class Chain:
+        @task
+        def a(context: Context) -> None:
+            step("a")
+
+        @task(dependencies=["a"])
+        def b(context: Context) -> None:
+            step("b")
+
+        @task(dependencies=["b"])
+        def c(context: Context) -> None:
+            step("c")
+
+    @workflow(name=fresh)
+    class Fresh:
+        @task
+        def only(context: Context) -> None:
+            with lock:
+                order.append("fresh")
+
+    runner = make_runner(max_concurrent_tasks=1)
+    bid = runner.backfill(chain, DAY, DAY + timedelta(hours=1), cron="0 * * * *", max_parallel=1)
+    until(lambda: order == ["a"], what="the backfill run's first task")
+    eid = runner.schedule_workflow(fresh)
+    assert runner.wait(eid, timeout=30).status == "completed"
+    finished(runner, bid, until)
+    assert order.index("fresh") == 1, order  # right after the task that held the slot
+    assert order.count("a") == order.count("b") == order.count("c") == 2

@@ -40,11 +40,13 @@ from cloacina.observability.metrics import EngineMetrics, metrics_available
 from cloacina.registry.loader import PackageLoader
 from cloacina.settings import Settings
 from cloacina.store.base import Store, WriteTx
-from cloacina.store.records import Claim, NewEvent, NewLogChunk, WorkflowKey
+from cloacina.store.records import Claim, NewEvent, NewLogChunk, ReadyTask, WorkflowKey
 from cloacina.taskinfo import TaskInfo
 
 log = logging.getLogger("cloacina.engine")
 
+#: Low-priority runs remembered at most (see Engine._note_low).
+LOW_RUNS_MAX = 100_000
 #: How long past ``shutdown_grace`` a shutdown waits for package processes to close.
 SHUTDOWN_SLACK = 15.0
 
@@ -132,6 +134,9 @@ class Engine(Dispatch, Liveness):
         self._refusals: dict[str, int] = {}  # claim token -> times the database refused it
         self._orphans: list[Claim] = []  # claims of failed cycles, perhaps committed anyway
         self._maybe_ready = True  # whether a search for ready tasks may find something
+        # Runs seen with a negative priority (a backfill's), whose next tasks go through the
+        # queue (by priority) instead of being claimed directly; see _split_low.
+        self._low_runs: set[str] = set()
         self._keys_generation = -1
         # Runs that wait on a version of a known workflow whose code this worker lacks.
         self._next_code_check = 0.0
@@ -344,7 +349,13 @@ class Engine(Dispatch, Liveness):
                 # Dependents this cycle made runnable are claimed straight away (no search);
                 # free slots left over look for work that did not come from this cycle: new
                 # runs, retries, recoveries, resumed runs, other processes' runs.
-                direct, rest = fx.ready[:want], fx.ready[want:]
+                ready: list[ReadyTask] = fx.ready
+                low: list[ReadyTask] = []
+                if self._low_runs and ready:
+                    ready, low = self._split_low(ready)
+                direct, rest = ready[:want], ready[want:]
+                if low:
+                    rest = rest + low
                 if rest:
                     tx.mark_ready([r.row_id for r in rest])
                     self._maybe_ready = True
@@ -360,6 +371,9 @@ class Engine(Dispatch, Liveness):
                     )
                     if searched and len(found) < search:
                         self._maybe_ready = False
+                    for claim in found:
+                        if claim.priority < 0:
+                            self._note_low(claim.execution_id)
                     claims.extend(found)
                 jobs = self._jobs_for(tx, claims)
                 if len(jobs) < len(claims):  # their workflow left the catalog meanwhile
@@ -543,6 +557,26 @@ class Engine(Dispatch, Liveness):
                     event.set()
         for execution_id, _status in finished:
             self.cache.drop(execution_id)
+            if self._low_runs:
+                self._low_runs.discard(execution_id)
+
+    # ---- priority ----------------------------------------------------------------------------
+    def _note_low(self, execution_id: str) -> None:
+        """A run below fresh work (a backfill's): its next tasks go through the queue."""
+        if len(self._low_runs) >= LOW_RUNS_MAX:  # runs that ended elsewhere are never dropped
+            self._low_runs.clear()
+        self._low_runs.add(execution_id)
+
+    def _split_low(self, ready: list[ReadyTask]) -> tuple[list[ReadyTask], list[ReadyTask]]:
+        """The dependents this cycle made runnable: those of fresh runs (claimed directly)
+        and those of low-priority runs, which are marked ready instead, for the search (by
+        priority) to take unless fresher work waits: a backfill's run in flight never holds
+        a slot from a run submitted meanwhile for the rest of its chain."""
+        low_runs = self._low_runs
+        low = [r for r in ready if r.execution_id in low_runs]
+        if not low:
+            return ready, low
+        return [r for r in ready if r.execution_id not in low_runs], low
 
     def notify_external(self, execution_id: str) -> None:
         """A run finished elsewhere (another process, or cancelled): wake its waiters

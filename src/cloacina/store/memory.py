@@ -263,6 +263,7 @@ class MemoryWriteTx(WriteTx):
                     r.deps_total,
                     r.deps_failed,
                     r.deps_skipped,
+                    priority=t.priority,
                 )
             )
         return claims

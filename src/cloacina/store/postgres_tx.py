@@ -469,7 +469,7 @@ class PostgresWriteTx(SQLWriteTx):
             " t.claim_token, w.workflow_name, w.workflow_version, t.started_at, t.deps_total,"
             " t.deps_failed, t.deps_skipped,"
             # A root's input comes along: no query for it before the task starts.
-            " CASE WHEN t.deps_total = 0 THEN w.input_context END"
+            " CASE WHEN t.deps_total = 0 THEN w.input_context END, t.priority"
         )
         names = [name for name, _version in workflow_keys]
         versions = [version for _name, version in workflow_keys]

@@ -27,6 +27,9 @@ class Claim:
     deps_skipped: int = 0
     #: The run's input context, when the claim query brought it along (a root task's input).
     input_json: str | None = None
+    #: The run's priority (claims found by a search carry it; 0 otherwise): an engine that
+    #: sees a low one sends that run's next tasks through the queue, behind fresher work.
+    priority: int = 0
 
 
 #: A workflow version a worker can run: ``(name, version)``.

@@ -133,7 +133,7 @@ class SQLWriteTx(AlertWrites, AuditWrites, TriggerWrites, ScheduleWrites, Backfi
         keys, key_params = key_filter(workflow_keys)
         rows = self._c.execute(
             "SELECT t.id, t.execution_id, t.task_id, w.workflow_name, w.workflow_version,"
-            " t.deps_total, t.deps_failed, t.deps_skipped"
+            " t.deps_total, t.deps_failed, t.deps_skipped, t.priority"
             " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
             " WHERE t.status = 'ready' AND (t.retry_at IS NULL OR t.retry_at <= ?)"
             f" AND w.status = 'running' AND {keys}"
@@ -142,13 +142,21 @@ class SQLWriteTx(AlertWrites, AuditWrites, TriggerWrites, ScheduleWrites, Backfi
             " ORDER BY t.priority DESC, t.id LIMIT ?",
             (now, *key_params, limit),
         ).fetchall()
-        return self._claim_rows([ReadyTask(*r) for r in rows], "ready", worker_id, now)
+        priorities = {r[0]: r[8] for r in rows}
+        return self._claim_rows(
+            [ReadyTask(*r[:8]) for r in rows], "ready", worker_id, now, priorities
+        )
 
     def claim_pending(self, ready: Sequence[ReadyTask], worker_id: str, now: float) -> list[Claim]:
         return self._claim_rows(ready, "pending", worker_id, now)
 
     def _claim_rows(
-        self, rows: Sequence[ReadyTask], from_status: str, worker_id: str, now: float
+        self,
+        rows: Sequence[ReadyTask],
+        from_status: str,
+        worker_id: str,
+        now: float,
+        priorities: dict[int, int] | None = None,
     ) -> list[Claim]:
         """Mark each row running with a fresh claim token, if it is still ``from_status``."""
         sql = (
@@ -177,6 +185,7 @@ class SQLWriteTx(AlertWrites, AuditWrites, TriggerWrites, ScheduleWrites, Backfi
                         r.deps_total,
                         r.deps_failed,
                         r.deps_skipped,
+                        priority=priorities.get(r.row_id, 0) if priorities else 0,
                     )
                 )
         return claims
