@@ -35,14 +35,15 @@ def _run(store: RunStore, priority: int | None, **origin: object) -> str:
     return eid
 
 
-def _claim_order(store: RunStore) -> list[tuple[str, str]]:
-    order: list[tuple[str, str]] = []
+def _claim_order(store: RunStore) -> list[tuple[str, str, int]]:
+    """The order the search claims ready tasks in, with the priority each claim carries."""
+    order: list[tuple[str, str, int]] = []
     while True:
         with store.write() as tx:
             claims = tx.claim_ready(1, [KEY], "w1", time.time())
         if not claims:
             return order
-        order.append((claims[0].execution_id, claims[0].task_id))
+        order.append((claims[0].execution_id, claims[0].task_id, claims[0].priority))
 
 
 def _check(store: RunStore) -> None:
@@ -51,14 +52,14 @@ def _check(store: RunStore) -> None:
     high = _run(store, 5)
     same = _run(store, 0)
     assert _claim_order(store) == [
-        (high, "a"),
-        (high, "b"),
-        (plain, "a"),
-        (plain, "b"),
-        (same, "a"),
-        (same, "b"),
-        (low, "a"),
-        (low, "b"),
+        (high, "a", 5),
+        (high, "b", 5),
+        (plain, "a", 0),
+        (plain, "b", 0),
+        (same, "a", 0),
+        (same, "b", 0),
+        (low, "a", -10),
+        (low, "b", -10),
     ]
 
 
