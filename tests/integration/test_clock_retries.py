@@ -48,3 +48,37 @@ def test_a_delayed_retry_waits_for_the_fake_clock(
         assert rows[0].attempt == 2
     finally:
         runner.shutdown()
+
+
+def test_a_retried_attempt_is_recorded_on_the_runner_clock(
+    db_url: str, name: Callable[[str], str], until: Callable[..., None]
+) -> None:
+    """A failed attempt that is retried ends when the engine says it failed (the clock that
+    stamped its start), not at the database's clock: its record never ends before it began,
+    and the next attempt starts with no finish time."""
+    start = datetime(2031, 1, 1, 0, 0, tzinfo=UTC)
+    clock = FakeClock(start)
+    calls: list[int] = []
+    wf_name = name("stamped_retry")
+    quick = RetryPolicy(max_attempts=3, initial_delay=0.0, jitter=False)
+
+    @workflow(name=wf_name)
+    class StampedRetry:
+        @task(retry=quick)
+        def flaky(context: Context) -> None:
+            calls.append(1)
+            if len(calls) < 3:
+                raise ConnectionError("transient")
+
+    runner = DefaultRunner(db_url, clock=clock, poll_interval=0.05, shutdown_grace=5.0)
+    try:
+        result = runner.execute(wf_name, timeout=20)
+        assert result.status == "completed", result.error
+        attempts = [a for a in runner.get_attempts(result.execution_id) if a.task_id == "flaky"]
+        assert [a.attempt for a in attempts] == [1, 2, 3]
+        for a in attempts:
+            assert a.started_at is not None and a.finished_at is not None
+            # Every stamp is the fake clock's (2031), none the database's (today).
+            assert a.started_at == start and a.finished_at == start, a
+    finally:
+        runner.shutdown()

@@ -189,7 +189,7 @@ class Scheduler:
             if exc is not None and task.retry.should_retry(exc, claim.attempt):
                 delay = task.retry.delay_for(claim.attempt, self.rng)
                 retry_at = now + delay
-                if tx.schedule_retry(claim, retry_at, outcome.error or "", outcome.traceback):
+                if tx.schedule_retry(claim, retry_at, outcome.error or "", outcome.traceback, now):
                     detail = json.dumps({"error": outcome.error, "retry_in": round(delay, 3)})
                     fx.events.append(
                         NewEvent(eid, tid, "task_retry_scheduled", claim.attempt, detail, now)

@@ -142,9 +142,11 @@ class WriteTx(abc.ABC):
 
     @abc.abstractmethod
     def schedule_retry(
-        self, claim: Claim, retry_at: float, error: str, traceback: str | None
+        self, claim: Claim, retry_at: float, error: str, traceback: str | None, now: float
     ) -> bool:
-        """Put a failed task back to ``ready`` not before ``retry_at``; False if fenced."""
+        """Put a failed task back to ``ready`` not before ``retry_at``; False if fenced.
+        ``now`` is when the attempt failed (its record's finish, by the engine's clock, which
+        also stamped its start)."""
 
     @abc.abstractmethod
     def save_output(self, row_id: int, execution_id: str, task_id: str, context_json: str) -> None:

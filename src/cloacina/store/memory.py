@@ -289,13 +289,13 @@ class MemoryWriteTx(WriteTx):
         return True
 
     def schedule_retry(
-        self, claim: Claim, retry_at: float, error: str, traceback: str | None
+        self, claim: Claim, retry_at: float, error: str, traceback: str | None, now: float
     ) -> bool:
         t = self._held(claim)
         if t is None:
             return False
         t.error, t.error_traceback = error, traceback
-        self._leave_running(t, "failed", time.time())
+        self._leave_running(t, "failed", now)
         t.status, t.retry_at = "ready", retry_at
         t.claim_token = t.worker_id = t.heartbeat_at = None
         return True

@@ -172,7 +172,7 @@ _CREATE_EXECUTION = (
 _CLAIM_PENDING = (
     "UPDATE task_executions SET status='running', attempt=attempt+1,"
     " claim_token=? || '-' || id::text, worker_id=?,"
-    f" heartbeat_at={POSTGRESQL.now}, started_at=?, retry_at=NULL"
+    f" heartbeat_at={POSTGRESQL.now}, started_at=?, retry_at=NULL, finished_at=NULL"
     " WHERE id = ANY(%b::int[]) AND status='pending'"
     " RETURNING id, attempt, recovery_count, claim_token"
 )
@@ -455,7 +455,7 @@ class PostgresWriteTx(SQLWriteTx):
         sql = (
             "UPDATE task_executions AS t SET status='running', attempt=t.attempt+1,"
             " claim_token=? || '-' || t.id::text, worker_id=?,"
-            f" heartbeat_at={POSTGRESQL.now}, started_at=?, retry_at=NULL"
+            f" heartbeat_at={POSTGRESQL.now}, started_at=?, retry_at=NULL, finished_at=NULL"
             " FROM workflow_executions w"
             " WHERE w.id = t.execution_id AND t.id IN ("
             "  SELECT t2.id FROM task_executions t2"

@@ -161,7 +161,7 @@ class SQLWriteTx(AlertWrites, AuditWrites, TriggerWrites, ScheduleWrites, Backfi
         """Mark each row running with a fresh claim token, if it is still ``from_status``."""
         sql = (
             "UPDATE task_executions SET status='running', attempt=attempt+1,"
-            " claim_token=?, worker_id=?, started_at=?, retry_at=NULL,"
+            " claim_token=?, worker_id=?, started_at=?, retry_at=NULL, finished_at=NULL,"
             # The database's clock, as for the workers' heartbeats (see find_stale).
             f" heartbeat_at={self.dialect.now}"
             f" WHERE id=? AND status='{from_status}' RETURNING attempt, recovery_count"
@@ -210,13 +210,16 @@ class SQLWriteTx(AlertWrites, AuditWrites, TriggerWrites, ScheduleWrites, Backfi
         return bool(cur.rowcount == 1)
 
     def schedule_retry(
-        self, claim: Claim, retry_at: float, error: str, traceback: str | None
+        self, claim: Claim, retry_at: float, error: str, traceback: str | None, now: float
     ) -> bool:
+        # finished_at: the failed attempt's record takes it (else the database's clock, which
+        # can read a little behind the engine's that stamped the start); the next claim
+        # clears it.
         cur = self._c.execute(
             "UPDATE task_executions SET status='ready', retry_at=?, error=?, error_traceback=?,"
-            " claim_token=NULL, worker_id=NULL, heartbeat_at=NULL"
+            " claim_token=NULL, worker_id=NULL, heartbeat_at=NULL, finished_at=?"
             " WHERE id=? AND claim_token=? AND status='running'",
-            (retry_at, error, traceback, claim.row_id, claim.claim_token),
+            (retry_at, error, traceback, now, claim.row_id, claim.claim_token),
         )
         return bool(cur.rowcount == 1)
 

@@ -36,6 +36,7 @@ from cloacina.store.sql_reads import SQLStore
 
 log = logging.getLogger("cloacina.store.sqlite")
 
+
 def sqlite_path(url: str) -> str:
     """The file path of a ``sqlite:///path`` (or the seed's ``sqlite://path``) URL."""
     rest = url[len("sqlite:") :]
