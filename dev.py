@@ -3,7 +3,8 @@
 
     python3 dev.py demo     set up .venv (first time only) and run the packaged-workflow demo
                             (examples/simple_packaged_demo/end_to_end_demo.py)
-    python3 dev.py test     set up .venv and run the whole test suite
+    python3 dev.py test     set up .venv and run the whole test suite (3 processes;
+                            CLOACINA_TEST_WORKERS=0 for one)
     python3 dev.py lint     ruff (lint + format check) and mypy --strict
     python3 dev.py bench    the benchmarks beside the peers (see bench/README.md)
 
@@ -58,7 +59,12 @@ def main() -> None:
         demo = ROOT / "examples" / "simple_packaged_demo" / "end_to_end_demo.py"
         run([str(PY), str(demo), *rest])
     elif command == "test":
-        run([str(PY), "-m", "pytest", "-q", *rest])
+        # Independent tests in parallel (pytest-xdist): most wait on subprocesses, sockets and
+        # the database, so three processes keep a 2-core machine busy. CLOACINA_TEST_WORKERS=0
+        # runs them in this process.
+        workers = os.environ.get("CLOACINA_TEST_WORKERS", "3")
+        parallel = ["-n", workers] if workers not in ("", "0", "1") else []
+        run([str(PY), "-m", "pytest", "-q", *parallel, *rest])
     elif command == "lint":
         run([str(BIN / "ruff"), "check", "src", "tests", "bench", "examples", "dev.py"])
         run([str(BIN / "ruff"), "format", "--check", "src", "tests", "bench", "examples", "dev.py"])
