@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,7 +146,7 @@ async def run_async(job: Job) -> Outcome:
         set_current(job.info)  # this coroutine runs in its own copy of the context
         if job.log is not None:
             capture.begin(job.log)  # so does the body's task, made from it below
-        body = job.body_task = asyncio.ensure_future(_contained(job.task.func(ctx)))
+        body = job.body_task = asyncio.ensure_future(_contained(job.task.func, ctx))
         if job.task.timeout is not None:
             try:
                 result = await asyncio.wait_for(body, job.task.timeout)
@@ -175,10 +176,12 @@ class _Escaped(Exception):
         self.original = original
 
 
-async def _contained(body: Any) -> Any:
-    """The body, with SystemExit and KeyboardInterrupt kept inside its task."""
+async def _contained(func: Callable[[Any], Any], ctx: Any) -> Any:
+    """The body, with SystemExit and KeyboardInterrupt kept inside its task. The body's
+    coroutine is made here, inside the task: a task cancelled before its first step (its run
+    cancelled at once) then leaves no coroutine behind that was never awaited."""
     try:
-        return await body
+        return await func(ctx)
     except (SystemExit, KeyboardInterrupt) as exc:
         raise _Escaped(exc) from exc
 
