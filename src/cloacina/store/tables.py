@@ -46,7 +46,6 @@ workflow_executions = Table(
     Column("package_id", String(36), nullable=True),
     #: Whether the run's graph is in task_dependencies (runs from before 0004: no).
     Column("graph_stored", Integer, nullable=False, server_default="0"),
-    Index("ix_workflow_executions_status", "status"),
     Index("ix_workflow_executions_name", "workflow_name", "created_at"),
     #: When the run is past its deadline (the workflow's ``deadline=``), and whether its
     #: alert was raised.
@@ -66,10 +65,36 @@ workflow_executions = Table(
     # The execution list's pages, newest first, with a stable (created_at, id) cursor.
     Index("ix_workflow_executions_page", "created_at", "id"),
     Index("ix_workflow_executions_status_page", "status", "created_at", "id"),
-    Index("ix_workflow_executions_deadline", "deadline_alerted", "deadline_at"),
-    Index("ix_workflow_executions_scheduled", "workflow_name", "scheduled_for"),
-    Index("ix_workflow_executions_backfill", "backfill_id", "status"),
-    Index("ix_workflow_executions_trigger", "trigger_name", "trigger_key", "status"),
+    # Partial: an ordinary run has none of these and pays nothing for them (0013).
+    Index(
+        "ix_workflow_executions_deadline",
+        "deadline_alerted",
+        "deadline_at",
+        sqlite_where=text("deadline_at IS NOT NULL"),
+        postgresql_where=text("deadline_at IS NOT NULL"),
+    ),
+    Index(
+        "ix_workflow_executions_scheduled",
+        "workflow_name",
+        "scheduled_for",
+        sqlite_where=text("scheduled_for IS NOT NULL"),
+        postgresql_where=text("scheduled_for IS NOT NULL"),
+    ),
+    Index(
+        "ix_workflow_executions_backfill",
+        "backfill_id",
+        "status",
+        sqlite_where=text("backfill_id IS NOT NULL"),
+        postgresql_where=text("backfill_id IS NOT NULL"),
+    ),
+    Index(
+        "ix_workflow_executions_trigger",
+        "trigger_name",
+        "trigger_key",
+        "status",
+        sqlite_where=text("trigger_name IS NOT NULL"),
+        postgresql_where=text("trigger_name IS NOT NULL"),
+    ),
 )
 
 task_executions = Table(
