@@ -45,6 +45,7 @@ from cloacina.packaging.archive import DEFAULT_LIMITS, Limits
 from cloacina.registry.loader import PackageLoader
 from cloacina.registry.registry import PackageInfo, PackageRegistry, WorkflowRef
 from cloacina.service.alerts import AlertService
+from cloacina.service.audit import audit_row, current_actor, recorded_inline
 from cloacina.service.audited import (
     audit_package_register,
     audit_package_version,
@@ -380,6 +381,19 @@ class DefaultRunner(
                 deadline_at=None if wf.deadline is None else now + wf.deadline,
             )
             tx.add_events([NewEvent(execution_id, None, "execution_started", None, None, now)])
+            if current_actor() is not None and self.control_store is self.store:
+                # Audited (a face started it) and the audit log is in this database: the
+                # row commits with the run, one write instead of two.
+                tx.add_audit(
+                    audit_row(
+                        "run.start",
+                        execution_id,
+                        "ok",
+                        tenant=self.tenant,
+                        detail={"workflow": name if isinstance(name, str) else wf.name},
+                    )
+                )
+                recorded_inline()
         self._engine.new_run(execution_id, input_json)
         return execution_id
 

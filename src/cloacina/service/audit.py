@@ -242,6 +242,44 @@ def outcome_of(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+#: Set by an audited method that wrote its own success row inside its change's transaction
+#: (the change and its audit row commit together, in one write): the decorator then adds none.
+_RECORDED_INLINE: ContextVar[bool] = ContextVar("cloacina_audit_recorded_inline", default=False)
+
+
+def audit_row(
+    action: str,
+    target: str,
+    outcome: str,
+    *,
+    tenant: str | None,
+    detail: dict[str, Any] | None = None,
+    actor: Actor | None = None,
+) -> AuditRow:
+    """The row :func:`append_audit` appends (by ``actor``, by default the current one, else
+    the local OS user)."""
+    who = actor or current_actor() or Actor.local()
+    return AuditRow(
+        id=0,
+        at=time.time(),
+        actor=_cut("actor", who.name) or "",
+        key_id=who.key_id,
+        tenant=_cut("tenant", tenant),
+        action=_cut("action", action) or "",
+        target=_cut("target", target) or "",
+        outcome=_cut("outcome", outcome) or "",
+        client=_cut("client", who.client),
+        request_id=_cut("request_id", who.request_id),
+        detail=json.dumps(detail, separators=(",", ":"), default=str) if detail else None,
+    )
+
+
+def recorded_inline() -> None:
+    """Say that the running audited method wrote its success row itself, in its change's
+    own transaction (see :func:`audited`)."""
+    _RECORDED_INLINE.set(True)
+
+
 def append_audit(
     store: Store,
     action: str,
@@ -254,21 +292,8 @@ def append_audit(
 ) -> None:
     """Append a row to the audit log of ``store`` (the default tenant's), by ``actor`` (by
     default the current one, else the local OS user)."""
-    who = actor or current_actor() or Actor.local()
     store.insert_audit(
-        AuditRow(
-            id=0,
-            at=time.time(),
-            actor=_cut("actor", who.name) or "",
-            key_id=who.key_id,
-            tenant=_cut("tenant", tenant),
-            action=_cut("action", action) or "",
-            target=_cut("target", target) or "",
-            outcome=_cut("outcome", outcome) or "",
-            client=_cut("client", who.client),
-            request_id=_cut("request_id", who.request_id),
-            detail=json.dumps(detail, separators=(",", ":"), default=str) if detail else None,
-        )
+        audit_row(action, target, outcome, tenant=tenant, detail=detail, actor=actor)
     )
 
 
@@ -421,15 +446,22 @@ def audited(action: str, describe: Describer) -> Callable[[F], F]:
         def inner(self: AuditMixin, *args: Any, **kwargs: Any) -> Any:
             if _ACTOR.get() is None:
                 return method(self, *args, **kwargs)
+            inline = _RECORDED_INLINE.set(False)
             try:
                 result = method(self, *args, **kwargs)
+                if _RECORDED_INLINE.get():
+                    return result  # its row committed with the change
             except Exception as exc:
+                if _RECORDED_INLINE.get():
+                    raise  # the change committed with its row; what failed after is not it
                 try:
                     target, detail = describe(self, None, arguments(self, args, kwargs))
                     self.record_audit(action, target, outcome_of(exc), detail=detail)
                 except Exception as audit_exc:  # the change's own error matters more
                     log.error("could not audit a failed %s: %s", action, audit_exc)
                 raise
+            finally:
+                _RECORDED_INLINE.reset(inline)
             target, detail = describe(self, result, arguments(self, args, kwargs))
             self.record_audit(action, target, "ok", detail=detail)
             return result
