@@ -30,6 +30,7 @@ from cloacina.server import (
     routes_schedules,
     routes_triggers,
     routes_workflows,
+    ui,
 )
 from cloacina.server.auth import VIEWER, Caller, KeyCache
 from cloacina.server.events import Hubs
@@ -39,9 +40,11 @@ REQUEST_ID_HEADER = "X-Request-Id"
 #: A request id a client may choose (so its own logs and ours line up): short and plain.
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
-#: Routes anyone may call without a key (the probes and the API's own documentation).
-PUBLIC_PATHS = frozenset(
-    {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+#: Routes anyone may call without a key (the probes and the API's own documentation), and
+#: the web UI's, which authenticate by the session cookie a key signs in to.
+PUBLIC_PATHS = (
+    frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+    | ui.PATHS
 )
 
 
@@ -142,6 +145,7 @@ def create_app(state: ServerState, *, close_state: bool = False) -> FastAPI:
     app.include_router(routes_backfills.router)
     app.include_router(routes_schedules.router)
     app.include_router(routes_triggers.router)
+    ui.install(app)
     return app
 
 

@@ -39,6 +39,10 @@ BATCH = 1000
 #: and checks its run is still going.
 KEEPALIVE = 15.0
 
+#: The key under which a listener gets the events of every run of the tenant (the web UI's
+#: runs list): :meth:`EventHub.subscribe` with it instead of a run's id.
+ALL_RUNS = "*"
+
 TERMINAL_EVENTS = frozenset({"execution_completed", "execution_failed", "execution_cancelled"})
 
 
@@ -203,6 +207,8 @@ class EventHub:
     def _deliver(self, event: ExecutionEvent) -> None:
         for queue in self._queues.get(event.execution_id, ()):
             queue.put_nowait(event)
+        for queue in self._queues.get(ALL_RUNS, ()):
+            queue.put_nowait(event)
 
     async def close(self) -> None:
         task = self._task
@@ -341,6 +347,7 @@ async def until_stopped(
 
 
 __all__ = [
+    "ALL_RUNS",
     "EventHub",
     "Hubs",
     "event_json",

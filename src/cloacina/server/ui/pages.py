@@ -1,0 +1,264 @@
+"""The web UI's pages (DESIGN §12): sign in and out, the runs list, a run's page and its
+control buttons. Every read and action goes through the tenant's runner (the service
+layer), as the API's routes do."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from cloacina.errors import CloacinaError, NotFoundError, RequestError
+from cloacina.model.status import ExecutionStatus, WorkflowResult
+from cloacina.server.auth import state_of
+from cloacina.server.routes_executions import parse_time
+from cloacina.server.ui.session import (
+    Viewer,
+    clear_cookie,
+    identify,
+    sessions_of,
+    set_cookie,
+    viewer_of,
+)
+from cloacina.service.audit import acting_as
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+
+STATUSES = [s.value for s in ExecutionStatus]
+#: Runs counted per status at most on the runs page (beyond: "N+").
+COUNT_CAP = 100
+ACTIONS = ("cancel", "pause", "resume")
+
+
+def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def to_signin() -> RedirectResponse:
+    return RedirectResponse("/", status_code=303)
+
+
+@router.get("/")
+async def signin_page(request: Request) -> Response:
+    if await viewer_of(request) is not None:
+        return RedirectResponse("/runs", status_code=303)
+    return page(request, "signin.html", viewer=None, error=None)
+
+
+@router.post("/")
+async def signin(request: Request, api_key: Annotated[str, Form()] = "") -> Response:
+    key = api_key.strip()
+    try:
+        if not key and state_of(request).options.auth:
+            raise RequestError("enter an API key")
+        await identify(request, key)
+    except CloacinaError:
+        error = "That API key was not accepted (unknown, revoked or expired)."
+        return page(request, "signin.html", status=401, viewer=None, error=error)
+    sessions = sessions_of(request)
+    session = sessions.create(key)
+    response = RedirectResponse("/runs", status_code=303)
+    set_cookie(request, response, session, sessions.ttl)
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    viewer = await viewer_of(request)
+    if viewer is not None:
+        if not sessions_of(request).csrf_ok(viewer.session, csrf):
+            return forbidden(request, viewer)
+        sessions_of(request).drop(viewer.session.sid)
+    response = to_signin()
+    clear_cookie(request, response)
+    return response
+
+
+def forbidden(request: Request, viewer: Viewer | None) -> HTMLResponse:
+    message = "This form has expired or did not come from this site; reload the page and retry."
+    return page(request, "message.html", status=403, viewer=viewer, message=message)
+
+
+class Filters:
+    """The runs page's filters, from its query string."""
+
+    def __init__(self, request: Request) -> None:
+        q = request.query_params
+        self.status = q.get("status") or None
+        self.workflow = q.get("workflow") or None
+        self.since_text = q.get("since") or ""
+        self.until_text = q.get("until") or ""
+        self.q = q.get("q") or None
+        self.cursor = q.get("cursor") or None
+        self.since = self._time("since", self.since_text)
+        self.until = self._time("until", self.until_text)
+
+    @staticmethod
+    def _time(field: str, value: str) -> datetime | None:
+        # The browser's datetime-local has no zone: taken as UTC, as the API takes it.
+        return parse_time(field, value) if value else None
+
+    def query(self, **override: str | None) -> str:
+        values = {
+            "status": self.status,
+            "workflow": self.workflow,
+            "since": self.since_text,
+            "until": self.until_text,
+            "q": self.q,
+        }
+        values.update(override)
+        return urlencode({k: v for k, v in values.items() if v})
+
+    def matches(self, run: WorkflowResult) -> bool:
+        if self.status and run.status.value != self.status:
+            return False
+        if self.workflow and run.workflow_name != self.workflow:
+            return False
+        created = run.created_at
+        if created is not None and self.since and created < self.since:
+            return False
+        if created is not None and self.until and created >= self.until:
+            return False
+        return not self.q or self.q in run.execution_id or self.q in (run.error or "")
+
+
+def status_counts(viewer: Viewer, filters: Filters) -> dict[str, str]:
+    """Runs per status under the other filters, counted up to :data:`COUNT_CAP`."""
+    counts = {}
+    for status in STATUSES:
+        found = viewer.runner.list_executions_page(
+            status=status,
+            workflow_name=filters.workflow,
+            since=filters.since,
+            until=filters.until,
+            q=filters.q,
+            limit=COUNT_CAP,
+        )
+        n = len(found.items)
+        counts[status] = f"{n}+" if found.next_cursor else str(n)
+    return counts
+
+
+@router.get("/runs")
+async def runs_page(request: Request) -> Response:
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return to_signin()
+    try:
+        filters = Filters(request)
+        if filters.status and filters.status not in STATUSES:
+            raise RequestError(f"status must be one of {', '.join(STATUSES)}")
+        found = await run_in_threadpool(
+            lambda: viewer.runner.list_executions_page(
+                status=filters.status,
+                workflow_name=filters.workflow,
+                since=filters.since,
+                until=filters.until,
+                q=filters.q,
+                limit=int(request.query_params.get("limit") or 50),
+                cursor=filters.cursor,
+            )
+        )
+        counts = await run_in_threadpool(status_counts, viewer, filters)
+    except (CloacinaError, ValueError) as exc:
+        return page(request, "message.html", status=400, viewer=viewer, message=str(exc))
+    next_query = filters.query(cursor=found.next_cursor) if found.next_cursor else None
+    return page(
+        request,
+        "runs.html",
+        viewer=viewer,
+        runs=found.items,
+        filters=filters,
+        statuses=STATUSES,
+        counts=counts,
+        next_query=next_query,
+        live=filters.cursor is None,
+    )
+
+
+@router.get("/ui/runs/rows")
+async def run_rows(request: Request) -> Response:
+    """The rows of the runs named in ``ids`` that match the page's filters (the live
+    updates of the runs page fetch them)."""
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return Response(status_code=401)
+    filters = Filters(request)
+    ids = [i for i in (request.query_params.get("ids") or "").split(",") if i][:100]
+
+    def read() -> list[WorkflowResult]:
+        runs = []
+        for execution_id in ids:
+            try:
+                runs.append(viewer.runner.get_execution(execution_id))
+            except NotFoundError:
+                continue
+        return runs
+
+    runs = [r for r in await run_in_threadpool(read) if filters.matches(r)]
+    return page(request, "run_rows.html", viewer=viewer, runs=runs)
+
+
+@router.get("/runs/{execution_id}")
+async def run_page(request: Request, execution_id: str) -> Response:
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return to_signin()
+    try:
+        run = await run_in_threadpool(viewer.runner.get_execution, execution_id)
+    except NotFoundError as exc:
+        return page(request, "message.html", status=404, viewer=viewer, message=str(exc))
+    notice = request.query_params.get("done")
+    return page(request, "run.html", viewer=viewer, run=run, notice=notice)
+
+
+@router.post("/runs/{execution_id}/{action}")
+async def run_action(
+    request: Request, execution_id: str, action: str, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return to_signin()
+    if not sessions_of(request).csrf_ok(viewer.session, csrf):
+        return forbidden(request, viewer)
+    if action not in ACTIONS:
+        return page(request, "message.html", status=404, viewer=viewer, message="no such action")
+    if not viewer.can_operate:
+        message = f"{action.capitalize()} needs the operator role; this key is a viewer's."
+        return page(request, "message.html", status=403, viewer=viewer, message=message)
+    method = getattr(viewer.runner, action)
+    actor = viewer.identity.actor
+
+    def act() -> None:
+        with acting_as(actor):
+            method(execution_id)
+
+    try:
+        await run_in_threadpool(act)
+    except CloacinaError as exc:
+        status = 404 if isinstance(exc, NotFoundError) else 409
+        return page(request, "message.html", status=status, viewer=viewer, message=str(exc))
+    return RedirectResponse(f"/runs/{execution_id}?done={action}", status_code=303)
+
+
+#: The UI's paths (reached with the session cookie, not an API key).
+PATHS = frozenset(
+    {
+        "/",
+        "/signout",
+        "/runs",
+        "/ui/runs/rows",
+        "/runs/{execution_id}",
+        "/runs/{execution_id}/{action}",
+    }
+)
+
+__all__ = ["PATHS", "router"]

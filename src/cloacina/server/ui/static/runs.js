@@ -1,0 +1,40 @@
+// The runs page's live updates: the session's event stream names runs that started or
+// changed; their rows are fetched (batched) and put at the top or in place. No reload.
+(function () {
+  "use strict";
+  var body = document.getElementById("runs");
+  if (!body || !body.dataset.live || !window.EventSource) return;
+  var pending = new Set();
+  var timer = null;
+
+  function flush() {
+    timer = null;
+    var ids = Array.from(pending);
+    pending.clear();
+    if (!ids.length) return;
+    var url = body.dataset.live + (body.dataset.live.indexOf("?") < 0 ? "?" : "&") +
+      "ids=" + encodeURIComponent(ids.join(","));
+    fetch(url, { credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.text() : "";
+    }).then(function (html) {
+      if (!html.trim()) return;
+      var tmp = document.createElement("tbody");
+      tmp.innerHTML = html;
+      Array.from(tmp.querySelectorAll("tr[data-id]")).reverse().forEach(function (row) {
+        var old = body.querySelector('tr[data-id="' + row.dataset.id + '"]');
+        if (old) { old.replaceWith(row); return; }
+        row.classList.add("fresh");
+        body.insertBefore(row, body.firstChild);
+        var empty = document.getElementById("no-runs");
+        if (empty) empty.remove();
+      });
+    }).catch(function () {});
+  }
+
+  var source = new EventSource("/ui/events");
+  source.addEventListener("run", function (e) {
+    try { pending.add(JSON.parse(e.data).execution_id); } catch (err) { return; }
+    if (timer === null) timer = setTimeout(flush, 150);
+  });
+  window.addEventListener("beforeunload", function () { source.close(); });
+})();
