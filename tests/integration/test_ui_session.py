@@ -151,6 +151,8 @@ def test_runs_page_lists_filters_and_pages(db_url: str, name: Callable[[str], st
         for execution_id in ids:
             assert f'href="/runs/{execution_id}"' in page.text
             assert f"<code>{execution_id[:8]}</code>" in page.text
+        counts = dict(re.findall(r'data-count="(\w+)">(\d+)<', page.text))
+        assert counts["failed"] == "0" and sum(int(n) for n in counts.values()) == 3
         # Newest first.
         positions = [page.text.index(f'href="/runs/{i}"') for i in ids]
         assert positions == sorted(positions, reverse=True)

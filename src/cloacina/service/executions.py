@@ -293,6 +293,21 @@ class ExecutionService:
             next_cursor=encode_cursor(rows[-1]) if more and rows else None,
         )
 
+    def count_executions(
+        self,
+        *,
+        workflow_name: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        q: str | None = None,
+    ) -> dict[str, int]:
+        """How many runs there are of each status (every status named, 0 included), under
+        the filters of :meth:`list_executions_page`: one grouped read."""
+        found = self.store.count_executions_by_status(
+            workflow_name=workflow_name or None, since=epoch(since), until=epoch(until), q=q or None
+        )
+        return {s.value: found.get(s.value, 0) for s in ExecutionStatus}
+
     def list_executions(
         self,
         *,

@@ -443,6 +443,18 @@ class ExecutionQueries(abc.ABC):
     def count_unfinished(self) -> int:
         """How many executions are running or paused."""
 
+    @abc.abstractmethod
+    def count_executions_by_status(
+        self,
+        *,
+        workflow_name: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        q: str | None = None,
+    ) -> dict[str, int]:
+        """How many runs there are of each status (statuses without runs left out), under
+        the filters of :meth:`list_executions`."""
+
 
 class Store(
     RunStore,

@@ -697,6 +697,26 @@ class MemoryRunStore(RunStore, ExecutionQueries):
         with self._lock:
             return sum(1 for r in self._state.runs.values() if r.status in ("running", "paused"))
 
+    def count_executions_by_status(
+        self,
+        *,
+        workflow_name: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        q: str | None = None,
+    ) -> dict[str, int]:
+        rows = self.list_executions(
+            limit=len(self._state.runs) + 1,
+            workflow_name=workflow_name,
+            since=since,
+            until=until,
+            q=q,
+        )
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[str(row.status)] = counts.get(str(row.status), 0) + 1
+        return counts
+
 
 def _execution_row(run: _Run) -> ExecutionRow:
     return ExecutionRow(

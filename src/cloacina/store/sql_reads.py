@@ -55,6 +55,30 @@ def list_executions_query(
     backwards along ``ix_workflow_executions_page`` (or its status twin), never sorted, so
     the first page of 100,000 runs costs what the first page of 100 does.
     """
+    where, params = execution_filters(
+        status=status, workflow_name=workflow_name, since=since, until=until, q=q
+    )
+    if before is not None:
+        # A row value: both backends seek the index to it (an OR would scan from the top).
+        where.append("(created_at, id) < (?, ?)")
+        params += [before[0], before[1]]
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    sql = (
+        f"SELECT {EXEC_COLS} FROM workflow_executions{clause}"
+        " ORDER BY created_at DESC, id DESC LIMIT ?"
+    )
+    return sql, [*params, limit]
+
+
+def execution_filters(
+    *,
+    status: str | None = None,
+    workflow_name: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    q: str | None = None,
+) -> tuple[list[str], list[str | float]]:
+    """The WHERE terms (``?`` placeholders) and parameters of the runs' list filters."""
     where: list[str] = []
     params: list[str | float] = []
     if status:
@@ -75,16 +99,7 @@ def list_executions_query(
             "(lower(id) LIKE ? ESCAPE '\\' OR lower(COALESCE(error, '')) LIKE ? ESCAPE '\\')"
         )
         params += [pattern, pattern]
-    if before is not None:
-        # A row value: both backends seek the index to it (an OR would scan from the top).
-        where.append("(created_at, id) < (?, ?)")
-        params += [before[0], before[1]]
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
-    sql = (
-        f"SELECT {EXEC_COLS} FROM workflow_executions{clause}"
-        " ORDER BY created_at DESC, id DESC LIMIT ?"
-    )
-    return sql, [*params, limit]
+    return where, params
 
 
 class SQLStore(Store):
@@ -259,3 +274,20 @@ class SQLStore(Store):
             "SELECT COUNT(*) FROM workflow_executions WHERE status IN ('running', 'paused')"
         )
         return int(row[0])
+
+    def count_executions_by_status(
+        self,
+        *,
+        workflow_name: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        q: str | None = None,
+    ) -> dict[str, int]:
+        where, params = execution_filters(
+            workflow_name=workflow_name, since=since, until=until, q=q
+        )
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._fetchall(
+            f"SELECT status, COUNT(*) FROM workflow_executions{clause} GROUP BY status", params
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
