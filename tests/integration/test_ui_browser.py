@@ -118,6 +118,8 @@ def test_runs_listed_live_with_working_links(browser: Browser, live: Live, gate:
     gate.event.set()  # both runs finish: their rows turn to completed, still no reload
     expect(row).to_contain_text("completed")
     expect(fresh).to_contain_text("completed")
+    expect(page.locator("[data-count=completed]")).to_have_text("2")  # counts follow
+    expect(page.locator("[data-count=running]")).to_have_text("0")
     assert page.evaluate("window.notReloaded") is True
 
     fresh.get_by_role("link", name=second[:8]).click()

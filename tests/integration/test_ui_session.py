@@ -55,7 +55,21 @@ def test_sign_in_cookie_and_sign_out(db_url: str) -> None:
         assert empty.status_code == 401 and "set-cookie" not in empty.headers
         assert client.get("/runs", follow_redirects=False).headers["location"] == "/"
 
-        good = client.post("/", data={"api_key": api.keys["viewer"]}, follow_redirects=False)
+        # A sign-in posted from another site is refused (login CSRF).
+        evil = {"Origin": "https://evil.example"}
+        forged = client.post(
+            "/", data={"api_key": api.keys["viewer"]}, headers=evil, follow_redirects=False
+        )
+        assert forged.status_code == 403 and "set-cookie" not in forged.headers
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY"
+
+        good = client.post(
+            "/",
+            data={"api_key": api.keys["viewer"]},
+            headers={"Origin": "http://testserver"},
+            follow_redirects=False,
+        )
         cookie = good.headers["set-cookie"]
         assert cookie.startswith("cloacina_session=")
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
@@ -122,6 +136,16 @@ def test_run_controls_need_csrf_and_the_operator_role(
                 f"/runs/{execution_id}/cancel", data=data, follow_redirects=False
             )
             assert refused.status_code == 403, data
+        assert not runner.get_execution_status(execution_id).is_terminal
+
+        # The right token from another site's page is refused too.
+        elsewhere = operator.post(
+            f"/runs/{execution_id}/cancel",
+            data={"csrf": csrf_of(page.text)},
+            headers={"Origin": "https://evil.example"},
+            follow_redirects=False,
+        )
+        assert elsewhere.status_code == 403
         assert not runner.get_execution_status(execution_id).is_terminal
 
         done = operator.post(

@@ -4,6 +4,7 @@ layer), as the API's routes do."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,8 +37,32 @@ STATUSES = [s.value for s in ExecutionStatus]
 ACTIONS = ("cancel", "pause", "resume")
 
 
+#: Scripts and styles only from this server, no framing (clickjacking of the buttons),
+#: forms post only here.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'; object-src 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, context, status_code=status)
+    return templates.TemplateResponse(
+        request, name, context, status_code=status, headers=SECURITY_HEADERS
+    )
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a form post came from this site: a browser names the page's origin in
+    ``Origin``; a post naming another is refused (CSRF, the sign-in form's included)."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    # Behind a proxy that rewrites Host, the forwarded host is the one the browser saw.
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
+    return origin.split("://", 1)[-1] in hosts
 
 
 def to_signin() -> RedirectResponse:
@@ -53,6 +78,8 @@ async def signin_page(request: Request) -> Response:
 
 @router.post("/")
 async def signin(request: Request, api_key: Annotated[str, Form()] = "") -> Response:
+    if not same_origin(request):
+        return forbidden(request, None)
     key = api_key.strip()
     try:
         if not key and state_of(request).options.auth:
@@ -72,7 +99,7 @@ async def signin(request: Request, api_key: Annotated[str, Form()] = "") -> Resp
 async def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
     viewer = await viewer_of(request)
     if viewer is not None:
-        if not sessions_of(request).csrf_ok(viewer.session, csrf):
+        if not same_origin(request) or not sessions_of(request).csrf_ok(viewer.session, csrf):
             return forbidden(request, viewer)
         sessions_of(request).drop(viewer.session.sid)
     response = to_signin()
@@ -192,7 +219,10 @@ async def run_rows(request: Request) -> Response:
         return runs
 
     runs = [r for r in await run_in_threadpool(read) if filters.matches(r)]
-    return page(request, "run_rows.html", viewer=viewer, runs=runs)
+    counts = await run_in_threadpool(status_counts, viewer, filters)
+    answer = page(request, "run_rows.html", viewer=viewer, runs=runs)
+    answer.headers["X-Cloacina-Counts"] = json.dumps(counts, separators=(",", ":"))
+    return answer
 
 
 @router.get("/runs/{execution_id}")
@@ -215,7 +245,7 @@ async def run_action(
     viewer = await viewer_of(request)
     if viewer is None:
         return to_signin()
-    if not sessions_of(request).csrf_ok(viewer.session, csrf):
+    if not same_origin(request) or not sessions_of(request).csrf_ok(viewer.session, csrf):
         return forbidden(request, viewer)
     if action not in ACTIONS:
         return page(request, "message.html", status=404, viewer=viewer, message="no such action")

@@ -15,6 +15,16 @@
     var url = body.dataset.live + (body.dataset.live.indexOf("?") < 0 ? "?" : "&") +
       "ids=" + encodeURIComponent(ids.join(","));
     fetch(url, { credentials: "same-origin" }).then(function (r) {
+      var counts = r.headers.get("X-Cloacina-Counts");
+      if (counts) {
+        try {
+          var parsed = JSON.parse(counts);
+          Object.keys(parsed).forEach(function (s) {
+            var el = document.querySelector('[data-count="' + s + '"]');
+            if (el) el.textContent = String(parsed[s]);
+          });
+        } catch (err) { /* keep the counts shown */ }
+      }
       return r.ok ? r.text() : "";
     }).then(function (html) {
       if (!html.trim()) return;
