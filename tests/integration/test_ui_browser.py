@@ -182,3 +182,21 @@ def test_buttons_by_role_and_cancel(browser: Browser, live: Live, gate: Gate) ->
     assert asked == ["Cancel this run?"]
     assert live.api.state.primary.get_execution_status(execution_id).value == "cancelled"
     expect(operator.get_by_role("button", name="Cancel")).to_have_count(0)
+
+
+def test_tenant_switcher(browser: Browser, live: Live, gate: Gate) -> None:
+    gate.event.set()
+    here = gate.start(live)
+    other = live.api.other_tenant
+    there = live.api.state.runner(other).schedule_workflow(gate.flow, {})
+    page = signed_in(browser, live, "admin")
+    expect(page.locator(f'tr[data-id="{here}"]')).to_be_visible()
+    expect(page.locator(f'tr[data-id="{there}"]')).to_have_count(0)
+    page.select_option("select[name=tenant]", other)  # submits on change
+    expect(page.locator(f'tr[data-id="{there}"]')).to_be_visible()
+    expect(page.locator(f'tr[data-id="{here}"]')).to_have_count(0)
+
+    bound = signed_in(browser, live, "other")
+    expect(bound.locator(f'tr[data-id="{there}"]')).to_be_visible()
+    expect(bound.locator(f'tr[data-id="{here}"]')).to_have_count(0)
+    expect(bound.locator("select[name=tenant]")).to_have_count(0)

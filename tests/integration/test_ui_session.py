@@ -196,3 +196,43 @@ def test_runs_page_lists_filters_and_pages(db_url: str, name: Callable[[str], st
         assert ids[0] not in rows.text
         rows = client.get(f"/ui/runs/rows?ids={ids[0]},nope")
         assert ids[0] in rows.text
+
+
+def test_tenant_switcher_and_tenant_bound_keys(db_url: str, name: Callable[[str], str]) -> None:
+    with running_api(db_url, execute=False) as api:
+        here = start_run(api, name)
+        flow_name = name("ui_other")
+
+        @workflow(name=flow_name)
+        class flow:
+            @task()
+            def only(context: Context) -> None:
+                context.insert("x", 1)
+
+        there = api.state.runner(api.other_tenant).schedule_workflow(flow_name, {})
+
+        admin = sign_in(api, "admin")
+        runs = admin.get("/runs").text
+        assert here in runs and there not in runs
+        assert f'<option value="{api.other_tenant}"' in runs
+        token = csrf_of(runs)
+        assert admin.post("/tenant", data={"tenant": api.other_tenant}).status_code == 403
+        missing = admin.post("/tenant", data={"tenant": "t_nowhere", "csrf": token})
+        assert missing.status_code == 404
+        switched = admin.post(
+            "/tenant", data={"tenant": api.other_tenant, "csrf": token}, follow_redirects=False
+        )
+        assert switched.status_code == 303
+        runs = admin.get("/runs").text
+        assert there in runs and here not in runs
+        assert admin.get(f"/runs/{here}").status_code == 404
+
+        bound = TestClient(api.client.app)
+        sign_in(api, "other", bound)
+        runs = bound.get("/runs").text
+        assert there in runs and here not in runs
+        assert 'name="tenant"' not in runs
+        refused = bound.post("/tenant", data={"tenant": "public", "csrf": csrf_of(runs)})
+        assert refused.status_code == 403
+        assert here not in bound.get("/runs").text
+        assert bound.get(f"/runs/{here}").status_code == 404

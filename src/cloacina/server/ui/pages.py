@@ -107,6 +107,27 @@ async def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Respon
     return response
 
 
+@router.post("/tenant")
+async def switch_tenant(
+    request: Request, tenant: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = ""
+) -> Response:
+    """Show another tenant (keys of every tenant only)."""
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return to_signin()
+    sessions = sessions_of(request)
+    if not same_origin(request) or not sessions.csrf_ok(viewer.session, csrf):
+        return forbidden(request, viewer)
+    if not viewer.can_switch:
+        message = f"This API key serves tenant {viewer.identity.key_tenant!r} only."
+        return page(request, "message.html", status=403, viewer=viewer, message=message)
+    if tenant not in await run_in_threadpool(state_of(request).primary.tenant_names):
+        message = f"No tenant named {tenant!r}."
+        return page(request, "message.html", status=404, viewer=viewer, message=message)
+    sessions.switch(viewer.session, tenant)
+    return RedirectResponse("/runs", status_code=303)
+
+
 def forbidden(request: Request, viewer: Viewer | None) -> HTMLResponse:
     message = "This form has expired or did not come from this site; reload the page and retry."
     return page(request, "message.html", status=403, viewer=viewer, message=message)
@@ -272,6 +293,7 @@ PATHS = frozenset(
     {
         "/",
         "/signout",
+        "/tenant",
         "/runs",
         "/ui/runs/rows",
         "/runs/{execution_id}",

@@ -13,18 +13,22 @@ import hmac
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
+from cloacina.errors import TenantNotFoundError
 from cloacina.runner import DefaultRunner
 from cloacina.server.auth import Identity, authenticate, state_of
+from cloacina.server.state import ServerState
 
 COOKIE = "cloacina_session"
 #: Seconds a session lives after sign-in (the key's own expiry applies too).
 SESSION_TTL = 12 * 3600.0
+#: Seconds the tenant switcher's list is reused.
+TENANTS_TTL = 5.0
 #: Sessions kept at most (the oldest go first).
 MAX_SESSIONS = 10_000
 
@@ -34,6 +38,8 @@ class Session:
     sid: str
     key: str
     until: float
+    #: The tenant picked with the switcher (keys of every tenant only; None: the default).
+    tenant: str | None = None
 
 
 class Sessions:
@@ -44,6 +50,7 @@ class Sessions:
         self.secret = secrets.token_bytes(32)
         self._by_id: dict[str, Session] = {}
         self._lock = threading.Lock()
+        self._tenants: tuple[float, tuple[str, ...]] = (0.0, ())
 
     def create(self, key: str) -> Session:
         session = Session(secrets.token_urlsafe(32), key, time.monotonic() + self.ttl)
@@ -63,6 +70,19 @@ class Sessions:
                 del self._by_id[sid]
                 return None
         return session
+
+    async def tenant_names(self, state: ServerState) -> tuple[str, ...]:
+        """The database's tenants, read at most every :data:`TENANTS_TTL` seconds."""
+        now = time.monotonic()
+        if now >= self._tenants[0]:
+            names = await run_in_threadpool(state.primary.tenant_names)
+            self._tenants = (now + TENANTS_TTL, tuple(sorted(names)))
+        return self._tenants[1]
+
+    def switch(self, session: Session, tenant: str | None) -> None:
+        with self._lock:
+            if session.sid in self._by_id:
+                self._by_id[session.sid] = replace(session, tenant=tenant)
 
     def drop(self, sid: str | None) -> None:
         if sid:
@@ -84,6 +104,13 @@ class Viewer:
     identity: Identity
     runner: DefaultRunner
     csrf: str
+    #: The tenants a key of every tenant may switch to (empty for a tenant's own key).
+    tenants: tuple[str, ...] = ()
+
+    @property
+    def can_switch(self) -> bool:
+        """Whether the key serves every tenant (the header shows a tenant switcher)."""
+        return self.identity.key_tenant is None
 
     @property
     def can_operate(self) -> bool:
@@ -116,11 +143,18 @@ async def viewer_of(request: Request) -> Viewer | None:
     except Exception:
         sessions.drop(session.sid)
         return None
+    if session.tenant is not None and identity.key_tenant is None:
+        identity = replace(identity, tenant=session.tenant)
     state = state_of(request)
     runner = state.opened(identity.tenant)
     if runner is None:
-        runner = await run_in_threadpool(state.runner, identity.tenant)
-    return Viewer(session, identity, runner, sessions.csrf_token(session))
+        try:
+            runner = await run_in_threadpool(state.runner, identity.tenant)
+        except TenantNotFoundError:  # the picked tenant was removed: back to the default
+            sessions.switch(session, None)
+            return await viewer_of(request)
+    tenants = await sessions.tenant_names(state) if identity.key_tenant is None else ()
+    return Viewer(session, identity, runner, sessions.csrf_token(session), tenants)
 
 
 def set_cookie(request: Request, response: Response, session: Session, ttl: float) -> None:

@@ -6,3 +6,10 @@ document.addEventListener("submit", function (e) {
     e.preventDefault();
   }
 });
+// A select marked data-autosubmit (the tenant switcher) submits its form when changed.
+document.addEventListener("change", function (e) {
+  var el = e.target;
+  if (el instanceof HTMLSelectElement && el.dataset.autosubmit !== undefined && el.form) {
+    el.form.requestSubmit();
+  }
+});
