@@ -200,3 +200,33 @@ def test_tenant_switcher(browser: Browser, live: Live, gate: Gate) -> None:
     expect(bound.locator(f'tr[data-id="{there}"]')).to_be_visible()
     expect(bound.locator(f'tr[data-id="{here}"]')).to_have_count(0)
     expect(bound.locator("select[name=tenant]")).to_have_count(0)
+
+
+def test_run_page_follows_the_run(browser: Browser, live: Live, gate: Gate) -> None:
+    execution_id = gate.start(live)
+    page = signed_in(browser, live, "operator")
+    page.goto(f"/runs/{execution_id}")
+    task_row = page.locator('tr[data-task="held"]')
+    expect(task_row).to_contain_text("running")
+    expect(page.get_by_role("button", name="Cancel")).to_be_visible()
+    page.evaluate("window.notReloaded = true")
+    gate.event.set()
+    expect(task_row).to_contain_text("completed")
+    expect(page.locator("#run-status")).to_contain_text("completed")
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    assert page.evaluate("window.notReloaded") is True
+
+    # A run paused, then cancelled elsewhere (over the API) changes on an open page.
+    gate.event.clear()
+    other = gate.start(live)
+    viewer = signed_in(browser, live, "viewer")
+    viewer.goto(f"/runs/{other}")
+    expect(viewer.locator('tr[data-task="held"]')).to_contain_text("running")
+    operator = {"Authorization": f"Bearer {live.api.keys['operator']}"}
+    answer = httpx.post(f"{live.base}/api/v1/executions/{other}/pause", headers=operator)
+    assert answer.status_code == 202
+    expect(viewer.locator("#run-status")).to_contain_text("paused")
+    answer = httpx.post(f"{live.base}/api/v1/executions/{other}/cancel", headers=operator)
+    assert answer.status_code == 202
+    expect(viewer.locator("#run-status")).to_contain_text("cancelled")
+    gate.event.set()

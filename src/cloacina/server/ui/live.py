@@ -1,7 +1,8 @@
-"""The runs page's live feed: a Server-Sent Events stream of every run's start and status
+"""The UI's live feeds. The runs page's: a Server-Sent Events stream of every run's start and status
 changes in the signed-in tenant, authenticated by the session cookie (EventSource cannot
 send an Authorization header). It listens on the tenant's event hub, as the API's streams
-do: one database read per poll for all listeners, no polling by the page."""
+do: one database read per poll for all listeners, no polling by the page. A run page's:
+its own run's changes, ending with the run."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
-from cloacina.server.events import ALL_RUNS, KEEPALIVE
+from cloacina.errors import NotFoundError
+from cloacina.server.events import ALL_RUNS, KEEPALIVE, TERMINAL_EVENTS
 from cloacina.server.ui.session import viewer_of
 
 router = APIRouter(include_in_schema=False)
@@ -60,6 +63,57 @@ async def run_events(request: Request) -> Response:
     )
 
 
-PATHS = frozenset({"/ui/events"})
+@router.get("/ui/runs/{execution_id}/events")
+async def one_run_events(request: Request, execution_id: str) -> Response:
+    """A run's changes (``change``; ``end`` after its terminal event) for its page."""
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return Response(status_code=401)
+    hub = request.app.state.cloacina_hubs.of(viewer.runner)
+    queue = await hub.subscribe(execution_id)
+    try:
+        await run_in_threadpool(viewer.runner.get_execution_status, execution_id)
+    except NotFoundError:
+        hub.unsubscribe(execution_id, queue)
+        return Response(status_code=404)
+    state = request.app.state.cloacina
+
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            yield b": open\n\n"
+            idle = 0.0
+            while not state.stopping.is_set():
+                try:
+                    event = await asyncio.wait_for(queue.get(), 0.5)
+                except TimeoutError:
+                    idle += 0.5
+                    if idle >= KEEPALIVE:
+                        idle = 0.0
+                        yield b": keepalive\n\n"
+                        status = await run_in_threadpool(
+                            viewer.runner.get_execution_status, execution_id
+                        )
+                        if status.is_terminal:  # its end came by another way: say so
+                            yield b"event: end\ndata: {}\n\n"
+                            return
+                    continue
+                idle = 0.0
+                kind = "end" if event.type in TERMINAL_EVENTS else "change"
+                data = json.dumps({"type": event.type, "task_id": event.task_id})
+                yield f"id: {event.seq}\nevent: {kind}\ndata: {data}\n\n".encode()
+                if kind == "end":
+                    return
+        finally:
+            hub.unsubscribe(execution_id, queue)
+
+    return StreamingResponse(
+        frames(),
+        media_type="text/event-stream",
+        headers=HEADERS,
+        background=BackgroundTask(hub.unsubscribe, execution_id, queue),
+    )
+
+
+PATHS = frozenset({"/ui/events", "/ui/runs/{execution_id}/events"})
 
 __all__ = ["PATHS", "router"]

@@ -259,6 +259,19 @@ async def run_page(request: Request, execution_id: str) -> Response:
     return page(request, "run.html", viewer=viewer, run=run, notice=notice)
 
 
+@router.get("/ui/runs/{execution_id}/live")
+async def run_live(request: Request, execution_id: str) -> Response:
+    """The live part of a run's page (status, buttons, tasks), fetched as the run changes."""
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return Response(status_code=401)
+    try:
+        run = await run_in_threadpool(viewer.runner.get_execution, execution_id)
+    except NotFoundError:
+        return Response(status_code=404)
+    return page(request, "run_live.html", viewer=viewer, run=run)
+
+
 @router.post("/runs/{execution_id}/{action}")
 async def run_action(
     request: Request, execution_id: str, action: str, csrf: Annotated[str, Form()] = ""
@@ -297,6 +310,7 @@ PATHS = frozenset(
         "/runs",
         "/ui/runs/rows",
         "/runs/{execution_id}",
+        "/ui/runs/{execution_id}/live",
         "/runs/{execution_id}/{action}",
     }
 )
