@@ -236,3 +236,12 @@ def test_tenant_switcher_and_tenant_bound_keys(db_url: str, name: Callable[[str]
         assert refused.status_code == 403
         assert here not in bound.get("/runs").text
         assert bound.get(f"/runs/{here}").status_code == 404
+
+
+def test_no_auth_server_signs_in_without_a_key(sqlite_url: str) -> None:
+    with running_api(sqlite_url, execute=False, auth=False) as api:
+        client = api.client
+        answer = client.post("/", data={"api_key": ""}, follow_redirects=False)
+        assert answer.status_code == 303
+        runs = client.get("/runs")
+        assert runs.status_code == 200 and "admin" in runs.text
