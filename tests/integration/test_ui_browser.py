@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,11 +16,11 @@ from playwright.sync_api import Browser, Page, expect
 from cloacina import Context, task, workflow
 
 from .server_support import Live, live_server
-from .ui_browser_support import browser
+from .ui_browser_support import browser, shots
 
 pytestmark = pytest.mark.timeout(180)
 
-__all__ = ["browser"]  # the fixture, used by name
+__all__ = ["browser", "shots"]  # the fixtures, used by name
 
 TIMEOUT = 10_000  # ms a page may take to show what a test waits for
 
@@ -66,7 +67,8 @@ def live(sqlite_url: str, gate: Gate) -> Iterator[Live]:
 
 
 def signed_in(browser: Browser, live: Live, who: str) -> Page:
-    page = browser.new_context(base_url=live.base).new_page()
+    context = browser.new_context(base_url=live.base, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
     page.set_default_timeout(TIMEOUT)
     page.goto("/")
     page.fill("#api_key", live.api.keys[who])
@@ -75,13 +77,14 @@ def signed_in(browser: Browser, live: Live, who: str) -> Page:
     return page
 
 
-def test_sign_in_and_cookie(browser: Browser, live: Live) -> None:
+def test_sign_in_and_cookie(browser: Browser, live: Live, shots: Path) -> None:
     context = browser.new_context(base_url=live.base)
     page = context.new_page()
     page.goto("/")
     page.fill("#api_key", "clk_" + "x" * 43)
     page.press("#api_key", "Enter")
     expect(page.get_by_role("alert")).to_contain_text("not accepted")
+    page.screenshot(path=str(shots / "signin.png"))
     assert context.cookies() == []
 
     page.fill("#api_key", live.api.keys["viewer"])
@@ -101,7 +104,9 @@ def test_sign_in_and_cookie(browser: Browser, live: Live) -> None:
     context.close()
 
 
-def test_runs_listed_live_with_working_links(browser: Browser, live: Live, gate: Gate) -> None:
+def test_runs_listed_live_with_working_links(
+    browser: Browser, live: Live, gate: Gate, shots: Path
+) -> None:
     first = gate.start(live)
     page = signed_in(browser, live, "viewer")
     row = page.locator(f'tr[data-id="{first}"]')
@@ -121,11 +126,13 @@ def test_runs_listed_live_with_working_links(browser: Browser, live: Live, gate:
     expect(page.locator("[data-count=completed]")).to_have_text("2")  # counts follow
     expect(page.locator("[data-count=running]")).to_have_text("0")
     assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=str(shots / "runs.png"))
 
     fresh.get_by_role("link", name=second[:8]).click()
     page.wait_for_url(f"**/runs/{second}")
     expect(page.locator('tr[data-task="held"]')).to_contain_text("completed")
     expect(page.locator("#run-status")).to_contain_text("completed")
+    page.screenshot(path=str(shots / "run.png"))
 
 
 def test_filters_and_paging(browser: Browser, live: Live, gate: Gate) -> None:

@@ -22,6 +22,18 @@ def require_chromium() -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the tests save a screenshot of each page: ``$CLOACINA_UI_ARTIFACTS`` (CI keeps
+    it; ``docs/screenshots`` refreshes the README's), else a temporary directory."""
+    chosen = os.environ.get("CLOACINA_UI_ARTIFACTS")
+    if chosen:
+        path = Path(chosen)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("ui-screenshots")
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     require_chromium()
