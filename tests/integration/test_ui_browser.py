@@ -22,7 +22,8 @@ pytestmark = pytest.mark.timeout(180)
 
 __all__ = ["browser", "shots"]  # the fixtures, used by name
 
-TIMEOUT = 10_000  # ms a page may take to show what a test waits for
+TIMEOUT = 20_000  # ms a page may take to show what a test waits for (CI is loaded)
+expect.set_options(timeout=TIMEOUT)  # expect() has its own default (5 s)
 
 
 class Gate:
