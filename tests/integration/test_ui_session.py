@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import pytest
@@ -245,3 +246,33 @@ def test_no_auth_server_signs_in_without_a_key(sqlite_url: str) -> None:
         assert answer.status_code == 303
         runs = client.get("/runs")
         assert runs.status_code == 200 and "admin" in runs.text
+
+
+def test_runs_feed_ends_when_the_key_is_revoked(
+    sqlite_url: str, name: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cloacina.server.ui import live
+
+    monkeypatch.setattr(live, "RECHECK", 0.3)
+    with running_api(sqlite_url, execute=False) as api:
+        primary = api.state.primary
+        created = primary.create_api_key("ui-feed", "viewer")
+        client = api.client
+        client.post("/", data={"api_key": created.key}, follow_redirects=False)
+        seen: list[str] = []
+        with client.stream("GET", "/ui/events") as stream:
+            assert stream.status_code == 200
+            lines = stream.iter_lines()
+            assert next(lines) == ": open"
+            execution_id = start_run(api, name)
+            for line in lines:
+                seen.append(line)
+                if execution_id in line:
+                    break
+            primary.revoke_api_key(created.id)
+            api.client.app.state.cloacina_keys.clear()  # type: ignore[attr-defined]
+            started = time.monotonic()
+            seen += list(lines)  # ends: the session is no longer signed in
+            assert time.monotonic() - started < 10
+        assert any("event: run" in line for line in seen)
+        assert client.get("/ui/events").status_code == 401

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -22,6 +23,8 @@ from cloacina.server.ui.session import viewer_of
 router = APIRouter(include_in_schema=False)
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+#: Seconds between two checks that the runs feed's session is still signed in.
+RECHECK = KEEPALIVE
 
 
 @router.get("/ui/events")
@@ -37,7 +40,12 @@ async def run_events(request: Request) -> Response:
         try:
             yield b": open\n\n"
             idle = 0.0
+            checked = time.monotonic()
             while not state.stopping.is_set():
+                if time.monotonic() - checked >= RECHECK:
+                    checked = time.monotonic()
+                    if await viewer_of(request) is None:
+                        return  # signed out, or the key was revoked: no more news
                 try:
                     event = await asyncio.wait_for(queue.get(), 0.5)
                 except TimeoutError:
@@ -90,6 +98,8 @@ async def one_run_events(request: Request, execution_id: str) -> Response:
                     if idle >= KEEPALIVE:
                         idle = 0.0
                         yield b": keepalive\n\n"
+                        if await viewer_of(request) is None:
+                            return  # signed out, or the key was revoked
                         status = await run_in_threadpool(
                             viewer.runner.get_execution_status, execution_id
                         )

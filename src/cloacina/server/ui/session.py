@@ -150,8 +150,10 @@ async def viewer_of(request: Request) -> Viewer | None:
     if runner is None:
         try:
             runner = await run_in_threadpool(state.runner, identity.tenant)
-        except TenantNotFoundError:  # the picked tenant was removed: back to the default
-            sessions.switch(session, None)
+        except TenantNotFoundError:
+            if session.tenant is None:  # the key's own tenant is gone
+                return None
+            sessions.switch(session, None)  # the picked tenant was removed: the default
             return await viewer_of(request)
     tenants = await sessions.tenant_names(state) if identity.key_tenant is None else ()
     return Viewer(session, identity, runner, sessions.csrf_token(session), tenants)
