@@ -104,7 +104,7 @@ def serve_command(
     def ready(_state: object) -> None:
         mode = "API only" if no_execute else "executing tasks"
         click.echo(
-            f"cloacina serve: http://{host}:{port} (docs at /docs), database "
+            f"cloacina serve: http://{host}:{port} (web UI at /, API docs at /docs), database "
             f"{display_url(url)}, tenant {tenant_name}, {mode}"
         )
         sys.stdout.flush()
