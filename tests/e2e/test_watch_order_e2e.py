@@ -46,7 +46,9 @@ PARALLEL = textwrap.dedent(
 
         @task(dependencies=["root"])
         def medium(context: Context) -> None:
-            time.sleep(0.4)
+            # Long beside quick's, so that quick ends first even on a loaded machine (CI on
+            # 2 cores with a browser running has delayed a thread by over 0.35 s).
+            time.sleep(1.5)
 
         @task(dependencies=["root"])
         def quick(context: Context) -> None:
