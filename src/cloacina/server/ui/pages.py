@@ -19,6 +19,7 @@ from cloacina.errors import CloacinaError, NotFoundError, RequestError
 from cloacina.model.status import ExecutionStatus, WorkflowResult
 from cloacina.server.auth import state_of
 from cloacina.server.routes_executions import parse_time
+from cloacina.server.ui.graph import gantt, layout
 from cloacina.server.ui.session import (
     Viewer,
     clear_cookie,
@@ -246,6 +247,17 @@ async def run_rows(request: Request) -> Response:
     return answer
 
 
+def pictures(viewer: Viewer, run: WorkflowResult) -> dict[str, Any]:
+    """The run's graph and Gantt chart (its workflow's dependencies, its attempts)."""
+    try:
+        info = viewer.runner.describe_workflow(run.workflow_name)
+        dependencies = {t.id: list(t.dependencies) for t in info.tasks}
+    except CloacinaError:  # a workflow no longer registered: its tasks without edges
+        dependencies = {}
+    attempts = viewer.runner.get_attempts(run.execution_id)
+    return {"graph": layout(run, dependencies), "gantt": gantt(attempts)}
+
+
 @router.get("/runs/{execution_id}")
 async def run_page(request: Request, execution_id: str) -> Response:
     viewer = await viewer_of(request)
@@ -256,7 +268,8 @@ async def run_page(request: Request, execution_id: str) -> Response:
     except NotFoundError as exc:
         return page(request, "message.html", status=404, viewer=viewer, message=str(exc))
     notice = request.query_params.get("done")
-    return page(request, "run.html", viewer=viewer, run=run, notice=notice)
+    drawn = await run_in_threadpool(pictures, viewer, run)
+    return page(request, "run.html", viewer=viewer, run=run, notice=notice, **drawn)
 
 
 @router.get("/ui/runs/{execution_id}/live")
@@ -267,9 +280,10 @@ async def run_live(request: Request, execution_id: str) -> Response:
         return Response(status_code=401)
     try:
         run = await run_in_threadpool(viewer.runner.get_execution, execution_id)
+        drawn = await run_in_threadpool(pictures, viewer, run)
     except NotFoundError:
         return Response(status_code=404)
-    return page(request, "run_live.html", viewer=viewer, run=run)
+    return page(request, "run_live.html", viewer=viewer, run=run, **drawn)
 
 
 @router.post("/runs/{execution_id}/{action}")

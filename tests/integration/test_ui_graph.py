@@ -1,0 +1,136 @@
+"""A run's page draws its graph (nodes by status, live) and a Gantt bar per attempt, in a
+real browser over SQLite; the layered layout itself is checked in Python."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Locator, expect
+
+from cloacina import Context, RetryPolicy, task, workflow
+from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
+from cloacina.server.ui.graph import MAX_NODES, layers, layout
+
+from .server_support import Live, live_server
+from .test_ui_browser import signed_in
+from .ui_browser_support import browser, shots
+
+pytestmark = pytest.mark.timeout(180)
+
+__all__ = ["browser", "shots"]  # the fixtures, used by name
+
+
+def test_layers_are_longest_paths() -> None:
+    deps = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": ["a", "d"], "x": ["gone"]}
+    assert layers(deps) == {"a": 0, "b": 1, "c": 1, "d": 2, "e": 3, "x": 0}
+
+
+def test_layout_left_to_right_and_summary_beyond_the_limit() -> None:
+    def run(ids: list[str]) -> WorkflowResult:
+        tasks = {i: TaskResult(i, TaskStatus.PENDING, 0) for i in ids}
+        return WorkflowResult("e", "w", "v", ExecutionStatus.RUNNING, tasks=tasks)
+
+    graph = layout(run(["a", "b", "c"]), {"b": ["a"], "c": ["b"]})
+    xs = [n.x for n in graph.nodes]
+    assert xs == sorted(xs) and len(set(xs)) == 3
+    assert {(e.source, e.target) for e in graph.edges} == {("a", "b"), ("b", "c")}
+    assert graph.summary is None
+    many = layout(run([f"t{i}" for i in range(MAX_NODES + 1)]), {})
+    assert many.summary == {"pending": MAX_NODES + 1} and many.nodes == []
+
+
+@pytest.fixture
+def gate() -> Iterator[threading.Event]:
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+@pytest.fixture
+def live(sqlite_url: str, gate: threading.Event) -> Iterator[Live]:
+    with live_server(sqlite_url) as served:
+        yield served
+        gate.set()
+
+
+def test_graph_and_gantt_follow_the_run(
+    browser: Browser, live: Live, gate: threading.Event, name: Callable[[str], str], shots: Path
+) -> None:
+    flow = name("ui_graph")
+    tries: list[int] = []
+
+    @workflow(name=flow)
+    class graph_flow:
+        @task()
+        def first(context: Context) -> None:
+            pass
+
+        @task(dependencies=["first"])
+        def held(context: Context) -> None:
+            gate.wait(30)
+
+        @task(
+            dependencies=["first"],
+            retry=RetryPolicy(max_attempts=2, initial_delay=0.01, jitter=False),
+        )
+        def flaky(context: Context) -> None:
+            tries.append(1)
+            if len(tries) == 1:
+                raise RuntimeError("first try fails")
+
+        @task(dependencies=["held", "flaky"])
+        def last(context: Context) -> None:
+            pass
+
+    answer = httpx.post(
+        f"{live.base}/api/v1/executions",
+        headers={"Authorization": f"Bearer {live.api.keys['operator']}"},
+        json={"workflow": flow, "context": {}},
+    )
+    assert answer.status_code == 201, answer.text
+    execution_id = answer.json()["execution_id"]
+    page = signed_in(browser, live, "viewer")
+    page.goto(f"/runs/{execution_id}")
+
+    def node(task_id: str) -> Locator:
+        return page.locator(f"#graph .node[data-task='{task_id}']")
+
+    expect(node("held")).to_contain_text("running")
+    expect(node("first")).to_contain_text("completed")
+    expect(node("flaky")).to_contain_text("completed")
+    expect(node("last")).to_contain_text("pending")
+    assert node("held").get_attribute("class") == "node s-running"
+
+    # Left to right: a task sits right of what it depends on.
+    def left(task_id: str) -> float:
+        moved = node(task_id).get_attribute("transform") or ""
+        return float(moved.removeprefix("translate(").split(",")[0])
+
+    assert left("first") < left("held") == left("flaky") < left("last")
+    assert page.locator("#graph .edge").count() == 4
+    page.evaluate("window.notReloaded = true")
+
+    gate.set()
+    expect(node("last")).to_contain_text("completed")
+    expect(node("held")).to_contain_text("completed")
+    assert node("held").get_attribute("class") == "node s-completed"
+    assert page.evaluate("window.notReloaded") is True
+
+    bars = page.locator("#gantt .bar")
+    expect(bars).to_have_count(5)  # four tasks, flaky twice
+    flaky = page.locator("#gantt .bar[data-task=flaky]")
+    expect(flaky).to_have_count(2)
+    assert flaky.nth(0).get_attribute("class") == "bar o-failed"
+    assert flaky.nth(1).get_attribute("class") == "bar o-completed"
+
+    # Hovering a bar highlights the task's node (and back).
+    flaky.nth(1).locator("rect").hover()
+    expect(node("flaky")).to_have_class("node s-completed hl")
+    node("first").hover()
+    expect(page.locator("#gantt .bar[data-task=first]")).to_have_class("bar o-completed hl")
+    expect(node("flaky")).to_have_class("node s-completed")
+    page.screenshot(path=str(shots / "run_graph.png"), full_page=True)
