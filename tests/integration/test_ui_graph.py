@@ -134,3 +134,62 @@ def test_graph_and_gantt_follow_the_run(
     expect(page.locator("#gantt .bar[data-task=first]")).to_have_class("bar o-completed hl")
     expect(node("flaky")).to_have_class("node s-completed")
     page.screenshot(path=str(shots / "run_graph.png"), full_page=True)
+
+
+def test_clicking_a_failed_task_shows_its_error_traceback_and_logs(
+    browser: Browser, live: Live, name: Callable[[str], str]
+) -> None:
+    flow = name("ui_panel")
+
+    @workflow(name=flow)
+    class panel_flow:
+        @task()
+        def breaks(context: Context) -> None:
+            print("about to break: widget count 7")
+            raise ValueError("the widget is broken")
+
+    runner = live.api.state.primary
+    execution_id = runner.schedule_workflow(flow, {})
+    runner.wait(execution_id, timeout=20)
+    page = signed_in(browser, live, "viewer")
+    page.goto(f"/runs/{execution_id}")
+    panel = page.locator("#task-panel")
+    expect(panel).to_be_hidden()
+    page.locator("#graph .node[data-task=breaks]").click()
+    expect(panel).to_be_visible()
+    expect(panel.locator("h2")).to_contain_text("failed")
+    expect(panel.locator(".attempt-error")).to_contain_text("the widget is broken")
+    panel.locator(".traceback summary").click()
+    expect(panel.locator(".traceback pre")).to_be_visible()
+    expect(panel.locator(".traceback pre")).to_contain_text("ValueError")
+    expect(panel.locator(".traceback pre")).to_contain_text("raise ValueError")
+    expect(panel.locator(".logs pre")).to_contain_text("about to break: widget count 7")
+
+    page.locator("#gantt .bar[data-task=breaks] rect").click()  # from the Gantt too
+    expect(panel.locator(".attempt")).to_have_count(1)
+
+
+def test_task_panel_needs_a_session_and_the_runs_tenant(live: Live) -> None:
+    flow = "ui_panel_auth_" + live.api.other_tenant
+
+    @workflow(name=flow)
+    class auth_flow:
+        @task()
+        def only(context: Context) -> None:
+            pass
+
+    here = live.api.state.primary.schedule_workflow(flow, {})
+    there = live.api.state.runner(live.api.other_tenant).schedule_workflow(flow, {})
+    path = f"{live.base}/ui/runs/{{}}/tasks/only"
+    assert httpx.get(path.format(here)).status_code == 401  # no session
+    key = {"Authorization": f"Bearer {live.api.keys['viewer']}"}
+    assert httpx.get(path.format(here), headers=key).status_code == 401  # a key is no session
+
+    with httpx.Client(base_url=live.base) as client:
+        signin = client.post(
+            "/", data={"api_key": live.api.keys["viewer"]}, headers={"Origin": live.base}
+        )
+        assert signin.status_code == 303
+        assert client.get(f"/ui/runs/{here}/tasks/only").status_code == 200
+        assert client.get(f"/ui/runs/{here}/tasks/nope").status_code == 404
+        assert client.get(f"/ui/runs/{there}/tasks/only").status_code == 404  # other tenant

@@ -286,6 +286,46 @@ async def run_live(request: Request, execution_id: str) -> Response:
     return page(request, "run_live.html", viewer=viewer, run=run, **drawn)
 
 
+#: A task's panel shows the logs of its latest attempts only (older ones: the CLI/API).
+PANEL_ATTEMPTS = 10
+
+
+@router.get("/ui/runs/{execution_id}/tasks/{task_id}")
+async def task_panel(request: Request, execution_id: str, task_id: str) -> Response:
+    """A task's panel, fetched when the task is clicked: its attempts with their errors and
+    tracebacks, and what each printed and logged."""
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return Response(status_code=401)
+
+    def read() -> tuple[WorkflowResult, list[tuple[Any, str]]]:
+        run = viewer.runner.get_execution(execution_id)
+        if task_id not in run.tasks:
+            raise NotFoundError(f"run {execution_id} has no task {task_id!r}")
+        attempts = [a for a in viewer.runner.get_attempts(execution_id) if a.task_id == task_id]
+        shown = []
+        for attempt in attempts[-PANEL_ATTEMPTS:]:
+            try:
+                logs = viewer.runner.get_task_logs(execution_id, task_id, attempt.attempt)
+            except CloacinaError:
+                logs = ""
+            shown.append((attempt, logs))
+        return run, shown
+
+    try:
+        run, attempts = await run_in_threadpool(read)
+    except NotFoundError:
+        return Response(status_code=404)
+    return page(
+        request,
+        "task_panel.html",
+        viewer=viewer,
+        run=run,
+        task=run.tasks[task_id],
+        attempts=list(reversed(attempts)),
+    )
+
+
 @router.post("/runs/{execution_id}/{action}")
 async def run_action(
     request: Request, execution_id: str, action: str, csrf: Annotated[str, Form()] = ""
@@ -325,6 +365,7 @@ PATHS = frozenset(
         "/ui/runs/rows",
         "/runs/{execution_id}",
         "/ui/runs/{execution_id}/live",
+        "/ui/runs/{execution_id}/tasks/{task_id}",
         "/runs/{execution_id}/{action}",
     }
 )

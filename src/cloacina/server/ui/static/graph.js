@@ -16,4 +16,30 @@
   box.addEventListener("mouseout", function (e) { mark(e, false); });
   box.addEventListener("focusin", function (e) { mark(e, true); });
   box.addEventListener("focusout", function (e) { mark(e, false); });
+
+  // Clicking a task (row, node or bar) opens its panel: attempts, errors, logs.
+  var panel = document.getElementById("task-panel");
+  var shown = null;
+  function open(task) {
+    shown = task;
+    fetch(panel.dataset.base + encodeURIComponent(task), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null || shown !== task) return;
+        panel.innerHTML = html;
+        panel.hidden = false;
+      });
+  }
+  function pick(event) {
+    if (event.target.closest("a, button, form, input")) return;
+    var el = event.target.closest("[data-task]");
+    if (el && box.contains(el)) open(el.getAttribute("data-task"));
+  }
+  if (panel) {
+    box.addEventListener("click", pick);
+    box.addEventListener("keydown", function (e) { if (e.key === "Enter") pick(e); });
+    // While the run changes, the open panel follows it (the live box is refreshed).
+    new MutationObserver(function () { if (shown !== null) open(shown); })
+      .observe(box, { childList: true });
+  }
 })();
