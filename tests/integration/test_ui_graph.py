@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, expect
 
-from cloacina import Context, RetryPolicy, task, workflow
+from cloacina import Context, DefaultRunner, RetryPolicy, task, workflow
 from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
 from cloacina.server.ui.graph import MAX_NODES, layers, layout
 
@@ -41,6 +41,24 @@ def test_layout_left_to_right_and_summary_beyond_the_limit() -> None:
     assert graph.summary is None
     many = layout(run([f"t{i}" for i in range(MAX_NODES + 1)]), {})
     assert many.summary == {"pending": MAX_NODES + 1} and many.nodes == []
+
+
+def test_get_task_output(runner: DefaultRunner, name: Callable[[str], str]) -> None:
+    flow = name("task_output")
+
+    @workflow(name=flow)
+    class output_flow:
+        @task()
+        def gives(context: Context) -> dict[str, object]:
+            return {"answer": 42}
+
+        @task(dependencies=["gives"])
+        def fails(context: Context) -> None:
+            raise ValueError("no")
+
+    execution_id = runner.execute(flow, {}).execution_id
+    assert runner.get_task_output(execution_id, "gives") == {"answer": 42}
+    assert runner.get_task_output(execution_id, "fails") is None
 
 
 @pytest.fixture
@@ -144,6 +162,10 @@ def test_clicking_a_failed_task_shows_its_error_traceback_and_logs(
     @workflow(name=flow)
     class panel_flow:
         @task()
+        def makes(context: Context) -> dict[str, object]:
+            return {"made": {"count": 3, "long": "x" * 500}}
+
+        @task(dependencies=["makes"])
         def breaks(context: Context) -> None:
             print("about to break: widget count 7")
             raise ValueError("the widget is broken")
@@ -167,6 +189,18 @@ def test_clicking_a_failed_task_shows_its_error_traceback_and_logs(
 
     page.locator("#gantt .bar[data-task=breaks] rect").click()  # from the Gantt too
     expect(panel.locator(".attempt")).to_have_count(1)
+    expect(panel.locator(".output")).to_have_count(0)  # a failed task returned nothing
+
+    page.locator("tr[data-task=makes]").click()  # and from the table: its output, folded
+    output = panel.locator(".output")
+    expect(output).to_contain_text("{1 keys}")
+    expect(output.locator(".long pre")).to_be_hidden()
+    folded = output.locator("details details > summary").first  # "made", folded
+    expect(folded).to_have_text("{2 keys}")
+    folded.click()
+    expect(output.locator(".long summary")).to_contain_text("(502 chars)")
+    output.locator(".long summary").click()
+    expect(output.locator(".long pre")).to_have_text('"' + "x" * 500 + '"')
 
 
 def test_task_panel_needs_a_session_and_the_runs_tenant(live: Live) -> None:

@@ -377,6 +377,12 @@ class ExecutionService:
                 )
         return attempts
 
+    def get_task_output(self, execution_id: str, task_id: str) -> dict[str, Any] | None:
+        """What a task of the run returned into the context (``None`` when it has not
+        completed or returned nothing)."""
+        found = self.store.get_outputs(execution_id, [task_id]).get(task_id)
+        return None if found is None else loads_context(found)
+
     def get_events(
         self, execution_id: str, after: int = 0, limit: int | None = None
     ) -> list[ExecutionEvent]:

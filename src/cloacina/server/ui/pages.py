@@ -19,6 +19,7 @@ from cloacina.errors import CloacinaError, NotFoundError, RequestError
 from cloacina.model.status import ExecutionStatus, WorkflowResult
 from cloacina.server.auth import state_of
 from cloacina.server.routes_executions import parse_time
+from cloacina.server.ui import jsonview
 from cloacina.server.ui.graph import gantt, layout
 from cloacina.server.ui.session import (
     Viewer,
@@ -298,7 +299,7 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
     if viewer is None:
         return Response(status_code=401)
 
-    def read() -> tuple[WorkflowResult, list[tuple[Any, str]]]:
+    def read() -> tuple[WorkflowResult, list[tuple[Any, str]], dict[str, Any] | None]:
         run = viewer.runner.get_execution(execution_id)
         if task_id not in run.tasks:
             raise NotFoundError(f"run {execution_id} has no task {task_id!r}")
@@ -310,10 +311,10 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
             except CloacinaError:
                 logs = ""
             shown.append((attempt, logs))
-        return run, shown
+        return run, shown, viewer.runner.get_task_output(execution_id, task_id)
 
     try:
-        run, attempts = await run_in_threadpool(read)
+        run, attempts, output = await run_in_threadpool(read)
     except NotFoundError:
         return Response(status_code=404)
     return page(
@@ -323,6 +324,7 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
         run=run,
         task=run.tasks[task_id],
         attempts=list(reversed(attempts)),
+        output=None if output is None else jsonview.render(output),
     )
 
 
