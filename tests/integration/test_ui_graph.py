@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,8 @@ from playwright.sync_api import Browser, Locator, expect
 
 from cloacina import Context, DefaultRunner, RetryPolicy, task, workflow
 from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
-from cloacina.server.ui.graph import MAX_NODES, layers, layout
+from cloacina.server.ui.graph import CHART_W, LABEL_W, MAX_NODES, gantt, layers, layout
+from cloacina.service import TaskAttempt
 
 from .server_support import Live, live_server
 from .test_ui_browser import signed_in
@@ -59,6 +61,29 @@ def test_get_task_output(runner: DefaultRunner, name: Callable[[str], str]) -> N
     execution_id = runner.execute(flow, {}).execution_id
     assert runner.get_task_output(execution_id, "gives") == {"answer": 42}
     assert runner.get_task_output(execution_id, "fails") is None
+
+
+def test_gantt_bars_share_an_axis_with_their_waits() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def at(seconds: float) -> datetime:
+        return t0 + timedelta(seconds=seconds)
+
+    attempts = [
+        TaskAttempt("e", "a", 1, "completed", started_at=at(1), finished_at=at(2)),
+        TaskAttempt("e", "b", 1, "failed", started_at=at(3), finished_at=at(4)),
+        TaskAttempt("e", "b", 2, "running", started_at=at(6)),
+    ]
+    chart = gantt(attempts, ready={"a": at(0), "b": at(2)}, now=at(8))
+    assert [(b.task_id, b.attempt) for b in chart.bars] == [("a", 1), ("b", 1), ("b", 2)]
+    assert chart.span == 8.0
+    a, b1, b2 = chart.bars
+    scale = CHART_W / 8
+    assert (a.wait_x, a.x, a.width) == (LABEL_W, LABEL_W + scale, scale)
+    assert (b1.waited, b2.waited) == (1.0, 2.0)  # queued, then the retry's backoff
+    assert b2.x == LABEL_W + 6 * scale and b2.width == 2 * scale  # running until now
+    assert len({b.y for b in chart.bars}) == 3
+    assert gantt([]).bars == []
 
 
 @pytest.fixture
@@ -146,7 +171,7 @@ def test_graph_and_gantt_follow_the_run(
     assert flaky.nth(1).get_attribute("class") == "bar o-completed"
 
     # Hovering a bar highlights the task's node (and back).
-    flaky.nth(1).locator("rect").hover()
+    flaky.nth(1).locator("rect.run").hover()
     expect(node("flaky")).to_have_class("node s-completed hl")
     node("first").hover()
     expect(page.locator("#gantt .bar[data-task=first]")).to_have_class("bar o-completed hl")
@@ -187,7 +212,7 @@ def test_clicking_a_failed_task_shows_its_error_traceback_and_logs(
     expect(panel.locator(".traceback pre")).to_contain_text("raise ValueError")
     expect(panel.locator(".logs pre")).to_contain_text("about to break: widget count 7")
 
-    page.locator("#gantt .bar[data-task=breaks] rect").click()  # from the Gantt too
+    page.locator("#gantt .bar[data-task=breaks] rect.run").click()  # from the Gantt too
     expect(panel.locator(".attempt")).to_have_count(1)
     expect(panel.locator(".output")).to_have_count(0)  # a failed task returned nothing
 

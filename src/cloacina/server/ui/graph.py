@@ -101,6 +101,10 @@ class Bar:
     y: int
     seconds: float | None
     label: str
+    #: The wait before the attempt (queued after its dependencies, or a retry's backoff).
+    wait_x: float = 0.0
+    wait_width: float = 0.0
+    waited: float | None = None
 
 
 @dataclass
@@ -113,21 +117,40 @@ class Gantt:
     ticks: list[tuple[float, str]] = field(default_factory=list)
 
 
-def gantt(attempts: list[TaskAttempt], now: datetime | None = None) -> Gantt:
-    """A bar per attempt that started, one row each, on a shared time axis."""
+def gantt(
+    attempts: list[TaskAttempt],
+    ready: dict[str, datetime] | None = None,
+    now: datetime | None = None,
+) -> Gantt:
+    """A bar per attempt that started, one row each, on a shared time axis; before each
+    bar its wait: since ``ready[task]`` (its dependencies done) for a first attempt, since
+    the previous attempt's end for a retry."""
     now = now or datetime.now(UTC)
+    ready = ready or {}
     started = [a for a in attempts if a.started_at is not None]
     if not started:
         return Gantt()
-    origin = min(a.started_at for a in started if a.started_at is not None)
+    ordered = sorted(started, key=lambda a: (a.started_at or now, a.task_id, a.attempt))
+    previous: dict[str, datetime] = {}
+    wait_of: dict[tuple[str, int], datetime | None] = {}
+    for attempt in sorted(started, key=lambda a: (a.task_id, a.attempt)):
+        first = attempt.attempt == 1
+        since = (ready if first else previous).get(attempt.task_id)
+        start = attempt.started_at or now
+        key = (attempt.task_id, attempt.attempt)
+        wait_of[key] = since if since is not None and since <= start else None
+        previous[attempt.task_id] = attempt.finished_at or now
+    waits = [w for w in wait_of.values() if w is not None]
+    origin = min([a.started_at or now for a in started] + waits)
     ends = [a.finished_at or now for a in started]
     span = max(0.001, max((e - origin).total_seconds() for e in ends))
     scale = CHART_W / span
     chart = Gantt(span=span, height=len(started) * ROW_H + 20)
-    ordered = sorted(started, key=lambda a: (a.started_at or origin, a.task_id, a.attempt))
     for row, attempt in enumerate(ordered):
         begin = ((attempt.started_at or origin) - origin).total_seconds()
         end = ((attempt.finished_at or now) - origin).total_seconds()
+        since = wait_of[(attempt.task_id, attempt.attempt)]
+        wait_begin = begin if since is None else (since - origin).total_seconds()
         chart.bars.append(
             Bar(
                 task_id=attempt.task_id,
@@ -138,6 +161,9 @@ def gantt(attempts: list[TaskAttempt], now: datetime | None = None) -> Gantt:
                 y=row * ROW_H,
                 seconds=attempt.duration,
                 label=f"{attempt.task_id} #{attempt.attempt}",
+                wait_x=LABEL_W + wait_begin * scale,
+                wait_width=(begin - wait_begin) * scale,
+                waited=None if since is None else begin - wait_begin,
             )
         )
     for i in range(5):

@@ -256,7 +256,24 @@ def pictures(viewer: Viewer, run: WorkflowResult) -> dict[str, Any]:
     except CloacinaError:  # a workflow no longer registered: its tasks without edges
         dependencies = {}
     attempts = viewer.runner.get_attempts(run.execution_id)
-    return {"graph": layout(run, dependencies), "gantt": gantt(attempts)}
+    return {
+        "graph": layout(run, dependencies),
+        "gantt": gantt(attempts, ready_times(run, dependencies)),
+    }
+
+
+def ready_times(run: WorkflowResult, dependencies: dict[str, list[str]]) -> dict[str, datetime]:
+    """When each task could first start: its last dependency's end, or the run's start."""
+    begun = run.started_at or run.created_at
+    ready: dict[str, datetime] = {}
+    for task_id in run.tasks:
+        ends = [run.tasks[d].finished_at for d in dependencies.get(task_id, []) if d in run.tasks]
+        known = [e for e in ends if e is not None]
+        if known and len(known) == len(ends):
+            ready[task_id] = max(known)
+        elif not ends and begun is not None:
+            ready[task_id] = begun
+    return ready
 
 
 @router.get("/runs/{execution_id}")
