@@ -252,3 +252,47 @@ def test_task_panel_needs_a_session_and_the_runs_tenant(live: Live) -> None:
         assert client.get(f"/ui/runs/{here}/tasks/only").status_code == 200
         assert client.get(f"/ui/runs/{here}/tasks/nope").status_code == 404
         assert client.get(f"/ui/runs/{there}/tasks/only").status_code == 404  # other tenant
+
+
+def test_following_a_running_tasks_logs(
+    browser: Browser, live: Live, gate: threading.Event, name: Callable[[str], str]
+) -> None:
+    flow = name("ui_follow")
+    done = threading.Event()  # the attempt ends when set (after line two was followed)
+
+    @workflow(name=flow)
+    class follow_flow:
+        @task()
+        def talks(context: Context) -> None:
+            print("line one", flush=True)
+            gate.wait(30)
+            print("line two", flush=True)
+            done.wait(30)
+
+    runner = live.api.state.primary
+    execution_id = runner.schedule_workflow(flow, {})
+    page = signed_in(browser, live, "viewer")
+    page.goto(f"/runs/{execution_id}")
+    page.locator("tr[data-task=talks]").click()
+    panel = page.locator("#task-panel")
+    expect(panel.locator("h2")).to_contain_text("running")
+    panel.get_by_role("button", name="Follow logs").click()
+    logs = panel.locator("pre[data-follow]")
+    expect(logs).to_contain_text("line one")
+    gate.set()
+    expect(logs).to_contain_text("line two")  # streamed in while the attempt still runs
+    expect(panel.locator("h2")).to_contain_text("running")
+    done.set()
+    expect(panel.locator("h2")).to_contain_text("completed")  # the panel catches up at the end
+    expect(panel.locator(".logs pre")).to_have_text("line one\nline two\n")
+
+    with httpx.Client(base_url=live.base) as client:
+        path = f"/ui/runs/{execution_id}/tasks/talks/logs"
+        assert client.get(path).status_code == 401  # no session
+        client.post("/", data={"api_key": live.api.keys["viewer"]}, headers={"Origin": live.base})
+        answer = client.get(path)
+        assert answer.status_code == 200
+        assert "line two" in answer.text and answer.text.endswith("event: end\ndata: {}\n\n")
+        assert client.get(f"/ui/runs/{execution_id}/tasks/nope/logs").status_code == 404
+        there = live.api.state.runner(live.api.other_tenant).schedule_workflow(flow, {})
+        assert client.get(f"/ui/runs/{there}/tasks/talks/logs").status_code == 404

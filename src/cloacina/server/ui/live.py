@@ -124,6 +124,35 @@ async def one_run_events(request: Request, execution_id: str) -> Response:
     )
 
 
-PATHS = frozenset({"/ui/events", "/ui/runs/{execution_id}/events"})
+@router.get("/ui/runs/{execution_id}/tasks/{task_id}/logs")
+async def follow_logs(request: Request, execution_id: str, task_id: str) -> Response:
+    """An attempt's logs as they come (``log`` frames of text from its start, then ``end``
+    when the attempt ends), for a task's panel: the API's follow, by session cookie."""
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return Response(status_code=401)
+    try:
+        attempt = int(request.query_params.get("attempt") or 0) or None
+        pieces = await viewer.runner.follow_task_logs_async(execution_id, task_id, attempt)
+    except ValueError:
+        return Response(status_code=400)
+    except NotFoundError:
+        return Response(status_code=404)
+    state = request.app.state.cloacina
+
+    async def frames() -> AsyncIterator[bytes]:
+        yield b": open\n\n"
+        async for text in pieces:
+            if state.stopping.is_set():
+                return
+            yield f"event: log\ndata: {json.dumps({'text': text})}\n\n".encode()
+        yield b"event: end\ndata: {}\n\n"
+
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=HEADERS)
+
+
+PATHS = frozenset(
+    {"/ui/events", "/ui/runs/{execution_id}/events", "/ui/runs/{execution_id}/tasks/{task_id}/logs"}
+)
 
 __all__ = ["PATHS", "router"]

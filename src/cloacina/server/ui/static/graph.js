@@ -20,6 +20,7 @@
   // Clicking a task (row, node or bar) opens its panel: attempts, errors, logs.
   var panel = document.getElementById("task-panel");
   var shown = null;
+  var following = null;
   function open(task) {
     shown = task;
     fetch(panel.dataset.base + encodeURIComponent(task), { credentials: "same-origin" })
@@ -39,7 +40,30 @@
     box.addEventListener("click", pick);
     box.addEventListener("keydown", function (e) { if (e.key === "Enter") pick(e); });
     // While the run changes, the open panel follows it (the live box is refreshed).
-    new MutationObserver(function () { if (shown !== null) open(shown); })
+    new MutationObserver(function () { if (shown !== null && !following) open(shown); })
       .observe(box, { childList: true });
+    // "Follow logs" tails the running attempt's logs (the panel holds still meanwhile).
+    panel.addEventListener("click", function (event) {
+      var button = event.target.closest("button.follow");
+      var pre = button && button.parentNode.querySelector("pre[data-follow]");
+      if (!pre || following) return;
+      following = new EventSource(pre.dataset.follow);
+      button.disabled = true;
+      button.textContent = "Following…";
+      var fresh = true;
+      following.addEventListener("log", function (e) {
+        if (fresh) { pre.textContent = ""; fresh = false; }  // the stream starts from the top
+        pre.textContent += JSON.parse(e.data).text;
+        pre.scrollTop = pre.scrollHeight;
+      });
+      function stop() {
+        following.close();
+        following = null;
+        button.textContent = "Attempt ended";
+        if (shown !== null) open(shown);
+      }
+      following.addEventListener("end", stop);
+      following.addEventListener("error", stop);
+    });
   }
 })();
