@@ -283,10 +283,10 @@ async def run_page(request: Request, execution_id: str) -> Response:
         return to_signin()
     try:
         run = await run_in_threadpool(viewer.runner.get_execution, execution_id)
+        drawn = await run_in_threadpool(pictures, viewer, run)
     except NotFoundError as exc:
         return page(request, "message.html", status=404, viewer=viewer, message=str(exc))
     notice = request.query_params.get("done")
-    drawn = await run_in_threadpool(pictures, viewer, run)
     return page(request, "run.html", viewer=viewer, run=run, notice=notice, **drawn)
 
 
