@@ -212,6 +212,11 @@ def test_clicking_a_failed_task_shows_its_error_traceback_and_logs(
     expect(panel.locator(".traceback pre")).to_contain_text("raise ValueError")
     expect(panel.locator(".logs pre")).to_contain_text("about to break: widget count 7")
 
+    events = page.locator("#run-events")
+    events.locator("summary").click()  # the run's events, fetched on opening
+    expect(events.locator("tr", has_text="task_failed")).to_contain_text("breaks")
+    expect(events.locator("tr", has_text="execution_failed")).to_have_count(1)
+
     page.locator("#gantt .bar[data-task=breaks] rect.run").click()  # from the Gantt too
     expect(panel.locator(".attempt")).to_have_count(1)
     expect(panel.locator(".output")).to_have_count(0)  # a failed task returned nothing
@@ -252,6 +257,9 @@ def test_task_panel_needs_a_session_and_the_runs_tenant(live: Live) -> None:
         assert client.get(f"/ui/runs/{here}/tasks/only").status_code == 200
         assert client.get(f"/ui/runs/{here}/tasks/nope").status_code == 404
         assert client.get(f"/ui/runs/{there}/tasks/only").status_code == 404  # other tenant
+        assert client.get(f"/ui/runs/{here}/log").status_code == 200
+        assert client.get(f"/ui/runs/{there}/log").status_code == 404
+    assert httpx.get(f"{live.base}/ui/runs/{here}/log").status_code == 401
 
 
 def test_following_a_running_tasks_logs(

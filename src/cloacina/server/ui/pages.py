@@ -345,6 +345,32 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
     )
 
 
+#: How many of a run's events its page lists (the API pages through all of them).
+EVENTS_SHOWN = 500
+
+
+@router.get("/ui/runs/{execution_id}/log")
+async def run_event_log(request: Request, execution_id: str) -> Response:
+    """The run's events, oldest first, fetched when its page's Events section is opened."""
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return Response(status_code=401)
+    try:
+        events = await run_in_threadpool(
+            lambda: viewer.runner.get_events(execution_id, limit=EVENTS_SHOWN + 1)
+        )
+    except NotFoundError:
+        return Response(status_code=404)
+    return page(
+        request,
+        "run_events.html",
+        viewer=viewer,
+        events=events[:EVENTS_SHOWN],
+        more=len(events) > EVENTS_SHOWN,
+        execution_id=execution_id,
+    )
+
+
 @router.post("/runs/{execution_id}/{action}")
 async def run_action(
     request: Request, execution_id: str, action: str, csrf: Annotated[str, Form()] = ""
@@ -385,6 +411,7 @@ PATHS = frozenset(
         "/runs/{execution_id}",
         "/ui/runs/{execution_id}/live",
         "/ui/runs/{execution_id}/tasks/{task_id}",
+        "/ui/runs/{execution_id}/log",
         "/runs/{execution_id}/{action}",
     }
 )

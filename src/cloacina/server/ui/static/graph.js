@@ -17,6 +17,17 @@
   box.addEventListener("focusin", function (e) { mark(e, true); });
   box.addEventListener("focusout", function (e) { mark(e, false); });
 
+  // The run's events are fetched when their section is opened (again at each opening).
+  var log = document.getElementById("run-events");
+  if (log) {
+    log.addEventListener("toggle", function () {
+      if (!log.open) return;
+      fetch(log.dataset.src, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) { if (html !== null) log.querySelector("div").innerHTML = html; });
+    });
+  }
+
   // Clicking a task (row, node or bar) opens its panel: attempts, errors, logs.
   var panel = document.getElementById("task-panel");
   var shown = null;
