@@ -196,7 +196,7 @@ def test_clicking_a_failed_task_shows_its_error_traceback_and_logs(
             raise ValueError("the widget is broken")
 
     runner = live.api.state.primary
-    execution_id = runner.schedule_workflow(flow, {})
+    execution_id = runner.schedule_workflow(flow, {"seed": 1})
     runner.wait(execution_id, timeout=20)
     page = signed_in(browser, live, "viewer")
     page.goto(f"/runs/{execution_id}")
@@ -220,10 +220,13 @@ def test_clicking_a_failed_task_shows_its_error_traceback_and_logs(
     page.locator("#gantt .bar[data-task=breaks] rect.run").click()  # from the Gantt too
     expect(panel.locator(".attempt")).to_have_count(1)
     expect(panel.locator(".output")).to_have_count(0)  # a failed task returned nothing
+    given = panel.locator(".input")  # what it was given: its dependency's output
+    expect(given.locator("details details > summary").first).to_have_text("{2 keys}")
+    expect(given).to_contain_text("made")
 
     page.locator("tr[data-task=makes]").click()  # and from the table: its output, folded
     output = panel.locator(".output")
-    expect(output).to_contain_text("{1 keys}")
+    expect(output).to_contain_text("{2 keys}")  # the whole context after it: seed, made
     expect(output.locator(".long pre")).to_be_hidden()
     folded = output.locator("details details > summary").first  # "made", folded
     expect(folded).to_have_text("{2 keys}")
@@ -231,6 +234,7 @@ def test_clicking_a_failed_task_shows_its_error_traceback_and_logs(
     expect(output.locator(".long summary")).to_contain_text("(502 chars)")
     output.locator(".long summary").click()
     expect(output.locator(".long pre")).to_have_text('"' + "x" * 500 + '"')
+    expect(panel.locator(".input")).to_contain_text("seed")  # a root gets the run's input
 
 
 def test_task_panel_needs_a_session_and_the_runs_tenant(live: Live) -> None:

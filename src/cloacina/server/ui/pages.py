@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from cloacina.errors import CloacinaError, NotFoundError, RequestError
+from cloacina.model.context import deep_merge
 from cloacina.model.status import ExecutionStatus, WorkflowResult
 from cloacina.server.auth import state_of
 from cloacina.server.routes_executions import parse_time
@@ -304,6 +305,26 @@ async def run_live(request: Request, execution_id: str) -> Response:
     return page(request, "run_live.html", viewer=viewer, run=run, **drawn)
 
 
+Context = dict[str, Any] | None
+
+
+def task_input(viewer: Viewer, run: WorkflowResult, task_id: str) -> Context:
+    """What a task was given, as the engine builds it: the run's input for a task with no
+    dependency, else its dependencies' outputs deep-merged in declared order (``None``
+    when the workflow is no longer known)."""
+    try:
+        info = viewer.runner.describe_workflow(run.workflow_name)
+    except CloacinaError:
+        return None
+    deps = next((t.dependencies for t in info.tasks if t.id == task_id), None)
+    if deps is None:
+        return None
+    if not deps:
+        return run.input_context
+    outputs = [viewer.runner.get_task_output(run.execution_id, d) for d in deps]
+    return deep_merge(*(o for o in outputs if o is not None))
+
+
 #: A task's panel shows the logs of its latest attempts only (older ones: the CLI/API).
 PANEL_ATTEMPTS = 10
 
@@ -316,7 +337,7 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
     if viewer is None:
         return Response(status_code=401)
 
-    def read() -> tuple[WorkflowResult, list[tuple[Any, str]], dict[str, Any] | None]:
+    def read() -> tuple[WorkflowResult, list[tuple[Any, str]], tuple[Context, Context]]:
         run = viewer.runner.get_execution(execution_id)
         if task_id not in run.tasks:
             raise NotFoundError(f"run {execution_id} has no task {task_id!r}")
@@ -328,10 +349,11 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
             except CloacinaError:
                 logs = ""
             shown.append((attempt, logs))
-        return run, shown, viewer.runner.get_task_output(execution_id, task_id)
+        output = viewer.runner.get_task_output(execution_id, task_id)
+        return run, shown, (task_input(viewer, run, task_id), output)
 
     try:
-        run, attempts, output = await run_in_threadpool(read)
+        run, attempts, (given, output) = await run_in_threadpool(read)
     except NotFoundError:
         return Response(status_code=404)
     return page(
@@ -342,6 +364,7 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
         task=run.tasks[task_id],
         attempts=list(reversed(attempts)),
         output=None if output is None else jsonview.render(output),
+        given=None if given is None else jsonview.render(given),
     )
 
 
