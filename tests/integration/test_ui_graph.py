@@ -84,6 +84,11 @@ def test_gantt_bars_share_an_axis_with_their_waits() -> None:
     assert b2.x == LABEL_W + 6 * scale and b2.width == 2 * scale  # running until now
     assert len({b.y for b in chart.bars}) == 3
     assert gantt([]).bars == []
+    many = [
+        TaskAttempt("e", f"t{i}", 1, "completed", started_at=at(0), finished_at=at(1))
+        for i in range(MAX_NODES + 1)
+    ]
+    assert gantt(many).too_many == MAX_NODES + 1 and gantt(many).bars == []
 
 
 @pytest.fixture

@@ -115,6 +115,8 @@ class Gantt:
     #: Seconds the axis spans, and its tick marks (x, label).
     span: float = 0.0
     ticks: list[tuple[float, str]] = field(default_factory=list)
+    #: How many attempts there are when too many (beyond MAX_NODES) to draw.
+    too_many: int = 0
 
 
 def gantt(
@@ -130,6 +132,8 @@ def gantt(
     started = [a for a in attempts if a.started_at is not None]
     if not started:
         return Gantt()
+    if len(started) > MAX_NODES:
+        return Gantt(too_many=len(started))
     ordered = sorted(started, key=lambda a: (a.started_at or now, a.task_id, a.attempt))
     previous: dict[str, datetime] = {}
     wait_of: dict[tuple[str, int], datetime | None] = {}
