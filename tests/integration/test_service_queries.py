@@ -281,3 +281,31 @@ def test_schema_revision_and_upgrade(db_url: str, tmp_path: Path) -> None:
     assert schema_revision(db_url) == (head, "up to date")
     shown = display_url("postgresql://someone:s3cret@db.example:5432/runs")
     assert "s3cret" not in shown and "someone" in shown and "db.example" in shown
+
+
+def test_a_runs_graph_is_the_one_it_was_created_with(
+    runner: DefaultRunner, name: Callable[[str], str]
+) -> None:
+    """get_run_graph reads the graph stored with the run, whatever the workflow is now."""
+    wf_name = name("graph_of_run")
+
+    @workflow(name=wf_name)
+    class first:
+        @task
+        def a(context: Context) -> None:
+            pass
+
+        @task(dependencies=["a"])
+        def b(context: Context) -> None:
+            pass
+
+        @task(dependencies=["a", "b"])
+        def c(context: Context) -> None:
+            pass
+
+    result = runner.execute(first, timeout=30)
+    graph = runner.get_run_graph(result.execution_id)
+    assert graph == {"a": [], "b": ["a"], "c": ["a", "b"]}
+
+    with pytest.raises(ExecutionNotFoundError):
+        runner.get_run_graph("00000000-0000-0000-0000-000000000000")

@@ -356,6 +356,29 @@ class ExecutionService:
             row = matches[0]
         return build_result(row, self.store.get_tasks(row.id))
 
+    def get_run_graph(self, execution_id: str) -> dict[str, list[str]]:
+        """Each task of the run with its dependencies, in declared order: the graph the run
+        was created with (stored with it), not its workflow's current definition. Runs from
+        before graphs were stored take it from the workflow's code when it is known here
+        (else their tasks come without edges)."""
+        rows = self.store.get_tasks(execution_id)
+        if not rows:
+            if self.store.execution_status(execution_id) is None:
+                raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
+            return {}
+        if all(row.dependencies is not None for row in rows):
+            return {row.task_id: list(row.dependencies or ()) for row in rows}
+        run = self.store.get_execution(execution_id)
+        wf = None if run is None else self.catalog.find(run.workflow_name, run.workflow_version)
+        return {
+            row.task_id: list(
+                row.dependencies
+                if row.dependencies is not None
+                else (wf.tasks[row.task_id].dependencies if wf and row.task_id in wf.tasks else ())
+            )
+            for row in rows
+        }
+
     def get_attempts(self, execution_id: str) -> list[TaskAttempt]:
         """Every attempt of every task of the run, in the order they ended; attempts under
         way now come last (``outcome`` ``running``)."""

@@ -250,12 +250,9 @@ async def run_rows(request: Request) -> Response:
 
 
 def pictures(viewer: Viewer, run: WorkflowResult) -> dict[str, Any]:
-    """The run's graph and Gantt chart (its workflow's dependencies, its attempts)."""
-    try:
-        info = viewer.runner.describe_workflow(run.workflow_name)
-        dependencies = {t.id: list(t.dependencies) for t in info.tasks}
-    except CloacinaError:  # a workflow no longer registered: its tasks without edges
-        dependencies = {}
+    """The run's graph and Gantt chart (its stored dependencies, its attempts)."""
+    # The run's own graph (stored with it), not its workflow's current version's.
+    dependencies = viewer.runner.get_run_graph(run.execution_id)
     attempts = viewer.runner.get_attempts(run.execution_id)
     return {
         "graph": layout(run, dependencies),
