@@ -37,7 +37,9 @@
     fetch(panel.dataset.base + encodeURIComponent(task), { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
-        if (html === null || shown !== task) return;
+        // A panel fetched before "Follow logs" was pressed must not replace the log being
+        // followed (the panel holds still meanwhile; it is fetched again when that ends).
+        if (html === null || shown !== task || following) return;
         panel.innerHTML = html;
         panel.hidden = false;
       });
