@@ -66,8 +66,20 @@ def main() -> None:
         parallel = ["-n", workers] if workers not in ("", "0", "1") else []
         run([str(PY), "-m", "pytest", "-q", *parallel, *rest])
     elif command == "lint":
-        run([str(BIN / "ruff"), "check", "src", "tests", "bench", "examples", "dev.py"])
-        run([str(BIN / "ruff"), "format", "--check", "src", "tests", "bench", "examples", "dev.py"])
+        run([str(BIN / "ruff"), "check", "src", "tests", "bench", "examples", "scripts", "dev.py"])
+        run(
+            [
+                str(BIN / "ruff"),
+                "format",
+                "--check",
+                "src",
+                "tests",
+                "bench",
+                "examples",
+                "scripts",
+                "dev.py",
+            ]
+        )
         run([str(BIN / "mypy")])
     elif command == "bench":
         run([str(PY), "bench/run.py", *(rest or ["all"])])
