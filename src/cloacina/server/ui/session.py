@@ -118,6 +118,13 @@ class Viewer:
 
         return self.identity.at_least(Role.OPERATOR)
 
+    @property
+    def is_admin(self) -> bool:
+        """Whether the key is an admin's (packages, audit)."""
+        from cloacina.service.keys import Role
+
+        return self.identity.at_least(Role.ADMIN)
+
 
 def sessions_of(request: Request) -> Sessions:
     sessions: Sessions = request.app.state.cloacina_ui_sessions
