@@ -333,13 +333,18 @@ class AuditMixin(ControlStoreMixin):
         tenant: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        actor: str | None = None,
+        outcome: str | None = None,
     ) -> AuditPage:
         """A page of the audit log, newest first. ``since``/``until`` (epoch seconds or
         datetimes) bound the time; ``action`` is one action (``run.cancel``) or a family
-        ending in ``*`` (``run.*``); ``tenant`` keeps one tenant's rows; ``limit`` is
-        1..1000; ``cursor`` is the ``next_cursor`` of the page before."""
+        ending in ``*`` (``run.*``); ``tenant`` keeps one tenant's rows; ``actor`` keeps the
+        rows whose actor contains it; ``outcome`` is ``ok`` or ``failed`` (any error);
+        ``limit`` is 1..1000; ``cursor`` is the ``next_cursor`` of the page before."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise RequestError(f"limit must be 1..{MAX_PAGE}, not {limit!r}", field="limit")
+        if outcome not in (None, "ok", "failed"):
+            raise RequestError(f"outcome must be ok or failed, not {outcome!r}", field="outcome")
         exact, prefix = action, None
         if action is not None and action.endswith("*"):
             exact, prefix = None, action.rstrip("*")
@@ -351,6 +356,8 @@ class AuditMixin(ControlStoreMixin):
             action_prefix=prefix or None,
             tenant=tenant,
             before=decode_cursor(cursor) if cursor else None,
+            actor=actor or None,
+            ok=None if outcome is None else outcome == "ok",
         )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -365,14 +372,24 @@ class AuditMixin(ControlStoreMixin):
         action: str | None = None,
         tenant: str | None = None,
         limit: int | None = None,
+        actor: str | None = None,
+        outcome: str | None = None,
     ) -> Iterator[AuditEntry]:
         """Every matching entry, newest first (at most ``limit``), read page by page."""
         cursor: str | None = None
         left = limit
+        # Passed on only when given: the remote client's list_audit reuses this paging.
+        more = {k: v for k, v in (("actor", actor), ("outcome", outcome)) if v is not None}
         while left is None or left > 0:
             size = MAX_PAGE if left is None else min(MAX_PAGE, left)
             page = self.list_audit(
-                since=since, until=until, action=action, tenant=tenant, limit=size, cursor=cursor
+                since=since,
+                until=until,
+                action=action,
+                tenant=tenant,
+                limit=size,
+                cursor=cursor,
+                **more,
             )
             yield from page.items
             if left is not None:
@@ -389,15 +406,20 @@ class AuditMixin(ControlStoreMixin):
         until: float | datetime | None = None,
         action: str | None = None,
         tenant: str | None = None,
+        actor: str | None = None,
+        outcome: str | None = None,
     ) -> Iterator[str]:
         """The matching entries as text, newest first, line by line (each ends with a
         newline): ``jsonl`` (one JSON object per line, :meth:`AuditEntry.to_dict`) or
-        ``csv`` (a header line, then :data:`EXPORT_FIELDS`; ``detail`` as JSON text)."""
+        ``csv`` (a header line, then :data:`EXPORT_FIELDS`; ``detail`` as JSON text).
+        The filters are :meth:`list_audit`'s."""
         if format not in ("jsonl", "csv"):
             raise RequestError(
                 f"unknown audit export format {format!r}: use jsonl or csv", field="format"
             )
-        entries = self.iter_audit(since=since, until=until, action=action, tenant=tenant)
+        entries = self.iter_audit(
+            since=since, until=until, action=action, tenant=tenant, actor=actor, outcome=outcome
+        )
         if format == "jsonl":
             for entry in entries:
                 yield json.dumps(entry.to_dict(), ensure_ascii=False) + "\n"

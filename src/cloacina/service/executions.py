@@ -252,6 +252,14 @@ class ExecutionService:
             raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
         return build_result(row, self.store.get_tasks(execution_id))
 
+    def get_execution_summary(self, execution_id: str) -> WorkflowResult:
+        """A run as a list shows it (status, times, task counts), without reading its
+        tasks: cheap whatever the run's size."""
+        row = self.store.get_execution(execution_id)
+        if row is None:
+            raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
+        return summary_result(row)
+
     def get_execution_status(self, execution_id: str) -> ExecutionStatus:
         """A run's status alone (one cheap read)."""
         status = self.store.execution_status(execution_id)
@@ -437,6 +445,14 @@ class ExecutionService:
         rows = self.store.list_workers(include_stopped=include_stopped)
         now = time.time()
         return [worker_of(r, now) for r in rows]
+
+    def worker_tasks(self) -> dict[str, list[tuple[str, str]]]:
+        """The running tasks each worker of this tenant holds now, by worker id: a list of
+        ``(execution_id, task_id)`` (workers holding none are left out)."""
+        held: dict[str, list[tuple[str, str]]] = {}
+        for worker_id, execution_id, task_id in self.store.running_tasks_by_worker():
+            held.setdefault(worker_id, []).append((execution_id, task_id))
+        return held
 
     # ---- packages and workflows --------------------------------------------------------------
     def get_package(self, name: str, version: str) -> PackageDetail:

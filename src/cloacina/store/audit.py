@@ -89,10 +89,14 @@ class AuditQueries:
         action_prefix: str | None = None,
         tenant: str | None = None,
         before: tuple[float, int] | None = None,
+        actor: str | None = None,
+        ok: bool | None = None,
     ) -> list[AuditRow]:
         """Rows newest first by ``(at, id)``, at most ``limit``: only those at or after
         ``since``, before ``until``, of ``action`` (or whose action starts with
-        ``action_prefix``), of ``tenant``, and strictly older than the ``before`` cursor."""
+        ``action_prefix``), of ``tenant``, whose actor contains ``actor``, whose outcome is
+        ``ok`` (``ok=True``) or an error (``ok=False``), and strictly older than the
+        ``before`` cursor."""
         query = select(*_COLUMNS)
         if since is not None:
             query = query.where(audit_log.c.at >= since)
@@ -104,6 +108,12 @@ class AuditQueries:
             query = query.where(audit_log.c.action.startswith(action_prefix, autoescape=True))
         if tenant is not None:
             query = query.where(audit_log.c.tenant == tenant)
+        if actor is not None:
+            query = query.where(audit_log.c.actor.contains(actor, autoescape=True))
+        if ok is not None:
+            query = query.where(
+                (audit_log.c.outcome == "ok") if ok else (audit_log.c.outcome != "ok")
+            )
         if before is not None:
             at, row_id = before
             query = query.where(

@@ -96,6 +96,25 @@ class MaintenanceQueries:
         with self.engine.connect() as conn:
             return [WorkerRow(**r._mapping) for r in conn.execute(query)]
 
+    def running_tasks_by_worker(self) -> list[tuple[str, str, str]]:
+        """``(worker_id, execution_id, task_id)`` of every running task a worker holds,
+        ordered by worker (the claim index serves the status test)."""
+        query = (
+            select(
+                task_executions.c.worker_id,
+                task_executions.c.execution_id,
+                task_executions.c.task_id,
+            )
+            .where(task_executions.c.status == "running", task_executions.c.worker_id.is_not(None))
+            .order_by(
+                task_executions.c.worker_id,
+                task_executions.c.execution_id,
+                task_executions.c.task_id,
+            )
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(query)]
+
     def release_claims(self, worker_id: str, now: float) -> int:
         """Hand back the tasks a stopping worker still runs: ready again for another worker
         at once (not counted as a retry or a recovery), each with a ``task_handed_back``
