@@ -1,0 +1,96 @@
+"""The web UI's Workers page (DESIGN §12): every worker of the signed-in tenant, alive or
+lost, the tasks each runs now and how long ago it was last heard of. The table is fetched
+again every two seconds by htmx (no reload); reads go through the tenant's runner."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cloacina.server.ui.pages import page, to_signin
+from cloacina.server.ui.session import Viewer, viewer_of
+from cloacina.service.types import WorkerInfo
+
+router = APIRouter(include_in_schema=False)
+
+#: The word shown for each worker state of the service (``silent``: not heard of lately).
+STATE_WORDS = {"running": "alive", "silent": "lost", "stopped": "stopped"}
+#: Running tasks listed per worker (the count is always whole).
+TASKS_SHOWN = 20
+
+
+def heartbeat_age(seconds: float) -> str:
+    """``3 s ago``, ``4 min ago``, ``2 h ago``, ``3 d ago``."""
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{int(seconds)} s ago"
+    if seconds < 7200:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 172_800:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86_400)} d ago"
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """One worker as the page shows it."""
+
+    info: WorkerInfo
+    word: str
+    age: str
+    tasks: list[tuple[str, str]]
+
+
+def read_workers(viewer: Viewer, include_stopped: bool) -> dict[str, Any]:
+    """The page's rows and its counts by word."""
+    workers = viewer.runner.list_workers(include_stopped)
+    held = viewer.runner.worker_tasks()
+    now = time.time()
+    rows = [
+        WorkerRow(
+            info=w,
+            word=STATE_WORDS.get(w.state, w.state),
+            age=heartbeat_age(now - w.last_heartbeat_at.timestamp()),
+            tasks=held.get(w.id, []),
+        )
+        for w in workers
+    ]
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.word] = counts.get(row.word, 0) + 1
+    return {"workers": rows, "counts": counts, "tasks_shown": TASKS_SHOWN}
+
+
+def wants_stopped(request: Request) -> bool:
+    return request.query_params.get("stopped") in ("1", "true", "on")
+
+
+@router.get("/workers")
+async def workers_page(request: Request) -> Response:
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return to_signin()
+    stopped = wants_stopped(request)
+    found = await run_in_threadpool(read_workers, viewer, stopped)
+    return page(request, "workers.html", viewer=viewer, stopped=stopped, **found)
+
+
+@router.get("/ui/workers")
+async def workers_table(request: Request) -> Response:
+    """The table alone, fetched every two seconds by the page."""
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return Response(status_code=401)
+    stopped = wants_stopped(request)
+    found = await run_in_threadpool(read_workers, viewer, stopped)
+    return page(request, "workers_table.html", viewer=viewer, stopped=stopped, **found)
+
+
+PATHS = frozenset({"/workers", "/ui/workers"})
+
+__all__ = ["PATHS", "heartbeat_age", "router"]
