@@ -26,11 +26,24 @@ def test_parse_context() -> None:
 
 
 def info(
-    package: str, version: str, at: float, workflows: tuple[str, ...], **kw: object
+    package: str,
+    version: str,
+    at: float,
+    workflows: tuple[str, ...],
+    workflow_versions: tuple[tuple[str, str], ...] = (),
+    default: bool = False,
 ) -> PackageInfo:
     return PackageInfo(
-        f"id-{package}-{version}", package, version, "0" * 64, workflows, None, at, **kw
-    )  # type: ignore[arg-type]
+        f"id-{package}-{version}",
+        package,
+        version,
+        "0" * 64,
+        workflows,
+        None,
+        at,
+        workflow_versions=workflow_versions,
+        default=default,
+    )
 
 
 def test_versions_newest_first_with_the_default_and_workflow_versions() -> None:
