@@ -39,6 +39,7 @@ class AuditFilters:
         self.since_text = q.get("since") or ""
         self.until_text = q.get("until") or ""
         self.cursor = q.get("cursor") or None
+        self.limit = int(q.get("limit") or PAGE_SIZE)
         # A key bound to one tenant reads that tenant's rows only; one of every tenant
         # reads them all, or one tenant's.
         bound = viewer.identity.key_tenant
@@ -71,6 +72,7 @@ class AuditFilters:
             "since": self.since_text,
             "until": self.until_text,
             "tenant": self.tenant,
+            "limit": None if self.limit == PAGE_SIZE else str(self.limit),
         }
         values.update(override)
         return urlencode({k: v for k, v in values.items() if v})
@@ -92,7 +94,7 @@ async def audit_page(request: Request) -> Response:
         filters = AuditFilters(request, viewer)
         found: AuditPage = await run_in_threadpool(
             lambda: viewer.runner.list_audit(
-                limit=PAGE_SIZE, cursor=filters.cursor, **filters.service_filters()
+                limit=filters.limit, cursor=filters.cursor, **filters.service_filters()
             )
         )
     except (CloacinaError, ValueError) as exc:

@@ -19,7 +19,7 @@ from cloacina.service.types import WorkerInfo
 router = APIRouter(include_in_schema=False)
 
 #: The word shown for each worker state of the service (``silent``: not heard of lately).
-STATE_WORDS = {"running": "alive", "silent": "lost", "stopped": "stopped"}
+STATE_WORDS = {"running": "alive", "silent": "lost", "lost": "lost", "stopped": "stopped"}
 #: Running tasks listed per worker (the count is always whole).
 TASKS_SHOWN = 20
 
