@@ -83,7 +83,11 @@ def test_graph_spec_and_embedding() -> None:
     task = TaskStats("a", 3, 3, 0, 0, 3, 0.0, 0.25, 0.5, 0.01, 0.02)
     stats = WorkflowStats("wf", 3, 3, 0, 0.0, 1.0, 2.0, None, None, [task], ["a", "b"], 3, 1.0)
     spec = graph_spec(wf, stats)
-    assert spec["critical"] == ["a", "b"] and spec["nodes"][0] == {"id": "a", "sub": "p50 0.250 s"}
+    assert spec["critical"] == ["a", "b"] and spec["nodes"][0] == {
+        "id": "a",
+        "sub": "critical · p50 0.250 s",
+    }
+    assert spec["nodes"][1] == {"id": "b", "sub": "critical"}
     text = embed(spec)
     assert "</script>" not in text and "<" not in text
     assert json.loads(text) == spec

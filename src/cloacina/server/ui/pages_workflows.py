@@ -92,13 +92,15 @@ def parse_context(text: str) -> dict[str, Any]:
 def graph_spec(info: WorkflowInfo, stats: WorkflowStats | None) -> dict[str, Any]:
     """What ``CloacinaDag.draw`` takes: the tasks, their edges, the critical path."""
     by_task = {t.task_id: t for t in stats.tasks} if stats is not None else {}
+    critical = list(stats.critical_path) if stats is not None else []
     nodes = []
     for t in info.tasks:
         ts = by_task.get(t.id)
-        sub = f"p50 {ts.duration_p50:.3f} s" if ts and ts.duration_p50 is not None else ""
-        nodes.append({"id": t.id, "sub": sub} if sub else {"id": t.id})
+        words = ["critical"] if t.id in critical else []  # a word, not only a thicker line
+        if ts is not None and ts.duration_p50 is not None:
+            words.append(f"p50 {ts.duration_p50:.3f} s")
+        nodes.append({"id": t.id, "sub": " · ".join(words)} if words else {"id": t.id})
     edges = [[d, t.id] for t in info.tasks for d in t.dependencies]
-    critical = list(stats.critical_path) if stats is not None else []
     return {"nodes": nodes, "edges": edges, "critical": critical}
 
 
