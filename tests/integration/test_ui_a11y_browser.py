@@ -6,7 +6,7 @@ the skip link, labelled fields, live regions, no horizontal page overflow at a p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -25,7 +25,8 @@ FOCUSED = """() => {
   // the field itself is then not :focus and Chromium rings the button with its own style.
   const picker = el.type === 'datetime-local' && !el.matches(':focus');
   const ring = picker || (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0);
-  return {url: location.pathname, html: el.outerHTML.slice(0, 200), tag: el.tagName, href: el.getAttribute('href'), text: (el.innerText || el.value || '').trim(),
+  return {url: location.pathname, html: el.outerHTML.slice(0, 200), tag: el.tagName,
+          href: el.getAttribute('href'), text: (el.innerText || el.value || '').trim(),
           cls: el.className, id: el.id, visible: ring || s.boxShadow !== 'none'};
 }"""
 
@@ -41,7 +42,8 @@ OVERFLOW = """() => {
       scrolled = ['auto', 'scroll'].includes(getComputedStyle(up).overflowX);
       up = up.parentElement;
     }
-    if (!scrolled) out.push(`${el.tagName}#${el.id}.${el.className} right=${Math.round(box.right)}`);
+    const right = Math.round(box.right);
+    if (!scrolled) out.push(`${el.tagName}#${el.id}.${el.className} right=${right}`);
   }
   return {scroll: document.documentElement.scrollWidth, width, out: out.slice(0, 10)};
 }"""
@@ -119,7 +121,8 @@ def test_keyboard_through_the_header_and_filters(browser: Browser, live: Live) -
     for path in ("/runs", "/workers", "/audit"):
         page.goto(path)
         unlabelled = page.evaluate(
-            """() => Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))
+            """() => Array.from(document.querySelectorAll(
+                   'input:not([type=hidden]), select, textarea'))
                  .filter(el => !el.labels || el.labels.length === 0)
                  .filter(el => !el.getAttribute('aria-label'))
                  .map(el => el.name || el.id)"""
@@ -164,7 +167,7 @@ def test_phone_width_has_no_page_overflow(
 
 @pytest.mark.parametrize("scheme", ["dark", "light"])
 def test_theme_follows_the_system(
-    browser: Browser, live: Live, gate: Gate, shots: Path, scheme: str
+    browser: Browser, live: Live, gate: Gate, shots: Path, scheme: Literal["dark", "light"]
 ) -> None:
     execution_id = gate.start(live)
     context = browser.new_context(
