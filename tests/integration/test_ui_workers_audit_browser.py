@@ -72,7 +72,10 @@ def test_workers_live_and_lost(browser: Browser, live: Live, gate: Gate, shots: 
     expect(lost).to_contain_text("gone-host")
     expect(lost).to_contain_text("4242")
     expect(lost.locator("[data-age]")).to_have_text(re.compile(r"^(\d+ s|1 min) ago$"))
-    expect(page.locator("#workers")).to_have_attribute("aria-live", "polite")
+    # The status line is the live region, announced when it changes (not every 2 s).
+    status = page.locator("#workers-summary")
+    expect(status).to_have_attribute("aria-live", "polite")
+    expect(status).to_have_text("2 workers: 1 alive, 1 lost; 0 tasks running.")
     page.evaluate("window.notReloaded = true")
 
     execution_id = gate.start(live)  # its task runs on the serving worker
@@ -82,12 +85,14 @@ def test_workers_live_and_lost(browser: Browser, live: Live, gate: Gate, shots: 
     expect(alive.locator("td[data-running]")).to_have_attribute("data-running", "1")
     expect(alive).to_contain_text("held")  # the task's id beside its run
     expect(lost.locator("td[data-running]")).to_have_attribute("data-running", "0")
+    expect(status).to_have_text("2 workers: 1 alive, 1 lost; 1 task running.")
     assert page.evaluate("window.notReloaded") is True
     page.screenshot(path=str(shots / "workers.png"))
 
     gate.event.set()  # the task ends: the worker holds nothing, still no reload
     expect(link).to_have_count(0)
     expect(alive.locator("td[data-running]")).to_have_attribute("data-running", "0")
+    expect(status).to_have_text("2 workers: 1 alive, 1 lost; 0 tasks running.")
     assert page.evaluate("window.notReloaded") is True
 
 

@@ -4,9 +4,11 @@ again every two seconds by htmx (no reload); reads go through the tenant's runne
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -60,10 +62,32 @@ def read_workers(viewer: Viewer, include_stopped: bool) -> dict[str, Any]:
         )
         for w in workers
     ]
+    return {"workers": rows, "summary": summary(rows), "tasks_shown": TASKS_SHOWN}
+
+
+def summary(rows: list[WorkerRow]) -> str:
+    """``2 workers: 1 alive, 1 lost; 3 tasks running.``: what the page's status line says
+    (announced by screen readers when it changes; the table's heartbeat ages are not)."""
+    if not rows:
+        return "No workers."
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.word] = counts.get(row.word, 0) + 1
-    return {"workers": rows, "counts": counts, "tasks_shown": TASKS_SHOWN}
+    by_word = ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
+    running = sum(len(r.tasks) for r in rows)
+    workers = f"{len(rows)} worker{'' if len(rows) == 1 else 's'}"
+    tasks = f"{running} task{'' if running == 1 else 's'} running"
+    return f"{workers}: {by_word}; {tasks}."
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def poll_query(stopped: bool, said: str) -> str:
+    """The table's next fetch: it names the status line the page shows, so that the line
+    is sent (and announced) again only when it changes."""
+    return urlencode({**({"stopped": "1"} if stopped else {}), "said": digest(said)})
 
 
 def wants_stopped(request: Request) -> bool:
@@ -77,18 +101,29 @@ async def workers_page(request: Request) -> Response:
         return to_signin()
     stopped = wants_stopped(request)
     found = await run_in_threadpool(read_workers, viewer, stopped)
-    return page(request, "workers.html", viewer=viewer, stopped=stopped, **found)
+    poll = poll_query(stopped, found["summary"])
+    return page(request, "workers.html", viewer=viewer, stopped=stopped, poll=poll, **found)
 
 
 @router.get("/ui/workers")
 async def workers_table(request: Request) -> Response:
-    """The table alone, fetched every two seconds by the page."""
+    """The table alone, fetched every two seconds by the page (with the status line when
+    it changed)."""
     viewer = await viewer_of(request)
     if viewer is None:
         return Response(status_code=401)
     stopped = wants_stopped(request)
     found = await run_in_threadpool(read_workers, viewer, stopped)
-    return page(request, "workers_table.html", viewer=viewer, stopped=stopped, **found)
+    changed = digest(found["summary"]) != request.query_params.get("said")
+    return page(
+        request,
+        "workers_table.html",
+        viewer=viewer,
+        stopped=stopped,
+        poll=poll_query(stopped, found["summary"]),
+        summary_changed=changed,
+        **found,
+    )
 
 
 PATHS = frozenset({"/workers", "/ui/workers"})
