@@ -230,3 +230,17 @@ def test_packages_page_upload_refusal_and_delete(
         assert gone.status_code == 404
         actions = [a.action for a in runner.list_audit().items]
         assert "package.register" in actions and "package.delete" in actions
+
+
+def test_an_upload_past_the_limit_is_refused_with_the_setting_named(db_url: str) -> None:
+    with running_api(db_url, execute=False, max_upload_bytes=2000) as api:
+        admin = client_of(api, "admin")
+        token = csrf_of(admin.get("/packages").text)
+        # Past the limit once read, and announced so large that it is not read at all.
+        for size in (3000, 200_000):
+            files = {"package": ("big.cloacina", b"x" * size, "application/octet-stream")}
+            answer = admin.post("/packages", data={"csrf": token}, files=files)
+            assert answer.status_code == 413, (size, answer.text)
+            assert "larger than this server accepts (2000 bytes" in answer.text
+            assert "max_upload_bytes" in answer.text
+        assert api.state.primary.list_packages() == []

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
 
 from cloacina.errors import CloacinaError, NotFoundError, PayloadTooLargeError, RequestError
 from cloacina.registry.registry import PackageInfo
@@ -27,6 +28,8 @@ T = TypeVar("T")
 
 #: Read from an upload at a time (the whole is bounded by the runner's max_upload_bytes).
 CHUNK = 1 << 20
+#: Room for the upload form's own fields and multipart framing beyond its files.
+FORM_SLACK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,15 @@ async def read_upload(upload: UploadFile | None, limit: int, what: str) -> bytes
     while chunk := await upload.read(CHUNK):
         data += chunk
         if len(data) > limit:
-            raise PayloadTooLargeError(
-                f"the {what} is larger than this server accepts ({limit} bytes, setting "
-                "max_upload_bytes); build a smaller package or raise the limit"
-            )
+            raise PayloadTooLargeError(too_large(limit, what))
     return bytes(data)
+
+
+def too_large(limit: int, what: str) -> str:
+    return (
+        f"the {what} is larger than this server accepts ({limit} bytes, setting "
+        "max_upload_bytes); build a smaller package or raise the limit"
+    )
 
 
 def as_actor(viewer: Viewer, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -113,24 +120,42 @@ def admin_check(request: Request, viewer: Viewer, csrf: str, verb: str) -> Respo
     return None
 
 
+def announced_too_large(request: Request, limit: int) -> bool:
+    """Whether the form's announced length passes the package limit (plus the form's own
+    fields, the signature's limit), so that it is refused before a byte is read."""
+    length = request.headers.get("content-length") or ""
+    return length.isdigit() and int(length) > 2 * limit + FORM_SLACK
+
+
+def uploaded(value: object) -> UploadFile | None:
+    return value if isinstance(value, UploadFile) else None
+
+
 @router.post("/packages")
-async def upload_package(
-    request: Request,
-    csrf: Annotated[str, Form()] = "",
-    package: UploadFile | None = None,
-    signature: UploadFile | None = None,
-    replace: Annotated[str, Form()] = "",
-) -> Response:
+async def upload_package(request: Request) -> Response:
     """Register the uploaded ``.cloacina`` archive (and its detached signature, if given):
     the page again with the verification result (201/200) or the refusal reason (4xx)."""
     viewer = await viewer_of(request)
     if viewer is None:
         return to_signin()
-    refused = admin_check(request, viewer, csrf, "Uploading")
-    if refused is not None:
-        return refused
     runner = viewer.runner
     limit = runner.settings.max_upload_bytes
+    if announced_too_large(request, limit):
+        outcome = Outcome(False, too_large(limit, "package"))
+        return await run_in_threadpool(lambda: listing(request, viewer, 413, outcome=outcome))
+    # Parsed here, not by FastAPI's parameters, so that the length is checked first.
+    async with request.form(max_files=2, max_fields=10) as form:
+        refused = admin_check(request, viewer, str(form.get("csrf") or ""), "Uploading")
+        if refused is not None:
+            return refused
+        return await register(request, viewer, form)
+
+
+async def register(request: Request, viewer: Viewer, form: FormData) -> Response:
+    runner = viewer.runner
+    limit = runner.settings.max_upload_bytes
+    package, signature = uploaded(form.get("package")), uploaded(form.get("signature"))
+    replace = bool(form.get("replace"))
     try:
         archive = await read_upload(package, limit, "package")
         if not archive:
@@ -138,7 +163,7 @@ async def upload_package(
         detached = await read_upload(signature, limit, "signature") or None
         before = {p.id for p in await run_in_threadpool(runner.list_packages)}
         package_id = await run_in_threadpool(
-            as_actor, viewer, runner.register_workflow, archive, detached, replace=bool(replace)
+            as_actor, viewer, runner.register_workflow, archive, detached, replace=replace
         )
     except PayloadTooLargeError as exc:
         outcome = Outcome(False, str(exc))
