@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cloacina.server.ui.pages import page, to_signin
 from cloacina.server.ui.session import Viewer, viewer_of
+from cloacina.service.executions import SILENT_AFTER
 from cloacina.service.types import WorkerInfo
 
 router = APIRouter(include_in_schema=False)
@@ -102,7 +103,15 @@ async def workers_page(request: Request) -> Response:
     stopped = wants_stopped(request)
     found = await run_in_threadpool(read_workers, viewer, stopped)
     poll = poll_query(stopped, found["summary"])
-    return page(request, "workers.html", viewer=viewer, stopped=stopped, poll=poll, **found)
+    return page(
+        request,
+        "workers.html",
+        viewer=viewer,
+        stopped=stopped,
+        poll=poll,
+        silent_after=int(SILENT_AFTER),
+        **found,
+    )
 
 
 @router.get("/ui/workers")
