@@ -56,9 +56,15 @@ class Job:
     log: AttemptLog | None = None
 
 
-def build_context(inputs: list[str]) -> Context:
-    """The task's input: the deep merge of its dependencies' outputs, in declared order."""
+def build_context(inputs: list[str], task: Task | None = None) -> Context:
+    """The task's input: the deep merge of its dependencies' outputs, in declared order
+    (or the task's own ``merge_inputs`` of them, for a compatibility layer's semantics)."""
     ctx = Context()
+    merge = None if task is None else task.merge_inputs
+    if merge is not None:
+        parts = [json.loads(text) for text in inputs]
+        ctx._data = merge([p for p in parts if isinstance(p, dict)])
+        return ctx
     if len(inputs) == 1:
         data = json.loads(inputs[0])
         ctx._data = data if isinstance(data, dict) else {}
@@ -116,7 +122,7 @@ def run_sync(job: Job) -> Outcome:
     """Run a ``def`` task (on a worker thread)."""
     job.body_started = time.monotonic()
     try:
-        ctx = build_context(job.inputs)
+        ctx = build_context(job.inputs, job.task)
         skipped = condition_skip(job, ctx)
         if skipped is not None:
             return skipped
@@ -139,7 +145,7 @@ async def run_async(job: Job) -> Outcome:
     import asyncio  # here, not at the top: a package's worker process may never need it
 
     try:
-        ctx = build_context(job.inputs)
+        ctx = build_context(job.inputs, job.task)
         skipped = condition_skip(job, ctx)
         if skipped is not None:
             return skipped

@@ -34,6 +34,10 @@ class Task:
     trigger_rule: TriggerRule
     is_async: bool
     description: str
+    #: How the dependencies' outputs combine into the task's input (``None``: the deep merge
+    #: of DESIGN §4). Set by compatibility layers that carry another engine's semantics
+    #: (``cloacina.compat.cloaca``); not part of the version.
+    merge_inputs: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
 
     def __init__(
         self,

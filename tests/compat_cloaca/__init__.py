@@ -1,0 +1,1 @@
+"""cloaca compatibility: its acceptance suite on cloacina.compat.cloaca."""
