@@ -105,7 +105,8 @@ def test_keyboard_only_sign_in_and_run(browser: Browser, live: Live, gate: Gate)
     context.close()
 
 
-def test_keyboard_through_the_header_and_filters(browser: Browser, live: Live) -> None:
+def test_keyboard_through_the_header_and_filters(browser: Browser, live: Live, gate: Gate) -> None:
+    execution_id = gate.start(live)
     page = signed_in(browser, live, "admin")
     for label in ("Workers", "Audit"):
         page.goto("/runs")
@@ -118,7 +119,7 @@ def test_keyboard_through_the_header_and_filters(browser: Browser, live: Live) -
     page.keyboard.press("Enter")
     expect(page.get_by_text("No audit entries match.")).to_be_visible()
     # Every field of every page in reach has a label.
-    for path in ("/runs", "/workers", "/audit"):
+    for path in ("/runs", "/workers", "/audit", f"/runs/{execution_id}"):
         page.goto(path)
         unlabelled = page.evaluate(
             """() => Array.from(document.querySelectorAll(
@@ -128,6 +129,21 @@ def test_keyboard_through_the_header_and_filters(browser: Browser, live: Live) -
                  .map(el => el.name || el.id)"""
         )
         assert unlabelled == [], f"{path}: fields without a label: {unlabelled}"
+
+
+def test_tenant_switcher_waits_for_the_keyboard(browser: Browser, live: Live) -> None:
+    page = signed_in(browser, live, "admin")
+    page.evaluate("window.notReloaded = true")
+    switcher = page.get_by_label("Tenant")
+    switcher.focus()
+    page.keyboard.press("ArrowDown")  # changes a closed select at once
+    expect(switcher).to_have_value(live.api.other_tenant)
+    page.wait_for_timeout(1000)  # time enough for a submit to have left the page
+    assert page.evaluate("window.notReloaded") is True
+    tab_to(page, lambda f: f["tag"] == "BUTTON" and f["text"] == "Switch", most=1)
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Tenant")).to_have_value(live.api.other_tenant)
+    assert page.evaluate("window.notReloaded") is None  # a new page, of the other tenant
 
 
 def test_live_regions_are_announced(browser: Browser, live: Live) -> None:

@@ -6,10 +6,21 @@ document.addEventListener("submit", function (e) {
     e.preventDefault();
   }
 });
-// A select marked data-autosubmit (the tenant switcher) submits its form when changed.
+// A select marked data-autosubmit (the tenant switcher) submits its form when picked with
+// the pointer. Changed with the keyboard (arrow keys change a closed select at once) it
+// waits for its form's button: a keyboard user is not sent away while going through it.
+document.addEventListener("keydown", function (e) {
+  var el = e.target;
+  if (el instanceof HTMLSelectElement && el.dataset.autosubmit !== undefined) el.dataset.keyed = "1";
+});
+document.addEventListener("pointerdown", function (e) {
+  var el = e.target;
+  if (el instanceof HTMLSelectElement && el.dataset.autosubmit !== undefined) delete el.dataset.keyed;
+});
 document.addEventListener("change", function (e) {
   var el = e.target;
-  if (el instanceof HTMLSelectElement && el.dataset.autosubmit !== undefined && el.form) {
+  if (el instanceof HTMLSelectElement && el.dataset.autosubmit !== undefined && el.form &&
+      el.dataset.keyed === undefined) {
     el.form.requestSubmit();
   }
 });
