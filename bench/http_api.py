@@ -137,14 +137,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(url: str, key: str, log: Path, *, execute: bool = True) -> Iterator[str]:
+def serve(
+    url: str, key: str, log: Path, *, execute: bool = True, module: Path | None = None
+) -> Iterator[str]:
     """``cloacina serve`` on a free loopback port until the block ends (SIGTERM); its base
     URL once ``/readyz`` answers 200."""
     import httpx
 
     port = free_port()
     cmd = [sys.executable, "-m", "cloacina", "serve", "--db", url, "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--module", str(FLOWS)]
+    cmd += ["--port", str(port), "--module", str(module or FLOWS)]
     if not execute:
         cmd.append("--no-execute")
     with log.open("wb") as err:

@@ -1,11 +1,10 @@
 """A run's page draws its graph (nodes by status, live) and a Gantt bar per attempt, in a
-real browser over SQLite; the layered layout itself is checked in Python."""
+real browser over SQLite (the document it is drawn from: tests/unit/test_ui_run_state.py)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -13,9 +12,6 @@ import pytest
 from playwright.sync_api import Browser, Locator, expect
 
 from cloacina import Context, DefaultRunner, RetryPolicy, task, workflow
-from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
-from cloacina.server.ui.graph import CHART_W, LABEL_W, MAX_NODES, gantt, layers, layout
-from cloacina.service import TaskAttempt
 
 from .server_support import Live, live_server
 from .test_ui_browser import signed_in
@@ -24,25 +20,6 @@ from .ui_browser_support import browser, shots
 pytestmark = pytest.mark.timeout(180)
 
 __all__ = ["browser", "shots"]  # the fixtures, used by name
-
-
-def test_layers_are_longest_paths() -> None:
-    deps = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": ["a", "d"], "x": ["gone"]}
-    assert layers(deps) == {"a": 0, "b": 1, "c": 1, "d": 2, "e": 3, "x": 0}
-
-
-def test_layout_left_to_right_and_summary_beyond_the_limit() -> None:
-    def run(ids: list[str]) -> WorkflowResult:
-        tasks = {i: TaskResult(i, TaskStatus.PENDING, 0) for i in ids}
-        return WorkflowResult("e", "w", "v", ExecutionStatus.RUNNING, tasks=tasks)
-
-    graph = layout(run(["a", "b", "c"]), {"b": ["a"], "c": ["b"]})
-    xs = [n.x for n in graph.nodes]
-    assert xs == sorted(xs) and len(set(xs)) == 3
-    assert {(e.source, e.target) for e in graph.edges} == {("a", "b"), ("b", "c")}
-    assert graph.summary is None
-    many = layout(run([f"t{i}" for i in range(MAX_NODES + 1)]), {})
-    assert many.summary == {"pending": MAX_NODES + 1} and many.nodes == []
 
 
 def test_get_task_output(runner: DefaultRunner, name: Callable[[str], str]) -> None:
@@ -61,34 +38,6 @@ def test_get_task_output(runner: DefaultRunner, name: Callable[[str], str]) -> N
     execution_id = runner.execute(flow, {}).execution_id
     assert runner.get_task_output(execution_id, "gives") == {"answer": 42}
     assert runner.get_task_output(execution_id, "fails") is None
-
-
-def test_gantt_bars_share_an_axis_with_their_waits() -> None:
-    t0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def at(seconds: float) -> datetime:
-        return t0 + timedelta(seconds=seconds)
-
-    attempts = [
-        TaskAttempt("e", "a", 1, "completed", started_at=at(1), finished_at=at(2)),
-        TaskAttempt("e", "b", 1, "failed", started_at=at(3), finished_at=at(4)),
-        TaskAttempt("e", "b", 2, "running", started_at=at(6)),
-    ]
-    chart = gantt(attempts, ready={"a": at(0), "b": at(2)}, now=at(8))
-    assert [(b.task_id, b.attempt) for b in chart.bars] == [("a", 1), ("b", 1), ("b", 2)]
-    assert chart.span == 8.0
-    a, b1, b2 = chart.bars
-    scale = CHART_W / 8
-    assert (a.wait_x, a.x, a.width) == (LABEL_W, LABEL_W + scale, scale)
-    assert (b1.waited, b2.waited) == (1.0, 2.0)  # queued, then the retry's backoff
-    assert b2.x == LABEL_W + 6 * scale and b2.width == 2 * scale  # running until now
-    assert len({b.y for b in chart.bars}) == 3
-    assert gantt([]).bars == []
-    many = [
-        TaskAttempt("e", f"t{i}", 1, "completed", started_at=at(0), finished_at=at(1))
-        for i in range(MAX_NODES + 1)
-    ]
-    assert gantt(many).too_many == MAX_NODES + 1 and gantt(many).bars == []
 
 
 @pytest.fixture

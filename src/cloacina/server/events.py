@@ -44,6 +44,17 @@ KEEPALIVE = 15.0
 ALL_RUNS = "*"
 
 TERMINAL_EVENTS = frozenset({"execution_completed", "execution_failed", "execution_cancelled"})
+#: The status a task has after each task event (what a live page shows without a read).
+TASK_STATUS_AFTER = {
+    "task_started": "running",
+    "task_completed": "completed",
+    "task_failed": "failed",
+    "task_skipped": "skipped",
+    "task_abandoned": "failed",
+    "task_retry_scheduled": "ready",
+    "task_recovered": "ready",
+    "task_handed_back": "ready",
+}
 
 
 def iso(value: Any) -> str | None:

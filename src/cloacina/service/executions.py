@@ -5,6 +5,7 @@ these methods; none of them talks to the store)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import binascii
 import difflib
 import json
@@ -18,6 +19,7 @@ from cloacina.errors import (
     ExecutionNotFoundError,
     PackageNotFoundError,
     RequestError,
+    TaskNotFoundError,
     WorkflowNotFoundError,
 )
 from cloacina.model.context import loads_context
@@ -54,6 +56,24 @@ MAX_PAGE = 500
 SILENT_AFTER = 10.0
 
 
+def task_result(t: TaskRow) -> TaskResult:
+    """A :class:`TaskResult` from the store's row of one task."""
+    return TaskResult(
+        task_id=t.task_id,
+        status=TaskStatus(t.status),
+        attempts=t.attempt,
+        error=t.error,
+        started_at=to_datetime(t.started_at),
+        finished_at=to_datetime(t.finished_at),
+        skip_reason=t.skip_reason,
+        recoveries=t.recovery_count,
+        traceback=t.error_traceback,
+        max_attempts=t.max_attempts,
+        worker_id=t.worker_id if t.status == TaskStatus.RUNNING else None,
+        retry_at=to_datetime(t.retry_at) if t.status == TaskStatus.READY else None,
+    )
+
+
 def build_result(row: ExecutionRow, tasks: Iterable[TaskRow]) -> WorkflowResult:
     """A :class:`WorkflowResult` from the store's rows of one execution."""
     return WorkflowResult(
@@ -62,23 +82,7 @@ def build_result(row: ExecutionRow, tasks: Iterable[TaskRow]) -> WorkflowResult:
         workflow_version=row.workflow_version,
         status=ExecutionStatus(row.status),
         final_context=loads_context(row.final_context),
-        tasks={
-            t.task_id: TaskResult(
-                task_id=t.task_id,
-                status=TaskStatus(t.status),
-                attempts=t.attempt,
-                error=t.error,
-                started_at=to_datetime(t.started_at),
-                finished_at=to_datetime(t.finished_at),
-                skip_reason=t.skip_reason,
-                recoveries=t.recovery_count,
-                traceback=t.error_traceback,
-                max_attempts=t.max_attempts,
-                worker_id=t.worker_id if t.status == TaskStatus.RUNNING else None,
-                retry_at=to_datetime(t.retry_at) if t.status == TaskStatus.READY else None,
-            )
-            for t in tasks
-        },
+        tasks={t.task_id: task_result(t) for t in tasks},
         error=row.error,
         started_at=to_datetime(row.started_at),
         finished_at=to_datetime(row.finished_at),
@@ -253,12 +257,14 @@ class ExecutionService:
         return build_result(row, self.store.get_tasks(execution_id))
 
     def get_execution_summary(self, execution_id: str) -> WorkflowResult:
-        """A run as a list shows it (status, times, task counts), without reading its
-        tasks: cheap whatever the run's size."""
+        """A run as a list shows it (status, times, task counts) and its input, without
+        reading its tasks: cheap whatever the run's size."""
         row = self.store.get_execution(execution_id)
         if row is None:
             raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
-        return summary_result(row)
+        return dataclasses.replace(
+            summary_result(row), input_context=loads_context(row.input_context)
+        )
 
     def get_execution_status(self, execution_id: str) -> ExecutionStatus:
         """A run's status alone (one cheap read)."""
@@ -364,12 +370,12 @@ class ExecutionService:
             row = matches[0]
         return build_result(row, self.store.get_tasks(row.id))
 
-    def get_run_graph(self, execution_id: str) -> dict[str, list[str]]:
-        """Each task of the run with its dependencies, in declared order: the graph the run
-        was created with (stored with it), not its workflow's current definition. Runs from
-        before graphs were stored take it from the workflow's code when it is known here
-        (else their tasks come without edges)."""
-        rows = self.store.get_tasks(execution_id)
+    def get_run_graph(self, execution_id: str, task_id: str | None = None) -> dict[str, list[str]]:
+        """Each task of the run (``task_id`` alone, when given) with its dependencies, in
+        declared order: the graph the run was created with (stored with it), not its
+        workflow's current definition. Runs from before graphs were stored take it from the
+        workflow's code when it is known here (else their tasks come without edges)."""
+        rows = self.store.get_tasks(execution_id, task_id)
         if not rows:
             if self.store.execution_status(execution_id) is None:
                 raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
@@ -387,13 +393,22 @@ class ExecutionService:
             for row in rows
         }
 
-    def get_attempts(self, execution_id: str) -> list[TaskAttempt]:
-        """Every attempt of every task of the run, in the order they ended; attempts under
-        way now come last (``outcome`` ``running``)."""
+    def get_task(self, execution_id: str, task_id: str) -> TaskResult:
+        """One task of a run (one read, whatever the run's size)."""
         if self.store.execution_status(execution_id) is None:
             raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
-        attempts = [attempt_of(a) for a in self.store.get_attempts(execution_id)]
-        for task in self.store.get_tasks(execution_id):
+        rows = self.store.get_tasks(execution_id, task_id)
+        if not rows:
+            raise TaskNotFoundError(f"run {execution_id} has no task {task_id!r}")
+        return task_result(rows[0])
+
+    def get_attempts(self, execution_id: str, task_id: str | None = None) -> list[TaskAttempt]:
+        """Every attempt of every task of the run (of ``task_id`` only, when given), in the
+        order they ended; attempts under way now come last (``outcome`` ``running``)."""
+        if self.store.execution_status(execution_id) is None:
+            raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
+        attempts = [attempt_of(a) for a in self.store.get_attempts(execution_id, task_id)]
+        for task in self.store.get_tasks(execution_id, task_id):
             if task.status == TaskStatus.RUNNING and task.attempt > 0:
                 attempts.append(
                     TaskAttempt(

@@ -400,12 +400,14 @@ class ExecutionQueries(abc.ABC):
     def get_execution(self, execution_id: str) -> ExecutionRow | None: ...
 
     @abc.abstractmethod
-    def get_tasks(self, execution_id: str) -> list[TaskRow]: ...
+    def get_tasks(self, execution_id: str, task_id: str | None = None) -> list[TaskRow]:
+        """The run's tasks in their order (only ``task_id``'s row when given)."""
 
     @abc.abstractmethod
-    def get_attempts(self, execution_id: str) -> list[AttemptRow]:
-        """Every finished attempt of every task of the run, in the order they ended (a
-        task's current completed attempt comes from its row, with ``id`` 0)."""
+    def get_attempts(self, execution_id: str, task_id: str | None = None) -> list[AttemptRow]:
+        """Every finished attempt of every task of the run (of ``task_id`` only, when
+        given), in the order they ended (a task's current completed attempt comes from its
+        row, with ``id`` 0)."""
 
     @abc.abstractmethod
     def get_events(self, execution_id: str, after_id: int = 0) -> list[EventRow]: ...

@@ -595,9 +595,13 @@ class MemoryRunStore(RunStore, ExecutionQueries):
             run = self._state.runs.get(execution_id)
             return None if run is None else _execution_row(run)
 
-    def get_tasks(self, execution_id: str) -> list[TaskRow]:
+    def get_tasks(self, execution_id: str, task_id: str | None = None) -> list[TaskRow]:
         with self._lock:
-            tasks = [t for t in self._state.tasks.values() if t.execution_id == execution_id]
+            tasks = [
+                t
+                for t in self._state.tasks.values()
+                if t.execution_id == execution_id and task_id in (None, t.task_id)
+            ]
             return [
                 TaskRow(
                     t.id,
@@ -621,9 +625,13 @@ class MemoryRunStore(RunStore, ExecutionQueries):
                 for t in sorted(tasks, key=lambda t: (t.task_index, t.id))
             ]
 
-    def get_attempts(self, execution_id: str) -> list[AttemptRow]:
+    def get_attempts(self, execution_id: str, task_id: str | None = None) -> list[AttemptRow]:
         with self._lock:
-            kept = [a for a in self._state.attempts if a.execution_id == execution_id]
+            kept = [
+                a
+                for a in self._state.attempts
+                if a.execution_id == execution_id and task_id in (None, a.task_id)
+            ]
             current = [
                 AttemptRow(
                     0,
@@ -640,7 +648,9 @@ class MemoryRunStore(RunStore, ExecutionQueries):
                     t.skip_reason,
                 )
                 for t in self._state.tasks.values()
-                if t.execution_id == execution_id and t.status == TaskStatus.COMPLETED
+                if t.execution_id == execution_id
+                and t.status == TaskStatus.COMPLETED
+                and task_id in (None, t.task_id)
             ]
             return sorted(kept + current, key=lambda a: (a.finished_at, a.id == 0, a.id))
 

@@ -160,7 +160,7 @@ class SQLStore(Store):
         )
         return execution_row(row) if row else None
 
-    def get_tasks(self, execution_id: str) -> list[TaskRow]:
+    def get_tasks(self, execution_id: str, task_id: str | None = None) -> list[TaskRow]:
         # A task with no row in task_dependencies has none, if the run's graph was stored.
         columns = ", ".join(f"t.{c.strip()}" for c in TASK_COLS.split(","))
         rows = self._fetchall(
@@ -169,21 +169,25 @@ class SQLStore(Store):
             " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
             " LEFT JOIN task_dependencies d"
             " ON d.execution_id = t.execution_id AND d.task_id = t.task_id"
-            " WHERE t.execution_id=? ORDER BY t.task_index",
-            (execution_id,),
+            " WHERE t.execution_id=?"
+            + (" AND t.task_id=?" if task_id is not None else "")
+            + " ORDER BY t.task_index",
+            (execution_id,) if task_id is None else (execution_id, task_id),
         )
         return [task_row(r) for r in rows]
 
-    def get_attempts(self, execution_id: str) -> list[AttemptRow]:
+    def get_attempts(self, execution_id: str, task_id: str | None = None) -> list[AttemptRow]:
         # The attempts that did not complete, and those a rerun reset, are in task_attempts;
         # a task's current completed attempt is its row (see migration 0007).
+        one = "" if task_id is None else " AND task_id=?"
+        keys = (execution_id,) if task_id is None else (execution_id, task_id)
         rows = self._fetchall(
-            f"SELECT {ATTEMPT_COLS} FROM task_attempts WHERE execution_id=?"
+            f"SELECT {ATTEMPT_COLS} FROM task_attempts WHERE execution_id=?{one}"
             " UNION ALL"
             " SELECT 0, execution_id, task_id, attempt, recovery_count, status, worker_id,"
             " started_at, finished_at, error, error_traceback, skip_reason"
-            " FROM task_executions WHERE execution_id=? AND status='completed'",
-            (execution_id, execution_id),
+            f" FROM task_executions WHERE execution_id=?{one} AND status='completed'",
+            keys + keys,
         )
         attempts = [AttemptRow(*r) for r in rows]
         attempts.sort(key=lambda a: (a.finished_at, a.id == 0, a.id))

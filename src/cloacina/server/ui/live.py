@@ -17,7 +17,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from cloacina.errors import NotFoundError
-from cloacina.server.events import ALL_RUNS, KEEPALIVE, TERMINAL_EVENTS
+from cloacina.server.events import ALL_RUNS, KEEPALIVE, TASK_STATUS_AFTER, TERMINAL_EVENTS
 from cloacina.server.ui.session import viewer_of
 
 router = APIRouter(include_in_schema=False)
@@ -73,7 +73,8 @@ async def run_events(request: Request) -> Response:
 
 @router.get("/ui/runs/{execution_id}/events")
 async def one_run_events(request: Request, execution_id: str) -> Response:
-    """A run's changes (``change``; ``end`` after its terminal event) for its page."""
+    """A run's changes (``change``; ``end`` after its terminal event) for its page, each
+    task event with the task's new status so the page shows it without a read."""
     viewer = await viewer_of(request)
     if viewer is None:
         return Response(status_code=401)
@@ -109,7 +110,10 @@ async def one_run_events(request: Request, execution_id: str) -> Response:
                     continue
                 idle = 0.0
                 kind = "end" if event.type in TERMINAL_EVENTS else "change"
-                data = json.dumps({"type": event.type, "task_id": event.task_id})
+                change = {"type": event.type, "task_id": event.task_id}
+                if event.type in TASK_STATUS_AFTER:
+                    change["status"] = TASK_STATUS_AFTER[event.type]
+                data = json.dumps(change)
                 yield f"id: {event.seq}\nevent: {kind}\ndata: {data}\n\n".encode()
                 if kind == "end":
                     return

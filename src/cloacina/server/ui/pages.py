@@ -11,17 +11,17 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from cloacina.errors import CloacinaError, NotFoundError, RequestError
 from cloacina.model.context import deep_merge
-from cloacina.model.status import ExecutionStatus, WorkflowResult
+from cloacina.model.status import ExecutionStatus, TaskResult, WorkflowResult
 from cloacina.server.auth import state_of
 from cloacina.server.routes_executions import parse_time
 from cloacina.server.ui import jsonview
-from cloacina.server.ui.graph import gantt, layout
+from cloacina.server.ui.run_state import run_state
 from cloacina.server.ui.session import (
     Viewer,
     clear_cookie,
@@ -249,57 +249,63 @@ async def run_rows(request: Request) -> Response:
     return answer
 
 
-def pictures(viewer: Viewer, run: WorkflowResult) -> dict[str, Any]:
-    """The run's graph and Gantt chart (its stored dependencies, its attempts)."""
-    # The run's own graph (stored with it), not its workflow's current version's.
-    dependencies = viewer.runner.get_run_graph(run.execution_id)
-    attempts = viewer.runner.get_attempts(run.execution_id)
-    return {
-        "graph": layout(run, dependencies),
-        "gantt": gantt(attempts, ready_times(run, dependencies)),
-    }
+def state_of_run(viewer: Viewer, execution_id: str) -> dict[str, Any]:
+    """What the run's page draws (tasks, graph, attempts): its own stored graph, not its
+    workflow's current definition, which a run of an older version does not match."""
+    run = viewer.runner.get_execution(execution_id)
+    dependencies = viewer.runner.get_run_graph(execution_id)
+    attempts = viewer.runner.get_attempts(execution_id)
+    return run_state(run, dependencies, attempts)
 
 
-def ready_times(run: WorkflowResult, dependencies: dict[str, list[str]]) -> dict[str, datetime]:
-    """When each task could first start: its last dependency's end, or the run's start."""
-    begun = run.started_at or run.created_at
-    ready: dict[str, datetime] = {}
-    for task_id in run.tasks:
-        ends = [run.tasks[d].finished_at for d in dependencies.get(task_id, []) if d in run.tasks]
-        known = [e for e in ends if e is not None]
-        if known and len(known) == len(ends):
-            ready[task_id] = max(known)
-        elif not ends and begun is not None:
-            ready[task_id] = begun
-    return ready
+#: Up to this many tasks, a run's page comes with its task rows (as run.js draws them).
+ROWS_IN_PAGE = 200
 
 
 @router.get("/runs/{execution_id}")
 async def run_page(request: Request, execution_id: str) -> Response:
+    """A run's page: its facts and buttons here; its tasks, graph and Gantt chart drawn by
+    its script from ``/ui/runs/{id}/state`` and kept live from the run's event stream."""
     viewer = await viewer_of(request)
     if viewer is None:
         return to_signin()
     try:
-        run = await run_in_threadpool(viewer.runner.get_execution, execution_id)
-        drawn = await run_in_threadpool(pictures, viewer, run)
+        run = await run_in_threadpool(viewer.runner.get_execution_summary, execution_id)
+        # A small run's rows come with the page (shown before its script has run, and
+        # to clients that run none); a big run's list is drawn, windowed, by the script.
+        rows = None
+        if run.tasks_total <= ROWS_IN_PAGE:
+            rows = (await run_in_threadpool(viewer.runner.get_execution, execution_id)).tasks
     except NotFoundError as exc:
         return page(request, "message.html", status=404, viewer=viewer, message=str(exc))
     notice = request.query_params.get("done")
-    return page(request, "run.html", viewer=viewer, run=run, notice=notice, **drawn)
+    return page(request, "run.html", viewer=viewer, run=run, rows=rows, notice=notice)
 
 
-@router.get("/ui/runs/{execution_id}/live")
-async def run_live(request: Request, execution_id: str) -> Response:
-    """The live part of a run's page (status, buttons, tasks), fetched as the run changes."""
+@router.get("/ui/runs/{execution_id}/head")
+async def run_head(request: Request, execution_id: str) -> Response:
+    """The run's facts and buttons, fetched again when its status changes."""
     viewer = await viewer_of(request)
     if viewer is None:
         return Response(status_code=401)
     try:
-        run = await run_in_threadpool(viewer.runner.get_execution, execution_id)
-        drawn = await run_in_threadpool(pictures, viewer, run)
+        run = await run_in_threadpool(viewer.runner.get_execution_summary, execution_id)
     except NotFoundError:
         return Response(status_code=404)
-    return page(request, "run_live.html", viewer=viewer, run=run, **drawn)
+    return page(request, "run_head.html", viewer=viewer, run=run)
+
+
+@router.get("/ui/runs/{execution_id}/state")
+async def run_state_document(request: Request, execution_id: str) -> Response:
+    """The run's tasks, graph and attempts as JSON, for its page's script."""
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return Response(status_code=401)
+    try:
+        state = await run_in_threadpool(state_of_run, viewer, execution_id)
+    except NotFoundError:
+        return Response(status_code=404)
+    return JSONResponse(state, headers={"Cache-Control": "no-store"})
 
 
 Context = dict[str, Any] | None
@@ -307,13 +313,9 @@ Context = dict[str, Any] | None
 
 def task_input(viewer: Viewer, run: WorkflowResult, task_id: str) -> Context:
     """What a task was given, as the engine builds it: the run's input for a task with no
-    dependency, else its dependencies' outputs deep-merged in declared order (``None``
-    when the workflow is no longer known)."""
-    try:
-        info = viewer.runner.describe_workflow(run.workflow_name)
-    except CloacinaError:
-        return None
-    deps = next((t.dependencies for t in info.tasks if t.id == task_id), None)
+    dependency, else its dependencies' outputs deep-merged in declared order (its stored
+    dependencies: the run's own graph)."""
+    deps = viewer.runner.get_run_graph(run.execution_id, task_id).get(task_id)
     if deps is None:
         return None
     if not deps:
@@ -334,11 +336,10 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
     if viewer is None:
         return Response(status_code=401)
 
-    def read() -> tuple[WorkflowResult, list[tuple[Any, str]], tuple[Context, Context]]:
-        run = viewer.runner.get_execution(execution_id)
-        if task_id not in run.tasks:
-            raise NotFoundError(f"run {execution_id} has no task {task_id!r}")
-        attempts = [a for a in viewer.runner.get_attempts(execution_id) if a.task_id == task_id]
+    def read() -> tuple[WorkflowResult, TaskResult, list[tuple[Any, str]], tuple[Context, Context]]:
+        run = viewer.runner.get_execution_summary(execution_id)
+        task = viewer.runner.get_task(execution_id, task_id)
+        attempts = viewer.runner.get_attempts(execution_id, task_id)
         shown = []
         for attempt in attempts[-PANEL_ATTEMPTS:]:
             try:
@@ -347,10 +348,10 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
                 logs = ""
             shown.append((attempt, logs))
         output = viewer.runner.get_task_output(execution_id, task_id)
-        return run, shown, (task_input(viewer, run, task_id), output)
+        return run, task, shown, (task_input(viewer, run, task_id), output)
 
     try:
-        run, attempts, (given, output) = await run_in_threadpool(read)
+        run, task, attempts, (given, output) = await run_in_threadpool(read)
     except NotFoundError:
         return Response(status_code=404)
     return page(
@@ -358,7 +359,7 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
         "task_panel.html",
         viewer=viewer,
         run=run,
-        task=run.tasks[task_id],
+        task=task,
         attempts=list(reversed(attempts)),
         output=None if output is None else jsonview.render(output),
         given=None if given is None else jsonview.render(given),
@@ -429,7 +430,8 @@ PATHS = frozenset(
         "/runs",
         "/ui/runs/rows",
         "/runs/{execution_id}",
-        "/ui/runs/{execution_id}/live",
+        "/ui/runs/{execution_id}/head",
+        "/ui/runs/{execution_id}/state",
         "/ui/runs/{execution_id}/tasks/{task_id}",
         "/ui/runs/{execution_id}/log",
         "/runs/{execution_id}/{action}",

@@ -1,0 +1,63 @@
+"""Reads of one task of a run (what a task's panel shows), on SQLite and PostgreSQL: its
+row, its attempts and its dependencies, without reading the rest of the run; and a run's
+summary with its input, without its tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from cloacina import Context, DefaultRunner, RetryPolicy, task, workflow
+from cloacina.errors import ExecutionNotFoundError, TaskNotFoundError
+
+
+def test_one_task_its_attempts_and_its_dependencies(
+    runner: DefaultRunner, name: Callable[[str], str]
+) -> None:
+    flow = name("task_reads")
+    tries: list[int] = []
+
+    @workflow(name=flow)
+    class reads_flow:
+        @task()
+        def first(context: Context) -> None:
+            pass
+
+        @task(dependencies=["first"], retry=RetryPolicy(max_attempts=3, initial_delay=0.01))
+        def flaky(context: Context) -> None:
+            tries.append(1)
+            if len(tries) < 3:
+                raise RuntimeError(f"try {len(tries)} fails")
+
+        @task(dependencies=["first", "flaky"])
+        def last(context: Context) -> None:
+            pass
+
+    result = runner.execute(flow, {"given": 1})
+    assert result.status == "completed"
+    eid = result.execution_id
+
+    flaky = runner.get_task(eid, "flaky")
+    assert (flaky.task_id, flaky.status, flaky.attempts) == ("flaky", "completed", 3)
+    attempts = runner.get_attempts(eid, "flaky")
+    assert [(a.task_id, a.attempt, a.outcome) for a in attempts] == [
+        ("flaky", 1, "failed"),
+        ("flaky", 2, "failed"),
+        ("flaky", 3, "completed"),
+    ]
+    assert attempts == [a for a in runner.get_attempts(eid) if a.task_id == "flaky"]
+    assert runner.get_run_graph(eid, "last") == {"last": ["first", "flaky"]}
+    assert runner.get_run_graph(eid, "nope") == {}
+
+    summary = runner.get_execution_summary(eid)
+    assert summary.status == "completed" and summary.tasks == {}
+    assert (summary.tasks_total, summary.tasks_done) == (3, 3)
+    assert summary.input_context == {"given": 1}
+
+    with pytest.raises(TaskNotFoundError, match="has no task 'nope'"):
+        runner.get_task(eid, "nope")
+    with pytest.raises(ExecutionNotFoundError):
+        runner.get_task("no-such-run", "flaky")
+    with pytest.raises(ExecutionNotFoundError):
+        runner.get_execution_summary("no-such-run")
