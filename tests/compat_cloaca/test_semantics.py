@@ -150,3 +150,51 @@ def test_cloacinas_own_api_keeps_its_semantics(tmp_path: Path) -> None:
     with CloacinaRunner(f"sqlite:///{tmp_path / 'native.db'}") as r:
         result = r.execute("sem_native", {})
     assert result.final_context == {"lst": ["b"], "c": True}
+
+
+def test_with_schema_gives_each_tenant_its_own_schema(postgres_url: str) -> None:
+    with cloaca.WorkflowBuilder("sem_tenants"):
+
+        @cloaca.task(id="work")
+        def work(ctx: Any) -> Any:
+            ctx.set("done", True)
+            return ctx
+
+    url = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    a = cloaca.DefaultRunner.with_schema(url, "tenant_a")
+    try:
+        b = cloaca.DefaultRunner.with_schema(url, "Tenant_B")  # folded, as PostgreSQL does
+        try:
+            assert a.execute("sem_tenants", cloaca.Context()).status == "Completed"
+            sid = a.register_cron_workflow("sem_tenants", "0 0 * * *", "UTC")
+            assert [s["id"] for s in a.list_cron_schedules()] == [sid]
+            assert b.list_cron_schedules() == []
+            assert len(a.runner.list_executions()) == 1
+            assert b.runner.list_executions() == []
+            assert (a.runner.tenant, b.runner.tenant) == ("tenant_a", "tenant_b")
+        finally:
+            b.shutdown()
+    finally:
+        a.shutdown()
+
+
+def test_in_memory_and_configured_runners() -> None:
+    """``sqlite://:memory:`` (a scratch file, removed at shutdown) and ``with_config``."""
+    with cloaca.WorkflowBuilder("sem_memory"):
+
+        @cloaca.task(id="only")
+        def only(ctx: Any) -> Any:
+            return ctx
+
+    config = cloaca.DefaultRunnerConfig(max_concurrent_tasks=2, scheduler_poll_interval_ms=50)
+    runner = cloaca.DefaultRunner.with_config("sqlite://:memory:", config)
+    scratch = Path(runner.runner.url.removeprefix("sqlite:///")).parent
+    try:
+        assert scratch.is_dir()
+        assert runner.runner.settings.max_concurrent_tasks == 2
+        assert runner.execute("sem_memory", {"k": 1}).final_context.get("k") == 1
+    finally:
+        runner.shutdown()
+    assert not scratch.exists()
+    with pytest.raises(ValueError, match="Workflow execution failed"):
+        runner.execute("sem_memory", cloaca.Context())

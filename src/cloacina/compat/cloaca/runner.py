@@ -8,8 +8,10 @@ of the leaves' outputs), or the input when no task completed.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -100,20 +102,29 @@ def _last_output(runner: _Runner, result: _Result) -> dict[str, Any]:
     return dict(result.input_context or {})
 
 
-def cloacina_url(url: str) -> str:
+def cloacina_url(url: str, scratch: Callable[[], str]) -> str:
     """cloaca's URL in Cloacina's (SQLAlchemy's) form: cloaca reads ``sqlite://`` + a path
     (``sqlite:///tmp/x.db`` is the absolute ``/tmp/x.db``), SQLAlchemy ``sqlite:///`` +
-    a path (``sqlite:////tmp/x.db``). Its query parameters are ignored, as by cloaca."""
+    a path (``sqlite:////tmp/x.db``). Its query parameters are ignored, as by cloaca.
+    ``sqlite://:memory:`` becomes a file in ``scratch()`` (Cloacina's threads share a
+    database through a file)."""
     if not url.startswith("sqlite://"):
         return url
     path = url[len("sqlite://") :].split("?", 1)[0]
+    if path in (":memory:", ""):
+        path = os.path.join(scratch(), "memory.db")
     return f"sqlite:///{path}"
 
 
-def _open(url: str, config: DefaultRunnerConfig | None = None, schema: str | None = None) -> Any:
+def _open(
+    url: str,
+    config: DefaultRunnerConfig | None,
+    schema: str | None,
+    scratch: Callable[[], str],
+) -> Any:
     from cloacina.runner import DefaultRunner as _Runner
 
-    url = cloacina_url(url)
+    url = cloacina_url(url, scratch)
     options: dict[str, Any] = {}
     postgres = url.startswith(("postgres://", "postgresql://", "postgresql+"))
     if postgres:
@@ -135,36 +146,45 @@ class DefaultRunner(CronMethods, TriggerMethods):
     ``WorkflowBuilder`` registered in this process.
     """
 
-    def __init__(self, database_url: str) -> None:
-        self._runner = self._create(database_url)
+    _runner: _Runner
+    _scratch: tempfile.TemporaryDirectory[str] | None
 
-    @staticmethod
-    def _create(
-        url: str, config: DefaultRunnerConfig | None = None, schema: str | None = None
-    ) -> _Runner:
+    def __init__(self, database_url: str) -> None:
+        self._setup(database_url)
+
+    def _setup(
+        self, url: str, config: DefaultRunnerConfig | None = None, schema: str | None = None
+    ) -> None:
+        self._scratch = None
+
+        def scratch() -> str:
+            self._scratch = tempfile.TemporaryDirectory(prefix="cloaca-memory-")
+            return self._scratch.name
+
         try:
-            runner: _Runner = _open(url, config, schema)
+            self._runner = _open(url, config, schema, scratch)
         except Exception as exc:
+            self._cleanup()
             if schema is not None:
                 raise RuntimeError(
                     "Failed to create DefaultRunner: Configuration error: Failed to set up "
                     f"schema '{schema}': {exc}"
                 ) from None
             raise RuntimeError(f"Failed to create DefaultRunner: {exc}") from None
-        return runner
 
-    @classmethod
-    def _wrap(cls, runner: _Runner) -> DefaultRunner:
-        out = object.__new__(cls)
-        out._runner = runner
-        return out
+    def _cleanup(self) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     @staticmethod
     def with_config(database_url: str, config: DefaultRunnerConfig) -> DefaultRunner:
         """A runner with cloaca's settings (concurrency, poll interval, pool size)."""
         if not isinstance(config, DefaultRunnerConfig):
             raise TypeError("with_config takes a cloaca.DefaultRunnerConfig")
-        return DefaultRunner._wrap(DefaultRunner._create(database_url, config))
+        runner = object.__new__(DefaultRunner)
+        runner._setup(database_url, config)
+        return runner
 
     @staticmethod
     def with_schema(database_url: str, schema: str) -> DefaultRunner:
@@ -193,7 +213,9 @@ class DefaultRunner(CronMethods, TriggerMethods):
                 "Failed to create DefaultRunner: Configuration error: Failed to set up schema "
                 f"'{schema}': {exc}"
             ) from None
-        return DefaultRunner._wrap(DefaultRunner._create(url, schema=tenant))
+        runner = object.__new__(DefaultRunner)
+        runner._setup(url, schema=tenant)
+        return runner
 
     @property
     def runner(self) -> _Runner:
@@ -214,6 +236,7 @@ class DefaultRunner(CronMethods, TriggerMethods):
     def shutdown(self) -> None:
         """Stop the runner (again: nothing)."""
         self._runner.shutdown()
+        self._cleanup()
 
     def __enter__(self) -> DefaultRunner:
         return self
