@@ -10,6 +10,7 @@ import io
 import json
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from cloacina import Context, DefaultRunner, task, workflow
@@ -86,3 +87,54 @@ def test_worker_tasks(
     assert worker.running_tasks == 2
     runner.cancel(execution_id)
     until(lambda: runner.worker_tasks() == {}, what="the worker holds nothing")
+
+
+def test_actor_and_outcome_over_http_client_and_cli(sqlite_url: str) -> None:
+    """The same filters through every face: the API, ``cloacina.Client`` and the CLI (on
+    the database, and through the server)."""
+    from click.testing import CliRunner
+
+    from cloacina import Client
+    from cloacina.cli import cli
+
+    from .server_support import live_server
+
+    with live_server(sqlite_url) as live:
+        primary = live.api.state.primary
+        with acting_as(ALICE):
+            primary.record_audit("run.cancel", "r-1")
+            primary.record_audit("run.cancel", "r-2", "refused")
+        with acting_as(BOB):
+            primary.record_audit("run.pause", "r-3")
+        admin = live.api.keys["admin"]
+
+        answer = httpx.get(
+            f"{live.base}/api/v1/audit",
+            params={"actor": "alice", "outcome": "failed"},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert [i["target"] for i in answer.json()["items"]] == ["r-2"]
+        bad = httpx.get(
+            f"{live.base}/api/v1/audit",
+            params={"outcome": "maybe"},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert bad.status_code == 400 and "outcome" in bad.text
+
+        with Client(live.base, api_key=admin) as client:
+            assert [e.target for e in client.list_audit(actor="k-2").items] == ["r-3"]
+            assert [e.target for e in client.iter_audit(outcome="ok")] == ["r-3", "r-1"]
+            text = "".join(client.export_audit("csv", actor="alice", outcome="ok"))
+            assert [r["target"] for r in csv.DictReader(io.StringIO(text))] == ["r-1"]
+
+        invoke = CliRunner().invoke
+        for where in (["--db", sqlite_url], ["--server", live.base, "--api-key", admin]):
+            listed = invoke(
+                cli, ["audit", "list", "--actor", "alice", "--outcome", "ok", "--json", *where]
+            )
+            assert listed.exit_code == 0, listed.output
+            assert [i["target"] for i in json.loads(listed.output)["items"]] == ["r-1"]
+            exported = invoke(cli, ["audit", "export", "--outcome", "failed", *where])
+            assert exported.exit_code == 0, exported.output
+            assert [json.loads(x)["target"] for x in exported.output.splitlines()] == ["r-2"]

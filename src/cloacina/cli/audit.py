@@ -68,6 +68,18 @@ def audit_group() -> None:
 
 def _filters(func: Any) -> Any:
     func = click.option(
+        "--outcome",
+        type=click.Choice(["ok", "failed"]),
+        default=None,
+        help="Only changes that succeeded (ok) or failed (any error).",
+    )(func)
+    func = click.option(
+        "--actor",
+        default=None,
+        metavar="TEXT",
+        help="Only entries whose actor contains this (a key's name or id, local:USER).",
+    )(func)
+    func = click.option(
         "--action",
         default=None,
         metavar="ACTION",
@@ -104,6 +116,8 @@ def list_command(
     since: float | None,
     until: float | None,
     action: str | None,
+    actor: str | None,
+    outcome: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
@@ -111,7 +125,14 @@ def list_command(
     target and its outcome (ok, or the error)."""
     with open_control(ctx, db, read_only=True) as runner:
         try:
-            page = runner.list_audit(since=since, until=until, action=action, limit=limit)
+            page = runner.list_audit(
+                since=since,
+                until=until,
+                action=action,
+                limit=limit,
+                actor=actor,
+                outcome=outcome,
+            )
         except RequestError as exc:
             raise CliError(str(exc)) from None
     if as_json:
@@ -119,7 +140,9 @@ def list_command(
         return
     console = out_console()
     if not page.items:
-        console.print("no audit entries" + (" match" if since or until or action else ""))
+        console.print(
+            "no audit entries" + (" match" if since or until or action or actor or outcome else "")
+        )
         return
     table = new_table("Audit log")
     for column in ("at", "actor", "tenant", "action", "target", "outcome"):
@@ -164,6 +187,8 @@ def export_command(
     since: float | None,
     until: float | None,
     action: str | None,
+    actor: str | None,
+    outcome: str | None,
     fmt: str,
     output: Any,
 ) -> None:
@@ -171,7 +196,12 @@ def export_command(
     API's audit items) or CSV (the same columns; detail as JSON text)."""
     with open_control(ctx, db, read_only=True) as runner:
         lines = runner.export_audit(
-            "csv" if fmt == "csv" else "jsonl", since=since, until=until, action=action
+            "csv" if fmt == "csv" else "jsonl",
+            since=since,
+            until=until,
+            action=action,
+            actor=actor,
+            outcome=outcome,
         )
         try:
             for line in lines:

@@ -81,6 +81,8 @@ class AdminClient:
         tenant: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        actor: str | None = None,
+        outcome: str | None = None,
     ) -> AuditPage:
         """A page of the audit log, newest first (``action`` may end in ``*`` for a family,
         ``run.*``)."""
@@ -91,6 +93,8 @@ class AdminClient:
             "tenant": tenant,
             "limit": limit,
             "cursor": cursor,
+            "actor": actor,
+            "outcome": outcome,
         }
         return decode.audit_page(self._json("GET", "/api/v1/audit", params=params))
 
@@ -102,11 +106,20 @@ class AdminClient:
         action: str | None = None,
         tenant: str | None = None,
         limit: int | None = None,
+        actor: str | None = None,
+        outcome: str | None = None,
     ) -> Iterator[AuditEntry]:
         """Every matching entry, newest first (at most ``limit``), read page by page."""
         # The runner's own paging over list_audit, which is this client's.
         return AuditMixin.iter_audit(
-            cast(Any, self), since=since, until=until, action=action, tenant=tenant, limit=limit
+            cast(Any, self),
+            since=since,
+            until=until,
+            action=action,
+            tenant=tenant,
+            limit=limit,
+            actor=actor,
+            outcome=outcome,
         )
 
     def export_audit(
@@ -117,11 +130,20 @@ class AdminClient:
         until: float | datetime | None = None,
         action: str | None = None,
         tenant: str | None = None,
+        actor: str | None = None,
+        outcome: str | None = None,
     ) -> Iterator[str]:
         """The matching entries as text lines, newest first: ``jsonl`` or ``csv`` (the
         runner's format, from the server's pages)."""
         return AuditMixin.export_audit(
-            cast(Any, self), format, since=since, until=until, action=action, tenant=tenant
+            cast(Any, self),
+            format,
+            since=since,
+            until=until,
+            action=action,
+            tenant=tenant,
+            actor=actor,
+            outcome=outcome,
         )
 
     # ---- task logs ---------------------------------------------------------------------------

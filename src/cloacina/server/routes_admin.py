@@ -91,6 +91,8 @@ async def list_audit(
     tenant: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
+    actor: Annotated[str | None, Query(description="rows whose actor contains this")] = None,
+    outcome: Annotated[str | None, Query(description="ok, or failed (any error)")] = None,
 ) -> JSONResponse:
     # A tenant's key reads its tenant's rows; a key for every tenant reads them all, or
     # those of the tenant it names.
@@ -110,6 +112,8 @@ async def list_audit(
             tenant=tenant or None,
             limit=limit,
             cursor=cursor or None,
+            actor=actor or None,
+            outcome=outcome or None,
         )
     )
     return JSONResponse(
