@@ -239,7 +239,9 @@ def invoke(graph_ref: Any, post: Callable[..., Any] | None, ctx: Context) -> dic
     for name, value in run_graph(graph, ctx).items():
         ctx.set(name, value)
     if post is not None:
-        returned = post(ctx)
+        # The hook gets a copy: what it returns becomes the output, else the context as
+        # the graph left it stays (as in cloaca).
+        returned = post(Context._adopt(ctx.to_dict()))
         if isinstance(returned, Context):
             return returned._data
     return ctx._data
