@@ -61,6 +61,13 @@ workflow_executions = Table(
     #: The hash of a triggered run's context: the same context starts no second run while
     #: this one is active.
     Column("trigger_key", String(64), nullable=True),
+    #: Run control (0014): the caller's idempotency key and the hash of what it was
+    #: submitted with; a sub-workflow's parent run and task, and its depth.
+    Column("idempotency_key", String(255), nullable=True),
+    Column("idempotency_fingerprint", String(64), nullable=True),
+    Column("parent_execution_id", String(36), nullable=True),
+    Column("parent_task_id", String(255), nullable=True),
+    Column("depth", Integer, nullable=False, server_default="0"),
     Index("ix_workflow_executions_finished", "status", "finished_at"),
     # The execution list's pages, newest first, with a stable (created_at, id) cursor.
     Index("ix_workflow_executions_page", "created_at", "id"),
@@ -94,6 +101,20 @@ workflow_executions = Table(
         "status",
         sqlite_where=text("trigger_name IS NOT NULL"),
         postgresql_where=text("trigger_name IS NOT NULL"),
+    ),
+    Index(
+        "ux_workflow_executions_idempotency",
+        "tenant",
+        "idempotency_key",
+        unique=True,
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
+    Index(
+        "ix_workflow_executions_parent",
+        "parent_execution_id",
+        sqlite_where=text("parent_execution_id IS NOT NULL"),
+        postgresql_where=text("parent_execution_id IS NOT NULL"),
     ),
 )
 
