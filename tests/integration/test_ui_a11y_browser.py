@@ -157,7 +157,7 @@ def test_live_regions_are_announced(browser: Browser, live: Live) -> None:
     expect(page.locator("#audit-results")).to_have_attribute("aria-live", "polite")
 
 
-PHONE_PAGES = ("/", "/runs", "/runs/{run}", "/workers", "/audit")
+PHONE_PAGES = ("/", "/runs", "/runs/{run}", "/workers", "/audit", "/workflows", "/packages")
 
 
 @pytest.mark.parametrize("path", PHONE_PAGES)
@@ -202,7 +202,7 @@ def test_theme_follows_the_system(
     background, text = "rgb(15, 20, 25)", "rgb(230, 237, 243)"
     if scheme == "light":
         background, text = "rgb(255, 255, 255)", "rgb(27, 31, 36)"
-    for path in ("/runs", f"/runs/{execution_id}", "/workers", "/audit"):
+    for path in ("/runs", f"/runs/{execution_id}", "/workers", "/audit", "/workflows", "/packages"):
         page.goto(path)
         colours = page.evaluate(
             "() => [getComputedStyle(document.body).backgroundColor,"
