@@ -5,7 +5,7 @@ task's panel; a grouped graph follows a live run without a reload."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,14 @@ from playwright.sync_api import Browser, expect
 
 from cloacina import Context, task, workflow
 
-from .server_support import Live, live_server
+from .server_support import Live
 from .test_ui_browser import signed_in
+from .test_ui_graph import gate, live
 from .ui_browser_support import browser, shots
 
 pytestmark = pytest.mark.timeout(240)
 
-__all__ = ["browser", "shots"]  # the fixtures, used by name
+__all__ = ["browser", "gate", "live", "shots"]  # the fixtures, used by name
 
 WIDTH = 100
 
@@ -41,20 +42,6 @@ def grid(name: str, layers: int, first: Callable[[Context], None] | None = None)
         made.__name__ = f"t{layer}_{i}"
         attrs[made.__name__] = task(id=made.__name__, dependencies=deps)(made)
     workflow(name=name)(type(name, (), attrs))
-
-
-@pytest.fixture
-def gate() -> Iterator[threading.Event]:
-    event = threading.Event()
-    yield event
-    event.set()
-
-
-@pytest.fixture
-def live(sqlite_url: str, gate: threading.Event) -> Iterator[Live]:
-    with live_server(sqlite_url) as served:
-        yield served
-        gate.set()
 
 
 def test_a_2000_task_run_page_loads_and_scrolls(
