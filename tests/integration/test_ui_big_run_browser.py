@@ -94,7 +94,10 @@ def test_a_grouped_graph_follows_a_live_run(
     browser: Browser, live: Live, gate: threading.Event, name: Callable[[str], str]
 ) -> None:
     flow = name("ui_big_live")
-    grid(flow, 4, first=lambda context: gate.wait(60) and None)
+    def held(context: Context) -> None:
+        gate.wait(60)
+
+    grid(flow, 4, first=held)
     execution_id = live.api.state.primary.schedule_workflow(flow, {})
     page = signed_in(browser, live, "viewer")
     page.goto(f"/runs/{execution_id}")
