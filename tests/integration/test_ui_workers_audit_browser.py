@@ -147,6 +147,7 @@ def test_audit_lists_filters_and_exports(
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("tr[data-audit]")).to_have_count(1)
     expect(page).to_have_url(re.compile(r"action=run\.cancel"))
+    expect(page.get_by_role("status")).to_have_text("1 matching entry.")  # announced
     page.get_by_label("Outcome").select_option("failed")
     page.get_by_role("button", name="Filter").click()
     expect(page.get_by_text("No audit entries match.")).to_be_visible()
