@@ -473,6 +473,10 @@ class Engine(Dispatch, Liveness):
             for eid, outputs in loaded.items():
                 for task_id, context in outputs.items():
                     self.cache.put(eid, task_id, context)  # other tasks of the run may need it
+        # A rerun may merge a context over its first tasks' input (kept in its event): only
+        # a task claimed again (attempt 2 on) can be one of those, so one read for those.
+        again = sorted({claim.execution_id for claim, _wf in known if claim.attempt > 1})
+        patches = tx.rerun_patches(again) if again else {}
         jobs: list[Job] = []
         for claim, wf in known:
             task = wf.tasks[claim.task_id]
@@ -490,6 +494,8 @@ class Engine(Dispatch, Liveness):
                     text = tx.get_input(eid)
                     self.cache.put(eid, INPUT_KEY, text)
                 inputs = [text]
+            if patches and eid in patches and claim.task_id in patches[eid][0]:
+                inputs.append(patches[eid][1])  # merged last: over the task's own input
             info = TaskInfo(
                 execution_id=eid,
                 task_id=claim.task_id,
@@ -585,6 +591,22 @@ class Engine(Dispatch, Liveness):
             events = self._waiters.by_run.pop(execution_id, [])
         for event in events:
             event.set()
+        self.forget_run(execution_id)
+
+    def forget_run(self, execution_id: str) -> None:
+        """Drop the outputs of a run kept in memory, and look for work (thread-safe): a
+        rerun makes some of them stale."""
+        if not self._started.is_set():
+            return
+
+        def forget() -> None:
+            self.cache.drop(execution_id)
+            self._request_cycle(True)
+
+        try:
+            self._loop.call_soon_threadsafe(forget)
+        except RuntimeError:  # loop closed: the runner is shutting down
+            pass
 
     def new_run(self, execution_id: str, input_json: str) -> None:
         """A run was scheduled: cache its input (so its roots need no query) and wake up."""

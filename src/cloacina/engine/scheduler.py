@@ -225,6 +225,23 @@ class Scheduler:
         progress = tx.run_progress(execution_id, count, failed, now)
         self._progressed(tx, wf, execution_id, progress, ready, now, fx)
 
+    def judge(
+        self,
+        tx: WriteTx,
+        wf: Workflow,
+        execution_id: str,
+        states: Iterable[DependentState],
+        now: float,
+        fx: Effects,
+    ) -> None:
+        """Tasks made pending again (a rerun): those whose dependencies are settled are
+        judged by their trigger rules (ready, or skipped with the skip cascading), and the
+        run finishes if nothing is left to run."""
+        ready: list[ReadyTask] = []
+        count, failed = self._cascade(tx, wf, execution_id, [], states, now, fx, ready)
+        progress = tx.run_progress(execution_id, count, failed, now)
+        self._progressed(tx, wf, execution_id, progress, ready, now, fx)
+
     def _cascade(
         self,
         tx: WriteTx,

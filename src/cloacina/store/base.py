@@ -37,6 +37,7 @@ from cloacina.store.records import (
     TaskRow,
     WorkflowKey,
 )
+from cloacina.store.run_control import GraphTask, KeyedRun, RunControlQueries
 from cloacina.store.schedules import ScheduleQueries, ScheduleRow
 from cloacina.store.stats import StatsQueries
 from cloacina.store.triggers import TriggerQueries
@@ -262,6 +263,26 @@ class WriteTx(abc.ABC):
         """Skip every unfinished task of a run (clearing claims); return the ids of those that
         were running."""
 
+    # ---- run control (store/run_control.py) ---------------------------------------------------
+    def claim_idempotency_key(
+        self, execution_id: str, tenant: str, key: str, fingerprint: str
+    ) -> KeyedRun | None:
+        """Give the run made in this transaction an idempotency key; the run that holds it
+        already, if any (see :class:`~cloacina.store.run_control.RunControlWrites`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store idempotency keys")
+
+    def run_graph(self, execution_id: str) -> list[GraphTask]:
+        """The run's tasks with their status, skip reason and dependencies."""
+        raise NotImplementedError(f"{type(self).__name__} does not rerun runs")
+
+    def switch_version(self, execution_id: str, version: str, package_id: str | None) -> None:
+        """Pin the run to another version of its workflow."""
+        raise NotImplementedError(f"{type(self).__name__} does not rerun runs")
+
+    def rerun_patches(self, execution_ids: Sequence[str]) -> dict[str, tuple[set[str], str]]:
+        """The context each run's last rerun merges over its first tasks' input."""
+        return {}
+
     # ---- audit (store/audit.py) -----------------------------------------------------------------
     def add_audit(self, row: AuditRow) -> None:
         """Append a row to the audit log (see :class:`~cloacina.store.audit.AuditWrites`)."""
@@ -472,6 +493,7 @@ class Store(
     StatsQueries,
     TriggerQueries,
     ScheduleQueries,
+    RunControlQueries,
 ):
     """A database holding workflow executions, registered packages and workers: the run
     store, the queries of the faces, the packages, the workers, alerting and task logs, by

@@ -32,12 +32,21 @@ from cloacina.store.records import (
     StaleClaim,
     WorkflowKey,
 )
+from cloacina.store.run_control import RunControlWrites
 from cloacina.store.schedules import ScheduleWrites
 from cloacina.store.sql_common import chunks, get_outputs, key_filter, marks
 from cloacina.store.triggers import TriggerWrites
 
 
-class SQLWriteTx(AlertWrites, AuditWrites, TriggerWrites, ScheduleWrites, BackfillWrites, WriteTx):
+class SQLWriteTx(
+    AlertWrites,
+    AuditWrites,
+    TriggerWrites,
+    ScheduleWrites,
+    BackfillWrites,
+    RunControlWrites,
+    WriteTx,
+):
     """The writes of one transaction, in SQL both SQLite and PostgreSQL run (qmark style;
     a PostgreSQL connection adapter converts the placeholders)."""
 
