@@ -145,6 +145,11 @@ class InvalidStateError(ConflictError):
     """An operation does not apply to an execution in its current state."""
 
 
+class IdempotencyConflictError(ConflictError):
+    """An idempotency key already names a run of another workflow or context (HTTP 409):
+    use a new key for a new request."""
+
+
 class StoreError(CloacinaError):
     """The database could not be opened, migrated or used."""
 
