@@ -88,12 +88,16 @@ def test_a_2000_task_run_page_loads_and_scrolls(
     rows.first.click()
     expect(page.locator("#task-panel h2")).to_contain_text("t0_0")
     expect(page.locator("#task-panel h2")).to_contain_text("completed")
+    rows.nth(1).focus()  # from the keyboard: Space (or Enter) on a focused row
+    page.keyboard.press("Space")
+    expect(page.locator("#task-panel h2")).to_contain_text("t0_1")
 
 
 def test_a_grouped_graph_follows_a_live_run(
     browser: Browser, live: Live, gate: threading.Event, name: Callable[[str], str]
 ) -> None:
     flow = name("ui_big_live")
+
     def held(context: Context) -> None:
         gate.wait(60)
 

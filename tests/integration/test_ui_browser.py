@@ -119,6 +119,7 @@ def test_runs_listed_live_with_working_links(
     expect(fresh).to_be_visible()
     expect(fresh).to_contain_text("running")
     assert page.locator("#runs tr").first.get_attribute("data-id") == second
+    expect(page.locator("#runs-news")).to_contain_text("1 new run")  # told to screen readers
     assert page.evaluate("window.notReloaded") is True
 
     gate.event.set()  # both runs finish: their rows turn to completed, still no reload

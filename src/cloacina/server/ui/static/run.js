@@ -73,6 +73,7 @@
     var tr = document.createElement("tr");
     tr.setAttribute("data-task", t.id);
     tr.tabIndex = 0;
+    tr.setAttribute("aria-label", t.id + ": " + t.status + " (Enter shows its attempts and logs)");
     if (t.id === hovered) tr.className = "hl";
     var id = document.createElement("td");
     var code = document.createElement("code");
@@ -383,11 +384,12 @@
     if (el && box.contains(el)) showPanel(el.getAttribute("data-task"));
   }
   box.addEventListener("click", pick);
+  // Enter or Space on a focused row, node or bar opens its panel (or lists a group).
   box.addEventListener("keydown", function (e) {
-    if (e.key === "Enter" || (e.key === " " && e.target.closest("g.node"))) {
-      if (e.key === " ") e.preventDefault();
-      pick(e);
-    }
+    if (e.key !== "Enter" && e.key !== " ") return;
+    if (e.target.closest("a, button, form, input, select")) return;
+    if (e.key === " " && e.target.closest("[data-task], [data-group]")) e.preventDefault();
+    pick(e);
   });
   // "Follow logs" tails the running attempt's logs (the panel holds still meanwhile).
   panel.addEventListener("click", function (event) {

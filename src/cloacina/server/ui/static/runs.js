@@ -30,14 +30,24 @@
       if (!html.trim()) return;
       var tmp = document.createElement("tbody");
       tmp.innerHTML = html;
+      var started = 0, changed = 0;
       Array.from(tmp.querySelectorAll("tr[data-id]")).reverse().forEach(function (row) {
         var old = body.querySelector('tr[data-id="' + row.dataset.id + '"]');
-        if (old) { old.replaceWith(row); return; }
+        if (old) { old.replaceWith(row); changed += 1; return; }
         row.classList.add("fresh");
         body.insertBefore(row, body.firstChild);
+        started += 1;
         var empty = document.getElementById("no-runs");
         if (empty) empty.remove();
       });
+      // Screen readers hear a short summary, not every row.
+      var news = document.getElementById("runs-news");
+      if (news) {
+        var parts = [];
+        if (started) parts.push(started + (started === 1 ? " new run" : " new runs"));
+        if (changed) parts.push(changed + (changed === 1 ? " run changed" : " runs changed"));
+        news.textContent = parts.join(", ") + ".";
+      }
     }).catch(function () {});
   }
 

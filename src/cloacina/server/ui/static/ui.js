@@ -24,3 +24,8 @@ document.addEventListener("change", function (e) {
     el.form.requestSubmit();
   }
 });
+// A live part (htmx) answered 401: the session ended (signed out, expired, key revoked).
+// Go to the sign-in page rather than asking again every few seconds.
+document.addEventListener("htmx:responseError", function (e) {
+  if (e.detail && e.detail.xhr && e.detail.xhr.status === 401) window.location.assign("/");
+});
