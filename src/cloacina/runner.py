@@ -58,6 +58,12 @@ from cloacina.service.feed import EventFeed
 from cloacina.service.keys import KeysMixin
 from cloacina.service.logs import LogService
 from cloacina.service.metrics import MetricsService
+from cloacina.service.run_control import (
+    KeyTaken,
+    RunControlService,
+    fingerprint,
+    keyed_result,
+)
 from cloacina.service.schedules import ScheduleService
 from cloacina.service.stats import StatsService
 from cloacina.service.tenants import TenantService
@@ -107,6 +113,7 @@ class DefaultRunner(
     TriggerService,
     BackfillService,
     ScheduleService,
+    RunControlService,
 ):
     """Runs workflows durably on a database (SQLite by default), in this process.
 
@@ -351,14 +358,45 @@ class DefaultRunner(
         return found
 
     @audit_run_start()
-    def schedule_workflow(self, name: str | type | Workflow, context: ContextArg = None) -> str:
+    def schedule_workflow(
+        self,
+        name: str | type | Workflow,
+        context: ContextArg = None,
+        idempotency_key: str | None = None,
+    ) -> str:
         """Start a run of workflow ``name`` (see :meth:`resolve`: ``package::workflow@version``
-        and the rest) and return its execution id at once."""
+        and the rest) and return its execution id at once. ``idempotency_key`` (at most 255
+        characters): a key some run of this tenant holds returns that run's id instead, or
+        raises :class:`~cloacina.errors.IdempotencyConflictError` if it was given another
+        workflow or context; one run per key, however many submit it at once."""
+        return self._schedule(name, context, idempotency_key)[0]
+
+    @audit_run_start()
+    def start_run(
+        self,
+        name: str | type | Workflow,
+        context: ContextArg = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[str, bool]:
+        """:meth:`schedule_workflow`, saying whether the run is new (False: an earlier
+        submission with ``idempotency_key`` made it)."""
+        return self._schedule(name, context, idempotency_key)
+
+    def _schedule(
+        self, name: str | type | Workflow, context: ContextArg, idempotency_key: str | None
+    ) -> tuple[str, bool]:
         self._check_open()
         wf = self.resolve(name)
         if self.catalog.find(wf.name, wf.version) is None:
             self.catalog.add(wf)  # a Workflow object passed directly, or another catalog's
-        input_json = dumps_context(as_context_dict(context))
+        data = as_context_dict(context)
+        input_json = dumps_context(data)
+        fp = ""
+        if idempotency_key is not None:
+            found = self._find_keyed(idempotency_key, wf.name, data)
+            if found is not None:  # the usual repeat: one indexed read
+                return found, False
+            fp = fingerprint(wf.name, data)
         execution_id = str(uuid.uuid4())
         now = self._now()
         specs = self._task_rows.get((wf.name, wf.version))
@@ -367,6 +405,25 @@ class DefaultRunner(
                 NewTask(tid, index, task.dependencies, task.retry.max_attempts)
                 for index, (tid, task) in enumerate(wf.tasks.items())
             ]
+        try:
+            self._create_run(execution_id, wf, name, input_json, specs, now, idempotency_key, fp)
+        except KeyTaken as taken:  # submitted at once elsewhere: that run, ours rolled back
+            assert idempotency_key is not None
+            return keyed_result(taken.holder, idempotency_key, fp), False
+        self._engine.new_run(execution_id, input_json)
+        return execution_id, True
+
+    def _create_run(
+        self,
+        execution_id: str,
+        wf: Workflow,
+        name: str | type | Workflow,
+        input_json: str,
+        specs: list[NewTask],
+        now: float,
+        idempotency_key: str | None,
+        fp: str,
+    ) -> None:
         with self.store.write() as tx:
             tx.create_execution(
                 execution_id,
@@ -380,6 +437,10 @@ class DefaultRunner(
                 package_id=wf.origin.package_id if wf.origin is not None else None,
                 deadline_at=None if wf.deadline is None else now + wf.deadline,
             )
+            if idempotency_key is not None:
+                holder = tx.claim_idempotency_key(execution_id, self.tenant, idempotency_key, fp)
+                if holder is not None:
+                    raise KeyTaken(holder)
             tx.add_events([NewEvent(execution_id, None, "execution_started", None, None, now)])
             if current_actor() is not None and self.control_store is self.store:
                 # Audited (a face started it) and the audit log is in this database: the
@@ -394,17 +455,18 @@ class DefaultRunner(
                     )
                 )
                 recorded_inline()
-        self._engine.new_run(execution_id, input_json)
-        return execution_id
 
     def execute(
         self,
         name: str | type | Workflow,
         context: ContextArg = None,
         timeout: float | None = None,
+        idempotency_key: str | None = None,
     ) -> WorkflowResult:
-        """Run workflow ``name`` and block until it ends; returns its :class:`WorkflowResult`."""
-        execution_id = self.schedule_workflow(name, context)
+        """Run workflow ``name`` and block until it ends; returns its :class:`WorkflowResult`.
+        ``idempotency_key``: as for :meth:`schedule_workflow` (the same key again waits for,
+        or returns, the run it made)."""
+        execution_id = self.schedule_workflow(name, context, idempotency_key)
         return self.wait(execution_id, timeout)
 
     def wait(self, execution_id: str, timeout: float | None = None) -> WorkflowResult:
@@ -598,14 +660,21 @@ class DefaultRunner(
 
     # ---- async twins -----------------------------------------------------------------------
     async def execute_async(
-        self, name: str | type | Workflow, context: ContextArg = None, timeout: float | None = None
+        self,
+        name: str | type | Workflow,
+        context: ContextArg = None,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
     ) -> WorkflowResult:
-        return await asyncio.to_thread(self.execute, name, context, timeout)
+        return await asyncio.to_thread(self.execute, name, context, timeout, idempotency_key)
 
     async def schedule_workflow_async(
-        self, name: str | type | Workflow, context: ContextArg = None
+        self,
+        name: str | type | Workflow,
+        context: ContextArg = None,
+        idempotency_key: str | None = None,
     ) -> str:
-        return await asyncio.to_thread(self.schedule_workflow, name, context)
+        return await asyncio.to_thread(self.schedule_workflow, name, context, idempotency_key)
 
     async def wait_async(self, execution_id: str, timeout: float | None = None) -> WorkflowResult:
         return await asyncio.to_thread(self.wait, execution_id, timeout)
