@@ -23,9 +23,9 @@ import asyncio
 import base64
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -279,10 +279,15 @@ class Client(AdminClient, ScheduleClient, TriggerClient):
         return str(doc["execution_id"])
 
     def execute(
-        self, name: str | type | Any, context: ContextArg = None, timeout: float | None = None
+        self,
+        name: str | type | Any,
+        context: ContextArg = None,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
     ) -> WorkflowResult:
         """Run workflow ``name`` and block until it ends; its :class:`WorkflowResult`."""
-        return self.wait(self.schedule_workflow(name, context), timeout)
+        run = self.schedule_workflow(name, context, idempotency_key=idempotency_key)
+        return self.wait(run, timeout)
 
     def wait(self, execution_id: str, timeout: float | None = None) -> WorkflowResult:
         """Block until the run ends (or ``timeout`` seconds pass: ExecutionTimeoutError),
@@ -468,6 +473,33 @@ class Client(AdminClient, ScheduleClient, TriggerClient):
         """Cancel a run (InvalidStateError if it already ended)."""
         body = {"reason": reason} if reason else None
         self._call("POST", f"/api/v1/executions/{_seg(execution_id)}/cancel", json=body)
+
+    def rerun(
+        self,
+        execution_id: str,
+        tasks: Sequence[str] | None = None,
+        *,
+        downstream: bool = True,
+        context: ContextArg = None,
+        version: str | None = None,
+    ) -> None:
+        """Run again tasks of a run that ended (DESIGN §11; as ``DefaultRunner.rerun``)."""
+        body: dict[str, Any] = {"tasks": None if tasks is None else list(tasks)}
+        body["downstream"] = downstream
+        body["context"] = None if context is None else as_context_dict(context)
+        body["version"] = version
+        self._call("POST", f"/api/v1/executions/{_seg(execution_id)}/rerun", json=body)
+
+    def rerun_failed(
+        self, workflow: str | None = None, since: datetime | timedelta | float | None = None
+    ) -> list[str]:
+        """Rerun the failed runs of ``workflow`` created since ``since``; the ids rerun."""
+        if isinstance(since, timedelta):
+            since = time.time() - since.total_seconds()
+        when = since.isoformat() if isinstance(since, datetime) else since
+        body = {"workflow": workflow, "since": None if when is None else str(when)}
+        doc = self._json("POST", "/api/v1/executions/rerun-failed", json=body)
+        return [str(eid) for eid in doc["items"]]
 
     def pause(self, execution_id: str) -> None:
         """Stop starting new tasks of a run; running ones finish."""
