@@ -34,6 +34,24 @@ class CancelBody(BaseModel):
     reason: str | None = Field(default=None, description="why (the run's error)")
 
 
+class RerunBody(BaseModel):
+    """``POST /api/v1/executions/{id}/rerun``: what to run again (DESIGN §11)."""
+
+    tasks: list[str] | None = Field(default=None, description="task ids (null: the failed ones)")
+    downstream: bool = Field(default=True, description="their dependents too, transitively")
+    context: dict[str, Any] | None = Field(
+        default=None, description="merged over the input of the rerun's first tasks"
+    )
+    version: str | None = Field(default=None, description="another registered version")
+
+
+class RerunFailedBody(BaseModel):
+    """``POST /api/v1/executions/rerun-failed``: the failed runs to rerun."""
+
+    workflow: str | None = Field(default=None, description="only this workflow's runs")
+    since: str | None = Field(default=None, description="created at or after (ISO 8601)")
+
+
 def parse_time(field: str, value: str | None) -> datetime | None:
     """A query's time: ISO 8601 (``Z`` or an offset; no offset is UTC) or epoch seconds."""
     if value is None or value == "":
@@ -59,16 +77,35 @@ async def start_execution(
     caller: Annotated[Caller, Depends(OPERATOR)],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
-    """Start a run of ``workflow`` with ``context``; 201 with its id at once. (The
-    ``Idempotency-Key`` header is accepted; deduplication by it is not implemented yet.)"""
+    """Start a run of ``workflow`` with ``context``; 201 with its id at once. With an
+    ``Idempotency-Key`` header some run of the tenant holds already: 200 and that run's id
+    (409 if it was started with another workflow or context)."""
     runner = caller.runner
     try:
-        execution_id = await caller.run(runner.schedule_workflow, body.workflow, body.context)
+        execution_id, created = await caller.run(
+            runner.start_run, body.workflow, body.context, idempotency_key
+        )
     except WorkflowNotFoundError:
         # The service's lookup names the nearest known workflow.
         await run_in_threadpool(runner.describe_workflow, body.workflow)
         raise
+    if not created:
+        held = await run_in_threadpool(runner.get_execution_summary, execution_id)
+        return JSONResponse({"execution_id": execution_id, "status": str(held.status)})
     return JSONResponse({"execution_id": execution_id, "status": "running"}, status_code=201)
+
+
+@router.post("/rerun-failed", summary="Rerun the failed runs of a workflow")
+async def rerun_failed(
+    caller: Annotated[Caller, Depends(OPERATOR)],
+    body: Annotated[RerunFailedBody | None, Body()] = None,
+) -> JSONResponse:
+    """Rerun the failed tasks (and their dependents) of every failed run of ``workflow``
+    created since ``since``; the ids rerun, oldest first."""
+    wanted = body or RerunFailedBody()
+    since = parse_time("since", wanted.since)
+    ids = await caller.run(caller.runner.rerun_failed, wanted.workflow, since)
+    return JSONResponse({"items": ids})
 
 
 @router.get("", summary="List runs, newest first")
@@ -174,6 +211,24 @@ async def cancel(
 ) -> JSONResponse:
     reason = body.reason if body is not None else None
     return await _control(caller, "cancel", execution_id, reason=reason)
+
+
+@router.post("/{execution_id}/rerun", status_code=202, summary="Rerun tasks of a run that ended")
+async def rerun(
+    execution_id: str,
+    caller: Annotated[Caller, Depends(OPERATOR)],
+    body: Annotated[RerunBody | None, Body()] = None,
+) -> JSONResponse:
+    wanted = body or RerunBody()
+    return await _control(
+        caller,
+        "rerun",
+        execution_id,
+        tasks=wanted.tasks,
+        downstream=wanted.downstream,
+        context=wanted.context,
+        version=wanted.version,
+    )
 
 
 @router.post("/{execution_id}/pause", status_code=202, summary="Pause a run")
