@@ -1,5 +1,6 @@
-"""``cloacina executions list|show|watch|logs|cancel|pause|resume|prune``: the history of
-workflow runs, runs as they go, their tasks' output, controlling a run, and removing old ones.
+"""``cloacina executions list|show|watch|logs|cancel|pause|resume|rerun|rerun-failed|prune``:
+the history of workflow runs, runs as they go, their tasks' output, controlling and rerunning
+a run, and removing old ones.
 
 One module per idea: :mod:`~cloacina.cli.executions_list`, :mod:`~cloacina.cli.executions_show`,
 :mod:`~cloacina.cli.executions_watch` (with :mod:`~cloacina.cli.watch_view`,
@@ -17,6 +18,7 @@ from cloacina.cli.executions_control import cancel_command, pause_command, resum
 from cloacina.cli.executions_list import list_command
 from cloacina.cli.executions_logs import logs_command
 from cloacina.cli.executions_prune import prune_command
+from cloacina.cli.executions_rerun import rerun_command, rerun_failed_command
 from cloacina.cli.executions_show import show_command
 from cloacina.cli.executions_watch import watch_command
 
@@ -32,6 +34,8 @@ for _command in (
     cancel_command,
     pause_command,
     resume_command,
+    rerun_command,
+    rerun_failed_command,
     watch_command,
     logs_command,
     prune_command,

@@ -222,6 +222,13 @@ def check_workflow(name: str, modules: Sequence[str], registered: Sequence[str] 
     is_flag=True,
     help="Print the result as JSON on stdout (what tasks print goes to stderr).",
 )
+@click.option(
+    "--idempotency-key",
+    "idempotency_key",
+    metavar="KEY",
+    help="At most one run per KEY (and tenant): again with the same KEY, follow (or show) "
+    "the run it started; with another workflow or context, refused.",
+)
 @settings_options
 @click.pass_context
 def run_command(
@@ -235,6 +242,7 @@ def run_command(
     tenant: str | None,
     timeout: float | None,
     as_json: bool,
+    idempotency_key: str | None,
 ) -> None:
     """Run WORKFLOW to the end and show its tasks and final context.
 
@@ -261,7 +269,7 @@ def run_command(
             )
         from cloacina.cli.run_remote import run_remote
 
-        run_remote(ctx, client, ref, input_context, timeout, as_json)
+        run_remote(ctx, client, ref, input_context, timeout, as_json, idempotency_key)
         return
     url = resolve_db(ctx, db)
     tenant_name = resolve_tenant(ctx, tenant)
@@ -301,7 +309,9 @@ def run_command(
     with task_output_to_stderr(as_json) as stdout:
         clean = False
         try:
-            result, problem = _run_to_end(runner, wf, input_context, timeout, live=not as_json)
+            result, problem = _run_to_end(
+                runner, wf, input_context, timeout, live=not as_json, key=idempotency_key
+            )
             clean = problem is None
         finally:
             runner.shutdown(wait=clean)
@@ -324,6 +334,7 @@ def _run_to_end(
     timeout: float | None,
     *,
     live: bool,
+    key: str | None = None,
 ) -> tuple[WorkflowResult, str | None]:
     """Start a run of ``wf`` and wait for its end (printing its events on a terminal when
     ``live``): its result, and what went wrong (a timeout: the run was cancelled, with the
@@ -333,7 +344,7 @@ def _run_to_end(
     execution_id: str | None = None
     with sigterm_interrupts():  # the cancel below too: a second SIGTERM is ignored
         try:
-            execution_id = runner.schedule_workflow(wf, input_context)
+            execution_id = runner.schedule_workflow(wf, input_context, key)
             if live:
                 err.print(
                     f"[bold]Running[/] {wf.name} ({len(wf.tasks)} tasks), execution {execution_id}"

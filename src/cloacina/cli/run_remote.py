@@ -36,6 +36,7 @@ def run_remote(
     input_context: dict[str, Any],
     timeout: float | None,
     as_json: bool,
+    idempotency_key: str | None = None,
 ) -> None:
     """Run ``ref`` on the server to its end and show it; exits with ``cloacina run``'s
     codes (Ctrl-C and SIGTERM cancel the run on the server)."""
@@ -52,7 +53,9 @@ def run_remote(
         execution_id: str | None = None
         with sigterm_interrupts():
             try:
-                execution_id = client.schedule_workflow(str(ref), input_context)
+                execution_id = client.schedule_workflow(
+                    str(ref), input_context, idempotency_key=idempotency_key
+                )
                 if live:
                     err.print(
                         f"[bold]Running[/] {info.name} ({len(info.tasks)} tasks) on "
