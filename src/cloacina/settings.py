@@ -143,6 +143,13 @@ class Settings:
         above=True,
         help="A task whose heartbeat is older than this is taken back and run again.",
     )
+    max_map_items: int = _setting(
+        1_000_000,
+        kind="int",
+        unit="items",
+        minimum=1,
+        help="A mapped task (map_over) over a longer list fails instead of starting.",
+    )
     max_recoveries: int = _setting(
         3,
         kind="int",

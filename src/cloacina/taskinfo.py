@@ -12,6 +12,7 @@ class TaskInfo:
 
     ``attempt`` counts tries (1 on the first run, 2 on the first retry...). ``recovery`` counts
     how often the task was taken back from a worker that died while running it.
+    ``map_index`` is an instance's index in its mapped task's list (None for other tasks).
     """
 
     execution_id: str
@@ -20,6 +21,7 @@ class TaskInfo:
     namespace: str
     attempt: int
     recovery: int
+    map_index: int | None = None
 
 
 _current: contextvars.ContextVar[TaskInfo | None] = contextvars.ContextVar(

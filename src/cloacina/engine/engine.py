@@ -31,6 +31,7 @@ from cloacina.engine.executor import (
     Job,
     Outcome,
 )
+from cloacina.engine.fanout import is_map_parent
 from cloacina.engine.liveness import Liveness
 from cloacina.engine.scheduler import INPUT_KEY, Effects, RunCache, Scheduler
 from cloacina.engine.threads import TaskThreads
@@ -40,7 +41,14 @@ from cloacina.observability.metrics import EngineMetrics, metrics_available
 from cloacina.registry.loader import PackageLoader
 from cloacina.settings import Settings
 from cloacina.store.base import Store, WriteTx
-from cloacina.store.records import Claim, NewEvent, NewLogChunk, ReadyTask, WorkflowKey
+from cloacina.store.records import (
+    Claim,
+    NewEvent,
+    NewLogChunk,
+    ReadyTask,
+    WorkflowKey,
+    map_base_id,
+)
 from cloacina.taskinfo import TaskInfo
 
 log = logging.getLogger("cloacina.engine")
@@ -90,7 +98,7 @@ class Engine(Dispatch, Liveness):
         self.loader = loader
         self._on_poll = on_poll
         self.cache = RunCache()
-        self.scheduler = Scheduler(self.cache, tenant=tenant)
+        self.scheduler = Scheduler(self.cache, tenant=tenant, max_map_items=settings.max_map_items)
         #: Delivers alerts (the outbox's webhooks, this runner's callbacks) on threads.
         self.alerter = AlertDeliverer(store, worker_id, settings)
         self.free = settings.max_concurrent_tasks
@@ -134,6 +142,7 @@ class Engine(Dispatch, Liveness):
         self._refusals: dict[str, int] = {}  # claim token -> times the database refused it
         self._orphans: list[Claim] = []  # claims of failed cycles, perhaps committed anyway
         self._maybe_ready = True  # whether a search for ready tasks may find something
+        self._expanded = False  # a mapped task made instances this cycle (look for them)
         # Runs seen with a negative priority (a backfill's), whose next tasks go through the
         # queue (by priority) instead of being claimed directly; see _split_low.
         self._low_runs: set[str] = set()
@@ -380,8 +389,12 @@ class Engine(Dispatch, Liveness):
                     taken = {job.claim.claim_token for job in jobs}
                     unknown = [c for c in claims if c.claim_token not in taken]
                     self._hand_back(tx, unknown, "its workflow is no longer loaded", now, fx)
+                if any(is_map_parent(job) for job in jobs):
+                    jobs = self._expand_maps(tx, jobs, now, fx)
                 for job in jobs:
                     claim = job.claim
+                    if claim.map_index is not None:
+                        continue  # an instance: its mapped task's events tell the story
                     fx.events.append(
                         NewEvent(
                             claim.execution_id,
@@ -434,8 +447,9 @@ class Engine(Dispatch, Liveness):
             self.alerter.raised(fx.alerts)
         if fx.finished_runs:
             self._notify_finished(fx.finished_runs)
-        if searched and self._maybe_ready and self.free > 0:
+        if (searched or self._expanded) and self._maybe_ready and self.free > 0:
             self._request_cycle()  # there may be more ready work than free slots took
+        self._expanded = False
 
     def _hand_back(
         self, tx: WriteTx, claims: list[Claim], why: str | None, now: float, fx: Effects
@@ -464,6 +478,8 @@ class Engine(Dispatch, Liveness):
         missing: dict[str, dict[str, None]] = {}  # an ordered set of task ids per run
         for claim, wf in known:
             eid = claim.execution_id
+            if claim.map_index is not None:
+                continue  # an instance: its input is its mapped task's (see Fanout)
             for dep in wf.tasks[claim.task_id].dependencies:
                 if self.cache.get(eid, dep) is None:
                     missing.setdefault(eid, {})[dep] = None
@@ -479,8 +495,11 @@ class Engine(Dispatch, Liveness):
         patches = tx.rerun_patches(again) if again else {}
         jobs: list[Job] = []
         for claim, wf in known:
-            task = wf.tasks[claim.task_id]
             eid = claim.execution_id
+            if claim.map_index is not None:  # an instance of a mapped task
+                jobs.append(self._instance_job(tx, claim, wf))
+                continue
+            task = wf.tasks[claim.task_id]
             if task.dependencies:
                 inputs: list[str] = []
                 run_loaded = loaded.get(eid, {})
@@ -506,6 +525,41 @@ class Engine(Dispatch, Liveness):
             )
             jobs.append(Job(claim, task, inputs or ["{}"], info, origin=wf.origin))
         return jobs
+
+    def _instance_job(self, tx: WriteTx, claim: Claim, wf: Workflow) -> Job:
+        task_id = map_base_id(claim.task_id)
+        info = TaskInfo(
+            execution_id=claim.execution_id,
+            task_id=task_id,
+            workflow_name=wf.name,
+            namespace=str(wf.namespace(task_id, self.tenant)),
+            attempt=claim.attempt,
+            recovery=claim.recovery_count,
+            map_index=claim.map_index,
+        )
+        inputs = self.scheduler.fanout.instance_inputs(tx, claim, task_id)
+        return Job(claim, wf.tasks[task_id], inputs, info, origin=wf.origin)
+
+    def _expand_maps(self, tx: WriteTx, jobs: list[Job], now: float, fx: Effects) -> list[Job]:
+        """Claimed mapped tasks become their instances (no body runs for them); the rest
+        of ``jobs`` are returned. Dependents an empty list made runnable go to the queue."""
+        before = len(fx.ready)
+        parents: dict[str, list[Job]] = {}
+        for job in jobs:
+            if is_map_parent(job):
+                parents.setdefault(job.claim.execution_id, []).append(job)
+        for eid_jobs in parents.values():
+            wf = self._workflow(eid_jobs[0].claim)
+            assert wf is not None  # _jobs_for kept only known workflows
+            if self.scheduler.fanout.expand(tx, wf, eid_jobs, now, fx):
+                self._maybe_ready = True
+                self._expanded = True
+        if len(fx.ready) > before:
+            tx.mark_ready([r.row_id for r in fx.ready[before:]])
+            del fx.ready[before:]
+            self._maybe_ready = True
+            self._expanded = True
+        return [job for job in jobs if not is_map_parent(job)]
 
     # ---- runs cancelled from outside -------------------------------------------------------
     def abandon_run(self, execution_id: str) -> None:

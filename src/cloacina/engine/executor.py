@@ -81,8 +81,8 @@ def build_context(inputs: list[str], task: Task | None = None) -> Context:
 def condition_skip(job: Job, ctx: Context) -> Outcome | None:
     """A ``skipped`` outcome when the task's context condition does not hold, else None."""
     rule = job.task.trigger_rule
-    if not rule.has_condition():
-        return None
+    if not rule.has_condition() or job.info.map_index is not None:
+        return None  # (a mapped task's condition is judged once, before its instances)
     c = job.claim
     deps = DepCounts(c.deps_total, 0, c.deps_failed, c.deps_skipped)
     if rule.evaluate(deps, ctx._data) is Verdict.SKIP:
@@ -92,6 +92,8 @@ def condition_skip(job: Job, ctx: Context) -> Outcome | None:
 
 
 def _finish(job: Job, ctx: Context, result: Any) -> Outcome:
+    if job.info.map_index is not None:  # an instance of a mapped task: its return value
+        return instance_outcome(job, result.to_dict() if isinstance(result, Context) else result)
     if isinstance(result, dict):
         ctx.merge(result)
     elif result is not None and not isinstance(result, Context):
@@ -107,6 +109,20 @@ def _finish(job: Job, ctx: Context, result: Any) -> Outcome:
         return _failure(job, exc)
     except Exception as exc:
         return _failure(job, exc, f"task {job.task.id!r} produced an unstorable context: {exc}")
+    return Outcome(job.claim, COMPLETED, output_json=output, finished_at=time.time())
+
+
+def instance_outcome(job: Job, value: Any) -> Outcome:
+    """An instance of a mapped task returned ``value``: its output (any JSON value)."""
+    try:
+        output = dumps_context({"_": value})[5:-1]  # the value alone: '{"_":' ... '}'
+    except Exception as exc:
+        return _failure(
+            job,
+            exc,
+            f"task {job.task.id!r} (instance {job.info.map_index}) returned a value that "
+            f"cannot be stored as JSON: {exc}",
+        )
     return Outcome(job.claim, COMPLETED, output_json=output, finished_at=time.time())
 
 

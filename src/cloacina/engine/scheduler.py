@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from cloacina.engine.alerts import Alert, run_failed
 from cloacina.engine.executor import COMPLETED, FAILED, SKIPPED, Outcome
+from cloacina.engine.fanout import Fanout
 from cloacina.model.context import deep_merge, dumps_context
 from cloacina.model.namespace import DEFAULT_TENANT
 from cloacina.model.rules import DepCounts, StatusRule, TriggerRule, Verdict
@@ -111,11 +112,17 @@ class Scheduler:
     """Applies outcomes to the store inside a write transaction."""
 
     def __init__(
-        self, cache: RunCache, rng: random.Random | None = None, tenant: str = DEFAULT_TENANT
+        self,
+        cache: RunCache,
+        rng: random.Random | None = None,
+        tenant: str = DEFAULT_TENANT,
+        max_map_items: int = 1_000_000,
     ) -> None:
         self.cache = cache
         self.rng = rng or random.Random()
         self.tenant = tenant  # named in the alerts it raises
+        #: Mapped tasks' instances (engine/fanout.py).
+        self.fanout = Fanout(self, cache, max_map_items)
 
     def apply_all(
         self, tx: WriteTx, items: Sequence[tuple[Workflow, Outcome]], now: float, fx: Effects
@@ -124,8 +131,11 @@ class Scheduler:
         statement where the backend can); failures, skips and retries one by one."""
         completions: list[Completion] = []
         workflows: dict[str, Workflow] = {}
+        instances: list[tuple[Workflow, Outcome]] = []
         for wf, outcome in items:
-            if outcome.kind == COMPLETED:
+            if outcome.claim.map_parent is not None:  # an instance of a mapped task
+                instances.append((wf, outcome))
+            elif outcome.kind == COMPLETED:
                 assert outcome.output_json is not None
                 claim = outcome.claim
                 completions.append(
@@ -139,6 +149,8 @@ class Scheduler:
                 workflows[claim.execution_id] = wf
             else:
                 self._apply_one(tx, wf, outcome, now, fx)
+        if instances:
+            self.fanout.apply(tx, instances, now, fx)
         if completions:
             self._complete(tx, completions, workflows, now, fx)
 

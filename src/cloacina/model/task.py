@@ -38,6 +38,12 @@ class Task:
     #: of DESIGN §4). Set by compatibility layers that carry another engine's semantics
     #: (``cloacina.compat.cloaca``); not part of the version.
     merge_inputs: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
+    #: Dynamic fan-out (DESIGN §11): the context key holding the list to map over (None:
+    #: an ordinary task), how many instances may run at once across all workers (None: no
+    #: limit), and whether the task completes although some instances failed.
+    map_over: str | None = None
+    max_parallel: int | None = None
+    allow_partial: bool = False
 
     def __init__(
         self,
@@ -49,6 +55,9 @@ class Task:
         timeout: float | None = None,
         trigger_rule: TriggerRule | str | None = None,
         description: str | None = None,
+        map_over: str | None = None,
+        max_parallel: int | None = None,
+        allow_partial: bool = False,
     ) -> None:
         if not callable(func):
             raise WorkflowDefinitionError(f"@task needs a function, got {func!r}")
@@ -85,6 +94,31 @@ class Task:
         self.description = description if description is not None else (func.__doc__ or "")
         _check_signature(self.id, func)
         functools.update_wrapper(self, func)
+        self.set_map(map_over, max_parallel, allow_partial)
+
+    def set_map(
+        self, map_over: str | None, max_parallel: int | None = None, allow_partial: bool = False
+    ) -> None:
+        """Make the task a mapped one (validated; ``map_over=None`` leaves it ordinary)."""
+        if map_over is not None and (not isinstance(map_over, str) or not map_over):
+            raise WorkflowDefinitionError(
+                f"task {self.id!r}: map_over must name a context key (a non-empty string), "
+                f"got {map_over!r}"
+            )
+        if max_parallel is not None and (
+            isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
+        ):
+            raise WorkflowDefinitionError(
+                f"task {self.id!r}: max_parallel must be a positive integer, got {max_parallel!r}"
+            )
+        if map_over is None and (max_parallel is not None or allow_partial):
+            raise WorkflowDefinitionError(
+                f"task {self.id!r}: max_parallel and allow_partial apply to a mapped task; "
+                "add map_over='<context key of a list>'"
+            )
+        self.map_over = map_over
+        self.max_parallel = max_parallel
+        self.allow_partial = bool(allow_partial)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -145,6 +179,9 @@ def task(
     timeout: float | None = None,
     trigger_rule: TriggerRule | str | None = None,
     description: str | None = None,
+    map_over: str | None = None,
+    max_parallel: int | None = None,
+    allow_partial: bool = False,
 ) -> Callable[[TaskFunc], Task]: ...
 
 
@@ -158,12 +195,21 @@ def task(
     timeout: float | None = None,
     trigger_rule: TriggerRule | str | None = None,
     description: str | None = None,
+    map_over: str | None = None,
+    max_parallel: int | None = None,
+    allow_partial: bool = False,
 ) -> Task | Callable[[TaskFunc], Task]:
     """Declare a task: ``@task`` or ``@task(id=..., dependencies=[...], retry=..., timeout=...)``.
 
     ``dependencies`` are task ids or task functions; ``id`` defaults to the function's name.
     The function takes one ``Context``; it may be ``async``; it may return a dict that is merged
     into the context.
+
+    ``map_over="files"`` runs one instance of the task per element of ``context["files"]``
+    (the element is ``context["item"]``, its index ``current_task().map_index``); the task's
+    output is its input plus ``{id: [each instance's return value, in index order]}``.
+    ``max_parallel`` caps the instances running at once across all workers;
+    ``allow_partial=True`` completes the task although instances failed (``None`` for them).
     """
 
     def decorate(f: TaskFunc) -> Task:
@@ -175,6 +221,9 @@ def task(
             timeout=timeout,
             trigger_rule=trigger_rule,
             description=description,
+            map_over=map_over,
+            max_parallel=max_parallel,
+            allow_partial=allow_partial,
         )
 
     if func is not None:

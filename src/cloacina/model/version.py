@@ -43,7 +43,7 @@ def compute_version(name: str, tasks: list[Task]) -> str:
     digest = hashlib.sha256()
     digest.update(name.encode())
     for task in tasks:
-        spec = {
+        spec: dict[str, Any] = {
             "id": task.id,
             "deps": task.dependencies,
             "retry": task.retry.describe(),
@@ -51,6 +51,8 @@ def compute_version(name: str, tasks: list[Task]) -> str:
             "rule": task.trigger_rule.describe(),
             "async": task.is_async,
         }
+        if task.map_over is not None:  # only then: ordinary workflows keep their versions
+            spec["map"] = [task.map_over, task.max_parallel, task.allow_partial]
         digest.update(json.dumps(spec, sort_keys=True).encode())
         digest.update(_source_of(task.func).encode())
     return digest.hexdigest()

@@ -63,11 +63,15 @@ def command_task(
     timeout: float | None = None,
     trigger_rule: TriggerRule | str | None = None,
     description: str | None = None,
+    map_over: str | None = None,
+    max_parallel: int | None = None,
+    allow_partial: bool = False,
 ) -> CommandTask:
     """Declare a task that runs ``command`` (a path inside the package, then its arguments).
 
     ``command[0]`` is relative to the package root, e.g. ``"bin/enrich.sh"``, and must be
-    shipped with ``[tool.cloacina] include = ["bin/enrich.sh"]``.
+    shipped with ``[tool.cloacina] include = ["bin/enrich.sh"]``. A mapped command task
+    (``map_over=...``) runs once per item; each run prints its return value (any JSON).
     """
     if not isinstance(id, str) or not id:
         raise WorkflowDefinitionError("command_task needs an id, e.g. command_task(id='enrich')")
@@ -96,6 +100,9 @@ def command_task(
         timeout=timeout,
         trigger_rule=trigger_rule,
         description=description if description is not None else f"runs {' '.join(parts)}",
+        map_over=map_over,
+        max_parallel=max_parallel,
+        allow_partial=allow_partial,
     )
     task.command = parts
     return task

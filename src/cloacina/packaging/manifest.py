@@ -45,6 +45,8 @@ class TaskSpec:
     trigger_rule: Mapping[str, Any] = field(default_factory=lambda: {"kind": "all_success"})
     command: tuple[str, ...] | None = None
     description: str = ""
+    #: Dynamic fan-out: ``{"over": key, "max_parallel": n, "allow_partial": b}`` (None: no).
+    map: Mapping[str, Any] | None = None
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -57,6 +59,7 @@ class TaskSpec:
             "command": list(self.command) if self.command else None,
             "retry": dict(self.retry),
             "trigger_rule": dict(self.trigger_rule),
+            **({"map": dict(self.map)} if self.map else {}),
         }
 
     @classmethod
@@ -72,6 +75,7 @@ class TaskSpec:
             trigger_rule=dict(data.get("trigger_rule", {"kind": "all_success"})),
             command=tuple(str(c) for c in command) if command else None,
             description=str(data.get("description") or ""),
+            map=dict(data["map"]) if data.get("map") else None,
         )
 
 
@@ -228,6 +232,15 @@ def describe_task(task: Task, attribute: str) -> TaskSpec:
         trigger_rule=rule_to_data(task.trigger_rule),
         command=getattr(task, "command", None),
         description=task.description.strip(),
+        map=(
+            None
+            if task.map_over is None
+            else {
+                "over": task.map_over,
+                "max_parallel": task.max_parallel,
+                "allow_partial": task.allow_partial,
+            }
+        ),
     )
 
 
@@ -302,6 +315,13 @@ def workflow_from_spec(spec: WorkflowSpec, package: str) -> Workflow:
         task.is_async = t.is_async
         if isinstance(task, CommandTask) and t.command:
             task.command = t.command  # the loader runs it instead of calling a body
+        if t.map:
+            parallel = t.map.get("max_parallel")
+            task.set_map(
+                str(t.map["over"]),
+                None if parallel is None else int(parallel),
+                bool(t.map.get("allow_partial", False)),
+            )
     return Workflow.from_tasks(
         spec.name,
         tasks,

@@ -27,6 +27,8 @@ from cloacina.store.records import (
     DependentState,
     EventRow,
     ExecutionRow,
+    MapCounts,
+    MapInstanceRow,
     NewEvent,
     NewLogChunk,
     NewTask,
@@ -461,6 +463,26 @@ class ExecutionQueries(abc.ABC):
 
     @abc.abstractmethod
     def execution_status(self, execution_id: str) -> ExecutionStatus | None: ...
+
+    # ---- mapped tasks (store/fanout.py) ---------------------------------------------------
+    def map_counts(
+        self, execution_id: str, parents: Sequence[tuple[str, int, int]]
+    ) -> dict[str, MapCounts]:
+        """The instances of each mapped task (``(task id, row id, total)``) by status, with
+        the first failed indexes (see :class:`~cloacina.store.fanout.MapReads`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not run mapped tasks")
+
+    def map_instances(
+        self,
+        execution_id: str,
+        task_id: str,
+        *,
+        after_index: int = -1,
+        limit: int = 100,
+        status: str | None = None,
+    ) -> list[MapInstanceRow]:
+        """A page of a mapped task's instances, by index, after ``after_index``."""
+        raise NotImplementedError(f"{type(self).__name__} does not run mapped tasks")
 
     @abc.abstractmethod
     def count_unfinished(self) -> int:

@@ -20,7 +20,7 @@ from cloacina.errors import SchemaError, StoreError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: The newest revision in migrations/versions (a unit test keeps the two in step).
-HEAD_REVISION = "0014"
+HEAD_REVISION = "0015"
 
 
 def _config() -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 
 from cloacina.model.status import ExecutionStatus
 from cloacina.store.dialect import POSTGRESQL
+from cloacina.store.fanout import MAP_BATCH
 from cloacina.store.records import (
     PLAIN_RUN,
     Claim,
@@ -33,6 +34,7 @@ from cloacina.store.records import (
     RunProgress,
     StaleClaim,
     WorkflowKey,
+    map_instance_id,
 )
 from cloacina.store.sql import SQLWriteTx
 
@@ -196,6 +198,28 @@ _FINISH_RUN = (
     " UPDATE workflow_executions SET status=?, final_context=?, error=?, finished_at=?,"
     " updated_at=? WHERE id=? AND status IN ('running', 'paused') RETURNING id"
     ") SELECT pg_notify(?, id) FROM run"
+)
+
+
+_INSERT_INSTANCES = (
+    "INSERT INTO task_executions (execution_id, task_id, task_index, status, max_attempts,"
+    " deps_total, deps_remaining, priority, map_parent, map_index, map_item)"
+    " SELECT ?, u.task_id, ?, u.status, ?, 0, 0, ?, ?, u.idx, u.item"
+    " FROM unnest(%b::text[], %b::text[], %b::int[], %b::text[]) AS u(task_id, status, idx, item)"
+)
+
+# Instances that succeeded, fenced by their claims, and their outputs: one statement.
+_COMPLETE_INSTANCES = (
+    "WITH u AS (SELECT * FROM unnest(%b::int[], %b::text[], %b::float8[], %b::text[])"
+    " AS u(id, token, finished, output)),"
+    " done AS (UPDATE task_executions t SET status='completed', finished_at=u.finished,"
+    " claim_token=NULL, heartbeat_at=NULL FROM u"
+    " WHERE t.id = u.id AND t.claim_token = u.token AND t.status='running'"
+    " RETURNING t.id, t.execution_id, t.task_id, u.output),"
+    " saved AS (INSERT INTO task_outputs (task_execution_id, execution_id, task_id, context)"
+    " SELECT id, execution_id, task_id, output FROM done"
+    " ON CONFLICT (task_execution_id) DO UPDATE SET context=excluded.context)"
+    " SELECT id FROM done"
 )
 
 
@@ -441,6 +465,54 @@ class PostgresWriteTx(SQLWriteTx):
             self._wake_others()
         return done
 
+    # ---- mapped tasks: arrays in one statement instead of a row at a time ------------------
+    def _made_ready(self) -> None:
+        self._wake_others()
+
+    def _insert_instances(
+        self,
+        execution_id: str,
+        parent_row_id: int,
+        task_id: str,
+        task_index: int,
+        priority: int,
+        items: Sequence[str],
+        opened: int,
+        max_attempts: int,
+    ) -> None:
+        for start in range(0, len(items), MAP_BATCH):
+            part = items[start : start + MAP_BATCH]
+            indexes = list(range(start, start + len(part)))
+            self._c.execute(
+                _INSERT_INSTANCES,
+                (
+                    execution_id,
+                    task_index,
+                    max_attempts,
+                    priority,
+                    parent_row_id,
+                    [map_instance_id(task_id, i) for i in indexes],
+                    ["ready" if i < opened else "pending" for i in indexes],
+                    indexes,
+                    list(part),
+                ),
+            )
+
+    def complete_instances(self, items: Sequence[Completion]) -> list[Completion]:
+        if not items:
+            return []
+        rows = self._c.execute(
+            _COMPLETE_INSTANCES,
+            (
+                [i.claim.row_id for i in items],
+                [i.claim.claim_token for i in items],
+                [i.finished_at for i in items],
+                [i.output_json for i in items],
+            ),
+        ).fetchall()
+        done = {r[0] for r in rows}
+        return [i for i in items if i.claim.row_id in done]
+
     def claim_ready(
         self, limit: int, workflow_keys: Sequence[WorkflowKey], worker_id: str, now: float
     ) -> list[Claim]:
@@ -469,7 +541,8 @@ class PostgresWriteTx(SQLWriteTx):
             " t.claim_token, w.workflow_name, w.workflow_version, t.started_at, t.deps_total,"
             " t.deps_failed, t.deps_skipped,"
             # A root's input comes along: no query for it before the task starts.
-            " CASE WHEN t.deps_total = 0 THEN w.input_context END, t.priority"
+            " CASE WHEN t.deps_total = 0 AND t.map_parent IS NULL THEN w.input_context END,"
+            " t.priority, t.map_index, t.map_item, t.map_parent"
         )
         names = [name for name, _version in workflow_keys]
         versions = [version for _name, version in workflow_keys]

@@ -30,6 +30,12 @@ class Claim:
     #: The run's priority (claims found by a search carry it; 0 otherwise): an engine that
     #: sees a low one sends that run's next tasks through the queue, behind fresher work.
     priority: int = 0
+    #: An instance of a mapped task (``map_over``): its index and its item (JSON); None for
+    #: an ordinary task. Its ``task_id`` is ``"<task>[<index>]"``.
+    map_index: int | None = None
+    map_item: str | None = None
+    #: An instance's mapped task (its row id).
+    map_parent: int | None = None
 
 
 #: A workflow version a worker can run: ``(name, version)``.
@@ -167,6 +173,42 @@ class RunProgress:
     tasks_failed: int
 
 
+def map_instance_id(task_id: str, index: int) -> str:
+    """The task id of instance ``index`` of mapped task ``task_id``: ``"process[7]"``."""
+    return f"{task_id}[{index}]"
+
+
+def map_base_id(instance_id: str) -> str:
+    """The mapped task's id of an instance's id (``"process[7]"`` -> ``"process"``)."""
+    return instance_id[: instance_id.rindex("[")]
+
+
+@dataclass(frozen=True, slots=True)
+class MapCounts:
+    """A mapped task's instances: how many, by status, and the indexes that failed (the
+    first ``limit`` of them, in order; ``failed_more``: whether there are more)."""
+
+    total: int
+    by_status: dict[str, int]
+    failed_indexes: tuple[int, ...] = ()
+    failed_more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MapInstanceRow:
+    """One instance of a mapped task, as a page of instances lists it (no output)."""
+
+    index: int
+    task_id: str
+    status: TaskStatus
+    attempt: int
+    max_attempts: int
+    error: str | None
+    worker_id: str | None
+    started_at: float | None
+    finished_at: float | None
+
+
 @dataclass(frozen=True, slots=True)
 class ExecutionRow:
     id: str
@@ -207,6 +249,8 @@ class TaskRow:
     #: The task's dependencies in declared order, as stored (JSON; None for runs created
     #: before they were stored): see :attr:`dependencies`. Decoded only when asked for.
     dependencies_json: str | None = None
+    #: A mapped task's number of instances (None: not mapped, or not expanded yet).
+    map_total: int | None = None
 
     @property
     def dependencies(self) -> tuple[str, ...] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from cloacina.errors import StoreError
@@ -19,6 +20,7 @@ from cloacina.store.audit import AuditWrites
 from cloacina.store.backfills import BackfillWrites
 from cloacina.store.base import WriteTx
 from cloacina.store.dialect import SQLITE, Dialect
+from cloacina.store.fanout import MapWrites
 from cloacina.store.records import (
     PLAIN_RUN,
     Claim,
@@ -39,6 +41,7 @@ from cloacina.store.triggers import TriggerWrites
 
 
 class SQLWriteTx(
+    MapWrites,
     AlertWrites,
     AuditWrites,
     TriggerWrites,
@@ -142,7 +145,8 @@ class SQLWriteTx(
         keys, key_params = key_filter(workflow_keys)
         rows = self._c.execute(
             "SELECT t.id, t.execution_id, t.task_id, w.workflow_name, w.workflow_version,"
-            " t.deps_total, t.deps_failed, t.deps_skipped, t.priority"
+            " t.deps_total, t.deps_failed, t.deps_skipped, t.priority, t.map_index, t.map_item,"
+            " t.map_parent"
             " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
             " WHERE t.status = 'ready' AND (t.retry_at IS NULL OR t.retry_at <= ?)"
             f" AND w.status = 'running' AND {keys}"
@@ -152,9 +156,18 @@ class SQLWriteTx(
             (now, *key_params, limit),
         ).fetchall()
         priorities = {r[0]: r[8] for r in rows}
-        return self._claim_rows(
+        claims = self._claim_rows(
             [ReadyTask(*r[:8]) for r in rows], "ready", worker_id, now, priorities
         )
+        instances = {r[0]: r[9:12] for r in rows if r[9] is not None}
+        if instances:  # a mapped task's instances: their index, item and task come along
+            claims = [
+                replace(c, map_index=m[0], map_item=m[1], map_parent=m[2])
+                if (m := instances.get(c.row_id)) is not None
+                else c
+                for c in claims
+            ]
+        return claims
 
     def claim_pending(self, ready: Sequence[ReadyTask], worker_id: str, now: float) -> list[Claim]:
         return self._claim_rows(ready, "pending", worker_id, now)
@@ -445,7 +458,7 @@ class SQLWriteTx(
             "SELECT t.id, t.task_id, t.status, d.dependencies FROM task_executions t"
             " LEFT JOIN task_dependencies d"
             " ON d.execution_id = t.execution_id AND d.task_id = t.task_id"
-            " WHERE t.execution_id=? ORDER BY t.task_index, t.id",
+            " WHERE t.execution_id=? AND t.map_parent IS NULL ORDER BY t.task_index, t.id",
             (execution_id,),
         ).fetchall()
         return [
@@ -504,7 +517,7 @@ class SQLWriteTx(
     def failed_task_errors(self, execution_id: str) -> list[tuple[str, str | None]]:
         rows = self._c.execute(
             "SELECT task_id, error FROM task_executions WHERE execution_id=? AND status='failed'"
-            " ORDER BY task_index",
+            " AND map_parent IS NULL ORDER BY task_index",
             (execution_id,),
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
@@ -547,12 +560,22 @@ class SQLWriteTx(
         cur = self._c.execute(
             "UPDATE task_executions SET status='skipped', skip_reason=?, finished_at=?,"
             " claim_token=NULL, heartbeat_at=NULL"
-            " WHERE execution_id=? AND status IN ('pending', 'ready', 'running')",
+            " WHERE execution_id=? AND status IN ('pending', 'ready', 'running')"
+            " AND map_parent IS NULL",
+            (reason, now, execution_id),
+        )
+        skipped = cur.rowcount
+        # A mapped task's instances go with it; they are not counted among the run's tasks.
+        self._c.execute(
+            "UPDATE task_executions SET status='skipped', skip_reason=?, finished_at=?,"
+            " claim_token=NULL, heartbeat_at=NULL WHERE map_parent IN (SELECT id FROM"
+            " task_executions WHERE execution_id=? AND map_total IS NOT NULL)"
+            " AND status IN ('pending', 'ready', 'running')",
             (reason, now, execution_id),
         )
         self._c.execute(
             "UPDATE workflow_executions SET tasks_remaining=tasks_remaining-?, updated_at=?"
             " WHERE id=?",
-            (cur.rowcount, now, execution_id),
+            (skipped, now, execution_id),
         )
         return running

@@ -10,6 +10,7 @@ from typing import Any
 from cloacina.model.status import ExecutionStatus
 from cloacina.store.base import Store
 from cloacina.store.dialect import dialect_named
+from cloacina.store.fanout import MapReads
 from cloacina.store.keys import ApiKeyRow
 from cloacina.store.records import (
     AttemptRow,
@@ -102,7 +103,7 @@ def execution_filters(
     return where, params
 
 
-class SQLStore(Store):
+class SQLStore(MapReads, Store):
     """Reads shared by the SQL stores (each runs in its own short transaction)."""
 
     @abc.abstractmethod
@@ -165,11 +166,12 @@ class SQLStore(Store):
         columns = ", ".join(f"t.{c.strip()}" for c in TASK_COLS.split(","))
         rows = self._fetchall(
             f"SELECT {columns}, CASE WHEN d.dependencies IS NOT NULL THEN d.dependencies"
-            " WHEN w.graph_stored = 1 THEN '[]' END"
+            " WHEN w.graph_stored = 1 THEN '[]' END, t.map_total"
             " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
             " LEFT JOIN task_dependencies d"
             " ON d.execution_id = t.execution_id AND d.task_id = t.task_id"
-            " WHERE t.execution_id=?"
+            # A mapped task's instances are not the run's tasks (see map_instances).
+            " WHERE t.execution_id=? AND t.map_parent IS NULL"
             + (" AND t.task_id=?" if task_id is not None else "")
             + " ORDER BY t.task_index",
             (execution_id,) if task_id is None else (execution_id, task_id),
@@ -183,10 +185,13 @@ class SQLStore(Store):
         keys = (execution_id,) if task_id is None else (execution_id, task_id)
         rows = self._fetchall(
             f"SELECT {ATTEMPT_COLS} FROM task_attempts WHERE execution_id=?{one}"
-            " UNION ALL"
+            # Not a mapped task's instances' (their ids end in "[index]"): asked for by id.
+            + ("" if task_id is not None else " AND substr(task_id, length(task_id)) <> ']'")
+            + " UNION ALL"
             " SELECT 0, execution_id, task_id, attempt, recovery_count, status, worker_id,"
             " started_at, finished_at, error, error_traceback, skip_reason"
-            f" FROM task_executions WHERE execution_id=?{one} AND status='completed'",
+            f" FROM task_executions WHERE execution_id=?{one} AND status='completed'"
+            + ("" if task_id is not None else " AND map_parent IS NULL"),
             keys + keys,
         )
         attempts = [AttemptRow(*r) for r in rows]

@@ -148,9 +148,25 @@ task_executions = Table(
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
     Column("priority", Integer, nullable=False, server_default="0"),
+    #: Dynamic fan-out (0015): an instance's mapped task (row id), index and item (JSON);
+    #: on a mapped task's row, its instances' counters and the next index to make ready.
+    Column("map_parent", Integer, nullable=True),
+    Column("map_index", Integer, nullable=True),
+    Column("map_item", Text, nullable=True),
+    Column("map_total", Integer, nullable=True),
+    Column("map_remaining", Integer, nullable=True),
+    Column("map_failed", Integer, nullable=True),
+    Column("map_next", Integer, nullable=True),
     UniqueConstraint("execution_id", "task_id", name="uq_task_executions_execution_task"),
     # Claims take ready tasks by priority, then in order (migration 0012).
     Index("ix_task_executions_claim", "status", text("priority DESC"), "id"),
+    Index(
+        "ix_task_executions_map",
+        "map_parent",
+        "map_index",
+        sqlite_where=text("map_parent IS NOT NULL"),
+        postgresql_where=text("map_parent IS NOT NULL"),
+    ),
 )
 
 #: The run's graph: the dependencies of each task that has any (a JSON list of task ids, in
