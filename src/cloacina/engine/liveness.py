@@ -285,9 +285,14 @@ class Liveness:
                                 now,
                             )
                         )
-                        self.scheduler.settle(
-                            tx, wf, item.execution_id, [(item.task_id, FAILED)], now, fx
-                        )
+                        if item.task_id.endswith("]"):  # an instance of a mapped task
+                            self.scheduler.fanout.abandoned(
+                                tx, wf, item.execution_id, item.row_id, now, fx
+                            )
+                        else:
+                            self.scheduler.settle(
+                                tx, wf, item.execution_id, [(item.task_id, FAILED)], now, fx
+                            )
                 elif tx.requeue_stale(item, threshold):
                     log.warning(
                         "recovered task %s of execution %s from a worker that stopped responding",

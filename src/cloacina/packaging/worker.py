@@ -289,6 +289,7 @@ def serve_main(lib: list[str], modules: list[str]) -> int:
             namespace=request["namespace"],
             attempt=claim.attempt,
             recovery=claim.recovery_count,
+            map_index=request.get("map_index"),
         )
         job = Job(claim, task, list(request["inputs"]), info)
         limit = int(request.get("max_log_bytes") or 0)

@@ -37,6 +37,7 @@ from cloacina.engine.executor import (
     Outcome,
     build_context,
     condition_skip,
+    instance_outcome,
     timeout_outcome,
 )
 from cloacina.errors import PackageError, RemoteTaskError
@@ -385,6 +386,8 @@ class PackageLoader:
             CLOACINA_ATTEMPT=str(job.claim.attempt),
             CLOACINA_NAMESPACE=job.info.namespace,
         )
+        if job.info.map_index is not None:
+            env["CLOACINA_MAP_INDEX"] = str(job.info.map_index)
         try:
             returncode, stdout, stderr = await asyncio.wait_for(
                 _run_supervised(
@@ -413,6 +416,17 @@ class PackageLoader:
                 retryable=True,
             )
         text = stdout.decode(errors="replace").strip()
+        if job.info.map_index is not None:  # an instance: what it printed is its value
+            try:
+                value = json.loads(text) if text else None
+            except ValueError as exc:
+                return _failed(
+                    job,
+                    f"command {' '.join(command)} (instance {job.info.map_index}) must print "
+                    f"its value as JSON on stdout ({exc}); it printed {text[:200]!r}",
+                    retryable=False,
+                )
+            return instance_outcome(job, value)
         try:
             updates = json.loads(text) if text else {}
             if not isinstance(updates, dict):
@@ -592,6 +606,7 @@ def _request(job: Job) -> dict[str, Any]:
         "namespace": job.info.namespace,
         "inputs": job.inputs,
         "max_log_bytes": 0 if job.log is None else job.log.limit,
+        "map_index": job.info.map_index,
     }
 
 
