@@ -19,6 +19,7 @@ from cloacina.cli.render import (
     render_tasks,
     render_tracebacks,
 )
+from cloacina.cli.render_attempts import attempts_json, render_attempts, retried_tasks
 from cloacina.model.status import WorkflowResult
 
 if TYPE_CHECKING:
@@ -64,18 +65,26 @@ def show_command(
         result = resolve_execution(runner, execution_id)
         event_rows = runner.get_events(result.execution_id) if events else None
         package_version = package_version_of(runner, result)
+        # Every attempt of the tasks that ran more than once (retries, reruns).
+        retried = retried_tasks(result)
+        attempts = runner.get_attempts(result.execution_id) if retried else []
     max_attempts = {tid: t.max_attempts or 1 for tid, t in result.tasks.items()}
     input_context = result.input_context or {}
     if as_json:
         data = result_json(result, max_attempts, event_rows)
         data["package_version"] = package_version
         data["input_context"] = input_context
+        if attempts:
+            data["attempts"] = attempts_json(attempts)
         echo_json(data)
         return
     console = out_console()
     render_header(console, result, package_version)
     console.print()
     render_tasks(console, result, max_attempts, recoveries=True)
+    if attempts:
+        console.print()
+        render_attempts(console, attempts, retried)
     render_tracebacks(console, result)
     if event_rows is not None:
         console.print()
