@@ -37,7 +37,7 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 
 STATUSES = [s.value for s in ExecutionStatus]
-ACTIONS = ("cancel", "pause", "resume")
+ACTIONS = ("cancel", "pause", "resume", "rerun")
 
 
 #: Scripts and styles only from this server, no framing (clickjacking of the buttons),
