@@ -12,7 +12,7 @@ from rich.highlighter import JSONHighlighter
 from rich.text import Text
 
 from cloacina.cli.formatting import escape_json_controls, iso
-from cloacina.model.status import TaskResult, WorkflowResult
+from cloacina.model.status import MapSummary, TaskResult, WorkflowResult
 from cloacina.service.types import ExecutionEvent
 
 
@@ -45,6 +45,17 @@ def task_json(task: TaskResult, max_attempts: int | None) -> dict[str, Any]:
         "duration": None if task.duration is None else round(task.duration, 6),
         "error": task.error,
         "skip_reason": task.skip_reason,
+        **({} if task.instances is None else {"instances": instances_json(task.instances)}),
+    }
+
+
+def instances_json(summary: MapSummary) -> dict[str, Any]:
+    """A mapped task's instances: counts by status and the first failed indexes."""
+    return {
+        "total": summary.total,
+        "counts": dict(summary.counts),
+        "failed_indexes": list(summary.failed_indexes),
+        "failed_more": summary.failed_more,
     }
 
 

@@ -124,6 +124,10 @@ def render_tasks(
             note = safe_text(t.skip_reason, "yellow", multiline=True)
         else:
             note = Text("")
+        if t.instances is not None:  # a mapped task: its instances counted, not listed
+            note = Text.assemble(
+                safe_text(t.instances.describe(), "dim"), "\n" if note else "", note
+            )
         cells: list[Text | str] = [safe_text(tid), status_text(t.status), attempts]
         if show_recoveries:
             cells.append(str(t.recoveries))

@@ -104,6 +104,10 @@ class ChangePrinter:
         if name == "task_abandoned":
             error = first_line(_str(detail.get("error")))
             return f"{tid} abandoned: {error.removeprefix(f'task {tid!r} was abandoned: ')}"
+        if name == "map_started":
+            items, parallel = detail.get("instances"), detail.get("max_parallel")
+            limit = f", at most {parallel} at once" if isinstance(parallel, int) else ""
+            return f"{tid} mapped over {items} items{limit}"
         if name == "task_handed_back":
             return f"{tid} handed back by its worker; ready again"
         if name in _ENDINGS:

@@ -105,6 +105,10 @@ def watch_view(run: WorkflowResult, *, unicode: bool, hint: str | None = None) -
             note = safe_text(task.skip_reason or "", "yellow")
         else:
             note = safe_text(first_line(task.error), "red")
+        if task.instances is not None:  # a mapped task: its instances counted, not listed
+            note = Text.assemble(
+                safe_text(task.instances.describe(), "dim"), " " if note else "", note
+            )
         table.add_row(
             safe_text(task.task_id),
             status,

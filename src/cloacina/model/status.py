@@ -53,6 +53,42 @@ def to_datetime(epoch: float | None) -> datetime | None:
 
 
 @dataclass(frozen=True)
+class MapSummary:
+    """A mapped task's instances (``map_over``): how many, how many in each status, and the
+    first indexes that failed (``failed_more``: more failed than are listed)."""
+
+    total: int
+    counts: dict[str, int] = field(default_factory=dict)
+    failed_indexes: tuple[int, ...] = ()
+    failed_more: bool = False
+
+    def describe(self) -> str:
+        """``"100000 instances: 99990 completed, 10 failed (indexes 3, 7, ...)"``."""
+        order = ("completed", "failed", "running", "ready", "pending", "skipped")
+        parts = [f"{self.counts[s]} {s}" for s in order if self.counts.get(s)]
+        text = f"{self.total} instances" + (": " + ", ".join(parts) if parts else "")
+        if self.failed_indexes:
+            more = ", ..." if self.failed_more else ""
+            text += f" (failed indexes {', '.join(map(str, self.failed_indexes))}{more})"
+        return text
+
+
+@dataclass(frozen=True)
+class MapInstance:
+    """One instance of a mapped task, as a page of them lists it."""
+
+    index: int
+    task_id: str
+    status: TaskStatus
+    attempts: int
+    max_attempts: int
+    error: str | None = None
+    worker_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class TaskResult:
     """How one task of a run went."""
 
@@ -71,6 +107,9 @@ class TaskResult:
     worker_id: str | None = None
     #: When a failed task waiting to be retried may run again (``None`` otherwise).
     retry_at: datetime | None = None
+    #: A mapped task's instances, summarised (``None``: not a mapped task, or its instances
+    #: are not made yet). Page through them with ``runner.get_map_instances``.
+    instances: MapSummary | None = None
 
     @property
     def duration(self) -> float | None:

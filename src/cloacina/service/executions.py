@@ -5,8 +5,8 @@ these methods; none of them talks to the store)."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import binascii
+import dataclasses
 import difflib
 import json
 import time
@@ -25,6 +25,8 @@ from cloacina.errors import (
 from cloacina.model.context import loads_context
 from cloacina.model.status import (
     ExecutionStatus,
+    MapInstance,
+    MapSummary,
     TaskResult,
     TaskStatus,
     WorkflowResult,
@@ -254,7 +256,60 @@ class ExecutionService:
         row = self.store.get_execution(execution_id)
         if row is None:
             raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
-        return build_result(row, self.store.get_tasks(execution_id))
+        tasks = self.store.get_tasks(execution_id)
+        result = build_result(row, tasks)
+        mapped = [(t.task_id, t.id, t.map_total) for t in tasks if t.map_total is not None]
+        if mapped:  # a mapped task's instances as counts, never as 100,000 results
+            by_task = dict(result.tasks)
+            for task_id, counts in self.store.map_counts(execution_id, mapped).items():
+                by_task[task_id] = dataclasses.replace(
+                    by_task[task_id],
+                    instances=MapSummary(
+                        counts.total,
+                        counts.by_status,
+                        counts.failed_indexes,
+                        counts.failed_more,
+                    ),
+                )
+            result = dataclasses.replace(result, tasks=by_task)
+        return result
+
+    def get_map_instances(
+        self,
+        execution_id: str,
+        task_id: str,
+        *,
+        after: int = -1,
+        limit: int = 100,
+        status: str | TaskStatus | None = None,
+    ) -> list[MapInstance]:
+        """A page of a mapped task's instances in index order: those after index ``after``
+        (-1: from the first), at most ``limit`` (1 to 500), only in ``status`` when given.
+        Each instance's own attempts and logs are read with its ``task_id``
+        (``"process[7]"``)."""
+        limit = check_limit(limit)
+        try:
+            wanted = None if status is None else TaskStatus(status).value
+        except ValueError:
+            known = ", ".join(s.value for s in TaskStatus)
+            raise RequestError(f"unknown task status {status!r} (one of: {known})") from None
+        rows = self.store.map_instances(
+            execution_id, task_id, after_index=after, limit=limit, status=wanted
+        )
+        return [
+            MapInstance(
+                index=r.index,
+                task_id=r.task_id,
+                status=r.status,
+                attempts=r.attempt,
+                max_attempts=r.max_attempts,
+                error=r.error,
+                worker_id=r.worker_id if r.status == TaskStatus.RUNNING else None,
+                started_at=to_datetime(r.started_at),
+                finished_at=to_datetime(r.finished_at),
+            )
+            for r in rows
+        ]
 
     def get_execution_summary(self, execution_id: str) -> WorkflowResult:
         """A run as a list shows it (status, times, task counts) and its input, without
