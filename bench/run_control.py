@@ -18,7 +18,8 @@ exactly 1; every submit must get its id) and the submits' p50/p99. Target: 1 run
 each (what a key costs a submission that makes a run).
 
 The default database is a fresh SQLite file in a temporary directory (``--db`` for another,
-e.g. PostgreSQL).
+e.g. PostgreSQL). On SQLite, DBOS 3.4.0 runs the same two scenarios beside (see
+bench/run_control_dbos.py; ``--no-peers`` skips it).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -188,6 +190,44 @@ def run_idempotency(url: str, n: int) -> dict[str, Any]:
     }
 
 
+DBOS_PYTHON = Path("/tmp/dbos-peer/bin/python")  # made by /work/shared/peers/dbos/setup.sh
+
+
+def run_dbos(scenario: str, n: int) -> dict[str, Any] | None:
+    """The scenario on DBOS (bench/run_control_dbos.py on a fresh SQLite file), or None
+    when its virtual environment is missing."""
+    if not DBOS_PYTHON.exists():
+        print(f"DBOS skipped: no {DBOS_PYTHON} (run /work/shared/peers/dbos/setup.sh)")
+        return None
+    script = Path(__file__).resolve().parent / "run_control_dbos.py"
+    proc = subprocess.run(
+        [str(DBOS_PYTHON), str(script), scenario, "--n", str(n)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        print(f"DBOS {scenario} failed: {proc.stderr[-2000:]}")
+        return None
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def beside(ours: dict[str, Any], peer: dict[str, Any] | None) -> str:
+    """Our figures beside DBOS's (its surgical rerun is ``fork_workflow`` from the failed
+    step, under a new id; its idempotency key is the workflow id)."""
+    if peer is None:
+        return ""
+    keys = [k for k in ours if k in peer and k not in ("scenario", "system")]
+    rows = [("figure", "cloacina", "DBOS 3.4.0")]
+    rows += [(k, str(ours[k]), str(peer[k])) for k in keys]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
 def table(results: list[dict[str, Any]]) -> str:
     rows = [("figure", "measured", "target", "met")]
     for r in results:
@@ -232,20 +272,31 @@ def main() -> None:
     ap.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
     ap.add_argument("--n", type=int, default=None)
     ap.add_argument("--json", default=None, help="also write the results to this file")
+    ap.add_argument(
+        "--no-peers", action="store_true", help="without DBOS beside (always so with --db)"
+    )
     args = ap.parse_args()
     results = []
-    if args.scenario in ("rerun", "all"):
+    peers: list[dict[str, Any] | None] = []
+    for scenario, run, n in (("rerun", run_rerun, 20), ("idempotency", run_idempotency, 1000)):
+        if args.scenario not in (scenario, "all"):
+            continue
         with database(args.db) as url:
-            results.append(run_rerun(url, args.n or 20))
+            results.append(run(url, args.n or n))
             print(json.dumps(results[-1]), flush=True)
-    if args.scenario in ("idempotency", "all"):
-        with database(args.db) as url:
-            results.append(run_idempotency(url, args.n or 1000))
-            print(json.dumps(results[-1]), flush=True)
+        peer = None if args.no_peers or args.db else run_dbos(scenario, args.n or n)
+        if peer is not None:
+            print(json.dumps(peer), flush=True)
+        peers.append(peer)
     print()
     print(table(results))
+    for ours, peer in zip(results, peers, strict=True):
+        if peer is not None:
+            print()
+            print(f"{ours['scenario']}, beside DBOS:")
+            print(beside(ours, peer))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps({"cloacina": results, "dbos": peers}, indent=2))
 
 
 if __name__ == "__main__":
