@@ -305,3 +305,27 @@ def test_a_late_completion_of_the_old_attempt_is_fenced_out(
     assert result.status == "completed", result.error
     assert result.final_context == {"who": "new attempt"}
     assert result.tasks["only"].attempts == 2
+
+
+def test_a_process_without_the_workflows_code_reruns_through_the_workers(
+    make_runner: Callable[..., DefaultRunner], name: Callable[[str], str]
+) -> None:
+    """A CLI on the database does not hold an embedded workflow's code: the tasks whose
+    dependencies all completed are made ready for the workers (which hold it); one with a
+    failed dependency is refused, nothing changed."""
+    from cloacina.model.workflow import WorkflowCatalog
+
+    calls: dict[str, int] = {}
+    broken = [True]
+    wf = _diamond(name, calls, broken)
+    worker = make_runner()
+    eid = worker.execute(wf, timeout=30).execution_id
+    stranger = make_runner(execute_tasks=False, workflows=WorkflowCatalog())
+    with pytest.raises(InvalidStateError, match="does not hold the workflow's code"):
+        stranger.rerun(eid, ["bottom"])  # right (its dependency) failed and is not rerun
+    assert stranger.get_execution(eid).status == "failed"
+    broken[0] = False
+    stranger.rerun(eid)
+    again = worker.wait(eid, timeout=30)
+    assert again.status == "completed", again.error
+    assert calls == {"top": 1, "left": 1, "right": 2, "bottom": 1, "tail": 1}
