@@ -146,11 +146,19 @@ class MapWrites:
         """``settled`` instances of a mapped task became terminal (``failed`` of them
         failed): count them off and, under ``max_parallel``, open as many more. Returns
         ``(remaining, failed, total)``."""
+        if window is None:  # every instance was ready from the start: nothing to open
+            row = self._c.execute(
+                "UPDATE task_executions SET map_remaining=map_remaining-?,"
+                " map_failed=map_failed+? WHERE id=?"
+                " RETURNING map_remaining, map_failed, map_total",
+                (settled, failed, parent_row_id),
+            ).fetchone()
+            return int(row[0]), int(row[1]), int(row[2])
         row = self._c.execute(
             "SELECT map_total, map_next FROM task_executions WHERE id=?", (parent_row_id,)
         ).fetchone()
         total, start = int(row[0]), int(row[1])
-        end = start if window is None else min(total, start + settled)
+        end = min(total, start + settled)
         row = self._c.execute(
             "UPDATE task_executions SET map_remaining=map_remaining-?,"
             " map_failed=map_failed+?, map_next=? WHERE id=?"
