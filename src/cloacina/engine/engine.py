@@ -645,17 +645,20 @@ class Engine(Dispatch, Liveness):
             events = self._waiters.by_run.pop(execution_id, [])
         for event in events:
             event.set()
-        self.forget_run(execution_id)
+        # Outputs this engine kept of a run that ended elsewhere would be stale after a
+        # rerun: forget them (no search for work: nothing became ready).
+        self.forget_run(execution_id, look=False)
 
-    def forget_run(self, execution_id: str) -> None:
-        """Drop the outputs of a run kept in memory, and look for work (thread-safe): a
-        rerun makes some of them stale."""
+    def forget_run(self, execution_id: str, look: bool = True) -> None:
+        """Drop the outputs of a run kept in memory (a rerun makes some of them stale) and,
+        with ``look``, look for work (thread-safe)."""
         if not self._started.is_set():
             return
 
         def forget() -> None:
             self.cache.drop(execution_id)
-            self._request_cycle(True)
+            if look:
+                self._request_cycle(True)
 
         try:
             self._loop.call_soon_threadsafe(forget)
