@@ -236,6 +236,15 @@ def test_rerun_and_idempotency_over_http(
         (eid, audit[1]["outcome"]),
     ]
     assert "rerun-e2e" in audit[0]["actor"] and audit[1]["outcome"] != "ok"
+    starts = httpx.get(
+        f"{base}/api/v1/audit",
+        params={"action": "run.start"},
+        headers={"Authorization": f"Bearer {admin}"},
+        timeout=30,
+    ).json()["items"]
+    # Oldest last: the run made, the same key again (the same run), the conflict, the long key.
+    assert [a["target"] for a in starts[-4:]] == ["flaky", "flaky", eid, eid]
+    assert [a["outcome"] == "ok" for a in starts[-4:]] == [False, False, True, True]
 
     # The CLI through the server: a failed run, rerun with --server.
     env = {"CLOACINA_API_KEY": key}

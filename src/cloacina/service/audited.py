@@ -24,7 +24,14 @@ def _workflow_label(name: Any) -> str:
 
 def _run_start(runner: Any, result: Any, args: dict[str, Any]) -> Described:
     workflow = _workflow_label(args.get("name"))
-    return (str(result) if result else workflow), {"workflow": workflow}
+    detail: dict[str, Any] = {"workflow": workflow}
+    if isinstance(result, tuple):  # start_run: (id, whether the run is new)
+        result, created = result
+        if not created:  # an idempotency key named a run made before
+            detail["existing"] = True
+    if args.get("idempotency_key"):
+        detail["idempotency_key"] = args["idempotency_key"]
+    return (str(result) if result else workflow), detail
 
 
 def _run(runner: Any, result: Any, args: dict[str, Any]) -> Described:
