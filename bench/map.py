@@ -94,7 +94,7 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=None, help="max_parallel (default none)")
     ap.add_argument("--slots", type=int, default=8, help="max_concurrent_tasks")
     ap.add_argument("--no-peers", action="store_true")
-    ap.add_argument("--dbos-n", type=int, default=10_000, help="items for DBOS (it is slow)")
+    ap.add_argument("--dbos-n", type=int, default=2_000, help="items for DBOS (it is slow)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()

@@ -341,3 +341,25 @@ def test_packaged_and_command_tasks_map(
     assert ctx["total"] == 19
     gamma = runner.get_map_instances(result.execution_id, "lengths", after=1, limit=1)
     assert [(i.index, i.attempts) for i in gamma] == [(2, 2)]
+
+
+def test_a_rerun_maps_the_failed_task_afresh(make_runner: RunnerFactory, flow_name: str) -> None:
+    broken = {3, 5}
+
+    @task(id="process", dependencies=["make"], map_over="files")
+    def process(context: Context) -> int:
+        if context["item"] in broken:
+            raise TaskError(f"item {context['item']} broke", retryable=False)
+        return int(context["item"]) + 100
+
+    _flow(flow_name, process)
+    runner = make_runner()
+    first = runner.execute(flow_name, timeout=30)
+    assert first.status == "failed"
+    broken.clear()
+    runner.rerun(first.execution_id)
+    result = runner.wait(first.execution_id, timeout=30)
+    assert result.status == "completed", result.error
+    assert result.final_context["process"] == [i + 100 for i in range(10)]
+    counts = result.tasks["process"].instances
+    assert counts is not None and counts.counts == {"completed": 10}

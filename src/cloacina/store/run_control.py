@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cloacina.store.sql_common import chunks, marks
+
 #: The event that records a rerun (who, which tasks, the context, the version).
 RERUN_EVENT = "execution_rerun"
 
@@ -138,13 +140,34 @@ class RunControlWrites:
             "SELECT t.task_id, t.status, t.skip_reason, d.dependencies FROM task_executions t"
             " LEFT JOIN task_dependencies d"
             " ON d.execution_id = t.execution_id AND d.task_id = t.task_id"
-            " WHERE t.execution_id = ? ORDER BY t.task_index, t.id",
+            # Not a mapped task's instances: they go and come back with their task.
+            " WHERE t.execution_id = ? AND t.map_parent IS NULL ORDER BY t.task_index, t.id",
             (execution_id,),
         ).fetchall()
         return [
             GraphTask(task_id, status, skip_reason, tuple(json.loads(deps) if deps else ()))
             for task_id, status, skip_reason, deps in rows
         ]
+
+    def record_skipped(self, execution_id: str, task_ids: Sequence[str], now: float) -> None:
+        """Before a rerun resets them: tasks skipped without ever starting keep their verdict
+        as attempt 1 (outcome ``skipped``, with its reason), so the rerun's attempt is 2,
+        like every other task's that ran before (and the context of a rerun, given to its
+        first tasks from attempt 2 on, reaches them too)."""
+        for part in chunks(task_ids):
+            where = (
+                f" WHERE execution_id = ? AND task_id IN ({marks(len(part))})"
+                " AND status = 'skipped' AND attempt = 0"
+            )
+            params = (execution_id, *part)
+            self._c.execute(
+                "INSERT INTO task_attempts (execution_id, task_id, attempt, recovery, outcome,"
+                " worker_id, started_at, finished_at, error, error_traceback, skip_reason)"
+                " SELECT execution_id, task_id, 1, 0, 'skipped', NULL, NULL,"
+                f" COALESCE(finished_at, ?), NULL, NULL, skip_reason FROM task_executions{where}",
+                (now, *params),
+            )
+            self._c.execute(f"UPDATE task_executions SET attempt = 1{where}", params)
 
     def switch_version(self, execution_id: str, version: str, package_id: str | None) -> None:
         """Pin the run to another version of its workflow (a rerun onto new code)."""

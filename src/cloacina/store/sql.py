@@ -400,10 +400,17 @@ class SQLWriteTx(
                 f"DELETE FROM task_outputs WHERE task_execution_id IN ({marks(len(part))})",
                 tuple(part),
             )
+            # A mapped task's instances go with it (their outputs by cascade): it maps its
+            # list afresh when it runs again.
+            self._c.execute(
+                f"DELETE FROM task_executions WHERE map_parent IN ({marks(len(part))})",
+                tuple(part),
+            )
             self._c.execute(
                 "UPDATE task_executions SET status='pending', claim_token=NULL,"
                 " worker_id=NULL, heartbeat_at=NULL, retry_at=NULL, error=NULL,"
-                " error_traceback=NULL, skip_reason=NULL, started_at=NULL, finished_at=NULL"
+                " error_traceback=NULL, skip_reason=NULL, started_at=NULL, finished_at=NULL,"
+                " map_total=NULL, map_remaining=NULL, map_failed=NULL, map_next=NULL"
                 f" WHERE id IN ({marks(len(part))})",
                 tuple(part),
             )
