@@ -98,7 +98,9 @@ def test_rerun_after_a_failure_in_the_middle_of_a_diamond(
     assert again.tasks["right"].attempts == 2  # attempt numbers continue
     history = [(a.task_id, a.attempt, a.outcome) for a in runner.get_attempts(eid)]
     assert ("right", 1, "failed") in history and ("right", 2, "completed") in history
-    assert ("bottom", 1, "skipped") not in history or ("bottom", 1, "completed") in history
+    # Skipped without running: the verdict is kept as attempt 1, the rerun is attempt 2.
+    assert ("bottom", 1, "skipped") in history and ("bottom", 2, "completed") in history
+    assert again.tasks["bottom"].attempts == 2 and again.tasks["top"].attempts == 1
     events = [(e.type, e.task_id) for e in runner.get_events(eid)]
     assert ("execution_rerun", None) in events
     rerun_event = next(e for e in runner.get_events(eid) if e.type == "execution_rerun")
@@ -128,10 +130,12 @@ def test_rerun_with_an_edited_context_and_without_downstream(
     assert json.loads(outputs["right"])["factor"] == 7
 
     # Now the rest, downstream of right: bottom and tail see right's new output.
-    runner.rerun(eid, ["bottom"])
+    # bottom never ran (skipped): the context reaches it all the same.
+    runner.rerun(eid, ["bottom"], context={"bonus": 5})
     done = runner.wait(eid, timeout=30)
     assert done.status == "completed"
     assert done.final_context["bottom"] == 72
+    assert done.final_context["bonus"] == 5
     assert calls == {"top": 1, "left": 1, "right": 2, "bottom": 1, "tail": 1}
 
 

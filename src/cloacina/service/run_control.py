@@ -245,6 +245,7 @@ class RunControlService:
             tx.add_events(
                 [NewEvent(execution_id, None, RERUN_EVENT, None, dumps_context(detail), now)]
             )
+            tx.record_skipped(execution_id, chosen, now)
             states = tx.reset_tasks(execution_id, chosen, now)
             fx = Effects()
             self._judge(tx, wf, execution_id, states, now, fx)

@@ -277,6 +277,10 @@ class WriteTx(abc.ABC):
         """The run's tasks with their status, skip reason and dependencies."""
         raise NotImplementedError(f"{type(self).__name__} does not rerun runs")
 
+    def record_skipped(self, execution_id: str, task_ids: Sequence[str], now: float) -> None:
+        """Tasks skipped without starting keep their verdict as attempt 1 (before a rerun)."""
+        raise NotImplementedError(f"{type(self).__name__} does not rerun runs")
+
     def switch_version(self, execution_id: str, version: str, package_id: str | None) -> None:
         """Pin the run to another version of its workflow."""
         raise NotImplementedError(f"{type(self).__name__} does not rerun runs")
