@@ -333,3 +333,31 @@ def test_a_process_without_the_workflows_code_reruns_through_the_workers(
     again = worker.wait(eid, timeout=30)
     assert again.status == "completed", again.error
     assert calls == {"top": 1, "left": 1, "right": 2, "bottom": 1, "tail": 1}
+
+
+def test_a_rerun_task_gets_its_retries_again(
+    runner: DefaultRunner, name: Callable[[str], str]
+) -> None:
+    """A task that used up its 2 attempts is rerun: attempt 3 fails and is retried (a fresh
+    budget), attempt 4 completes; every attempt is on record."""
+    from cloacina import RetryPolicy
+
+    failures = [3]
+
+    @workflow(name=name("retried"))
+    class retried:
+        @task(retry=RetryPolicy(max_attempts=2, initial_delay=0.01, jitter=False))
+        def flaky(context: Context) -> None:
+            if failures[0] > 0:
+                failures[0] -= 1
+                raise RuntimeError("not yet")
+            context.insert("ok", True)
+
+    first = runner.execute(workflow_of(retried).name, timeout=30)
+    assert first.status == "failed" and first.tasks["flaky"].attempts == 2
+    runner.rerun(first.execution_id)
+    again = runner.wait(first.execution_id, timeout=30)
+    assert again.status == "completed", again.error
+    assert again.tasks["flaky"].attempts == 4
+    history = [(a.attempt, a.outcome) for a in runner.get_attempts(first.execution_id)]
+    assert history == [(1, "failed"), (2, "failed"), (3, "failed"), (4, "completed")]

@@ -198,8 +198,11 @@ class Scheduler:
         else:
             task = wf.tasks[tid]
             exc = outcome.exc
-            if exc is not None and task.retry.should_retry(exc, claim.attempt):
-                delay = task.retry.delay_for(claim.attempt, self.rng)
+            attempt = claim.attempt
+            if attempt > 1 and exc is not None:  # a rerun's attempts get retries of their own
+                attempt -= tx.rerun_base(eid, tid)
+            if exc is not None and task.retry.should_retry(exc, attempt):
+                delay = task.retry.delay_for(attempt, self.rng)
                 retry_at = now + delay
                 if tx.schedule_retry(claim, retry_at, outcome.error or "", outcome.traceback, now):
                     detail = json.dumps({"error": outcome.error, "retry_in": round(delay, 3)})

@@ -236,6 +236,13 @@ class RunControlService:
                 "first": first,
                 "by": actor.name if actor is not None else None,
                 "downstream": downstream,
+                # Each task's attempts so far (a skip without a start counts as one, see
+                # record_skipped): retries count from there.
+                "attempts": {
+                    t.task_id: max(t.attempt, 1 if t.status == "skipped" else 0)
+                    for t in graph
+                    if t.task_id in chosen_set
+                },
             }
             if target is not None:
                 detail["version"] = target.version

@@ -285,6 +285,10 @@ class WriteTx(abc.ABC):
         """Pin the run to another version of its workflow."""
         raise NotImplementedError(f"{type(self).__name__} does not rerun runs")
 
+    def rerun_base(self, execution_id: str, task_id: str) -> int:
+        """Attempts the task had made before the run's last rerun reset it (0: none)."""
+        return 0
+
     def rerun_patches(self, execution_ids: Sequence[str]) -> dict[str, tuple[set[str], str]]:
         """The context each run's last rerun merges over its first tasks' input."""
         return {}

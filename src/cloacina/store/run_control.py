@@ -44,6 +44,7 @@ class GraphTask:
     status: str
     skip_reason: str | None
     dependencies: tuple[str, ...]
+    attempt: int = 0
 
 
 def _unique_violation(exc: BaseException) -> bool:
@@ -137,7 +138,8 @@ class RunControlWrites:
     def run_graph(self, execution_id: str) -> list[GraphTask]:
         """The run's tasks in their order, with status, skip reason and dependencies."""
         rows = self._c.execute(
-            "SELECT t.task_id, t.status, t.skip_reason, d.dependencies FROM task_executions t"
+            "SELECT t.task_id, t.status, t.skip_reason, d.dependencies, t.attempt"
+            " FROM task_executions t"
             " LEFT JOIN task_dependencies d"
             " ON d.execution_id = t.execution_id AND d.task_id = t.task_id"
             # Not a mapped task's instances: they go and come back with their task.
@@ -145,8 +147,10 @@ class RunControlWrites:
             (execution_id,),
         ).fetchall()
         return [
-            GraphTask(task_id, status, skip_reason, tuple(json.loads(deps) if deps else ()))
-            for task_id, status, skip_reason, deps in rows
+            GraphTask(
+                task_id, status, skip_reason, tuple(json.loads(deps) if deps else ()), attempt
+            )
+            for task_id, status, skip_reason, deps, attempt in rows
         ]
 
     def record_skipped(self, execution_id: str, task_ids: Sequence[str], now: float) -> None:
@@ -176,19 +180,33 @@ class RunControlWrites:
             (version, package_id, execution_id),
         )
 
+    def _last_rerun(self, execution_id: str) -> dict[str, Any] | None:
+        row = self._c.execute(
+            "SELECT detail FROM execution_events WHERE execution_id = ? AND event = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (execution_id, RERUN_EVENT),
+        ).fetchone()
+        if row is None or not row[0]:
+            return None
+        detail: dict[str, Any] = json.loads(row[0])
+        return detail
+
+    def rerun_base(self, execution_id: str, task_id: str) -> int:
+        """How many attempts the task had made before the run's last rerun reset it (0: it
+        was not rerun): its retries count from there, a fresh budget for each rerun."""
+        detail = self._last_rerun(execution_id)
+        if detail is None:
+            return 0
+        return int(detail.get("attempts", {}).get(task_id, 0))
+
     def rerun_patches(self, execution_ids: Sequence[str]) -> dict[str, tuple[set[str], str]]:
         """Per run, the context its last rerun merges over its first tasks' input: ``{run:
         (first task ids, context JSON)}``, for the runs whose last rerun gave one."""
         found: dict[str, tuple[set[str], str]] = {}
         for eid in execution_ids:
-            row = self._c.execute(
-                "SELECT detail FROM execution_events WHERE execution_id = ? AND event = ?"
-                " ORDER BY id DESC LIMIT 1",
-                (eid, RERUN_EVENT),
-            ).fetchone()
-            if row is None or not row[0]:
+            detail = self._last_rerun(eid)
+            if detail is None:
                 continue
-            detail = json.loads(row[0])
             context = detail.get("context")
             if context:
                 found[eid] = (set(detail.get("first", ())), json.dumps(context))
