@@ -228,6 +228,14 @@ class RunControlService:
                     target.origin.package_id if target.origin is not None else None,
                 )
                 wf = target
+            if wf is not None and any(t not in wf.tasks for t in chosen):
+                # Rows that are not tasks of the workflow: a mapped task's instances.
+                odd = [t for t in chosen if t not in wf.tasks][:5]
+                raise InvalidStateError(
+                    f"workflow execution {execution_id} has task rows {', '.join(odd)} that "
+                    f"are not tasks of workflow {wf.name!r} (a mapped task's instances); such "
+                    "runs cannot be rerun yet: start a new run"
+                )
             chosen_set = set(chosen)
             deps_of = {t.task_id: t.dependencies for t in graph}
             first = [t for t in chosen if not chosen_set.intersection(deps_of[t])]
