@@ -31,7 +31,7 @@ from cloacina.engine.executor import (
     Job,
     Outcome,
 )
-from cloacina.engine.fanout import is_map_parent
+from cloacina.engine.fanout import MapClaims, is_map_parent
 from cloacina.engine.liveness import Liveness
 from cloacina.engine.scheduler import INPUT_KEY, Effects, RunCache, Scheduler
 from cloacina.engine.threads import TaskThreads
@@ -47,7 +47,6 @@ from cloacina.store.records import (
     NewLogChunk,
     ReadyTask,
     WorkflowKey,
-    map_base_id,
 )
 from cloacina.taskinfo import TaskInfo
 
@@ -70,7 +69,7 @@ class _Waiters:
     by_run: dict[str, list[threading.Event]] = field(default_factory=dict)
 
 
-class Engine(Dispatch, Liveness):
+class Engine(Dispatch, Liveness, MapClaims):
     """Runs the tasks of workflow executions stored in ``store``."""
 
     def __init__(
@@ -525,41 +524,6 @@ class Engine(Dispatch, Liveness):
             )
             jobs.append(Job(claim, task, inputs or ["{}"], info, origin=wf.origin))
         return jobs
-
-    def _instance_job(self, tx: WriteTx, claim: Claim, wf: Workflow) -> Job:
-        task_id = map_base_id(claim.task_id)
-        info = TaskInfo(
-            execution_id=claim.execution_id,
-            task_id=task_id,
-            workflow_name=wf.name,
-            namespace=str(wf.namespace(task_id, self.tenant)),
-            attempt=claim.attempt,
-            recovery=claim.recovery_count,
-            map_index=claim.map_index,
-        )
-        inputs = self.scheduler.fanout.instance_inputs(tx, claim, task_id)
-        return Job(claim, wf.tasks[task_id], inputs, info, origin=wf.origin)
-
-    def _expand_maps(self, tx: WriteTx, jobs: list[Job], now: float, fx: Effects) -> list[Job]:
-        """Claimed mapped tasks become their instances (no body runs for them); the rest
-        of ``jobs`` are returned. Dependents an empty list made runnable go to the queue."""
-        before = len(fx.ready)
-        parents: dict[str, list[Job]] = {}
-        for job in jobs:
-            if is_map_parent(job):
-                parents.setdefault(job.claim.execution_id, []).append(job)
-        for eid_jobs in parents.values():
-            wf = self._workflow(eid_jobs[0].claim)
-            assert wf is not None  # _jobs_for kept only known workflows
-            if self.scheduler.fanout.expand(tx, wf, eid_jobs, now, fx):
-                self._maybe_ready = True
-                self._expanded = True
-        if len(fx.ready) > before:
-            tx.mark_ready([r.row_id for r in fx.ready[before:]])
-            del fx.ready[before:]
-            self._maybe_ready = True
-            self._expanded = True
-        return [job for job in jobs if not is_map_parent(job)]
 
     # ---- runs cancelled from outside -------------------------------------------------------
     def abandon_run(self, execution_id: str) -> None:

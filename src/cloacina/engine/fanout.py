@@ -27,6 +27,7 @@ from cloacina.model.workflow import Workflow
 from cloacina.store.base import WriteTx
 from cloacina.store.fanout import FAILED_INDEXES_SHOWN, MapWrites
 from cloacina.store.records import Claim, Completion, NewEvent, map_base_id
+from cloacina.taskinfo import TaskInfo
 
 if TYPE_CHECKING:
     from cloacina.engine.scheduler import Effects, RunCache, Scheduler
@@ -278,3 +279,53 @@ class Fanout:
             f"{head}{sep}{json.dumps(key)}:[{','.join(items)}],"
             f"{json.dumps(task_id)}:[{','.join(values)}]}}"
         )
+
+
+class MapClaims:
+    """The engine's side of mapped tasks: their claims expanded, their instances' jobs (a
+    mixin of :class:`~cloacina.engine.engine.Engine`, which provides these attributes)."""
+
+    tenant: str
+    scheduler: Scheduler
+    _maybe_ready: bool
+    _expanded: bool
+
+    if TYPE_CHECKING:
+
+        def _workflow(self, claim: Claim) -> Workflow | None: ...
+
+    def _instance_job(self, tx: WriteTx, claim: Claim, wf: Workflow) -> Job:
+        """The job of an instance: its mapped task's body, its own index and input."""
+        task_id = map_base_id(claim.task_id)
+        info = TaskInfo(
+            execution_id=claim.execution_id,
+            task_id=task_id,
+            workflow_name=wf.name,
+            namespace=str(wf.namespace(task_id, self.tenant)),
+            attempt=claim.attempt,
+            recovery=claim.recovery_count,
+            map_index=claim.map_index,
+        )
+        inputs = self.scheduler.fanout.instance_inputs(tx, claim, task_id)
+        return Job(claim, wf.tasks[task_id], inputs, info, origin=wf.origin)
+
+    def _expand_maps(self, tx: WriteTx, jobs: list[Job], now: float, fx: Effects) -> list[Job]:
+        """Claimed mapped tasks become their instances (no body runs for them); the rest
+        of ``jobs`` are returned. Dependents an empty list made runnable go to the queue."""
+        before = len(fx.ready)
+        parents: dict[str, list[Job]] = {}
+        for job in jobs:
+            if is_map_parent(job):
+                parents.setdefault(job.claim.execution_id, []).append(job)
+        for eid_jobs in parents.values():
+            wf = self._workflow(eid_jobs[0].claim)
+            assert wf is not None  # the engine made jobs only of known workflows
+            if self.scheduler.fanout.expand(tx, wf, eid_jobs, now, fx):
+                self._maybe_ready = True
+                self._expanded = True
+        if len(fx.ready) > before:
+            tx.mark_ready([r.row_id for r in fx.ready[before:]])
+            del fx.ready[before:]
+            self._maybe_ready = True
+            self._expanded = True
+        return [job for job in jobs if not is_map_parent(job)]
