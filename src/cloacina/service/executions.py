@@ -256,12 +256,16 @@ class ExecutionService:
         row = self.store.get_execution(execution_id)
         if row is None:
             raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
-        tasks = self.store.get_tasks(execution_id)
+        return self._result(row)
+
+    def _result(self, row: ExecutionRow) -> WorkflowResult:
+        """A run with its tasks; a mapped task's instances as counts."""
+        tasks = self.store.get_tasks(row.id)
         result = build_result(row, tasks)
         mapped = [(t.task_id, t.id, t.map_total) for t in tasks if t.map_total is not None]
         if mapped:  # a mapped task's instances as counts, never as 100,000 results
             by_task = dict(result.tasks)
-            for task_id, counts in self.store.map_counts(execution_id, mapped).items():
+            for task_id, counts in self.store.map_counts(row.id, mapped).items():
                 by_task[task_id] = dataclasses.replace(
                     by_task[task_id],
                     instances=MapSummary(
@@ -423,7 +427,7 @@ class ExecutionService:
                     "give more characters"
                 )
             row = matches[0]
-        return build_result(row, self.store.get_tasks(row.id))
+        return self._result(row)
 
     def get_run_graph(self, execution_id: str, task_id: str | None = None) -> dict[str, list[str]]:
         """Each task of the run (``task_id`` alone, when given) with its dependencies, in
