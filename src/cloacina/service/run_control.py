@@ -260,7 +260,13 @@ class RunControlService:
             tx.add_events(
                 [NewEvent(execution_id, None, RERUN_EVENT, None, dumps_context(detail), now)]
             )
-            tx.record_skipped(execution_id, chosen, now)
+            never_ran = [
+                t.task_id
+                for t in graph
+                if t.task_id in chosen_set and t.status == "skipped" and not t.attempt
+            ]
+            if never_ran:
+                tx.record_skipped(execution_id, never_ran, now)
             states = tx.reset_tasks(execution_id, chosen, now)
             fx = Effects()
             self._judge(tx, wf, execution_id, states, now, fx)
