@@ -363,3 +363,32 @@ def test_a_rerun_maps_the_failed_task_afresh(make_runner: RunnerFactory, flow_na
     assert result.final_context["process"] == [i + 100 for i in range(10)]
     counts = result.tasks["process"].instances
     assert counts is not None and counts.counts == {"completed": 10}
+
+
+def test_the_http_api_carries_the_instance_counts(
+    make_runner: RunnerFactory, flow_name: str
+) -> None:
+    """A mapped task's counts go out in the API's JSON and come back in the client."""
+    import json
+
+    from cloacina.remote.decode import workflow_result
+    from cloacina.server.views import result_json
+
+    @task(id="process", dependencies=["make"], map_over="files", allow_partial=True)
+    def process(context: Context) -> int:
+        if context["item"] == 4:
+            raise TaskError("four", retryable=False)
+        return 1
+
+    _flow(flow_name, process)
+    result = make_runner().execute(flow_name, timeout=30)
+    doc = json.loads(json.dumps(result_json(result)))
+    assert doc["tasks"]["process"]["instances"] == {
+        "total": 10,
+        "counts": {"completed": 9, "failed": 1},
+        "failed_indexes": [4],
+        "failed_more": False,
+    }
+    assert doc["tasks"]["make"]["instances"] is None
+    back = workflow_result(doc)
+    assert back.tasks["process"].instances == result.tasks["process"].instances

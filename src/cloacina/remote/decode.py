@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
+from cloacina.model.status import (
+    ExecutionStatus,
+    MapSummary,
+    TaskResult,
+    TaskStatus,
+    WorkflowResult,
+)
 from cloacina.registry.registry import PackageInfo
 from cloacina.service.audit import AuditEntry, AuditPage
 from cloacina.service.keys import ApiKeyInfo, Role
@@ -80,6 +86,19 @@ def task_result(task_id: str, doc: Json) -> TaskResult:
         max_attempts=_int_or_none(doc.get("max_attempts")),
         worker_id=_str_or_none(doc.get("worker_id")),
         retry_at=parse_time(doc.get("retry_at")),
+        instances=map_summary(doc.get("instances")),
+    )
+
+
+def map_summary(doc: Any) -> MapSummary | None:
+    """A mapped task's instance counts (None for another task)."""
+    if not isinstance(doc, Mapping):
+        return None
+    return MapSummary(
+        total=int(doc.get("total") or 0),
+        counts={str(k): int(v) for k, v in (doc.get("counts") or {}).items()},
+        failed_indexes=tuple(int(i) for i in doc.get("failed_indexes") or ()),
+        failed_more=bool(doc.get("failed_more")),
     )
 
 

@@ -30,6 +30,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if hasattr(value, "value") and isinstance(getattr(value, "value", None), str):
         return value.value  # a StrEnum
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclass_json(value)  # e.g. a mapped task's instance counts
     return value
 
 
