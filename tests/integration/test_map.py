@@ -392,3 +392,37 @@ def test_the_http_api_carries_the_instance_counts(
     assert doc["tasks"]["make"]["instances"] is None
     back = workflow_result(doc)
     assert back.tasks["process"].instances == result.tasks["process"].instances
+
+
+def test_each_instance_has_its_own_timeout_and_logs(
+    make_runner: RunnerFactory, flow_name: str
+) -> None:
+    import asyncio
+
+    @task(
+        id="process",
+        dependencies=["make"],
+        map_over="files",
+        timeout=0.3,
+        retry=RetryPolicy(max_attempts=2, initial_delay=0.01, jitter=False),
+    )
+    async def process(context: Context) -> str:
+        info = current_task()
+        assert info is not None
+        print(f"instance {info.map_index} attempt {info.attempt}")
+        if info.map_index == 2 and info.attempt == 1:
+            await asyncio.sleep(5)  # past its timeout: this attempt is cancelled
+        return f"done {context['item']}"
+
+    _flow(flow_name, process, items=["a", "b", "c", "d"])
+    runner = make_runner()
+    result = runner.execute(flow_name, timeout=30)
+    assert result.status == "completed", result.error
+    assert result.final_context["process"] == ["done a", "done b", "done c", "done d"]
+    eid = result.execution_id
+    attempts = runner.get_attempts(eid, "process[2]")
+    assert [a.outcome for a in attempts] == ["failed", "completed"]
+    assert "timed out after 0.3s" in (attempts[0].error or "")
+    assert runner.get_task_logs(eid, "process[2]", 1) == "instance 2 attempt 1\n"
+    assert runner.get_task_logs(eid, "process[2]", 2) == "instance 2 attempt 2\n"
+    assert runner.get_task_logs(eid, "process[3]") == "instance 3 attempt 1\n"
