@@ -37,6 +37,7 @@ from cloacina.model.cron import CronSchedule, CronSpec, cron
 from cloacina.model.namespace import TaskNamespace
 from cloacina.model.retry import RetryPolicy
 from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
+from cloacina.model.subworkflow import subworkflow
 from cloacina.model.task import Task, task
 from cloacina.model.trigger import Trigger, trigger
 from cloacina.model.workflow import Workflow, packaged_workflow, workflow
@@ -113,6 +114,7 @@ __all__ = [
     "cron",
     "current_task",
     "packaged_workflow",
+    "subworkflow",
     "task",
     "trigger",
     "workflow",

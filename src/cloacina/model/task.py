@@ -44,6 +44,9 @@ class Task:
     map_over: str | None = None
     max_parallel: int | None = None
     allow_partial: bool = False
+    #: A sub-workflow (DESIGN §11, ``subworkflow(...)``): the name of the workflow the task
+    #: runs as a child execution instead of a body (None: an ordinary task).
+    subworkflow: str | None = None
 
     def __init__(
         self,

@@ -53,6 +53,8 @@ def compute_version(name: str, tasks: list[Task]) -> str:
         }
         if task.map_over is not None:  # only then: ordinary workflows keep their versions
             spec["map"] = [task.map_over, task.max_parallel, task.allow_partial]
+        if task.subworkflow is not None:  # the child it runs is part of the structure
+            spec["subworkflow"] = task.subworkflow
         digest.update(json.dumps(spec, sort_keys=True).encode())
         digest.update(_source_of(task.func).encode())
     return digest.hexdigest()

@@ -21,6 +21,7 @@ from cloacina.model.namespace import (
     TaskNamespace,
     too_long,
 )
+from cloacina.model.subworkflow import check_recursion
 from cloacina.model.task import Task
 from cloacina.model.version import compute_version
 
@@ -294,6 +295,7 @@ def _decorate(
         deadline=deadline,
         schedules=schedules,
     )
+    check_recursion(wf, catalog)  # before it is known: a refused workflow stays unknown
     cls.__cloacina_workflow__ = wf  # type: ignore[attr-defined]
     catalog.add(wf)
     return wf
