@@ -136,6 +136,20 @@ def forbidden(request: Request, viewer: Viewer | None) -> HTMLResponse:
     return page(request, "message.html", status=403, viewer=viewer, message=message)
 
 
+def refuse_post(
+    request: Request, viewer: Viewer, csrf: str, role: str, doing: str
+) -> HTMLResponse | None:
+    """The refusal of a form post that is forged (another origin, a missing or wrong CSRF
+    token) or made with a role below ``role`` (``operator`` or ``admin``), naming what
+    it was ``doing``; ``None`` when it may go ahead."""
+    if not same_origin(request) or not sessions_of(request).csrf_ok(viewer.session, csrf):
+        return forbidden(request, viewer)
+    if not (viewer.is_admin if role == "admin" else viewer.can_operate):
+        message = f"{doing} needs the {role} role; this key is a {viewer.identity.role}'s."
+        return page(request, "message.html", status=403, viewer=viewer, message=message)
+    return None
+
+
 class Filters:
     """The runs page's filters, from its query string."""
 
@@ -399,13 +413,11 @@ async def run_action(
     viewer = await viewer_of(request)
     if viewer is None:
         return to_signin()
-    if not same_origin(request) or not sessions_of(request).csrf_ok(viewer.session, csrf):
-        return forbidden(request, viewer)
     if action not in ACTIONS:
         return page(request, "message.html", status=404, viewer=viewer, message="no such action")
-    if not viewer.can_operate:
-        message = f"{action.capitalize()} needs the operator role; this key is a viewer's."
-        return page(request, "message.html", status=403, viewer=viewer, message=message)
+    refused = refuse_post(request, viewer, csrf, "operator", action.capitalize())
+    if refused is not None:
+        return refused
     method = getattr(viewer.runner, action)
     actor = viewer.identity.actor
 

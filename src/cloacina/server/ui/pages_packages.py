@@ -18,8 +18,8 @@ from starlette.datastructures import FormData, UploadFile
 
 from cloacina.errors import CloacinaError, NotFoundError, PayloadTooLargeError, RequestError
 from cloacina.registry.registry import PackageInfo
-from cloacina.server.ui.pages import forbidden, page, same_origin, to_signin
-from cloacina.server.ui.session import Viewer, sessions_of, viewer_of
+from cloacina.server.ui.pages import page, refuse_post, to_signin
+from cloacina.server.ui.session import Viewer, viewer_of
 from cloacina.service.audit import acting_as
 
 router = APIRouter(include_in_schema=False)
@@ -110,16 +110,6 @@ async def packages_page(request: Request) -> Response:
     return await run_in_threadpool(lambda: listing(request, viewer, notice=shown))
 
 
-def admin_check(request: Request, viewer: Viewer, csrf: str, verb: str) -> Response | None:
-    """The refusal of a form post that is forged, stale or not an admin's (None: allowed)."""
-    if not same_origin(request) or not sessions_of(request).csrf_ok(viewer.session, csrf):
-        return forbidden(request, viewer)
-    if not viewer.is_admin:
-        message = f"{verb} a package needs the admin role; this key is a {viewer.identity.role}'s."
-        return page(request, "message.html", status=403, viewer=viewer, message=message)
-    return None
-
-
 def announced_too_large(request: Request, limit: int) -> bool:
     """Whether the form's announced length passes the package limit (plus the form's own
     fields, the signature's limit), so that it is refused before a byte is read."""
@@ -145,7 +135,9 @@ async def upload_package(request: Request) -> Response:
         return await run_in_threadpool(lambda: listing(request, viewer, 413, outcome=outcome))
     # Parsed here, not by FastAPI's parameters, so that the length is checked first.
     async with request.form(max_files=2, max_fields=10) as form:
-        refused = admin_check(request, viewer, str(form.get("csrf") or ""), "Uploading")
+        refused = refuse_post(
+            request, viewer, str(form.get("csrf") or ""), "admin", "Uploading a package"
+        )
         if refused is not None:
             return refused
         return await register(request, viewer, form)
@@ -195,7 +187,7 @@ async def delete_package(
     viewer = await viewer_of(request)
     if viewer is None:
         return to_signin()
-    refused = admin_check(request, viewer, csrf, "Deleting")
+    refused = refuse_post(request, viewer, csrf, "admin", "Deleting a package")
     if refused is not None:
         return refused
     try:

@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from cloacina.errors import CloacinaError, NotFoundError, RequestError
 from cloacina.model.status import WorkflowResult
 from cloacina.registry.registry import PackageInfo
-from cloacina.server.ui.pages import forbidden, page, same_origin, to_signin
-from cloacina.server.ui.session import Viewer, sessions_of, viewer_of
+from cloacina.server.ui.pages import page, refuse_post, to_signin
+from cloacina.server.ui.session import Viewer, viewer_of
 from cloacina.service.audit import acting_as
 from cloacina.service.stats import WorkflowStats
 from cloacina.service.types import WorkflowInfo
@@ -173,11 +173,9 @@ async def start_run(
     viewer = await viewer_of(request)
     if viewer is None:
         return to_signin()
-    if not same_origin(request) or not sessions_of(request).csrf_ok(viewer.session, csrf):
-        return forbidden(request, viewer)
-    if not viewer.can_operate:
-        message = "Starting a run needs the operator role; this key is a viewer's."
-        return page(request, "message.html", status=403, viewer=viewer, message=message)
+    refused = refuse_post(request, viewer, csrf, "operator", "Starting a run")
+    if refused is not None:
+        return refused
     actor = viewer.identity.actor
 
     def start() -> str:
