@@ -19,7 +19,6 @@ shown in ``repr`` or put in an error message. Needs the ``client`` extra (``http
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import time
@@ -33,6 +32,7 @@ from urllib.parse import quote
 import httpx
 
 from cloacina._about import __version__
+from cloacina.async_twins import AsyncTwins
 from cloacina.errors import (
     AuthenticationError,
     ExecutionNotFoundError,
@@ -99,7 +99,7 @@ def _items(doc: Any) -> list[Any]:
     return list(items) if isinstance(items, list) else []
 
 
-class Client(AdminClient, ScheduleClient, TriggerClient):
+class Client(AdminClient, ScheduleClient, TriggerClient, AsyncTwins):
     """A Cloacina server's API (``cloacina serve``) with the methods of ``DefaultRunner``.
 
     ``url`` is the server's base URL (``http://host:8080``); ``api_key`` defaults to the
@@ -633,35 +633,6 @@ class Client(AdminClient, ScheduleClient, TriggerClient):
     def metrics_text(self) -> bytes:
         """The server's metrics in Prometheus text format."""
         return self._call("GET", "/metrics", headers={"Accept": "text/plain"}).content
-
-    # ---- async twins -------------------------------------------------------------------------
-    async def execute_async(
-        self, name: str | type | Any, context: ContextArg = None, timeout: float | None = None
-    ) -> WorkflowResult:
-        return await asyncio.to_thread(self.execute, name, context, timeout)
-
-    async def schedule_workflow_async(
-        self, name: str | type | Any, context: ContextArg = None
-    ) -> str:
-        return await asyncio.to_thread(self.schedule_workflow, name, context)
-
-    async def wait_async(self, execution_id: str, timeout: float | None = None) -> WorkflowResult:
-        return await asyncio.to_thread(self.wait, execution_id, timeout)
-
-    async def get_execution_async(self, execution_id: str) -> WorkflowResult:
-        return await asyncio.to_thread(self.get_execution, execution_id)
-
-    async def cancel_async(self, execution_id: str, *, reason: str | None = None) -> None:
-        await asyncio.to_thread(lambda: self.cancel(execution_id, reason=reason))
-
-    async def pause_async(self, execution_id: str) -> None:
-        await asyncio.to_thread(self.pause, execution_id)
-
-    async def resume_async(self, execution_id: str) -> None:
-        await asyncio.to_thread(self.resume, execution_id)
-
-    async def shutdown_async(self) -> None:
-        await asyncio.to_thread(self.close)
 
 
 def _event(execution_id: str, event: SseEvent) -> tuple[ExecutionEvent, dict[str, Any] | None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -16,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from cloacina._about import __version__
+from cloacina.async_twins import AsyncTwins
 from cloacina.clock import SYSTEM_CLOCK, Clock, SystemClock
 from cloacina.engine.engine import Engine
 from cloacina.errors import (
@@ -114,6 +114,7 @@ class DefaultRunner(
     BackfillService,
     ScheduleService,
     RunControlService,
+    AsyncTwins,
 ):
     """Runs workflows durably on a database (SQLite by default), in this process.
 
@@ -657,39 +658,3 @@ class DefaultRunner(
                 log.warning("could not record this worker's shutdown: %s", exc)
         self.close_control_store()
         self.store.close()
-
-    # ---- async twins -----------------------------------------------------------------------
-    async def execute_async(
-        self,
-        name: str | type | Workflow,
-        context: ContextArg = None,
-        timeout: float | None = None,
-        idempotency_key: str | None = None,
-    ) -> WorkflowResult:
-        return await asyncio.to_thread(self.execute, name, context, timeout, idempotency_key)
-
-    async def schedule_workflow_async(
-        self,
-        name: str | type | Workflow,
-        context: ContextArg = None,
-        idempotency_key: str | None = None,
-    ) -> str:
-        return await asyncio.to_thread(self.schedule_workflow, name, context, idempotency_key)
-
-    async def wait_async(self, execution_id: str, timeout: float | None = None) -> WorkflowResult:
-        return await asyncio.to_thread(self.wait, execution_id, timeout)
-
-    async def get_execution_async(self, execution_id: str) -> WorkflowResult:
-        return await asyncio.to_thread(self.get_execution, execution_id)
-
-    async def cancel_async(self, execution_id: str, *, reason: str | None = None) -> None:
-        await asyncio.to_thread(lambda: self.cancel(execution_id, reason=reason))
-
-    async def pause_async(self, execution_id: str) -> None:
-        await asyncio.to_thread(self.pause, execution_id)
-
-    async def resume_async(self, execution_id: str) -> None:
-        await asyncio.to_thread(self.resume, execution_id)
-
-    async def shutdown_async(self) -> None:
-        await asyncio.to_thread(self.shutdown)
