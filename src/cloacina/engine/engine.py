@@ -34,6 +34,7 @@ from cloacina.engine.executor import (
 from cloacina.engine.fanout import MapClaims, is_map_parent
 from cloacina.engine.liveness import Liveness
 from cloacina.engine.scheduler import INPUT_KEY, Effects, RunCache, Scheduler
+from cloacina.engine.subworkflows import SubClaims, is_sub_parent
 from cloacina.engine.threads import TaskThreads
 from cloacina.model.namespace import DEFAULT_TENANT
 from cloacina.model.workflow import Workflow, WorkflowCatalog
@@ -69,7 +70,7 @@ class _Waiters:
     by_run: dict[str, list[threading.Event]] = field(default_factory=dict)
 
 
-class Engine(Dispatch, Liveness, MapClaims):
+class Engine(Dispatch, Liveness, MapClaims, SubClaims):
     """Runs the tasks of workflow executions stored in ``store``."""
 
     def __init__(
@@ -390,6 +391,8 @@ class Engine(Dispatch, Liveness, MapClaims):
                     self._hand_back(tx, unknown, "its workflow is no longer loaded", now, fx)
                 if any(is_map_parent(job) for job in jobs):
                     jobs = self._expand_maps(tx, jobs, now, fx)
+                if any(is_sub_parent(job) for job in jobs):  # start or settle child runs
+                    jobs = self._start_children(tx, jobs, now, fx)
                 for job in jobs:
                     claim = job.claim
                     if claim.map_index is not None:

@@ -30,6 +30,7 @@ from cloacina.store.records import (
     ReadyTask,
     RunProgress,
 )
+from cloacina.store.subworkflows import SubWrites
 
 
 class RunCache:
@@ -379,6 +380,8 @@ class Scheduler:
             event = f"execution_{status}"
             fx.events.append(NewEvent(execution_id, None, event, None, None, now))
             fx.finished_runs.append((execution_id, status))
+            if isinstance(tx, SubWrites) and tx.child_ended(execution_id):
+                fx.retry_at.append(now)  # a sub-workflow task is ready: look for it at once
             if status == ExecutionStatus.FAILED:  # one alert per failed run, never per retry
                 fx.alerts.append(
                     run_failed(

@@ -37,11 +37,13 @@ from cloacina.store.records import (
 from cloacina.store.run_control import RunControlWrites
 from cloacina.store.schedules import ScheduleWrites
 from cloacina.store.sql_common import chunks, get_outputs, key_filter, marks
+from cloacina.store.subworkflows import SubWrites
 from cloacina.store.triggers import TriggerWrites
 
 
 class SQLWriteTx(
     MapWrites,
+    SubWrites,
     AlertWrites,
     AuditWrites,
     TriggerWrites,

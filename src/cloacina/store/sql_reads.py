@@ -30,6 +30,7 @@ from cloacina.store.sql_common import (
     marks,
     task_row,
 )
+from cloacina.store.subworkflows import SubReads
 
 #: The columns of ``api_keys``, in :class:`ApiKeyRow`'s order.
 API_KEY_COLS = ", ".join(ApiKeyRow.__dataclass_fields__)
@@ -103,7 +104,7 @@ def execution_filters(
     return where, params
 
 
-class SQLStore(MapReads, Store):
+class SQLStore(MapReads, SubReads, Store):
     """Reads shared by the SQL stores (each runs in its own short transaction)."""
 
     @abc.abstractmethod
