@@ -35,7 +35,6 @@ from cloacina._about import __version__
 from cloacina.async_twins import AsyncTwins
 from cloacina.errors import (
     AuthenticationError,
-    ExecutionNotFoundError,
     ExecutionTimeoutError,
     RemoteError,
     RequestError,
@@ -371,25 +370,9 @@ class Client(AdminClient, ScheduleClient, TriggerClient, AsyncTwins):
         ident = id_or_prefix.strip()
         if not ident:
             raise RequestError("give an execution id (or a unique prefix of one)")
-        try:
-            return self.get_execution(ident)
-        except ExecutionNotFoundError:
-            pass
-        found = self.list_executions_page(q=ident, limit=MAX_PAGE).items
-        matches = [r for r in found if r.execution_id.startswith(ident)]
-        if not matches:
-            raise ExecutionNotFoundError(
-                f"no workflow execution with id or id prefix {ident!r}; "
-                "list them with: cloacina executions list"
-            )
-        if len(matches) > 1:
-            shown = ", ".join(f"{r.execution_id} ({r.workflow_name})" for r in matches[:5])
-            more = " and more" if len(matches) > 5 else ""
-            raise RequestError(
-                f"execution id prefix {ident!r} is ambiguous: it matches {shown}{more}; "
-                "give more characters"
-            )
-        return self.get_execution(matches[0].execution_id)
+        # The server resolves the prefix, with the same query and messages as in process.
+        doc = self._json("GET", f"/api/v1/executions/{_seg(ident)}?match=prefix")
+        return decode.workflow_result(doc)
 
     def list_executions_page(
         self,

@@ -107,6 +107,10 @@ def test_the_same_calls_give_the_same_values(served: Served, name: Callable[[str
     assert client.find_execution(result.execution_id) == local.find_execution(result.execution_id)
     prefix = result.execution_id[:8]
     assert client.find_execution(prefix) == local.find_execution(prefix) == result
+    with pytest.raises(ExecutionNotFoundError):  # a plain read takes whole ids only
+        client.get_execution(prefix)
+    with pytest.raises(ExecutionNotFoundError, match="no workflow execution with id or id"):
+        client.find_execution("zzzz")
 
     failed = client.execute(bad, timeout=30)
     assert failed.status == "failed" and failed.tasks["flaky"].attempts == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
@@ -137,9 +137,14 @@ async def list_executions(
 
 @router.get("/{execution_id}", summary="A run, with its tasks")
 async def get_execution(
-    execution_id: str, caller: Annotated[Caller, Depends(VIEWER)]
+    execution_id: str,
+    caller: Annotated[Caller, Depends(VIEWER)],
+    match: Annotated[Literal["exact", "prefix"], Query()] = "exact",
 ) -> JSONResponse:
-    result = await run_in_threadpool(caller.runner.get_execution, execution_id)
+    """``match=prefix`` also finds the only run whose id starts with ``execution_id`` (the
+    short ids lists show; 400 naming some runs when several do)."""
+    find = caller.runner.find_execution if match == "prefix" else caller.runner.get_execution
+    result = await run_in_threadpool(find, execution_id)
     return JSONResponse(result_json(result))
 
 
