@@ -18,6 +18,11 @@ from cloacina._about import __version__
 from cloacina.async_twins import AsyncTwins
 from cloacina.clock import SYSTEM_CLOCK, Clock, SystemClock
 from cloacina.engine.engine import Engine
+from cloacina.engine.subworkflows import (
+    cancel_descendants,
+    lock_descendants,
+    set_descendants_status,
+)
 from cloacina.errors import (
     ExecutionNotFoundError,
     ExecutionTimeoutError,
@@ -571,6 +576,8 @@ class DefaultRunner(
                 raise InvalidStateError(
                     f"workflow execution {execution_id} is already {status}; nothing to cancel"
                 )
+            # Sub-workflows: the unfinished runs below this one are cancelled with it.
+            family = lock_descendants(tx, execution_id)
             running = tx.cancel_tasks(execution_id, "execution cancelled", now)
             if not tx.finish_run(
                 execution_id,
@@ -594,8 +601,12 @@ class DefaultRunner(
                     )
                 ]
             )
-        self._engine.abandon_run(execution_id)
-        self._engine.notify_external(execution_id)
+            children, parent_ready = cancel_descendants(tx, execution_id, family, now)
+        for eid in (execution_id, *children):
+            self._engine.abandon_run(eid)
+            self._engine.notify_external(eid)
+        if parent_ready:  # it was a child: the task that waits for it fails ("cancelled")
+            self._engine.wake()
 
     @audit_run("run.pause")
     def pause(self, execution_id: str) -> None:
@@ -633,6 +644,8 @@ class DefaultRunner(
                     f"(must be {' or '.join(from_statuses)})"
                 )
             tx.add_events([NewEvent(execution_id, None, event, None, None, now)])
+            # Sub-workflows: the runs below this one are paused (resumed) with it.
+            set_descendants_status(tx, execution_id, status, from_statuses[0], event, now)
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the runner. With ``wait``, running tasks finish first (up to

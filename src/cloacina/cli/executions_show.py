@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
+from rich.markup import escape
 
 from cloacina.cli.consoles import out_console
 from cloacina.cli.execution_lookup import resolve_execution
@@ -68,6 +69,8 @@ def show_command(
         # Every attempt of the tasks that ran more than once (retries, reruns).
         retried = retried_tasks(result)
         attempts = runner.get_attempts(result.execution_id) if retried else []
+        # Sub-workflows: the child runs, each as a list shows it.
+        children = [runner.get_execution(c) for c in result.children]
     max_attempts = {tid: t.max_attempts or 1 for tid, t in result.tasks.items()}
     input_context = result.input_context or {}
     if as_json:
@@ -76,15 +79,32 @@ def show_command(
         data["input_context"] = input_context
         if attempts:
             data["attempts"] = attempts_json(attempts)
+        data["children"] = list(result.children)
+        data["parent_execution_id"] = result.parent_execution_id
+        data["parent_task_id"] = result.parent_task_id
         echo_json(data)
         return
     console = out_console()
     render_header(console, result, package_version)
+    if result.parent_execution_id is not None:
+        console.print(
+            f"parent     {escape(result.parent_execution_id)}"
+            f" (task {escape(result.parent_task_id or '?')})",
+            highlight=False,
+        )
     console.print()
     render_tasks(console, result, max_attempts, recoveries=True)
     if attempts:
         console.print()
         render_attempts(console, attempts, retried)
+    if children:
+        console.print()
+        console.print("Child runs (sub-workflows):", highlight=False)
+        for child in children:
+            console.print(
+                f"  {child.execution_id}  {escape(child.workflow_name)}  {child.status}",
+                highlight=False,
+            )
     render_tracebacks(console, result)
     if event_rows is not None:
         console.print()

@@ -12,6 +12,7 @@ recursion that decoration could not see.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from typing import TYPE_CHECKING
@@ -112,6 +113,9 @@ class SubClaims:
             if child.status in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
                 stx.park_task(claim.row_id, claim.claim_token)  # not over yet: wait again
                 return None
+            if child.created_at is not None:  # the attempt started with its child
+                stx.restore_start(claim.row_id, child.created_at)
+                job.claim = dataclasses.replace(claim, started_at=child.created_at)
             return child_outcome(job, child, now)
         ctx = build_context(job.inputs, task)
         skipped = condition_skip(job, ctx)
@@ -169,3 +173,62 @@ class SubClaims:
         self._maybe_ready = True  # the child's first tasks are ready
         self._expanded = True
         return None
+
+
+# ---- cancel and pause reach the children ----------------------------------------------------
+def lock_descendants(tx: WriteTx, execution_id: str) -> list[str]:
+    """The unfinished runs below ``execution_id`` (children, theirs, ...), parents first,
+    each locked. Taken before the cascade changes anything: a child ending meanwhile
+    locks its run, then its parent's task, so locking runs top-down first never waits in
+    a circle with it."""
+    if not isinstance(tx, SubWrites):
+        return []
+    found: list[str] = []
+    level = [execution_id]
+    while level:
+        level = [eid for eid in tx.live_children(level) if tx.lock_run_status(eid) is not None]
+        found.extend(level)
+    return found
+
+
+def cancel_descendants(
+    tx: WriteTx, execution_id: str, locked: list[str], now: float
+) -> tuple[list[str], bool]:
+    """``execution_id`` was just cancelled: cancel its unfinished descendants (``locked``
+    by :func:`lock_descendants`, and any a claim made meanwhile), and, if it is a child
+    itself, make its waiting task ready (it fails with "cancelled"). Returns the runs
+    cancelled and whether a task was made ready here."""
+    if not isinstance(tx, SubWrites):
+        return [], False
+    made = tx.child_ended(execution_id)
+    done: list[str] = []
+    late = [eid for eid in lock_descendants(tx, execution_id) if eid not in set(locked)]
+    for eid in [*locked, *late]:
+        reason = f"cancelled with its parent run: execution {execution_id} was cancelled"
+        if tx.lock_run_status(eid) not in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
+            continue
+        running = tx.cancel_tasks(eid, "execution cancelled", now)
+        if tx.finish_run(eid, ExecutionStatus.CANCELLED, now, final_json=None, error=reason):
+            done.append(eid)
+            detail = dumps_context({"running_tasks": running, "reason": reason})
+            tx.add_events([NewEvent(eid, None, "execution_cancelled", None, detail, now)])
+    return done, made
+
+
+def set_descendants_status(
+    tx: WriteTx,
+    execution_id: str,
+    status: ExecutionStatus,
+    from_status: ExecutionStatus,
+    event: str,
+    now: float,
+) -> list[str]:
+    """Pause (or resume) the descendants of a run just paused (resumed): those in
+    ``from_status``. Returns their ids."""
+    done: list[str] = []
+    for eid in lock_descendants(tx, execution_id):
+        if tx.set_run_status(eid, status, (from_status,), now):
+            done.append(eid)
+            detail = dumps_context({"by_parent": execution_id})
+            tx.add_events([NewEvent(eid, None, event, None, detail, now)])
+    return done

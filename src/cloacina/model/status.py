@@ -143,6 +143,12 @@ class WorkflowResult:
     tasks_failed: int = 0
     #: The context the run started with (``None`` in a list's summaries).
     input_context: dict[str, Any] | None = None
+    #: Sub-workflows (DESIGN §11): the ids of the child runs this run's sub-workflow tasks
+    #: started (oldest first), and the run and task that started this one (``None``: a
+    #: top-level run). Not set in a list's summaries.
+    children: list[str] = field(default_factory=list)
+    parent_execution_id: str | None = None
+    parent_task_id: str | None = None
 
     @property
     def duration(self) -> float | None:

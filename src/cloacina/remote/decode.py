@@ -123,6 +123,9 @@ def workflow_result(doc: Json) -> WorkflowResult:
         tasks_done=int(doc.get("tasks_done") or 0),
         tasks_failed=int(doc.get("tasks_failed") or 0),
         input_context=_dict_or_none(doc.get("input_context")),
+        children=[str(c) for c in doc.get("children") or ()],
+        parent_execution_id=_str_or_none(doc.get("parent_execution_id")),
+        parent_task_id=_str_or_none(doc.get("parent_task_id")),
     )
 
 

@@ -69,6 +69,9 @@ def result_json(result: WorkflowResult) -> dict[str, Any]:
     doc["final_context"] = result.final_context
     doc["input_context"] = result.input_context
     doc["tasks"] = {tid: task_json(t) for tid, t in result.tasks.items()}
+    doc["children"] = list(result.children)
+    doc["parent_execution_id"] = result.parent_execution_id
+    doc["parent_task_id"] = result.parent_task_id
     return doc
 
 

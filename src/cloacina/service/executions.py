@@ -44,6 +44,7 @@ from cloacina.service.types import (
     WorkflowInfo,
 )
 from cloacina.store.records import AttemptRow, EventRow, ExecutionRow, TaskRow, WorkerRow
+from cloacina.store.subworkflows import SubReads
 
 if TYPE_CHECKING:
     from cloacina.model.workflow import CatalogView
@@ -262,6 +263,15 @@ class ExecutionService:
         """A run with its tasks; a mapped task's instances as counts."""
         tasks = self.store.get_tasks(row.id)
         result = build_result(row, tasks)
+        if isinstance(self.store, SubReads):  # sub-workflows: its parent and its children
+            family = self.store.run_family(row.id)
+            if family.children or family.parent_execution_id is not None:
+                result = dataclasses.replace(
+                    result,
+                    children=list(family.children),
+                    parent_execution_id=family.parent_execution_id,
+                    parent_task_id=family.parent_task_id,
+                )
         mapped = [(t.task_id, t.id, t.map_total) for t in tasks if t.map_total is not None]
         if mapped:  # a mapped task's instances as counts, never as 100,000 results
             by_task = dict(result.tasks)

@@ -32,6 +32,7 @@ class ChildRun:
     status: str
     final_context: str | None
     error: str | None
+    created_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +75,16 @@ class SubWrites:
     def find_child(self, tenant: str, key: str) -> ChildRun | None:
         """The child run made for one attempt (its :func:`child_key`), if any."""
         row = self._c.execute(
-            "SELECT id, status, final_context, error FROM workflow_executions"
+            "SELECT id, status, final_context, error, created_at FROM workflow_executions"
             " WHERE tenant=? AND idempotency_key=?",
             (tenant, key),
         ).fetchone()
-        return None if row is None else ChildRun(str(row[0]), str(row[1]), row[2], row[3])
+        return None if row is None else ChildRun(str(row[0]), str(row[1]), *row[2:])
+
+    def restore_start(self, row_id: int, started_at: float) -> None:
+        """A sub-workflow task claimed again to settle with its child keeps the start of
+        its attempt (when it started the child), not the time of that claim."""
+        self._c.execute("UPDATE task_executions SET started_at=? WHERE id=?", (started_at, row_id))
 
     def link_child(
         self,
