@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -380,3 +381,55 @@ def test_children_listed_by_executions_show(
     child_doc = json.loads(cli(result.children[0], "--json"))
     assert child_doc["parent_execution_id"] == result.execution_id
     assert child_doc["parent_task_id"] in ("one", "two")
+
+
+PACKAGED_FLOWS = """
+from cloacina import Context, packaged_workflow, subworkflow, task
+
+
+@packaged_workflow(name="CHILD", package="PKG")
+class child:
+    @task
+    def double(context: Context) -> None:
+        context.insert("doubled", context["x"] * 2)
+
+
+@packaged_workflow(name="PARENT", package="PKG")
+class parent:
+    @task
+    def prepare(context: Context) -> None:
+        context.insert("x", 21)
+
+    etl = subworkflow(id="etl", workflow="CHILD", dependencies=[prepare])
+
+    @task(dependencies=[etl])
+    def report(context: Context) -> None:
+        context.insert("report", context["doubled"] + 1)
+"""
+
+
+def test_a_packaged_workflow_runs_a_packaged_child(
+    tmp_path: Path,
+    make_package: Callable[..., bytes],
+    make_package_runner: RunnerFactory,
+    name: Callable[[str], str],
+) -> None:
+    package = f"sw_{name('p')[-8:]}"
+    child_name, parent_name = f"{package}_child", f"{package}_parent"
+    body = PACKAGED_FLOWS.replace("CHILD", child_name).replace("PARENT", parent_name)
+    data = make_package(
+        tmp_path,
+        package,
+        "1.0",
+        {f"{package}/__init__.py": "", f"{package}/flows.py": body.replace("PKG", package)},
+        [f"{package}.flows"],
+    )
+    runner = make_package_runner()
+    runner.register_workflow(data)
+    result = runner.execute(parent_name, timeout=90)
+    assert result.status == "completed", (result.error, result.tasks)
+    assert result.final_context == {"x": 21, "doubled": 42, "report": 43}
+    (child_id,) = result.children
+    child = runner.get_execution(child_id)
+    assert (child.workflow_name, child.package) == (child_name, package)
+    assert child.parent_task_id == "etl"

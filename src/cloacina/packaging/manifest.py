@@ -47,6 +47,8 @@ class TaskSpec:
     description: str = ""
     #: Dynamic fan-out: ``{"over": key, "max_parallel": n, "allow_partial": b}`` (None: no).
     map: Mapping[str, Any] | None = None
+    #: A sub-workflow task: the name of the workflow it runs as a child (None: no).
+    subworkflow: str | None = None
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -60,6 +62,7 @@ class TaskSpec:
             "retry": dict(self.retry),
             "trigger_rule": dict(self.trigger_rule),
             **({"map": dict(self.map)} if self.map else {}),
+            **({"subworkflow": self.subworkflow} if self.subworkflow else {}),
         }
 
     @classmethod
@@ -76,6 +79,7 @@ class TaskSpec:
             command=tuple(str(c) for c in command) if command else None,
             description=str(data.get("description") or ""),
             map=dict(data["map"]) if data.get("map") else None,
+            subworkflow=str(data["subworkflow"]) if data.get("subworkflow") else None,
         )
 
 
@@ -241,6 +245,7 @@ def describe_task(task: Task, attribute: str) -> TaskSpec:
                 "allow_partial": task.allow_partial,
             }
         ),
+        subworkflow=task.subworkflow,
     )
 
 
@@ -315,6 +320,8 @@ def workflow_from_spec(spec: WorkflowSpec, package: str) -> Workflow:
         task.is_async = t.is_async
         if isinstance(task, CommandTask) and t.command:
             task.command = t.command  # the loader runs it instead of calling a body
+        if t.subworkflow:  # the engine starts a child run instead of calling a body
+            task.subworkflow = t.subworkflow
         if t.map:
             parallel = t.map.get("max_parallel")
             task.set_map(
