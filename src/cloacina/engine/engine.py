@@ -143,6 +143,8 @@ class Engine(Dispatch, Liveness, MapClaims, SubClaims):
         self._orphans: list[Claim] = []  # claims of failed cycles, perhaps committed anyway
         self._maybe_ready = True  # whether a search for ready tasks may find something
         self._expanded = False  # a mapped task made instances this cycle (look for them)
+        self._expansions = {}  # mapped tasks whose instances are being made (MapClaims)
+        self._grown = None
         # Runs seen with a negative priority (a backfill's), whose next tasks go through the
         # queue (by priority) instead of being claimed directly; see _split_low.
         self._low_runs: set[str] = set()
@@ -323,7 +325,12 @@ class Engine(Dispatch, Liveness, MapClaims, SubClaims):
             # batch is done in the order the runs were locked.
             outcomes.sort(key=lambda o: (o.claim.execution_id, o.claim.row_id))
         want = 0 if self._stopping else self.free
-        if not outcomes and not self._orphans and (want <= 0 or not self._maybe_ready):
+        if (
+            not outcomes
+            and not self._orphans
+            and not self._expansions
+            and (want <= 0 or not self._maybe_ready)
+        ):
             return
         now = self._now()
         fx = Effects()
@@ -393,6 +400,8 @@ class Engine(Dispatch, Liveness, MapClaims, SubClaims):
                     jobs = self._expand_maps(tx, jobs, now, fx)
                 if any(is_sub_parent(job) for job in jobs):  # start or settle child runs
                     jobs = self._start_children(tx, jobs, now, fx)
+                if self._expansions:  # the next batch of a big map's instances
+                    self._grow_maps(tx)
                 for job in jobs:
                     claim = job.claim
                     if claim.map_index is not None:
@@ -413,11 +422,13 @@ class Engine(Dispatch, Liveness, MapClaims, SubClaims):
                 if self._log_rows:  # the output of attempts that ended, with their outcomes
                     tx.add_task_logs(self._log_rows)
         except Exception as exc:
+            self._grown = None
             self.cache.discard_staged()
             self._orphans.extend(claims)
             self._on_store_error(exc, outcomes)
             return
         self.cache.commit_staged()
+        self._maps_grown()
         self._orphans = []
         self._log_rows = []
         self._store_failures = 0
@@ -449,7 +460,9 @@ class Engine(Dispatch, Liveness, MapClaims, SubClaims):
             self.alerter.raised(fx.alerts)
         if fx.finished_runs:
             self._notify_finished(fx.finished_runs)
-        if (searched or self._expanded) and self._maybe_ready and self.free > 0:
+        if self._expansions or (
+            (searched or self._expanded) and self._maybe_ready and self.free > 0
+        ):
             self._request_cycle()  # there may be more ready work than free slots took
         self._expanded = False
 

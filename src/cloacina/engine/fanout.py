@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, overload
 
 from cloacina.engine.executor import COMPLETED, FAILED, Job, Outcome, build_context, condition_skip
 from cloacina.errors import CloacinaError, TaskError
 from cloacina.model.context import dumps_context
 from cloacina.model.status import TaskStatus
+from cloacina.model.task import Task
 from cloacina.model.workflow import Workflow
 from cloacina.store.base import WriteTx
 from cloacina.store.fanout import FAILED_INDEXES_SHOWN, MapWrites
@@ -61,6 +63,38 @@ def item_json(item: object) -> str:
     return dumps_context({"_": item})[5:-1]  # '{"_":' ... '}'
 
 
+class JsonItems(Sequence[str]):
+    """A list's elements as JSON, each made when read (a batch of instances at a time)."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [item_json(item) for item in self._items[index]]
+        return item_json(self._items[index])
+
+
+@dataclass(slots=True)
+class Expansion:
+    """A mapped task whose instances are being made, a batch per engine cycle (its claim
+    held until the last is made: a worker that dies meanwhile leaves it to be taken back,
+    and whoever claims it next goes on from the instances already made)."""
+
+    claim: Claim
+    task: Task
+    items: JsonItems  # every item, made JSON a batch at a time
+
+
 class Fanout:
     """Expands mapped tasks and settles their instances, inside the engine's transaction."""
 
@@ -72,11 +106,12 @@ class Fanout:
     # ---- a mapped task was claimed: its instances ------------------------------------------
     def expand(
         self, tx: WriteTx, wf: Workflow, jobs: Sequence[Job], now: float, fx: Effects
-    ) -> int:
-        """Make the instances of claimed mapped tasks; a bad input or an empty list ends the
-        task at once. Returns how many instances were made ready."""
+    ) -> list[Expansion]:
+        """Start the maps of claimed mapped tasks (their instances are made a batch at a
+        time: see :meth:`MapClaims._grow_maps`); a bad input or an empty list ends the task
+        at once."""
         mtx = map_tx(tx)
-        opened = 0
+        started: list[Expansion] = []
         ended: list[tuple[Workflow, Outcome]] = []
         for job in jobs:
             claim, task = job.claim, job.task
@@ -113,26 +148,24 @@ class Fanout:
                 continue
             base = {k: v for k, v in data.items() if k != key}
             base_json = dumps_context(base)
-            texts = [item_json(item) for item in items]
-            if mtx.expand_map(
+            if mtx.start_map(
                 claim.execution_id,
                 claim.row_id,
                 claim.claim_token,
                 task.id,
-                texts,
+                len(items),
                 task.max_parallel,
-                task.retry.max_attempts,
                 base_json,
             ):
                 self.cache.put(claim.execution_id, BASE_KEY + task.id, base_json)
-                opened += len(items) if task.max_parallel is None else task.max_parallel
+                started.append(Expansion(claim, task, JsonItems(items)))
                 detail = json.dumps({"instances": len(items), "max_parallel": task.max_parallel})
                 fx.events.append(
                     NewEvent(claim.execution_id, task.id, "map_started", claim.attempt, detail, now)
                 )
         if ended:
             self.scheduler.apply_all(tx, ended, now, fx)
-        return opened
+        return started
 
     def instance_inputs(self, tx: WriteTx, claim: Claim, task_id: str) -> list[str]:
         """An instance's input: its mapped task's input without the list, then its item."""
@@ -289,6 +322,10 @@ class MapClaims:
     scheduler: Scheduler
     _maybe_ready: bool
     _expanded: bool
+    #: Mapped tasks whose instances are still being made, by row id.
+    _expansions: dict[int, Expansion]
+    #: What this cycle's batch did (row id, instances made in all or None if fenced out).
+    _grown: tuple[int, int | None] | None
 
     if TYPE_CHECKING:
 
@@ -320,12 +357,42 @@ class MapClaims:
         for eid_jobs in parents.values():
             wf = self._workflow(eid_jobs[0].claim)
             assert wf is not None  # the engine made jobs only of known workflows
-            if self.scheduler.fanout.expand(tx, wf, eid_jobs, now, fx):
-                self._maybe_ready = True
-                self._expanded = True
+            for expansion in self.scheduler.fanout.expand(tx, wf, eid_jobs, now, fx):
+                self._expansions[expansion.claim.row_id] = expansion
         if len(fx.ready) > before:
             tx.mark_ready([r.row_id for r in fx.ready[before:]])
             del fx.ready[before:]
             self._maybe_ready = True
             self._expanded = True
         return [job for job in jobs if not is_map_parent(job)]
+
+    def _grow_maps(self, tx: WriteTx) -> None:
+        """Make the next batch of instances of a map being expanded (one batch per cycle,
+        the maps taking turns, so that a map of a million items never holds the database's
+        write lock for long). What it did counts once the cycle commits (:meth:`_maps_grown`)."""
+        row_id, expansion = next(iter(self._expansions.items()))
+        del self._expansions[row_id]
+        self._expansions[row_id] = expansion  # to the back of the line
+        claim = expansion.claim
+        made = map_tx(tx).add_instances(
+            claim.execution_id,
+            row_id,
+            claim.claim_token,
+            expansion.task.id,
+            expansion.items,
+            expansion.task.retry.max_attempts,
+        )
+        self._grown = (row_id, made)
+        self._maybe_ready = True
+        self._expanded = True
+
+    def _maps_grown(self) -> None:
+        """The cycle committed: a map whose last instances it made (or whose claim was lost:
+        its run was cancelled) is no longer expanded."""
+        if self._grown is None:
+            return
+        row_id, made = self._grown
+        self._grown = None
+        expansion = self._expansions.get(row_id)
+        if expansion is not None and (made is None or made >= len(expansion.items)):
+            del self._expansions[row_id]

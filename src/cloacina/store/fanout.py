@@ -35,40 +35,78 @@ class MapWrites:
         """Rows became ready: other workers may be told (PostgreSQL NOTIFY)."""
         return None
 
-    def expand_map(
+    def start_map(
+        self,
+        execution_id: str,
+        parent_row_id: int,
+        claim_token: str,
+        task_id: str,
+        total: int,
+        window: int | None,
+        base_json: str,
+    ) -> bool:
+        """A claimed mapped task starts its map of ``total`` items: its counters (kept if a
+        claim before this one started it already: the map goes on where it was) and
+        ``base_json`` (its input without the list) as its provisional output. Its
+        instances are made by :meth:`add_instances`. False if the claim was lost."""
+        opened = total if window is None else min(window, total)
+        row = self._c.execute(
+            "UPDATE task_executions SET map_total=COALESCE(map_total, ?),"
+            " map_remaining=COALESCE(map_remaining, ?), map_failed=COALESCE(map_failed, 0),"
+            " map_next=COALESCE(map_next, ?)"
+            " WHERE id=? AND claim_token=? AND status='running' RETURNING id",
+            (total, total, opened, parent_row_id, claim_token),
+        ).fetchone()
+        if row is None:
+            return False
+        self._save(parent_row_id, execution_id, task_id, base_json)
+        return True
+
+    def add_instances(
         self,
         execution_id: str,
         parent_row_id: int,
         claim_token: str,
         task_id: str,
         items: Sequence[str],
-        window: int | None,
         max_attempts: int,
-        base_json: str,
-    ) -> bool:
-        """Create the instances of a claimed mapped task (one per item, JSON), the first
-        ``window`` (all when None) ready, the rest pending; the task's claim is released
-        (its instances carry the work) and ``base_json`` (its input without the list) kept
-        as its provisional output. False if the claim was lost (fenced)."""
-        n = len(items)
-        opened = n if window is None else min(window, n)
+        limit: int = MAP_BATCH,
+    ) -> int | None:
+        """Make up to ``limit`` more instances of a mapped task whose map started (items
+        JSON, all of them: those made already are skipped), ready when inside its window;
+        once the last is made, its claim is released (its instances carry the work). How
+        many are made in all, or None if the claim was lost."""
         row = self._c.execute(
-            "UPDATE task_executions SET map_total=?, map_remaining=?, map_failed=0,"
-            " map_next=?, claim_token=NULL, worker_id=NULL, heartbeat_at=NULL"
-            " WHERE id=? AND claim_token=? AND status='running'"
-            " RETURNING task_index, priority",
-            (n, n, opened, parent_row_id, claim_token),
+            "SELECT task_index, priority, map_next, (SELECT COALESCE(MAX(i.map_index) + 1, 0)"
+            " FROM task_executions i WHERE i.map_parent = p.id) FROM task_executions p"
+            " WHERE p.id=? AND p.claim_token=? AND p.status='running'",
+            (parent_row_id, claim_token),
         ).fetchone()
         if row is None:
-            return False
-        task_index, priority = row
-        self._insert_instances(
-            execution_id, parent_row_id, task_id, task_index, priority, items, opened, max_attempts
-        )
-        self._save(parent_row_id, execution_id, task_id, base_json)
-        if opened:
-            self._made_ready()
-        return True
+            return None
+        task_index, priority, opened, start = (int(v) for v in row)
+        end = min(len(items), start + limit)
+        if end > start:
+            self._insert_instances(
+                execution_id,
+                parent_row_id,
+                task_id,
+                task_index,
+                priority,
+                items[start:end],
+                start,
+                opened,
+                max_attempts,
+            )
+            if start < opened:
+                self._made_ready()
+        if end >= len(items):
+            self._c.execute(
+                "UPDATE task_executions SET claim_token=NULL, worker_id=NULL, heartbeat_at=NULL"
+                " WHERE id=? AND claim_token=?",
+                (parent_row_id, claim_token),
+            )
+        return end
 
     def _insert_instances(
         self,
@@ -78,33 +116,30 @@ class MapWrites:
         task_index: int,
         priority: int,
         items: Sequence[str],
+        first: int,
         opened: int,
         max_attempts: int,
     ) -> None:
-        sql = (
+        """Instances ``first``, ``first + 1``... of ``items``; those below ``opened`` ready."""
+        self._c.executemany(
             "INSERT INTO task_executions (execution_id, task_id, task_index, status,"
             " max_attempts, deps_total, deps_remaining, priority, map_parent, map_index,"
-            " map_item) VALUES (?,?,?,?,?,0,0,?,?,?,?)"
+            " map_item) VALUES (?,?,?,?,?,0,0,?,?,?,?)",
+            [
+                (
+                    execution_id,
+                    map_instance_id(task_id, i),
+                    task_index,
+                    "ready" if i < opened else "pending",
+                    max_attempts,
+                    priority,
+                    parent_row_id,
+                    i,
+                    item,
+                )
+                for i, item in enumerate(items, first)
+            ],
         )
-        for start in range(0, len(items), MAP_BATCH):
-            part = items[start : start + MAP_BATCH]
-            self._c.executemany(
-                sql,
-                [
-                    (
-                        execution_id,
-                        map_instance_id(task_id, i),
-                        task_index,
-                        "ready" if i < opened else "pending",
-                        max_attempts,
-                        priority,
-                        parent_row_id,
-                        i,
-                        item,
-                    )
-                    for i, item in enumerate(part, start)
-                ],
-            )
 
     def _save(self, row_id: int, execution_id: str, task_id: str, context_json: str) -> None:
         self._c.execute(

@@ -19,7 +19,6 @@ from typing import Any
 
 from cloacina.model.status import ExecutionStatus
 from cloacina.store.dialect import POSTGRESQL
-from cloacina.store.fanout import MAP_BATCH
 from cloacina.store.records import (
     PLAIN_RUN,
     Claim,
@@ -477,26 +476,25 @@ class PostgresWriteTx(SQLWriteTx):
         task_index: int,
         priority: int,
         items: Sequence[str],
+        first: int,
         opened: int,
         max_attempts: int,
     ) -> None:
-        for start in range(0, len(items), MAP_BATCH):
-            part = items[start : start + MAP_BATCH]
-            indexes = list(range(start, start + len(part)))
-            self._c.execute(
-                _INSERT_INSTANCES,
-                (
-                    execution_id,
-                    task_index,
-                    max_attempts,
-                    priority,
-                    parent_row_id,
-                    [map_instance_id(task_id, i) for i in indexes],
-                    ["ready" if i < opened else "pending" for i in indexes],
-                    indexes,
-                    list(part),
-                ),
-            )
+        indexes = list(range(first, first + len(items)))
+        self._c.execute(
+            _INSERT_INSTANCES,
+            (
+                execution_id,
+                task_index,
+                max_attempts,
+                priority,
+                parent_row_id,
+                [map_instance_id(task_id, i) for i in indexes],
+                ["ready" if i < opened else "pending" for i in indexes],
+                indexes,
+                list(items),
+            ),
+        )
 
     def complete_instances(self, items: Sequence[Completion]) -> list[Completion]:
         if not items:
