@@ -29,6 +29,7 @@ from cloacina import (
     task,
     workflow,
 )
+from cloacina.errors import RequestError
 from cloacina.model.subworkflow import MAX_DEPTH
 
 pytestmark = pytest.mark.timeout(120)
@@ -433,3 +434,18 @@ def test_a_packaged_workflow_runs_a_packaged_child(
     child = runner.get_execution(child_id)
     assert (child.workflow_name, child.package) == (child_name, package)
     assert child.parent_task_id == "etl"
+
+
+def test_the_engines_child_keys_are_refused_as_idempotency_keys(
+    runner: DefaultRunner, name: Callable[[str], str]
+) -> None:
+    flow = name("keyed")
+
+    @workflow(name=flow)
+    class _flow:
+        @task
+        def one(context: Context) -> None: ...
+
+    with pytest.raises(RequestError, match="engine's own"):
+        runner.schedule_workflow(flow, idempotency_key="cloacina-subworkflow:1:1")
+    assert runner.list_executions() == []

@@ -39,6 +39,7 @@ from cloacina.model.workflow import Workflow
 from cloacina.service.audit import Described, audited, current_actor
 from cloacina.store.records import DependentState, NewEvent
 from cloacina.store.run_control import RERUN_EVENT, GraphTask, KeyedRun
+from cloacina.store.subworkflows import CHILD_KEY_PREFIX
 
 if TYPE_CHECKING:
     from cloacina.engine.engine import Engine
@@ -71,6 +72,12 @@ def check_idempotency_key(key: str) -> str:
         raise RequestError(
             f"an idempotency key is at most {IDEMPOTENCY_KEY_MAX} characters; this one has "
             f"{len(key)} (use a shorter key, e.g. a hash of a longer one)",
+            field="idempotency_key",
+        )
+    if key.startswith(CHILD_KEY_PREFIX):  # the engine's keys of sub-workflows' child runs
+        raise RequestError(
+            f"idempotency keys starting with {CHILD_KEY_PREFIX!r} are the engine's own "
+            "(sub-workflows' child runs): choose another key",
             field="idempotency_key",
         )
     return key

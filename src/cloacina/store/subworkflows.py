@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from cloacina.store.dialect import POSTGRESQL, Dialect
 
+#: How the idempotency keys of child runs start (refused in the keys users give).
+CHILD_KEY_PREFIX = "cloacina-subworkflow:"
+
 
 def child_key(task_row_id: int, attempt: int) -> str:
     """The idempotency key of the child run of one attempt of a sub-workflow task."""
-    return f"cloacina-subworkflow:{task_row_id}:{attempt}"
+    return f"{CHILD_KEY_PREFIX}{task_row_id}:{attempt}"
 
 
 @dataclass(frozen=True, slots=True)
