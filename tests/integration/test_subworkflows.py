@@ -449,3 +449,38 @@ def test_the_engines_child_keys_are_refused_as_idempotency_keys(
     with pytest.raises(RequestError, match="engine's own"):
         runner.schedule_workflow(flow, idempotency_key="cloacina-subworkflow:1:1")
     assert runner.list_executions() == []
+
+
+def test_a_rerun_of_a_failed_subworkflow_task_starts_a_new_child(
+    runner: DefaultRunner, name: Callable[[str], str]
+) -> None:
+    child_name, parent_name = name("child"), name("parent")
+    broken = [True]
+
+    @workflow(name=child_name)
+    class _child:
+        @task
+        def load(context: Context) -> None:
+            if broken[0]:
+                raise TaskError("the source is down")
+            context.insert("loaded", 1)
+
+    @workflow(name=parent_name)
+    class _parent:
+        etl = subworkflow(id="etl", workflow=child_name)
+
+        @task(dependencies=[etl])
+        def after(context: Context) -> None:
+            context.insert("after", context["loaded"] + 1)
+
+    first = runner.execute(parent_name, timeout=30)
+    assert first.status == "failed"
+    broken[0] = False
+    runner.rerun(first.execution_id)
+    result = runner.wait(first.execution_id, timeout=30)
+    assert result.status == "completed", result.error
+    assert result.final_context == {"loaded": 1, "after": 2}
+    assert len(result.children) == 2 and result.children[0] == first.children[0]
+    assert [runner.get_execution(c).status for c in result.children] == ["failed", "completed"]
+    attempts = runner.get_attempts(result.execution_id, "etl")
+    assert [(a.attempt, a.outcome) for a in attempts] == [(1, "failed"), (2, "completed")]
