@@ -8,8 +8,8 @@ own SQLite file in WAL), so the RSS is that size's alone. Beside DBOS 3.4.0 when
 virtual environment exists (``/work/shared/peers/dbos/setup.sh``; ``bench/map_dbos.py``:
 N child workflows enqueued on a queue and joined, DBOS's form of a map).
 
-Usage:  python bench/map.py [--n 100000] [--small 10000] [--parallel P] [--no-peers]
-        [--dbos-n 10000] [--json FILE]
+Usage:  python bench/map.py [--n 100000] [--small 10000] [--parallel P] [--repeat R]
+        [--no-peers] [--dbos-n 2000] [--json FILE]
 """
 
 from __future__ import annotations
@@ -83,6 +83,12 @@ def run_child(args: list[str], python: str = sys.executable) -> dict[str, Any]:
     return result
 
 
+def median_of(repeat: int, args: list[str]) -> dict[str, Any]:
+    """The run of median time among ``repeat`` runs of one size (each in a fresh process)."""
+    runs = sorted((run_child(args) for _ in range(max(1, repeat))), key=lambda r: r["seconds"])
+    return runs[len(runs) // 2]
+
+
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
@@ -95,6 +101,7 @@ def main() -> int:
     ap.add_argument("--slots", type=int, default=8, help="max_concurrent_tasks")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--dbos-n", type=int, default=2_000, help="items for DBOS (it is slow)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each size (the median)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -106,8 +113,8 @@ def main() -> int:
         [] if a.parallel is None else ["--parallel", str(a.parallel)]
     )
     me = str(Path(__file__).resolve())
-    small = run_child([me, "--child", str(a.small), *extra])
-    big = run_child([me, "--child", str(a.n), *extra])
+    small = median_of(a.repeat, [me, "--child", str(a.small), *extra])
+    big = median_of(a.repeat, [me, "--child", str(a.n), *extra])
     results = [small, big]
     growth = big["seconds"] / small["seconds"]
     items = a.n / a.small
