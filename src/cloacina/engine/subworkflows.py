@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from cloacina.engine.executor import COMPLETED, FAILED, Job, Outcome, build_context, condition_skip
 from cloacina.engine.scheduler import INPUT_KEY
-from cloacina.errors import CloacinaError, TaskError
+from cloacina.errors import TaskError
 from cloacina.model.context import dumps_context
 from cloacina.model.status import ExecutionStatus
 from cloacina.model.subworkflow import MAX_DEPTH
@@ -30,15 +30,6 @@ from cloacina.store.subworkflows import ChildRun, SubWrites, child_key
 
 if TYPE_CHECKING:
     from cloacina.engine.scheduler import Effects, RunCache, Scheduler
-
-
-def sub_tx(tx: WriteTx) -> SubWrites:
-    """The transaction's sub-workflow statements (every SQL store has them)."""
-    if not isinstance(tx, SubWrites):
-        raise CloacinaError(
-            f"{type(tx).__name__} does not run sub-workflows: use a SQLite or PostgreSQL store"
-        )
-    return tx
 
 
 def is_sub_parent(job: Job) -> bool:
@@ -80,14 +71,21 @@ class SubClaims:
     def _start_children(self, tx: WriteTx, jobs: list[Job], now: float, fx: Effects) -> list[Job]:
         """Claimed sub-workflow tasks start their children or settle with them (no body runs
         for them); the rest of ``jobs`` are returned."""
-        stx = sub_tx(tx)
         ended: list[tuple[Workflow, Outcome]] = []
         for job in jobs:
             if not is_sub_parent(job):
                 continue
             wf = self._workflow(job.claim)
             assert wf is not None  # the engine made jobs only of known workflows
-            outcome = self._start_child(stx, tx, job, now, fx)
+            if isinstance(tx, SubWrites):
+                outcome = self._start_child(tx, tx, job, now, fx)
+            else:  # a store without the statements (the in-memory one): the task fails
+                err = TaskError(
+                    f"task {job.task.id!r}: {type(tx).__name__} does not run sub-workflows; "
+                    "use a SQLite or PostgreSQL store",
+                    retryable=False,
+                )
+                outcome = Outcome(job.claim, FAILED, error=str(err), exc=err, finished_at=now)
             if outcome is not None:
                 ended.append((wf, outcome))
         if ended:
