@@ -426,3 +426,16 @@ def test_each_instance_has_its_own_timeout_and_logs(
     assert runner.get_task_logs(eid, "process[2]", 1) == "instance 2 attempt 1\n"
     assert runner.get_task_logs(eid, "process[2]", 2) == "instance 2 attempt 2\n"
     assert runner.get_task_logs(eid, "process[3]") == "instance 3 attempt 1\n"
+
+
+def test_a_root_task_maps_over_the_run_input(make_runner: RunnerFactory, flow_name: str) -> None:
+    @workflow(name=flow_name)
+    class _wf:
+        @task(id="double", map_over="numbers", max_parallel=2)
+        def double(context: Context) -> int:
+            assert context["label"] == "x"  # the rest of the input comes along
+            return int(context["item"]) * 2
+
+    result = make_runner().execute(flow_name, {"numbers": [1, 2, 3], "label": "x"}, timeout=30)
+    assert result.status == "completed", result.error
+    assert result.final_context == {"numbers": [1, 2, 3], "label": "x", "double": [2, 4, 6]}
