@@ -568,6 +568,9 @@ class DefaultRunner(
         self._check_open()
         now = time.time()
         with self.store.write() as tx:
+            # Sub-workflows: the unfinished runs below this one are cancelled with it (all
+            # of them locked first, in id order with this one).
+            family = lock_descendants(tx, execution_id)
             # Locked, then judged: what the run is now is what it stays until the commit.
             status = tx.lock_run_status(execution_id)
             if status is None:
@@ -576,8 +579,6 @@ class DefaultRunner(
                 raise InvalidStateError(
                     f"workflow execution {execution_id} is already {status}; nothing to cancel"
                 )
-            # Sub-workflows: the unfinished runs below this one are cancelled with it.
-            family = lock_descendants(tx, execution_id)
             running = tx.cancel_tasks(execution_id, "execution cancelled", now)
             if not tx.finish_run(
                 execution_id,
@@ -633,6 +634,7 @@ class DefaultRunner(
         self._check_open()
         now = time.time()
         with self.store.write() as tx:
+            family = lock_descendants(tx, execution_id)  # sub-workflows: the runs below
             current = tx.lock_run_status(execution_id)
             if current is None:
                 raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
@@ -645,7 +647,7 @@ class DefaultRunner(
                 )
             tx.add_events([NewEvent(execution_id, None, event, None, None, now)])
             # Sub-workflows: the runs below this one are paused (resumed) with it.
-            set_descendants_status(tx, execution_id, status, from_statuses[0], event, now)
+            set_descendants_status(tx, execution_id, family, status, from_statuses[0], event, now)
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the runner. With ``wait``, running tasks finish first (up to

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -29,7 +30,7 @@ from cloacina import (
     task,
     workflow,
 )
-from cloacina.errors import RequestError
+from cloacina.errors import InvalidStateError, RequestError
 from cloacina.model.subworkflow import MAX_DEPTH
 
 pytestmark = pytest.mark.timeout(120)
@@ -484,3 +485,44 @@ def test_a_rerun_of_a_failed_subworkflow_task_starts_a_new_child(
     assert [runner.get_execution(c).status for c in result.children] == ["failed", "completed"]
     attempts = runner.get_attempts(result.execution_id, "etl")
     assert [(a.attempt, a.outcome) for a in attempts] == [(1, "failed"), (2, "completed")]
+
+
+def test_cancels_racing_children_that_end_never_deadlock(
+    make_runner: RunnerFactory, name: Callable[[str], str]
+) -> None:
+    """A cancel locks a family of runs while the engine ends children and settles their
+    parent tasks: both take runs in one order, so the cancel never fails on a deadlock,
+    and every child of a cancelled run ends."""
+    child_name, parent_name = name("child"), name("parent")
+    rng = random.Random(13)
+
+    @workflow(name=child_name)
+    class _child:
+        @task
+        def first(context: Context) -> None:
+            time.sleep(rng.random() * 0.02)
+
+        @task(dependencies=[first])
+        def second(context: Context) -> None:
+            time.sleep(rng.random() * 0.02)
+
+    flow = Workflow.from_tasks(
+        parent_name, [subworkflow(id=f"sub{i}", workflow=child_name) for i in range(6)]
+    )
+    runner = make_runner(max_concurrent_tasks=4)
+    cancelled = 0
+    for _ in range(25):
+        eid = runner.schedule_workflow(flow)
+        time.sleep(rng.random() * 0.06)
+        try:
+            runner.cancel(eid)
+            cancelled += 1
+        except InvalidStateError:
+            pass  # it completed first
+        result = runner.wait(eid, timeout=30)
+        for child_id in result.children:
+            status = runner.wait(child_id, timeout=30).status
+            assert status in ("cancelled", "completed"), status
+            if result.status == "cancelled" and status == "cancelled":
+                assert runner.get_execution(child_id).error is not None
+    assert cancelled > 0

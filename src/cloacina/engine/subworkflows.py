@@ -63,20 +63,21 @@ class SubClaims:
     cache: RunCache
     _maybe_ready: bool
     _expanded: bool
+    _outcomes: list[Outcome]
 
     if TYPE_CHECKING:
 
         def _workflow(self, claim: Claim) -> Workflow | None: ...
 
+        def _request_cycle(self, look: bool = False) -> None: ...
+
     def _start_children(self, tx: WriteTx, jobs: list[Job], now: float, fx: Effects) -> list[Job]:
         """Claimed sub-workflow tasks start their children or settle with them (no body runs
         for them); the rest of ``jobs`` are returned."""
-        ended: list[tuple[Workflow, Outcome]] = []
+        ended: list[Outcome] = []
         for job in jobs:
             if not is_sub_parent(job):
                 continue
-            wf = self._workflow(job.claim)
-            assert wf is not None  # the engine made jobs only of known workflows
             if isinstance(tx, SubWrites):
                 outcome = self._start_child(tx, tx, job, now, fx)
             else:  # a store without the statements (the in-memory one): the task fails
@@ -87,15 +88,14 @@ class SubClaims:
                 )
                 outcome = Outcome(job.claim, FAILED, error=str(err), exc=err, finished_at=now)
             if outcome is not None:
-                ended.append((wf, outcome))
+                ended.append(outcome)
         if ended:
-            before = len(fx.ready)
-            self.scheduler.apply_all(tx, ended, now, fx)
-            if len(fx.ready) > before:  # the jobs are decided: dependents go to the queue
-                tx.mark_ready([r.row_id for r in fx.ready[before:]])
-                del fx.ready[before:]
-                self._maybe_ready = True
-                self._expanded = True
+            # Recorded by the next cycle, as a body's outcome is: that cycle locks the runs
+            # it settles first, in id order (settling here could lock a parent run after the
+            # child runs this cycle locked, against a cancel that locks a family in order).
+            # The claims hold meanwhile; a failed commit fences them out.
+            self._outcomes.extend(ended)
+            self._request_cycle()
         return [job for job in jobs if not is_sub_parent(job)]
 
     def _start_child(
@@ -175,17 +175,19 @@ class SubClaims:
 
 # ---- cancel and pause reach the children ----------------------------------------------------
 def lock_descendants(tx: WriteTx, execution_id: str) -> list[str]:
-    """The unfinished runs below ``execution_id`` (children, theirs, ...), parents first,
-    each locked. Taken before the cascade changes anything: a child ending meanwhile
-    locks its run, then its parent's task, so locking runs top-down first never waits in
-    a circle with it."""
+    """The unfinished runs below ``execution_id`` (children, theirs, ...), parents first.
+    They and ``execution_id`` are locked together, in id order as every writer locks runs
+    (see ``WriteTx.lock_runs``), before the cascade changes anything: call this before
+    locking ``execution_id`` alone."""
     if not isinstance(tx, SubWrites):
         return []
     found: list[str] = []
     level = [execution_id]
     while level:
-        level = [eid for eid in tx.live_children(level) if tx.lock_run_status(eid) is not None]
+        level = tx.live_children(level)
         found.extend(level)
+    if found:
+        tx.lock_runs(sorted([execution_id, *found]))
     return found
 
 
@@ -216,15 +218,16 @@ def cancel_descendants(
 def set_descendants_status(
     tx: WriteTx,
     execution_id: str,
+    locked: list[str],
     status: ExecutionStatus,
     from_status: ExecutionStatus,
     event: str,
     now: float,
 ) -> list[str]:
-    """Pause (or resume) the descendants of a run just paused (resumed): those in
-    ``from_status``. Returns their ids."""
+    """Pause (or resume) the descendants of a run just paused (resumed), ``locked`` by
+    :func:`lock_descendants`: those in ``from_status``. Returns their ids."""
     done: list[str] = []
-    for eid in lock_descendants(tx, execution_id):
+    for eid in locked:
         if tx.set_run_status(eid, status, (from_status,), now):
             done.append(eid)
             detail = dumps_context({"by_parent": execution_id})
