@@ -439,3 +439,27 @@ def test_a_root_task_maps_over_the_run_input(make_runner: RunnerFactory, flow_na
     result = make_runner().execute(flow_name, {"numbers": [1, 2, 3], "label": "x"}, timeout=30)
     assert result.status == "completed", result.error
     assert result.final_context == {"numbers": [1, 2, 3], "label": "x", "double": [2, 4, 6]}
+
+
+def test_paging_instances_of_an_unknown_run_or_task_is_an_error(
+    make_runner: RunnerFactory, flow_name: str
+) -> None:
+    from cloacina.errors import ExecutionNotFoundError, RequestError, TaskNotFoundError
+
+    @task(id="process", dependencies=["make"], map_over="files")
+    def process(context: Context) -> int:
+        return 1
+
+    _flow(flow_name, process, items=[1])
+    runner = make_runner()
+    eid = runner.execute(flow_name, timeout=30).execution_id
+    assert [i.index for i in runner.get_map_instances(eid, "process")] == [0]
+    assert runner.get_map_instances(eid, "make") == []  # not mapped: no instances
+    with pytest.raises(TaskNotFoundError, match="no task 'nope'"):
+        runner.get_map_instances(eid, "nope")
+    with pytest.raises(ExecutionNotFoundError):
+        runner.get_map_instances("no-such-run", "process")
+    with pytest.raises(RequestError, match="unknown task status"):
+        runner.get_map_instances(eid, "process", status="bogus")
+    with pytest.raises(RequestError, match="limit"):
+        runner.get_map_instances(eid, "process", limit=0)

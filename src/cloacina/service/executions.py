@@ -300,7 +300,8 @@ class ExecutionService:
         """A page of a mapped task's instances in index order: those after index ``after``
         (-1: from the first), at most ``limit`` (1 to 500), only in ``status`` when given.
         Each instance's own attempts and logs are read with its ``task_id``
-        (``"process[7]"``)."""
+        (``"process[7]"``). An unknown run or task is an error; a task that is not mapped
+        (or whose instances are not made yet) has none."""
         limit = check_limit(limit)
         try:
             wanted = None if status is None else TaskStatus(status).value
@@ -310,6 +311,11 @@ class ExecutionService:
         rows = self.store.map_instances(
             execution_id, task_id, after_index=after, limit=limit, status=wanted
         )
+        if not rows and after < 0:  # nothing at all: say why, if it is a mistake
+            if self.store.get_execution(execution_id) is None:
+                raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
+            if not self.store.get_tasks(execution_id, task_id):
+                raise TaskNotFoundError(f"run {execution_id} has no task {task_id!r}")
         return [
             MapInstance(
                 index=r.index,
