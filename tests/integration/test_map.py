@@ -83,6 +83,8 @@ def test_results_in_index_order_with_retries_of_some_items(
     assert set(result.tasks) == {"make", "process", "report"}
     assert mapped.status == "completed" and mapped.instances is not None
     assert (mapped.instances.total, mapped.instances.counts) == (12, {"completed": 12})
+    assert runner.get_task(result.execution_id, "process").instances == mapped.instances
+    assert runner.get_task(result.execution_id, "make").instances is None
     page = runner.get_map_instances(result.execution_id, "process", limit=5)
     assert [(i.index, i.task_id, i.attempts) for i in page] == [
         (0, "process[0]", 1),

@@ -272,21 +272,23 @@ class ExecutionService:
                     parent_execution_id=family.parent_execution_id,
                     parent_task_id=family.parent_task_id,
                 )
-        mapped = [(t.task_id, t.id, t.map_total) for t in tasks if t.map_total is not None]
-        if mapped:  # a mapped task's instances as counts, never as 100,000 results
-            by_task = dict(result.tasks)
-            for task_id, counts in self.store.map_counts(row.id, mapped).items():
-                by_task[task_id] = dataclasses.replace(
-                    by_task[task_id],
-                    instances=MapSummary(
-                        counts.total,
-                        counts.by_status,
-                        counts.failed_indexes,
-                        counts.failed_more,
-                    ),
-                )
-            result = dataclasses.replace(result, tasks=by_task)
+        if any(t.map_total is not None for t in tasks):
+            result = dataclasses.replace(result, tasks=self._with_instances(row.id, tasks))
         return result
+
+    def _with_instances(self, execution_id: str, rows: list[TaskRow]) -> dict[str, TaskResult]:
+        """The tasks' results, a mapped task's instances as counts (a grouped read per
+        mapped task), never as 100,000 results."""
+        results = {t.task_id: task_result(t) for t in rows}
+        mapped = [(t.task_id, t.id, t.map_total) for t in rows if t.map_total is not None]
+        for task_id, counts in self.store.map_counts(execution_id, mapped).items():
+            results[task_id] = dataclasses.replace(
+                results[task_id],
+                instances=MapSummary(
+                    counts.total, counts.by_status, counts.failed_indexes, counts.failed_more
+                ),
+            )
+        return results
 
     def get_map_instances(
         self,
@@ -475,6 +477,8 @@ class ExecutionService:
         rows = self.store.get_tasks(execution_id, task_id)
         if not rows:
             raise TaskNotFoundError(f"run {execution_id} has no task {task_id!r}")
+        if rows[0].map_total is not None:
+            return self._with_instances(execution_id, rows)[task_id]
         return task_result(rows[0])
 
     def get_attempts(self, execution_id: str, task_id: str | None = None) -> list[TaskAttempt]:
