@@ -3,10 +3,10 @@
 No worker slot waits for a child. When a sub-workflow task is claimed, the claim's
 transaction either starts its child run (linked to the task's attempt, one level deeper) and
 parks the task (running, held by no worker), or, when that attempt's child has already ended
-(the child's end made the task ready again, see store/subworkflows.py), settles the task
+(the child's end made the task ready again, see store/subworkflows.py), ends the attempt
 with it: completed with the child's final context as its output, or failed with the child's
-error, through the scheduler's ordinary outcome path (so retries, dependents and the run's
-end are as for any task; a retry starts a new child). The run-time depth limit stops a
+error, an outcome recorded by the next cycle as a body's is (so retries, dependents and the
+run's end are as for any task; a retry starts a new child). The run-time depth limit stops a
 recursion that decoration could not see.
 """
 
@@ -157,7 +157,7 @@ class SubClaims:
         )
         stx.link_child(child_id, claim.execution_id, task.id, depth, key)
         stx.park_task(claim.row_id, claim.claim_token)
-        self.cache.put(child_id, INPUT_KEY, input_json)
+        self.cache.stage(child_id, INPUT_KEY, input_json)  # kept if the transaction commits
         detail = json.dumps({"child": child_id, "workflow": target.name, "depth": depth})
         fx.events.extend(
             [
