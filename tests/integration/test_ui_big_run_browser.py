@@ -1,6 +1,7 @@
 """Big runs stay usable in a real browser: a 2,000-task run's page draws its graph as groups
 of layers, windows its task list (scrolls to the end, filters, a group's tasks), opens a
-task's panel; a grouped graph follows a live run without a reload."""
+task's panel; a grouped graph follows a live run without a reload; a run links its
+sub-workflows' child runs and a child its parent."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from cloacina import Context, task, workflow
+from cloacina import Context, subworkflow, task, workflow
 
 from .server_support import Live
 from .test_ui_browser import signed_in
@@ -117,3 +118,36 @@ def test_a_grouped_graph_follows_a_live_run(
     expect(page.locator("#run-status")).to_contain_text("completed")
     expect(page.locator("#run-progress")).to_contain_text("400 of 400")
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_runs_page_links_its_children_and_its_parent(
+    browser: Browser, live: Live, name: Callable[[str], str]
+) -> None:
+    child_name, parent_name = name("ui_child"), name("ui_parent")
+
+    @workflow(name=child_name)
+    class child_flow:
+        @task()
+        def inner(context: Context) -> None:
+            context.insert("inner", True)
+
+    @workflow(name=parent_name)
+    class parent_flow:
+        @task()
+        def prepare(context: Context) -> None:
+            pass
+
+        etl = subworkflow(id="etl", workflow=child_name, dependencies=[prepare])
+
+    result = live.api.state.primary.execute(parent_name, {}, timeout=60)
+    assert result.status == "completed" and len(result.children) == 1
+    child = result.children[0]
+    page = signed_in(browser, live, "viewer")
+    page.goto(f"/runs/{result.execution_id}")
+    expect(page.locator('#task-rows tr[data-task="etl"]')).to_contain_text("completed")
+    page.locator("#run-children").get_by_role("link", name=child[:8]).click()
+    page.wait_for_url(f"**/runs/{child}")
+    expect(page.locator("#run-parent")).to_contain_text("etl")
+    expect(page.locator('#task-rows tr[data-task="inner"]')).to_contain_text("completed")
+    page.locator("#run-parent").get_by_role("link", name=result.execution_id[:8]).click()
+    page.wait_for_url(f"**/runs/{result.execution_id}")

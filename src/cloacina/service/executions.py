@@ -262,18 +262,22 @@ class ExecutionService:
     def _result(self, row: ExecutionRow) -> WorkflowResult:
         """A run with its tasks; a mapped task's instances as counts."""
         tasks = self.store.get_tasks(row.id)
-        result = build_result(row, tasks)
-        if isinstance(self.store, SubReads):  # sub-workflows: its parent and its children
-            family = self.store.run_family(row.id)
+        result = self._with_family(build_result(row, tasks))
+        if any(t.map_total is not None for t in tasks):
+            result = dataclasses.replace(result, tasks=self._with_instances(row.id, tasks))
+        return result
+
+    def _with_family(self, result: WorkflowResult) -> WorkflowResult:
+        """The run with its parent and its children (sub-workflows), one read."""
+        if isinstance(self.store, SubReads):
+            family = self.store.run_family(result.execution_id)
             if family.children or family.parent_execution_id is not None:
-                result = dataclasses.replace(
+                return dataclasses.replace(
                     result,
                     children=list(family.children),
                     parent_execution_id=family.parent_execution_id,
                     parent_task_id=family.parent_task_id,
                 )
-        if any(t.map_total is not None for t in tasks):
-            result = dataclasses.replace(result, tasks=self._with_instances(row.id, tasks))
         return result
 
     def _with_instances(self, execution_id: str, rows: list[TaskRow]) -> dict[str, TaskResult]:
@@ -334,13 +338,14 @@ class ExecutionService:
         ]
 
     def get_execution_summary(self, execution_id: str) -> WorkflowResult:
-        """A run as a list shows it (status, times, task counts) and its input, without
-        reading its tasks: cheap whatever the run's size."""
+        """A run as a list shows it (status, times, task counts), its input, its parent and
+        its children, without reading its tasks: cheap whatever the run's size."""
         row = self.store.get_execution(execution_id)
         if row is None:
             raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
-        return dataclasses.replace(
-            summary_result(row), input_context=loads_context(row.input_context)
+        summary = summary_result(row)
+        return self._with_family(
+            dataclasses.replace(summary, input_context=loads_context(row.input_context))
         )
 
     def get_execution_status(self, execution_id: str) -> ExecutionStatus:
