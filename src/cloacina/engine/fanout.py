@@ -1,13 +1,15 @@
 """Dynamic fan-out (DESIGN §11, ``map_over``): a mapped task's instances.
 
-When a mapped task is claimed, its input's list becomes instance rows (in the claim's
-transaction) instead of a body to run: the first ``max_parallel`` ready, the rest opened as
-instances settle. Instances are claimed, run, retried, timed out and recovered like any
-task (``task_id`` ``"process[7]"``, its body the mapped task's, ``context["item"]`` its item,
-``current_task().map_index`` its index); their outcomes come here instead of the run's
-counters. When the last one settles, the mapped task completes with its input plus
-``{task_id: [each instance's return value, in index order]}`` (gathered a page at a time),
-or fails, and only then do its dependents and its run hear of it.
+When a mapped task is claimed, its input's list becomes instance rows instead of a body
+to run, a batch per engine cycle under the task's claim (released once the last is made):
+the first ``max_parallel`` ready, the rest opened as instances settle (under the run's
+lock, so the limit holds across workers). Instances are claimed, run, retried, timed out
+and recovered like any task (``task_id`` ``"process[7]"``, its body the mapped task's,
+``context["item"]`` its item, ``current_task().map_index`` its index); their outcomes
+come here instead of the run's counters. When the last one settles, the mapped task
+completes with its input plus ``{task_id: [each instance's return value, in index
+order]}`` (gathered a page at a time), or fails, and only then do its dependents and its
+run hear of it.
 
 An instance's context is the mapped task's input *without* the mapped list (a copy of a
 100,000-item list per instance would make the map quadratic), plus ``item``.
