@@ -144,9 +144,21 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def name() -> Callable[[str], str]:
-    """``name("prefix")``: a workflow name no other test uses."""
-    return unique_name
+def name() -> Iterator[Callable[[str], str]]:
+    """``name("prefix")``: a workflow name no other test uses. The workflows given these
+    names leave the process's catalog after the test: one declaring a schedule would
+    otherwise be synced into every later test's database by its runner."""
+    from cloacina.model.workflow import catalog
+
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        made.append(unique_name(prefix))
+        return made[-1]
+
+    yield make
+    for workflow_name in made:
+        catalog.remove(workflow_name)
 
 
 @pytest.fixture
