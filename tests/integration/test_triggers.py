@@ -364,7 +364,7 @@ def test_two_runners_starting_the_same_context_start_one_run(
     ids = [s for s in started if s is not None]
     assert len(started) == 8 and len(ids) == 1, started
     gate.set()
-    assert runners[0].wait(ids[0], timeout=10).status == "completed"
+    assert runners[0].wait(ids[0], timeout=30).status == "completed"
 
 
 def test_a_slow_trigger_delays_no_task_and_no_other_trigger(
