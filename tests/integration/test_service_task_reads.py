@@ -61,3 +61,27 @@ def test_one_task_its_attempts_and_its_dependencies(
         runner.get_task("no-such-run", "flaky")
     with pytest.raises(ExecutionNotFoundError):
         runner.get_execution_summary("no-such-run")
+
+
+def test_one_instance_of_a_mapped_task(runner: DefaultRunner, name: Callable[[str], str]) -> None:
+    flow = name("instance_reads")
+
+    @workflow(name=flow)
+    class map_flow:
+        @task()
+        def make(context: Context) -> None:
+            context.insert("items", ["a", "bb", "ccc"])
+
+        @task(dependencies=["make"], map_over="items")
+        def size(context: Context) -> int:
+            return len(context["item"])
+
+    eid = runner.execute(flow, {}).execution_id
+    one = runner.get_task(eid, "size[1]")  # an instance, read by its own id
+    assert (one.task_id, one.status, one.attempts) == ("size[1]", "completed", 1)
+    assert [a.outcome for a in runner.get_attempts(eid, "size[1]")] == ["completed"]
+    assert runner.get_instance_result(eid, "size[2]") == 3
+    assert runner.get_instance_result(eid, "size[9]") is None
+    mapped = runner.get_task(eid, "size")
+    assert mapped.instances is not None and mapped.instances.counts == {"completed": 3}
+    assert "size[1]" not in runner.get_execution(eid).tasks  # instances are not run tasks

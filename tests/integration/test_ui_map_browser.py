@@ -1,5 +1,6 @@
 """The web UI's run page with a 100,000-instance mapped task (``map_over``): it loads, shows
-the mapped task as one task (not 100,000 rows) and opens its panel."""
+the mapped task as one task (not 100,000 rows) with its instances summarised, and its panel
+lists its instances a page at a time, each opening its own panel."""
 
 from __future__ import annotations
 
@@ -52,7 +53,27 @@ def test_a_run_with_100000_instances_loads(
     rows = page.locator("#task-rows tr[data-task]")
     expect(rows).to_have_count(3)
     expect(page.locator('#task-rows tr[data-task="process"]')).to_contain_text("completed")
-    page.locator('#task-rows tr[data-task="process"]').click()
-    expect(page.locator("#task-panel h2")).to_contain_text("process")
-    expect(page.locator("#task-panel h2")).to_contain_text("completed")
+    process = page.locator('#task-rows tr[data-task="process"]')
+    expect(process).to_contain_text("100000 instances: 100000 completed")
+    process.click()
+    panel = page.locator("#task-panel")
+    expect(panel.locator("h2")).to_contain_text("process")
+    expect(panel.locator("h2")).to_contain_text("completed")
+    expect(panel.locator("#map-summary")).to_have_text("100000 instances: 100000 completed")
+
+    # Its instances, a page at a time; a filter; one instance's own panel.
+    instances = panel.locator("#instance-rows tr[data-instance]")
+    expect(instances).to_have_count(100)
+    expect(instances.first).to_contain_text("completed")
+    panel.get_by_role("button", name="More instances").click()
+    expect(instances).to_have_count(200)
+    expect(instances.nth(199)).to_have_attribute("data-instance", "process[199]")
     page.screenshot(path=str(shots / "run-map.png"), full_page=False)
+    panel.get_by_role("button", name="failed").click()
+    expect(panel.locator("#instance-rows")).to_contain_text("No instance here.")
+    panel.get_by_role("button", name="all").click()
+    instances.nth(7).click()
+    expect(panel.locator("h2")).to_contain_text("process[7]")
+    expect(panel.locator(".attempt")).to_have_count(1)
+    expect(panel.locator(".attempt h3")).to_contain_text("completed")
+    expect(panel.locator(".output")).to_contain_text("7")  # what it returned

@@ -513,6 +513,12 @@ class ExecutionService:
         found = self.store.get_outputs(execution_id, [task_id]).get(task_id)
         return None if found is None else loads_context(found)
 
+    def get_instance_result(self, execution_id: str, instance_id: str) -> Any:
+        """What one instance of a mapped task returned (``"process[7]"``): any JSON value,
+        ``None`` when it has not completed (or returned ``None``)."""
+        found = self.store.get_outputs(execution_id, [instance_id]).get(instance_id)
+        return None if found is None else json.loads(found)
+
     def get_events(
         self, execution_id: str, after: int = 0, limit: int | None = None
     ) -> list[ExecutionEvent]:

@@ -432,7 +432,8 @@ class ExecutionQueries(abc.ABC):
 
     @abc.abstractmethod
     def get_tasks(self, execution_id: str, task_id: str | None = None) -> list[TaskRow]:
-        """The run's tasks in their order (only ``task_id``'s row when given)."""
+        """The run's tasks in their order, not a mapped task's instances (only
+        ``task_id``'s row when given, which may name an instance: ``"process[7]"``)."""
 
     @abc.abstractmethod
     def get_attempts(self, execution_id: str, task_id: str | None = None) -> list[AttemptRow]:

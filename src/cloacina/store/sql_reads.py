@@ -171,9 +171,10 @@ class SQLStore(MapReads, SubReads, Store):
             " FROM task_executions t JOIN workflow_executions w ON w.id = t.execution_id"
             " LEFT JOIN task_dependencies d"
             " ON d.execution_id = t.execution_id AND d.task_id = t.task_id"
-            # A mapped task's instances are not the run's tasks (see map_instances).
-            " WHERE t.execution_id=? AND t.map_parent IS NULL"
-            + (" AND t.task_id=?" if task_id is not None else "")
+            # A mapped task's instances are not the run's tasks (see map_instances); one is
+            # read when asked for by its id ("process[7]").
+            " WHERE t.execution_id=?"
+            + (" AND t.task_id=?" if task_id is not None else " AND t.map_parent IS NULL")
             + " ORDER BY t.task_index",
             (execution_id,) if task_id is None else (execution_id, task_id),
         )

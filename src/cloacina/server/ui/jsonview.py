@@ -1,5 +1,6 @@
-"""A JSON value as a collapsible tree for the web UI: objects and lists fold, long strings
-show their start and unfold on a click, and a value too large to show says so."""
+"""A JSON value as a collapsible tree for the web UI: objects and lists fold (and show their
+first entries only when long), long strings show their start and unfold on a click, and a
+value too large to show says so."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from markupsafe import Markup, escape
 FOLD_CHARS = 120
 #: A context larger than this (as JSON) is not shown; the API serves it whole.
 MAX_CHARS = 512 * 1024
+#: An object or list shows this many entries at most (a mapped task's 100,000 results).
+MAX_ITEMS = 200
 
 
 def render(value: Any) -> Markup:
@@ -31,8 +34,11 @@ def _node(value: Any, depth: int) -> Markup:
         kind = f"{{{count} keys}}" if isinstance(value, dict) else f"[{count} items]"
         rows = Markup("").join(
             Markup('<li><span class="key">{}</span>: {}</li>').format(key, _node(item, depth + 1))
-            for key, item in items
+            for _, (key, item) in zip(range(MAX_ITEMS), items, strict=False)
         )
+        if count > MAX_ITEMS:
+            more = Markup('<li class="hint">… {} more (the API serves the whole value)</li>')
+            rows += more.format(f"{count - MAX_ITEMS:,}")
         opened = " open" if depth == 0 else ""
         return Markup("<details{}><summary>{}</summary><ul>{}</ul></details>").format(
             Markup(opened), kind, rows

@@ -353,6 +353,8 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
     def read() -> tuple[WorkflowResult, TaskResult, list[tuple[Any, str]], tuple[Context, Context]]:
         run = viewer.runner.get_execution_summary(execution_id)
         task = viewer.runner.get_task(execution_id, task_id)
+        if task.instances is not None:  # a mapped task: its instances are listed instead
+            return run, task, [], (task_input(viewer, run, task_id), None)
         attempts = viewer.runner.get_attempts(execution_id, task_id)
         shown = []
         for attempt in attempts[-PANEL_ATTEMPTS:]:
@@ -361,6 +363,9 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
             except CloacinaError:
                 logs = ""
             shown.append((attempt, logs))
+        if task_id.endswith("]"):  # a mapped task's instance ("process[7]"): its result
+            result = viewer.runner.get_instance_result(execution_id, task_id)
+            return run, task, shown, (None, None if result is None else {"result": result})
         output = viewer.runner.get_task_output(execution_id, task_id)
         return run, task, shown, (task_input(viewer, run, task_id), output)
 
@@ -368,15 +373,57 @@ async def task_panel(request: Request, execution_id: str, task_id: str) -> Respo
         run, task, attempts, (given, output) = await run_in_threadpool(read)
     except NotFoundError:
         return Response(status_code=404)
+    if task.instances is not None:
+        output = await run_in_threadpool(viewer.runner.get_task_output, execution_id, task_id)
     return page(
         request,
         "task_panel.html",
         viewer=viewer,
         run=run,
         task=task,
+        instances=INSTANCE_FILTERS if task.instances is not None else None,
         attempts=list(reversed(attempts)),
         output=None if output is None else jsonview.render(output),
         given=None if given is None else jsonview.render(given),
+    )
+
+
+#: The instance lists a mapped task's panel offers (status filter, label).
+INSTANCE_FILTERS = (("", "all"), ("failed", "failed"), ("running", "running"))
+#: Instances per page of a mapped task's list.
+INSTANCES_PAGE = 100
+
+
+@router.get("/ui/runs/{execution_id}/tasks/{task_id}/instances")
+async def task_instances(request: Request, execution_id: str, task_id: str) -> Response:
+    """A page of a mapped task's instances (after index ``after``, only ``status`` when
+    given), as rows for its panel's list; each row opens that instance's own panel."""
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return Response(status_code=401)
+    try:
+        after = int(request.query_params.get("after") or -1)
+        status = request.query_params.get("status") or None
+        found = await run_in_threadpool(
+            lambda: viewer.runner.get_map_instances(
+                execution_id, task_id, after=after, limit=INSTANCES_PAGE, status=status
+            )
+        )
+    except NotFoundError:
+        return Response(status_code=404)
+    except (ValueError, RequestError):
+        return Response(status_code=400)
+    more = None
+    if len(found) == INSTANCES_PAGE:
+        more = urlencode({"after": found[-1].index, "status": status or ""})
+    return page(
+        request,
+        "task_instances.html",
+        viewer=viewer,
+        run_id=execution_id,
+        task_id=task_id,
+        instances=found,
+        more=more,
     )
 
 
@@ -445,6 +492,7 @@ PATHS = frozenset(
         "/ui/runs/{execution_id}/head",
         "/ui/runs/{execution_id}/state",
         "/ui/runs/{execution_id}/tasks/{task_id}",
+        "/ui/runs/{execution_id}/tasks/{task_id}/instances",
         "/ui/runs/{execution_id}/log",
         "/runs/{execution_id}/{action}",
     }

@@ -1,9 +1,9 @@
 """What a run's page draws, as one JSON document its script renders (DESIGN §12): the tasks
-(id, status, attempts, error), the graph (every task up to :data:`MAX_NODES`, beyond that
-groups of consecutive layers so that 10,000 tasks stay a readable picture), and the
-attempts for the Gantt chart (seconds from the run's first moment). Pure: the page's
-route reads the run, its stored graph and its attempts through the service and hands
-them here."""
+(id, status, attempts, error, and a mapped task's instances summarised), the graph (every
+task up to :data:`MAX_NODES`, beyond that groups of consecutive layers so that 10,000 tasks
+stay a readable picture), and the attempts for the Gantt chart (seconds from the run's first
+moment). Pure: the page's route reads the run, its stored graph and its attempts through the
+service and hands them here."""
 
 from __future__ import annotations
 
@@ -143,7 +143,13 @@ def run_state(
     statuses = {task_id: task.status.value for task_id, task in run.tasks.items()}
     graph, member = graph_of(statuses, dependencies)
     tasks = [
-        [t.task_id, t.status.value, t.attempts, (t.error or "")[:ERROR_CHARS] or None]
+        [
+            t.task_id,
+            t.status.value,
+            t.attempts,
+            (t.error or "")[:ERROR_CHARS] or None,
+            None if t.instances is None else t.instances.describe(),
+        ]
         for t in run.tasks.values()
     ]
     return {

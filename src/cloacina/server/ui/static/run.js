@@ -81,6 +81,13 @@
     id.appendChild(code);
     var st = document.createElement("td");
     st.appendChild(statusSpan(t.status));
+    if (t.map) {  // a mapped task: its instances, summarised
+      var map = document.createElement("span");
+      map.className = "hint map";
+      map.textContent = " " + t.map;
+      st.title = t.map;
+      st.appendChild(map);
+    }
     var n = document.createElement("td");
     n.textContent = String(t.attempts);
     var err = document.createElement("td");
@@ -248,7 +255,7 @@
   // ---- loading and live updates -------------------------------------------------------
   function take(doc) {
     tasks = doc.tasks.map(function (t, i) {
-      return { id: t[0], status: t[1], attempts: t[2], error: t[3], group: doc.member ? doc.member[i] : null };
+      return { id: t[0], status: t[1], attempts: t[2], error: t[3], map: t[4], group: doc.member ? doc.member[i] : null };
     });
     byId = {};
     tasks.forEach(function (t) { byId[t.id] = t; });
@@ -363,9 +370,17 @@
         // followed (the panel holds still meanwhile; it is fetched again when that ends).
         if (html === null || open !== task || following) return;
         panel.innerHTML = html;
+        if (window.htmx) htmx.process(panel);  // its htmx parts (a map's instance list)
         panel.hidden = false;
       });
   }
+  panel.addEventListener("keydown", function (event) {
+    var instance = event.target.closest("[data-instance]");
+    if (instance && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      showPanel(instance.getAttribute("data-instance"));
+    }
+  });
   function refreshPanel() {
     if (open === null || following) return;
     var t = byId[open];
@@ -393,6 +408,8 @@
   });
   // "Follow logs" tails the running attempt's logs (the panel holds still meanwhile).
   panel.addEventListener("click", function (event) {
+    var instance = event.target.closest("[data-instance]");  // an instance of a mapped task
+    if (instance && !event.target.closest("a, button")) { showPanel(instance.getAttribute("data-instance")); return; }
     var button = event.target.closest("button.follow");
     var pre = button && button.parentNode.querySelector("pre[data-follow]");
     if (!pre || following) return;
