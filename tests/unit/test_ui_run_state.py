@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cloacina.model.status import ExecutionStatus, TaskResult, TaskStatus, WorkflowResult
+from cloacina.model.status import (
+    ExecutionStatus,
+    MapSummary,
+    TaskResult,
+    TaskStatus,
+    WorkflowResult,
+)
 from cloacina.server.ui.run_state import MAX_NODES, bars, graph_of, layers, run_state
 from cloacina.service import TaskAttempt
 
@@ -94,7 +100,12 @@ def test_run_state_lists_tasks_with_short_errors() -> None:
     run = run_of(["a", "b"], TaskStatus.FAILED)
     run.tasks["b"] = TaskResult("b", TaskStatus.FAILED, 3, error="x" * 500)
     doc = run_state(run, {"b": ["a"]}, [], now=at(0))
-    assert doc["tasks"] == [["a", "failed", 0, None], ["b", "failed", 3, "x" * 200]]
+    # id, status, attempts, error (cut), a mapped task's instances (None: not mapped)
+    assert doc["tasks"] == [["a", "failed", 0, None, None], ["b", "failed", 3, "x" * 200, None]]
+    mapped = MapSummary(3, {"completed": 2, "failed": 1}, (1,))
+    run.tasks["b"] = TaskResult("b", TaskStatus.FAILED, 1, instances=mapped)
+    row = run_state(run, {"b": ["a"]}, [], now=at(0))["tasks"][1]
+    assert row[4] == "3 instances: 2 completed, 1 failed (failed indexes 1)"
     assert doc["status"] == "running" and doc["terminal"] is False
     assert doc["member"] is None and len(doc["graph"]["nodes"]) == 2
     assert len(run_state(run_of([f"t{i}" for i in range(MAX_NODES + 1)]), {}, [])["member"]) == (
