@@ -118,6 +118,7 @@ def main() -> int:
     )
     console.print(f"\ndatabase kept at {workdir}/cloacina.db — try:")
     console.print(f"  cloacina executions show {execution_id[:8]} --db {url}")
+    console.print(f"  cloacina serve --db {url} --no-auth   # then open http://127.0.0.1:8080/")
     return 0
 
 
