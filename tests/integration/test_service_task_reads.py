@@ -50,6 +50,13 @@ def test_one_task_its_attempts_and_its_dependencies(
     assert runner.get_run_graph(eid, "last") == {"last": ["first", "flaky"]}
     assert runner.get_run_graph(eid, "nope") == {}
 
+    # The run page's read: the three reads above, the task rows read once.
+    assert runner.get_run_view(eid) == (
+        runner.get_execution(eid),
+        runner.get_run_graph(eid),
+        runner.get_attempts(eid),
+    )
+
     summary = runner.get_execution_summary(eid)
     assert summary.status == "completed" and summary.tasks == {}
     assert (summary.tasks_total, summary.tasks_done) == (3, 3)
@@ -61,6 +68,8 @@ def test_one_task_its_attempts_and_its_dependencies(
         runner.get_task("no-such-run", "flaky")
     with pytest.raises(ExecutionNotFoundError):
         runner.get_execution_summary("no-such-run")
+    with pytest.raises(ExecutionNotFoundError):
+        runner.get_run_view("no-such-run")
 
 
 def test_one_instance_of_a_mapped_task(runner: DefaultRunner, name: Callable[[str], str]) -> None:

@@ -259,9 +259,11 @@ class ExecutionService:
             raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
         return self._result(row)
 
-    def _result(self, row: ExecutionRow) -> WorkflowResult:
-        """A run with its tasks; a mapped task's instances as counts."""
-        tasks = self.store.get_tasks(row.id)
+    def _result(self, row: ExecutionRow, tasks: list[TaskRow] | None = None) -> WorkflowResult:
+        """A run with its tasks (``tasks``: its rows, when already read); a mapped task's
+        instances as counts."""
+        if tasks is None:
+            tasks = self.store.get_tasks(row.id)
         result = self._with_family(build_result(row, tasks))
         if any(t.map_total is not None for t in tasks):
             result = dataclasses.replace(result, tasks=self._with_instances(row.id, tasks))
@@ -458,10 +460,28 @@ class ExecutionService:
         workflow's current definition. Runs from before graphs were stored take it from the
         workflow's code when it is known here (else their tasks come without edges)."""
         rows = self.store.get_tasks(execution_id, task_id)
-        if not rows:
-            if self.store.execution_status(execution_id) is None:
-                raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
-            return {}
+        if not rows and self.store.execution_status(execution_id) is None:
+            raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
+        return self._graph_of(execution_id, rows)
+
+    def get_run_view(
+        self, execution_id: str
+    ) -> tuple[WorkflowResult, dict[str, list[str]], list[TaskAttempt]]:
+        """A run, its graph and its attempts together (what a run's page draws), its task
+        rows read once rather than once for each of :meth:`get_execution`,
+        :meth:`get_run_graph` and :meth:`get_attempts`."""
+        row = self.store.get_execution(execution_id)
+        if row is None:
+            raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
+        tasks = self.store.get_tasks(execution_id)
+        return (
+            self._result(row, tasks),
+            self._graph_of(execution_id, tasks),
+            self._attempts_of(execution_id, tasks, None),
+        )
+
+    def _graph_of(self, execution_id: str, rows: list[TaskRow]) -> dict[str, list[str]]:
+        """The dependencies of the tasks ``rows`` (see :meth:`get_run_graph`)."""
         if all(row.dependencies is not None for row in rows):
             return {row.task_id: list(row.dependencies or ()) for row in rows}
         run = self.store.get_execution(execution_id)
@@ -491,8 +511,15 @@ class ExecutionService:
         order they ended; attempts under way now come last (``outcome`` ``running``)."""
         if self.store.execution_status(execution_id) is None:
             raise ExecutionNotFoundError(f"no workflow execution with id {execution_id!r}")
+        return self._attempts_of(execution_id, self.store.get_tasks(execution_id, task_id), task_id)
+
+    def _attempts_of(
+        self, execution_id: str, rows: list[TaskRow], task_id: str | None
+    ) -> list[TaskAttempt]:
+        """The finished attempts (of ``task_id``, when given), then those under way in the
+        task ``rows``."""
         attempts = [attempt_of(a) for a in self.store.get_attempts(execution_id, task_id)]
-        for task in self.store.get_tasks(execution_id, task_id):
+        for task in rows:
             if task.status == TaskStatus.RUNNING and task.attempt > 0:
                 attempts.append(
                     TaskAttempt(

@@ -266,10 +266,7 @@ async def run_rows(request: Request) -> Response:
 def state_of_run(viewer: Viewer, execution_id: str) -> dict[str, Any]:
     """What the run's page draws (tasks, graph, attempts): its own stored graph, not its
     workflow's current definition, which a run of an older version does not match."""
-    run = viewer.runner.get_execution(execution_id)
-    dependencies = viewer.runner.get_run_graph(execution_id)
-    attempts = viewer.runner.get_attempts(execution_id)
-    return run_state(run, dependencies, attempts)
+    return run_state(*viewer.runner.get_run_view(execution_id))
 
 
 #: Up to this many tasks, a run's page comes with its task rows (as run.js draws them).
