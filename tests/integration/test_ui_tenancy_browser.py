@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 from cloacina import Context, DefaultRunner, task, workflow
 
 from .server_support import Live, live_server
-from .test_ui_browser import TIMEOUT
+from .test_ui_browser import TIMEOUT, signed_in
 from .ui_browser_support import browser, shots
 
 pytestmark = pytest.mark.timeout(180)
@@ -38,17 +38,6 @@ class only_in_b_flow:
 def live(sqlite_url: str) -> Iterator[Live]:
     with live_server(sqlite_url) as served:
         yield served
-
-
-def sign_in(browser: Browser, live: Live, who: str) -> Page:
-    context = browser.new_context(base_url=live.base, viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    page.goto("/")
-    page.fill("#api_key", live.api.keys[who])
-    page.press("#api_key", "Enter")
-    page.wait_for_url("**/runs")
-    return page
 
 
 def text_of(page: Page, path: str) -> str:
@@ -106,7 +95,7 @@ def test_a_key_of_tenant_a_never_shows_tenant_b(
 
     # A key bound to tenant A (the fixture's viewer, operator and admin serve every tenant).
     live.api.keys["a_admin"] = a.create_api_key("a-admin", "admin", tenant=a.tenant).key
-    page = sign_in(browser, live, "a_admin")  # tenant A's admin: sees every page of A
+    page = signed_in(browser, live, "a_admin")  # tenant A's admin: sees every page of A
     runs = text_of(page, "/runs")
     assert in_a[:8] in runs and in_b[:8] not in runs
     assert "only_in_b" not in text_of(page, "/packages")
@@ -126,7 +115,7 @@ def test_a_key_of_tenant_a_never_shows_tenant_b(
     ):
         assert status_of(page, path) == 404, path
 
-    other = sign_in(browser, live, "other")  # B's admin, bound to B: the reverse
+    other = signed_in(browser, live, "other")  # B's admin, bound to B: the reverse
     runs = text_of(other, "/runs")
     assert in_b[:8] in runs and in_a[:8] not in runs
     assert "only_in_b" in text_of(other, "/packages")
